@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Release builds compile each module as a whole (WMO) and keep bounds checks off the hot loops
+/// by using unsafe buffers there explicitly; debug builds stay as SwiftPM makes them.
+let optimised: [SwiftSetting] = [
+    .unsafeFlags(["-wmo"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "prm",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "prm", targets: ["prm"]),
+    ],
+    targets: [
+        // System libraries: Debian's OpenBLAS (pthread build) and libzmq.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "pkg-config"])]
+        ),
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev", "pkg-config"])]
+        ),
+
+        // Tensors, kernels with explicit backward passes, safetensors, optimizer, logging.
+        .target(name: "PRMCore", dependencies: ["CBLAS"], swiftSettings: optimised),
+        // tokenizer.json: BERT WordPiece and byte-level BPE.
+        .target(name: "PRMTokenizers", swiftSettings: optimised),
+        // Backbones from Hugging Face folders, user models, aggregators, reward model, checkpoints.
+        .target(name: "PRMModel", dependencies: ["PRMCore", "PRMTokenizers"], swiftSettings: optimised),
+        // Data sets, trainer, evaluation.
+        .target(name: "PRMTraining", dependencies: ["PRMModel"], swiftSettings: optimised),
+        // Argument parsing and the subcommands; `prm`'s main.swift stays thin.
+        .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMModel"], swiftSettings: optimised),
+        .executableTarget(name: "prm", dependencies: ["PRMCLI"], swiftSettings: optimised),
+
+        // Shared by the test targets: locating the repository, the pretrained model, Python references.
+        .target(name: "PRMTestSupport", path: "Tests/PRMTestSupport"),
+        .testTarget(name: "PRMCoreTests", dependencies: ["PRMCore", "PRMTestSupport"]),
+        .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
+        .testTarget(name: "PRMModelTests", dependencies: ["PRMModel", "PRMTestSupport"]),
+        .testTarget(name: "PRMTrainingTests", dependencies: ["PRMTraining", "PRMTestSupport"]),
+        .testTarget(name: "PRMCLITests", dependencies: ["PRMCLI", "PRMTestSupport"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// PRMModel: placeholder until the module lands.

@@ -1,0 +1,1 @@
+// PRMTokenizers: placeholder until the module lands.

@@ -1,0 +1,1 @@
+// PRMTraining: placeholder until the module lands.

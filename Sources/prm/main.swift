@@ -1,0 +1,4 @@
+import Foundation
+import PRMCLI
+
+exit(CLI.main(Array(CommandLine.arguments.dropFirst())))

@@ -1,0 +1,2 @@
+import XCTest
+final class PRMCLITestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

@@ -1,0 +1,2 @@
+import XCTest
+final class PRMCoreTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
