@@ -6,13 +6,22 @@ public enum Parallel {
     /// Number of worker threads used for element-wise and attention work.
     public static let cores: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Runs `body(start, end)` over `0..<count` in contiguous chunks, in parallel when
-    /// `count * costPerItem` is large enough to pay for the dispatch (about 20 µs).
-    public static func forRange(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+    /// Below this much work (items × cost) a dispatch (~10–20 µs) costs more than it saves.
+    static let minimumParallelWork = 32_768
+
+    /// How many chunks `forChunks` will use for `count` items of the given cost.
+    public static func chunkCount(_ count: Int, costPerItem: Int = 1) -> Int {
+        if count <= 1 || cores == 1 || count * costPerItem < minimumParallelWork { return 1 }
+        return min(count, cores)
+    }
+
+    /// Runs `body(chunk, range)` over `0..<count` split into `chunkCount(count, costPerItem:)`
+    /// contiguous ranges, in parallel. The chunk index lets reductions keep per-chunk partials.
+    public static func forChunks(_ count: Int, costPerItem: Int = 1, _ body: (Int, Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let chunks = min(count, cores)
-        if chunks == 1 || count * costPerItem < 32_768 {
-            body(0..<count)
+        let chunks = chunkCount(count, costPerItem: costPerItem)
+        if chunks == 1 {
+            body(0, 0..<count)
             return
         }
         withoutActuallyEscaping(body) { body in
@@ -20,13 +29,18 @@ public enum Parallel {
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 let start = count * chunk / chunks
                 let end = count * (chunk + 1) / chunks
-                if start < end { box.value(start..<end) }
+                if start < end { box.value(chunk, start..<end) }
             }
         }
     }
 
-    /// Runs `body(i)` for each `i` in `0..<count`, items spread over the cores
-    /// (dynamic: good for uneven items such as attention over ragged sequences).
+    /// Runs `body(range)` over `0..<count` in contiguous chunks, in parallel when it pays.
+    public static func forRange(_ count: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        forChunks(count, costPerItem: costPerItem) { _, range in body(range) }
+    }
+
+    /// Runs `body(i)` for each `i` in `0..<count`, items handed out dynamically
+    /// (good for uneven items such as attention over ragged sequences).
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
         guard count > 0 else { return }
         if count == 1 || cores == 1 {

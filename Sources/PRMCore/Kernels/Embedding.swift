@@ -1,0 +1,47 @@
+/// Row lookup in an embedding table.
+public enum Embedding {
+    /// out (N, C) = table[ids[n]] (or += when `accumulate`, used to add position/type embeddings).
+    public static func forward(out: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>,
+                               table: UnsafePointer<Float>, N: Int, C: Int, accumulate: Bool = false) {
+        Parallel.forRange(N, costPerItem: C) { rows in
+            for n in rows {
+                let src = table + Int(ids[n]) * C
+                let dst = out + n * C
+                if accumulate {
+                    for c in 0..<C { dst[c] += src[c] }
+                } else {
+                    dst.update(from: src, count: C)
+                }
+            }
+        }
+    }
+
+    /// dtable[ids[n]] += dout[n]. Serial: ids repeat, so rows would race.
+    public static func backward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                ids: UnsafePointer<Int32>, N: Int, C: Int) {
+        for n in 0..<N {
+            let dst = dtable + Int(ids[n]) * C
+            let src = dout + n * C
+            for c in 0..<C { dst[c] += src[c] }
+        }
+    }
+}
+
+/// out = a + b (the residual connection); its backward passes the gradient to both branches.
+public enum Residual {
+    public static func forward(out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, count: Int) {
+        Parallel.forRange(count) { range in
+            for i in range { out[i] = a[i] + b[i] }
+        }
+    }
+
+    public static func backward(da: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>,
+                                dout: UnsafePointer<Float>, count: Int) {
+        Parallel.forRange(count) { range in
+            for i in range {
+                da[i] += dout[i]
+                db[i] += dout[i]
+            }
+        }
+    }
+}

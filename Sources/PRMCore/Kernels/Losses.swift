@@ -1,0 +1,72 @@
+import Foundation
+
+/// Token-level cross-entropy (language modelling, the PPO policy).
+public enum CrossEntropy {
+    /// losses (N) = −log softmax(logits)[target]; probs (N, V) cached.
+    public static func forward(losses: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
+                               logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>, N: Int, V: Int) {
+        Softmax.forward(out: probs, inp: logits, N: N, V: V)
+        for n in 0..<N { losses[n] = -Foundation.log(max(probs[n * V + Int(targets[n])], Float.leastNormalMagnitude)) }
+    }
+
+    /// dlogits += dlosses[n] · (probs − onehot(target)).
+    public static func backward(dlogits: UnsafeMutablePointer<Float>, dlosses: UnsafePointer<Float>,
+                                probs: UnsafePointer<Float>, targets: UnsafePointer<Int32>, N: Int, V: Int) {
+        Parallel.forRange(N, costPerItem: V) { rows in
+            for n in rows {
+                let p = probs + n * V, d = dlogits + n * V, g = dlosses[n]
+                for v in 0..<V { d[v] += g * p[v] }
+                d[Int(targets[n])] -= g
+            }
+        }
+    }
+}
+
+/// The Bradley–Terry pair loss of a reward model: −log σ(r_chosen − r_rejected).
+public enum PairLoss {
+    /// losses (B) = softplus(−(chosen − rejected)), computed without overflow.
+    public static func forward(losses: UnsafeMutablePointer<Float>, chosen: UnsafePointer<Float>,
+                               rejected: UnsafePointer<Float>, B: Int) {
+        for b in 0..<B { losses[b] = softplus(-(chosen[b] - rejected[b])) }
+    }
+
+    /// dchosen −= dloss · σ(−margin); drejected += dloss · σ(−margin).
+    public static func backward(dchosen: UnsafeMutablePointer<Float>, drejected: UnsafeMutablePointer<Float>,
+                                dlosses: UnsafePointer<Float>, chosen: UnsafePointer<Float>,
+                                rejected: UnsafePointer<Float>, B: Int) {
+        for b in 0..<B {
+            let g = dlosses[b] * sigmoid(-(chosen[b] - rejected[b]))
+            dchosen[b] -= g
+            drejected[b] += g
+        }
+    }
+
+    @inline(__always)
+    public static func softplus(_ z: Float) -> Float { max(z, 0) + Foundation.log1p(Foundation.exp(-abs(z))) }
+
+    @inline(__always)
+    public static func sigmoid(_ z: Float) -> Float {
+        z >= 0 ? 1 / (1 + Foundation.exp(-z)) : Foundation.exp(z) / (1 + Foundation.exp(z))
+    }
+}
+
+/// Inverted dropout: kept activations are scaled by 1/(1−p) at training time so inference is a no-op.
+public enum Dropout {
+    /// out = inp ⊙ mask, mask ∈ {0, 1/(1−p)} drawn from `rng`; mask (count) cached.
+    public static func forward(out: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>,
+                               inp: UnsafePointer<Float>, count: Int, p: Float, rng: inout RandomSource) {
+        let keep = 1 / (1 - p)
+        for i in 0..<count {
+            mask[i] = rng.nextUniform() < p ? 0 : keep
+            out[i] = inp[i] * mask[i]
+        }
+    }
+
+    /// dinp += dout ⊙ mask.
+    public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                mask: UnsafePointer<Float>, count: Int) {
+        Parallel.forRange(count) { range in
+            for i in range { dinp[i] += dout[i] * mask[i] }
+        }
+    }
+}

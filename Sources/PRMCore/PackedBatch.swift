@@ -1,0 +1,40 @@
+/// A ragged batch of sequences packed back to back into one (N, C) activation matrix.
+/// Linear layers see one tall matrix (no padding FLOPs); attention and pooling use the offsets.
+public struct PackedBatch: Sendable, Equatable {
+    public let lengths: [Int]
+    public let starts: [Int]
+    /// Total tokens N = Σ lengths.
+    public let tokens: Int
+    /// Offsets of each sequence's (T_b, T_b) attention-probability blocks, per head.
+    private let squareStarts: [Int]
+    private let squareTotal: Int
+
+    public init(lengths: [Int]) {
+        precondition(lengths.allSatisfy { $0 >= 0 }, "negative sequence length")
+        self.lengths = lengths
+        var starts: [Int] = [], squares: [Int] = []
+        var tokens = 0, square = 0
+        for t in lengths {
+            starts.append(tokens); squares.append(square)
+            tokens += t; square += t * t
+        }
+        self.starts = starts
+        self.tokens = tokens
+        self.squareStarts = squares
+        self.squareTotal = square
+    }
+
+    public var count: Int { lengths.count }
+
+    /// Floats needed for all heads' attention probabilities.
+    public func probsCount(heads: Int) -> Int { squareTotal * heads }
+
+    /// Offset of sequence b's head h probability block.
+    @inline(__always)
+    public func probsOffset(_ b: Int, head h: Int, heads: Int) -> Int {
+        squareStarts[b] * heads + h * lengths[b] * lengths[b]
+    }
+
+    /// Row index of sequence b's last token.
+    public func lastRow(_ b: Int) -> Int { starts[b] + lengths[b] - 1 }
+}

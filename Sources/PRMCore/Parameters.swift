@@ -1,0 +1,76 @@
+/// All trainable tensors of a model in one contiguous buffer, with a gradient buffer of the same
+/// layout (llm.c's habit): the optimizer is one flat loop, zeroing gradients is one memset and a
+/// checkpoint is one pass over named views.
+public final class Parameters: @unchecked Sendable {
+    /// Which optimizer group a tensor belongs to: groups get their own learning rate and can be frozen.
+    public enum Group: String, Codable, Sendable, CaseIterable {
+        case backbone, user, head
+    }
+
+    public struct Entry: Sendable {
+        public let name: String
+        public let shape: [Int]
+        public let offset: Int
+        public let count: Int
+        public let group: Group
+        /// AdamW's decoupled weight decay applies to matrices, not to biases, gains or user tables.
+        public let decays: Bool
+    }
+
+    /// A handle to one named tensor; cheap to store in layer structs.
+    public struct Handle: Hashable, Sendable {
+        public let index: Int
+    }
+
+    /// Collects tensor declarations before the buffers are allocated.
+    public struct Layout {
+        public private(set) var entries: [Entry] = []
+        private var total = 0
+        private var names: Set<String> = []
+
+        public init() {}
+
+        /// Declares a tensor; names must be unique (they are the checkpoint keys).
+        public mutating func add(_ name: String, _ shape: [Int], group: Group = .backbone, decays: Bool? = nil) -> Handle {
+            precondition(!names.contains(name), "duplicate parameter name \(name)")
+            names.insert(name)
+            let count = shape.reduce(1, *)
+            entries.append(Entry(name: name, shape: shape, offset: total, count: count, group: group,
+                                 decays: decays ?? (shape.count >= 2 && group == .backbone)))
+            total += count
+            return Handle(index: entries.count - 1)
+        }
+
+        public var count: Int { total }
+    }
+
+    public let entries: [Entry]
+    public let values: Tensor
+    public let grads: Tensor
+    private let indexByName: [String: Int]
+
+    public init(_ layout: Layout) {
+        entries = layout.entries
+        values = Tensor(shape: [layout.count])
+        grads = Tensor(shape: [layout.count])
+        indexByName = Dictionary(uniqueKeysWithValues: layout.entries.enumerated().map { ($1.name, $0) })
+    }
+
+    public var count: Int { values.count }
+
+    public func entry(_ handle: Handle) -> Entry { entries[handle.index] }
+    public func handle(named name: String) -> Handle? { indexByName[name].map(Handle.init) }
+
+    /// Pointer to the tensor's values.
+    public func value(_ handle: Handle) -> UnsafeMutablePointer<Float> { values.data + entries[handle.index].offset }
+    /// Pointer to the tensor's gradient.
+    public func grad(_ handle: Handle) -> UnsafeMutablePointer<Float> { grads.data + entries[handle.index].offset }
+
+    /// A tensor view sharing storage with the parameter buffer.
+    public func tensor(_ handle: Handle) -> Tensor {
+        let e = entries[handle.index]
+        return Tensor(viewOf: values, offset: e.offset, shape: e.shape)
+    }
+
+    public func zeroGrad() { grads.zero() }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class PRMCoreTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
