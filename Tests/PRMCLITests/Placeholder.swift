@@ -1,2 +1,0 @@
-import XCTest
-final class PRMCLITestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
