@@ -108,7 +108,7 @@ public enum Log {
 
 /// The stderr stream shared by log lines and progress reporting.
 ///
-/// On a terminal a `Progress` keeps a live status line (redrawn with `\r`). Log lines written
+/// On a terminal a `ProgressBar` keeps a live status line (redrawn with `\r`). Log lines written
 /// meanwhile would otherwise land in the middle of it, so every write goes through here: the
 /// status line is erased, the text written, and the status redrawn below it.
 public final class Console: @unchecked Sendable {

@@ -20,6 +20,7 @@ public final class Parameters: @unchecked Sendable {
     /// A handle to one named tensor; cheap to store in layer structs.
     public struct Handle: Hashable, Sendable {
         public let index: Int
+        public init(index: Int) { self.index = index }
     }
 
     /// Collects tensor declarations before the buffers are allocated.

@@ -122,11 +122,11 @@ final class ProgressTests: XCTestCase {
         XCTAssertEqual(ProgressThrottle.tenths(200, of: 100), 10)
     }
 
-    // MARK: Progress, not on a terminal
+    // MARK: ProgressBar, not on a terminal
 
     func testPlainOutputPrintsOncePerTenthAndAFinalLine() {
         let sink = Sink(), clock = FakeClock()
-        let progress = Progress(total: 100, label: "train", unit: "ex", console: sink.console(terminal: false), clock: clock.function)
+        let progress = ProgressBar(total: 100, label: "train", unit: "ex", console: sink.console(terminal: false), clock: clock.function)
         for _ in 0..<100 {
             clock.advance(0.5)
             progress.advance(extra: "loss 0.50")
@@ -144,7 +144,7 @@ final class ProgressTests: XCTestCase {
 
     func testPlainOutputStaysShortForFastWork() {
         let sink = Sink(), clock = FakeClock()
-        let progress = Progress(total: 10_000, label: "embed", unit: "ex", console: sink.console(terminal: false), clock: clock.function)
+        let progress = ProgressBar(total: 10_000, label: "embed", unit: "ex", console: sink.console(terminal: false), clock: clock.function)
         for _ in 0..<10_000 {
             clock.advance(0.0001)  // one second in all: below the 2 s minimum between lines
             progress.advance()
@@ -155,7 +155,7 @@ final class ProgressTests: XCTestCase {
 
     func testPlainOutputSkipsTenthsCrossedWithinTheMinimumInterval() {
         let sink = Sink(), clock = FakeClock()
-        let progress = Progress(total: 100, label: "x", unit: "it", console: sink.console(terminal: false), clock: clock.function)
+        let progress = ProgressBar(total: 100, label: "x", unit: "it", console: sink.console(terminal: false), clock: clock.function)
         clock.advance(1)
         progress.advance(by: 35)  // three tenths in one second: too soon for a line
         clock.advance(1.5)
@@ -167,7 +167,7 @@ final class ProgressTests: XCTestCase {
 
     func testPlainHeartbeatForUnknownTotal() {
         let sink = Sink(), clock = FakeClock()
-        let progress = Progress(total: 0, label: "stream", unit: "msg", console: sink.console(terminal: false), clock: clock.function)
+        let progress = ProgressBar(total: 0, label: "stream", unit: "msg", console: sink.console(terminal: false), clock: clock.function)
         for _ in 0..<20 {
             clock.advance(10)
             progress.advance(by: 5)
@@ -183,7 +183,7 @@ final class ProgressTests: XCTestCase {
 
     func testFinishIsIdempotentAndStopsAdvancing() {
         let sink = Sink(), clock = FakeClock()
-        let progress = Progress(total: 4, label: "x", unit: "it", console: sink.console(terminal: false), clock: clock.function)
+        let progress = ProgressBar(total: 4, label: "x", unit: "it", console: sink.console(terminal: false), clock: clock.function)
         clock.advance(2)
         progress.advance(by: 4)
         progress.finish(extra: "acc 0.75")
@@ -195,18 +195,18 @@ final class ProgressTests: XCTestCase {
 
     func testDisabledProgressWritesNothing() {
         let sink = Sink(), clock = FakeClock()
-        let progress = Progress(total: 10, label: "x", unit: "it", console: sink.console(terminal: false), enabled: false, clock: clock.function)
+        let progress = ProgressBar(total: 10, label: "x", unit: "it", console: sink.console(terminal: false), enabled: false, clock: clock.function)
         for _ in 0..<10 { clock.advance(10); progress.advance() }
         progress.finish()
         XCTAssertEqual(sink.text, "")
         XCTAssertEqual(progress.count, 10)
     }
 
-    // MARK: Progress on a terminal
+    // MARK: ProgressBar on a terminal
 
     func testTerminalRedrawsAtMostTenTimesASecond() {
         let sink = Sink(), clock = FakeClock()
-        let progress = Progress(total: 1000, label: "train", unit: "ex", console: sink.console(terminal: true), clock: clock.function)
+        let progress = ProgressBar(total: 1000, label: "train", unit: "ex", console: sink.console(terminal: true), clock: clock.function)
         for _ in 0..<1000 {
             clock.advance(0.001)  // one second of updates, 1000 of them
             progress.advance()
@@ -224,7 +224,7 @@ final class ProgressTests: XCTestCase {
 
     func testTerminalStatusIsCutToTheWidth() {
         let sink = Sink(), clock = FakeClock()
-        let progress = Progress(total: 10, label: "x", unit: "it", console: sink.console(terminal: true, columns: 30), clock: clock.function)
+        let progress = ProgressBar(total: 10, label: "x", unit: "it", console: sink.console(terminal: true, columns: 30), clock: clock.function)
         clock.advance(1)
         progress.advance(extra: String(repeating: "m", count: 100))
         // 29 visible characters (one column spare so the cursor never wraps), then erase-to-end.
@@ -235,7 +235,7 @@ final class ProgressTests: XCTestCase {
         let sink = Sink(), clock = FakeClock()
         let console = sink.console(terminal: true)
         let logger = Logger(console: console, level: .info)
-        let progress = Progress(total: 2, label: "x", unit: "it", console: console, clock: clock.function)
+        let progress = ProgressBar(total: 2, label: "x", unit: "it", console: console, clock: clock.function)
         clock.advance(1)
         progress.advance()
         logger.info("checkpoint saved")
@@ -252,7 +252,7 @@ final class ProgressTests: XCTestCase {
         let sink = Sink(), clock = FakeClock()
         let console = sink.console(terminal: true)
         do {
-            let progress = Progress(total: 2, label: "x", unit: "it", console: console, clock: clock.function)
+            let progress = ProgressBar(total: 2, label: "x", unit: "it", console: console, clock: clock.function)
             progress.advance()
         }
         console.write("after\n")

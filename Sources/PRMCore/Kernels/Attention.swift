@@ -73,4 +73,21 @@ public enum Attention {
         }
         BLAS.gemm(m: Tq, n: hs, k: Tk, a: probs, lda: Tk, b: v, ldb: ldv, beta: 0, c: out, ldc: ldo)
     }
+
+    /// Causal attention of T new tokens over P cached prefix keys plus their own keys, without
+    /// copying the prefix: scores and outputs are computed in two parts (prefix, own). Lets many
+    /// continuations share one cached prefix (KV cache). probs (T, P + T) is scratch.
+    public static func attendHeadAfterPrefix(out: UnsafeMutablePointer<Float>, ldo: Int, probs: UnsafeMutablePointer<Float>,
+                                             q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+                                             prefixK: UnsafePointer<Float>, prefixV: UnsafePointer<Float>, ldPrefix: Int,
+                                             P: Int, T: Int, hs: Int) {
+        guard T > 0 else { return }
+        let scale = 1 / Float(hs).squareRoot()
+        let width = P + T
+        BLAS.gemm(transB: true, m: T, n: P, k: hs, alpha: scale, a: q, lda: ld, b: prefixK, ldb: ldPrefix, beta: 0, c: probs, ldc: width)
+        BLAS.gemm(transB: true, m: T, n: T, k: hs, alpha: scale, a: q, lda: ld, b: k, ldb: ld, beta: 0, c: probs + P, ldc: width)
+        for i in 0..<T { Softmax.normalizeRow(probs + i * width, valid: P + i + 1, width: width) }
+        BLAS.gemm(m: T, n: hs, k: P, a: probs, lda: width, b: prefixV, ldb: ldPrefix, beta: 0, c: out, ldc: ldo)
+        BLAS.gemm(m: T, n: hs, k: T, a: probs + P, lda: width, b: v, ldb: ld, beta: 1, c: out, ldc: ldo)
+    }
 }

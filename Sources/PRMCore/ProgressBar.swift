@@ -2,7 +2,7 @@ import Foundation
 
 /// Progress reporting for long work (training epochs, evaluation, benchmarks).
 ///
-///     let progress = Progress(total: batches.count, label: "epoch 1", unit: "batch")
+///     let progress = ProgressBar(total: batches.count, label: "epoch 1", unit: "batch")
 ///     for batch in batches {
 ///         …
 ///         progress.advance(extra: "loss \(loss) acc \(accuracy)")
@@ -13,11 +13,8 @@ import Foundation
 /// is not a terminal (CI, pipes, `2> log`) it writes ordinary `[prm] info:` lines only when
 /// another 10% is done (at least 2 s apart), plus a heartbeat each minute for slow or open-ended
 /// work, so logs stay short. It is quiet when the shared logger's level is below info.
-///
-/// Note: Foundation also has a `Progress` class. Constructing one here (`Progress(total:…)`)
-/// resolves by its initialiser, but a type annotation in a file importing Foundation must say
-/// `PRMCore.Progress`.
-public final class Progress: @unchecked Sendable {
+/// (Not named `Progress`: Foundation has a class of that name.)
+public final class ProgressBar: @unchecked Sendable {
     public let total: Int
     public let label: String
     public let unit: String
@@ -43,7 +40,7 @@ public final class Progress: @unchecked Sendable {
     ///   - unit: what is counted, for the rate: "ex" gives "310 ex/s".
     public convenience init(total: Int, label: String, unit: String = "it") {
         self.init(total: total, label: label, unit: unit, console: .standardError,
-                  enabled: Logger.shared.isEnabled(.info), clock: Progress.monotonicSeconds)
+                  enabled: Logger.shared.isEnabled(.info), clock: ProgressBar.monotonicSeconds)
     }
 
     /// The full initialiser: tests inject the console (terminal or not, and its sink) and the clock.
@@ -119,7 +116,7 @@ public final class Progress: @unchecked Sendable {
     }
 }
 
-/// When `Progress` writes. Plain (non-terminal) output: a line once another tenth of the total
+/// When `ProgressBar` writes. Plain (non-terminal) output: a line once another tenth of the total
 /// is done, never closer than `plainMinInterval`, and at the latest every `plainHeartbeat`
 /// seconds so slow work (or an unknown total) still shows it is alive.
 public struct ProgressThrottle: Sendable, Equatable {

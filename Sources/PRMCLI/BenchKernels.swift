@@ -1,0 +1,194 @@
+import Foundation
+import PRMCore
+import PRMModel
+
+/// `prm bench kernels`: the machine's sgemm peak and MiniLM forward throughput measured in one run,
+/// so encoder speed is reported as a fraction of what this machine's BLAS can do.
+enum BenchKernels {
+    struct GemmResult: Codable { var shape: String; var m: Int; var n: Int; var k: Int; var gflops: Double }
+    struct ForwardResult: Codable {
+        var name: String
+        var sequences: Int
+        var tokens: Int
+        /// Tokens a padded (B × max length) batch would have run.
+        var paddedTokens: Int
+        var seconds: Double
+        var sequencesPerSecond: Double
+        var gflops: Double
+        var fractionOfPeak: Double
+        var paddingWaste: Double
+    }
+    struct Report: Codable {
+        var date: String
+        var machine: String
+        var blasThreads: Int
+        var peakGflops: Double
+        var gemm: [GemmResult]
+        var forward: [ForwardResult]
+        var command: String
+    }
+
+    static func run(model folder: URL, repeats: Int, data: URL?, output: URL?) throws -> Report {
+        let model = try Backbones.load(folder: folder)
+        guard let bert = model.backbone as? BertModel else { throw CLIError("bench kernels expects a BERT-family encoder") }
+        let (C, I) = (bert.config.hiddenSize, bert.config.intermediateSize)
+        let shapes = [("1024³", 1024, 1024, 1024),
+                      ("qkv 4096×384→1152", 4096, 3 * C, C), ("ffn-in 4096×384→1536", 4096, I, C),
+                      ("ffn-out 4096×1536→384", 4096, C, I), ("attn-out 4096×384→384", 4096, C, C),
+                      ("ffn-in 128×384→1536", 128, I, C)]
+        let progress = ProgressBar(total: shapes.count + 3, label: "bench kernels", unit: "case")
+        var gemm: [GemmResult] = []
+        for (name, m, n, k) in shapes {
+            gemm.append(GemmResult(shape: name, m: m, n: n, k: k, gflops: measureGemm(m: m, n: n, k: k, repeats: repeats)))
+            progress.advance(by: 1, extra: "\(name): \(Int(gemm.last!.gflops)) GFLOP/s")
+        }
+        let peak = gemm.map(\.gflops).max() ?? 1
+
+        let embedder = SentenceEmbedder(model: model, maxTokens: 512)
+        let replies = try realReplies(data: data, count: 32)
+        let long = embedder.tokenize(replies.sorted { $0.count > $1.count }).map { Array($0.prefix(128)) }
+        let exactly128 = long.map { $0.count == 128 ? $0 : ($0 + [Int32](repeating: $0.last ?? 102, count: 128 - $0.count)) }
+        let cases: [(String, [[Int32]])] = [
+            ("batch 1×128", [exactly128[0]]),
+            ("batch 32×128", exactly128),
+            ("ragged 32 real replies", embedder.tokenize(replies)),
+        ]
+        var forward: [ForwardResult] = []
+        for (name, sequences) in cases {
+            let seconds = measure(repeats: repeats) { _ = embedder.encode(sequences) }
+            let flops = sequences.reduce(0.0) { $0 + encoderFlops(tokens: $1.count, config: bert.config) }
+            let tokens = sequences.reduce(0) { $0 + $1.count }
+            let padded = sequences.count * (sequences.map(\.count).max() ?? 0)
+            let gflops = flops / seconds / 1e9
+            forward.append(ForwardResult(name: name, sequences: sequences.count, tokens: tokens, paddedTokens: padded,
+                                         seconds: seconds, sequencesPerSecond: Double(sequences.count) / seconds,
+                                         gflops: gflops, fractionOfPeak: gflops / peak, paddingWaste: 0))
+            progress.advance(by: 1, extra: String(format: "%@: %.0f%% of peak", name, 100 * gflops / peak))
+        }
+        progress.finish()
+        let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: machineDescription(),
+                            blasThreads: BLAS.threads, peakGflops: peak, gemm: gemm, forward: forward,
+                            command: "prm bench kernels " + CommandLine.arguments.dropFirst(3).joined(separator: " "))
+        if let output { try write(report, to: output) }
+        return report
+    }
+
+    /// FLOPs of one encoder pass over a sequence of T tokens: 2·(4C² + 2CI) per token per layer for
+    /// the dense layers, plus 4·T·C per token per layer for QKᵀ and PV. 22.4 MFLOP/token at T = 128 for MiniLM-L6.
+    static func encoderFlops(tokens T: Int, config: BertConfig) -> Double {
+        let (C, I, L) = (Double(config.hiddenSize), Double(config.intermediateSize), Double(config.numHiddenLayers))
+        let perToken = 2 * (4 * C * C + 2 * C * I) + 4 * Double(T) * C
+        return perToken * L * Double(T)
+    }
+
+    /// Best-of-repeats GFLOP/s of an (m,k)·(k,n) sgemm.
+    static func measureGemm(m: Int, n: Int, k: Int, repeats: Int) -> Double {
+        var rng = RandomSource(seed: 1)
+        let a = Tensor(shape: [m, k]), b = Tensor(shape: [n, k]), c = Tensor(shape: [m, n])
+        for i in 0..<a.count { a[i] = rng.nextNormal() }
+        for i in 0..<b.count { b[i] = rng.nextNormal() }
+        let seconds = measure(repeats: repeats) {
+            BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k, beta: 0, c: c.data, ldc: n)
+        }
+        return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
+    }
+
+    /// Best wall time over `repeats` runs after one warm-up (best-of is the least noisy estimate on a shared machine).
+    static func measure(repeats: Int, _ body: () -> Void) -> Double {
+        body()
+        var best = Double.infinity
+        for _ in 0..<max(repeats, 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            body()
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return best
+    }
+
+    /// The first `count` chosen replies of the lengthpref data (real, ragged).
+    static func realReplies(data: URL?, count: Int) throws -> [String] {
+        let url = data ?? DefaultData.lengthprefTrain()
+        let rows = try JSONLines.objects(try InputFiles.read(url.path), name: url.path)
+        let replies = rows.compactMap { ($0.1 as? [String: Any])?["chosen"] as? String }
+        guard replies.count >= count else { throw CLIError("\(url.path): need \(count) replies, found \(replies.count)") }
+        return Array(replies.prefix(count))
+    }
+
+    static func machineDescription() -> String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
+        return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores"
+    }
+
+    static func write(_ report: Report, to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(report), to: url)
+        try AtomicFile.write(Data(markdown(report).utf8), to: url.deletingPathExtension().appendingPathExtension("md"))
+    }
+
+    static func markdown(_ r: Report) -> String {
+        var lines = ["# prm bench kernels", "", "\(r.machine); OpenBLAS threads \(r.blasThreads); \(r.date)", "",
+                     "Command: `\(r.command)`", "", "| sgemm shape | GFLOP/s |", "|---|---:|"]
+        for g in r.gemm { lines.append("| \(g.shape) | \(String(format: "%.1f", g.gflops)) |") }
+        lines += ["", "Peak (best of the above): \(String(format: "%.1f", r.peakGflops)) GFLOP/s", "",
+                  "| MiniLM forward | seqs | tokens | padded tokens | ms | seq/s | GFLOP/s | of peak | padding waste |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for f in r.forward {
+            lines.append("| \(f.name) | \(f.sequences) | \(f.tokens) | \(f.paddedTokens) | \(String(format: "%.1f", f.seconds * 1000)) | "
+                         + "\(String(format: "%.1f", f.sequencesPerSecond)) | \(String(format: "%.1f", f.gflops)) | "
+                         + "\(String(format: "%.0f%%", 100 * f.fractionOfPeak)) | \(String(format: "%.0f%%", 100 * f.paddingWaste)) |")
+        }
+        lines += ["", "Sequences are packed back to back (no padding rows), so padding waste is 0 by construction;",
+                  "'padded tokens' is what a right-padded B × max-length batch would have computed."]
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The lengthpref data the project ships (data/lengthpref), found like the default model.
+enum DefaultData {
+    static func lengthprefDirectory() -> URL {
+        let candidates = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("data/lengthpref")]
+            + ModelLocator.candidates().map { $0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("data/lengthpref") }
+        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("train.jsonl").path) } ?? candidates[0]
+    }
+
+    static func lengthprefTrain() -> URL { lengthprefDirectory().appendingPathComponent("train.jsonl") }
+    static func lengthprefDev() -> URL { lengthprefDirectory().appendingPathComponent("dev.jsonl") }
+}
+
+enum BenchCommand: Subcommand {
+    static let spec = CommandSpec(
+        name: "bench",
+        abstract: "Benchmark kernels against this machine's sgemm peak.",
+        discussion: """
+        Suites:
+          kernels   sgemm GFLOP/s (1024³ and MiniLM's shapes) and MiniLM forward throughput for \
+        1×128, 32×128 and a ragged batch of 32 real replies, as fractions of the measured peak.
+
+        Results go to --json (and a markdown table beside it, same name with .md).
+
+        Example:
+          prm bench kernels --json bench/results/kernels.json
+        """,
+        options: [
+            .value("model", placeholder: "DIR", help: "Encoder folder.", default: "models/all-MiniLM-L6-v2"),
+            .value("repeats", placeholder: "N", help: "Timed runs per case (best is reported).", default: "5"),
+            .value("data", placeholder: "FILE", help: "JSONL with 'chosen' replies for the ragged batch.", default: "data/lengthpref/train.jsonl"),
+            .value("json", placeholder: "FILE", help: "Write results as JSON (and .md beside it)."),
+        ],
+        positionals: [.required("suite", help: "Which benchmark: kernels.")])
+
+    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+        let suite = arguments.positional("suite") ?? ""
+        guard suite == "kernels" else { throw arguments.usageError("unknown suite '\(suite)' (available: kernels)") }
+        let report = try BenchKernels.run(model: try EmbedCommand.modelFolder(arguments),
+                                          repeats: try arguments.int("repeats", default: 5),
+                                          data: arguments.isSet("data") ? arguments.string("data").map { URL(fileURLWithPath: $0) } : nil,
+                                          output: arguments.string("json").map { URL(fileURLWithPath: $0) })
+        var out = StandardOutput()
+        out.write(BenchKernels.markdown(report))
+        return 0
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import PRMCore
+import PRMModel
+
+/// `prm embed`: sentence embeddings, one JSON object per line, in input order.
+enum EmbedCommand: Subcommand {
+    static let spec = CommandSpec(
+        name: "embed",
+        abstract: "Embed texts with a pretrained encoder (mean-pooled, L2-normalised).",
+        discussion: """
+        Texts come from the arguments, or from --input (a JSONL file of {"text": ...} objects or JSON \
+        strings; '-' for stdin), or else one per line on stdin. Output is one line per text: \
+        {"text": ..., "embedding": [...]}, in input order. Batches are packed without padding and \
+        grouped by length.
+
+        Examples:
+          prm embed "A man is eating food." "A man is eating pasta."
+          printf 'first line\\nsecond line\\n' | prm embed
+          prm embed --input texts.jsonl --field sentence > embeddings.jsonl
+        """,
+        options: [
+            .value("model", placeholder: "DIR", help: "Hugging Face model folder (config.json, model.safetensors, tokenizer.json).",
+                   default: "models/all-MiniLM-L6-v2"),
+            .value("input", placeholder: "FILE", help: "JSONL input ('-' for stdin)."),
+            .value("field", placeholder: "NAME", help: "Field holding the text in JSONL objects.", default: "text"),
+            .value("max-tokens", placeholder: "N", help: "Longest sequence kept, special tokens included.", default: "256"),
+            .value("batch-tokens", placeholder: "N", help: "Tokens per packed batch.", default: "8192"),
+        ],
+        positionals: [.variadic("text", help: "Texts to embed.")])
+
+    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+        let texts = try readTexts(arguments)
+        let folder = try modelFolder(arguments)
+        let model = try Backbones.load(folder: folder)
+        let embedder = SentenceEmbedder(model: model, maxTokens: try arguments.int("max-tokens", default: 256),
+                                        tokensPerBatch: try arguments.int("batch-tokens", default: 8192))
+        let progress = ProgressBar(total: texts.count, label: "embed", unit: "text")
+        let vectors = embedder.embed(texts, progress: progress)
+        progress.finish()
+        var out = StandardOutput()
+        for (text, vector) in zip(texts, vectors) {
+            let line = try JSONSerialization.data(withJSONObject: ["text": text, "embedding": vector.map(Double.init)],
+                                                  options: [.sortedKeys, .withoutEscapingSlashes])
+            out.write(String(decoding: line, as: UTF8.self) + "\n")
+        }
+        return 0
+    }
+
+    /// The folder given with `option`, else the installed default.
+    static func modelFolder(_ arguments: ParsedArguments, option: String = "model") throws -> URL {
+        if arguments.isSet(option), let path = arguments.string(option) { return URL(fileURLWithPath: path) }
+        return try ModelLocator.defaultBackbone()
+    }
+
+    static func readTexts(_ arguments: ParsedArguments) throws -> [String] {
+        let positional = arguments.positionalList("text")
+        if let input = arguments.string("input") {
+            guard positional.isEmpty else { throw arguments.usageError("give texts as arguments or with --input, not both") }
+            let data = try InputFiles.read(input)
+            return try JSONLines.texts(data, name: input, field: arguments.string("field", default: "text"))
+        }
+        if !positional.isEmpty { return positional }
+        let data = FileHandle.standardInput.readDataToEndOfFile()
+        guard let text = String(data: data, encoding: .utf8) else { throw CLIError("stdin is not valid UTF-8") }
+        return text.split(separator: "\n", omittingEmptySubsequences: true).map { String($0.hasSuffix("\r") ? $0.dropLast() : $0) }
+    }
+}
+
+/// A command failure with a one-line message (exit 1).
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+enum InputFiles {
+    /// A file's bytes, or stdin for "-"; a missing file names its path.
+    static func read(_ path: String) throws -> Data {
+        if path == "-" { return FileHandle.standardInput.readDataToEndOfFile() }
+        guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): file not found") }
+        do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError("\(path): cannot read: \(error.localizedDescription)") }
+    }
+}
+
+enum JSONLines {
+    /// Texts from JSONL lines holding objects with `field` or bare JSON strings.
+    static func texts(_ data: Data, name: String, field: String) throws -> [String] {
+        try objects(data, name: name).map { line, value in
+            if let text = value as? String { return text }
+            if let object = value as? [String: Any] {
+                guard let text = object[field] as? String else { throw CLIError("\(name):\(line): field '\(field)' missing or not a string") }
+                return text
+            }
+            throw CLIError("\(name):\(line): expected a JSON object or string")
+        }
+    }
+
+    /// (line number, parsed value) for each non-blank line; errors name the line.
+    static func objects(_ data: Data, name: String) throws -> [(Int, Any)] {
+        var result: [(Int, Any)] = []
+        var lineNumber = 0
+        for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            let bytes = Data(raw)
+            guard String(data: bytes, encoding: .utf8) != nil else { throw CLIError("\(name):\(lineNumber): invalid UTF-8") }
+            if bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+            do {
+                result.append((lineNumber, try JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])))
+            } catch {
+                throw CLIError("\(name):\(lineNumber): invalid JSON")
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import PRMCore
+
+/// External user ids → user-table indices (1...U); 0 is the generic user that unknown ids get.
+public struct UserTable: Sendable, Equatable {
+    public private(set) var indices: [String: Int]
+
+    public init(indices: [String: Int]) { self.indices = indices }
+
+    /// Indices 1...U in sorted id order, so the same data always gives the same table.
+    public init(ids: [String]) {
+        indices = Dictionary(uniqueKeysWithValues: Set(ids).sorted().enumerated().map { ($1, $0 + 1) })
+    }
+
+    public var count: Int { indices.count }
+
+    /// The user's index, or 0 (generic) for an id the model has never seen.
+    public func index(of id: String) -> Int { indices[id] ?? 0 }
+
+    public func contains(_ id: String) -> Bool { indices[id] != nil }
+}
+
+/// A reward-model checkpoint: a Hugging Face-style folder anyone with Python can open.
+///
+///     config.json        the backbone's own config keys, plus "prm": aggregator, user model, window, training settings
+///     model.safetensors  every weight by name (backbone names as in Hugging Face, user.*, head.*)
+///     tokenizer.json     the backbone's tokenizer, unchanged
+///     users.json         {"user id": index}; unknown ids score as index 0, the generic user
+///
+/// Every file is written to a temporary name and renamed into place, so a crash never leaves a
+/// half-written file.
+public enum Checkpoint {
+    public static let format = "prm-reward-model-v1"
+
+    /// Writes the model into `directory` (created if needed). Each file is written to a temporary
+    /// name and renamed into place; `metadata` (e.g. the training step) goes into the safetensors
+    /// header so training state saved beside it can be checked against it.
+    public static func save(_ model: RewardModel, users: UserTable, training: [String: Any] = [:],
+                            metadata: [String: String] = [:], to directory: URL) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var config = model.backbone.configObject
+        config["prm"] = [
+            "format": format,
+            "aggregator": model.config.aggregator.rawValue,
+            "user_model": try jsonObject(model.config.userModel),
+            "max_length": model.config.maxLength,
+            "training": training,
+        ] as [String: Any]
+        let p = model.parameters
+        let entries = p.entries.enumerated().map { index, entry in
+            SafetensorsWriter.Entry(name: entry.name, shape: entry.shape, data: UnsafePointer(p.value(Parameters.Handle(index: index))))
+        }
+        try SafetensorsWriter.write(entries, metadata: metadata.merging(["format": "pt", "prm": format]) { $1 },
+                                    to: directory.appendingPathComponent("model.safetensors"))
+        try AtomicFile.write(model.tokenizerJSON, to: directory.appendingPathComponent("tokenizer.json"))
+        try AtomicFile.write(JSONSerialization.data(withJSONObject: users.indices, options: [.prettyPrinted, .sortedKeys]),
+                             to: directory.appendingPathComponent("users.json"))
+        // config.json last: a folder with a config.json has all its other files.
+        try AtomicFile.write(JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
+                             to: directory.appendingPathComponent("config.json"))
+    }
+
+    /// Loads a checkpoint folder written by `save`.
+    public static func load(_ directory: URL) throws -> (model: RewardModel, users: UserTable, training: [String: Any]) {
+        let configURL = directory.appendingPathComponent("config.json")
+        let object = try jsonDictionary(configURL)
+        guard let prm = object["prm"] as? [String: Any] else {
+            throw ModelError(file: configURL, "missing field 'prm': not a prm reward-model checkpoint (a plain backbone folder goes to --backbone)")
+        }
+        guard let aggregatorName = prm["aggregator"] as? String, let aggregator = Aggregator(rawValue: aggregatorName) else {
+            throw ModelError(file: configURL, "field 'prm.aggregator' must be one of \(Aggregator.allCases.map(\.rawValue))")
+        }
+        guard let maxLength = prm["max_length"] as? Int else { throw ModelError(file: configURL, "missing field 'prm.max_length'") }
+        guard let userObject = prm["user_model"] else { throw ModelError(file: configURL, "missing field 'prm.user_model'") }
+        let userModel: UserModelConfig
+        do {
+            userModel = try JSONDecoder().decode(UserModelConfig.self, from: JSONSerialization.data(withJSONObject: userObject))
+        } catch let error as DecodingError {
+            throw ModelError(file: configURL, "prm.user_model: " + HFConfig.describe(error))
+        }
+        let model = try RewardModel(backboneConfig: configURL, tokenizerFile: directory.appendingPathComponent("tokenizer.json"),
+                                    config: RewardModelConfig(aggregator: aggregator, userModel: userModel, maxLength: maxLength))
+        let weights = directory.appendingPathComponent("model.safetensors")
+        for group in Parameters.Group.allCases { try Backbones.loadWeights(into: model.parameters, group: group, prefixes: [""], from: weights) }
+        let users = try loadUsers(directory.appendingPathComponent("users.json"), expected: userModel.users)
+        return (model, users, prm["training"] as? [String: Any] ?? [:])
+    }
+
+    static func loadUsers(_ url: URL, expected: Int) throws -> UserTable {
+        let object = try jsonDictionary(url)
+        var indices: [String: Int] = [:]
+        for (id, value) in object {
+            guard let index = value as? Int, (1...max(expected, 1)).contains(index) else {
+                throw ModelError(file: url, "user '\(id)' has index \(value); expected an integer in 1...\(expected)")
+            }
+            indices[id] = index
+        }
+        guard indices.count == expected else { throw ModelError(file: url, "\(indices.count) users, but the model has \(expected)") }
+        return UserTable(indices: indices)
+    }
+
+    static func jsonDictionary(_ url: URL) throws -> [String: Any] {
+        let data = try HFConfig.readFile(url)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ModelError(file: url, "not a JSON object")
+        }
+        return object
+    }
+
+    static func jsonObject<T: Encodable>(_ value: T) throws -> Any {
+        try JSONSerialization.jsonObject(with: JSONEncoder().encode(value))
+    }
+}
+

@@ -1,0 +1,47 @@
+import Foundation
+
+/// Reading Hugging Face `config.json` files into `Codable` config structs, with errors that name
+/// the file and the key instead of Swift's DecodingError dump.
+enum HFConfig {
+    static func decode<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
+        let data = try readFile(url)
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw ModelError(file: url, describe(error))
+        }
+    }
+
+    /// The `model_type` field, which picks the architecture.
+    static func modelType(at url: URL) throws -> String {
+        struct Header: Decodable { let model_type: String? }
+        let header = try decode(Header.self, from: url)
+        guard let type = header.model_type else { throw ModelError(file: url, "missing field 'model_type'") }
+        return type
+    }
+
+    static func readFile(_ url: URL) throws -> Data {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError(file: url, "file not found") }
+        do { return try Data(contentsOf: url) } catch { throw ModelError(file: url, "cannot read: \(error.localizedDescription)") }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context, _ key: CodingKey? = nil) -> String {
+            let keys = context.codingPath.map(\.stringValue) + (key.map { [$0.stringValue] } ?? [])
+            return keys.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "missing field '\(path(context, key))'"
+        case .typeMismatch(let type, let context): return "field '\(path(context))' should be \(type)"
+        case .valueNotFound(let type, let context): return "field '\(path(context))' is null, expected \(type)"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "not valid JSON" : "field '\(path(context))': \(context.debugDescription)"
+        @unknown default: return "cannot decode: \(error)"
+        }
+    }
+}
+
+/// Throws unless `condition`; for config values that decode but make no sense.
+func require(_ condition: Bool, _ url: URL, _ problem: @autoclosure () -> String) throws {
+    if !condition { throw ModelError(file: url, problem()) }
+}

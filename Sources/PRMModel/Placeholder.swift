@@ -1,1 +1,0 @@
-// PRMModel: placeholder until the module lands.

@@ -1,0 +1,75 @@
+import Foundation
+import PRMCore
+import PRMTokenizers
+
+/// Mean-pooled, L2-normalised sentence embeddings (the sentence-transformers pipeline of
+/// all-MiniLM-L6-v2): tokenize, pack ragged batches, encode, pool each sequence over its own tokens.
+public final class SentenceEmbedder {
+    public let model: LoadedBackbone
+    /// Longest sequence kept, special tokens included (all-MiniLM-L6-v2 was trained at 128… 256).
+    public let maxTokens: Int
+    /// Tokens per packed batch; bounds activation memory.
+    public let tokensPerBatch: Int
+
+    public init(model: LoadedBackbone, maxTokens: Int = 256, tokensPerBatch: Int = 8192) {
+        self.model = model
+        self.maxTokens = min(maxTokens, model.backbone.maxPositions)
+        self.tokensPerBatch = max(tokensPerBatch, self.maxTokens)
+    }
+
+    /// Token ids for each text, truncated to `maxTokens` (special tokens kept).
+    public func tokenize(_ texts: [String]) -> [[Int32]] {
+        let tokenizer = model.tokenizer
+        let room = maxTokens - tokenizer.specialTokensPerSequence
+        return tokenizer.encodeBatch(texts, addSpecialTokens: false).map { ids in
+            tokenizer.addingSpecialTokens(Array(ids.prefix(room))).map(Int32.init)
+        }
+    }
+
+    /// One embedding per text, in input order.
+    public func embed(_ texts: [String], progress: ProgressBar? = nil) -> [[Float]] {
+        embed(tokenized: tokenize(texts), progress: progress)
+    }
+
+    public func embed(tokenized: [[Int32]], progress: ProgressBar? = nil) -> [[Float]] {
+        var results = [[Float]](repeating: [], count: tokenized.count)
+        for group in Self.lengthGroups(tokenized.map(\.count), tokensPerBatch: tokensPerBatch) {
+            let vectors = encode(group.map { tokenized[$0] })
+            for (slot, index) in group.enumerated() { results[index] = vectors[slot] }
+            progress?.advance(by: group.count)
+        }
+        return results
+    }
+
+    /// Encodes one packed batch: hidden states → mean pool → L2 normalise.
+    public func encode(_ sequences: [[Int32]]) -> [[Float]] {
+        let backbone = model.backbone
+        let C = backbone.hiddenSize
+        let batch = PackedBatch(lengths: sequences.map(\.count))
+        let embeddings = Tensor(shape: [batch.tokens, C])
+        backbone.embedTokens(out: embeddings.data, ids: sequences.flatMap { $0 }, parameters: model.parameters)
+        let hidden = backbone.forward(embeddings: embeddings.data, batch: batch, training: false)
+        let pooled = Tensor(shape: [batch.count, C]), normalised = Tensor(shape: [batch.count, C]), norms = Tensor(shape: [batch.count])
+        MeanPool.forward(out: pooled.data, inp: hidden, batch: batch, C: C)
+        L2Normalize.forward(out: normalised.data, norms: norms.data, inp: pooled.data, B: batch.count, C: C)
+        return (0..<batch.count).map { Array(UnsafeBufferPointer(start: normalised.data + $0 * C, count: C)) }
+    }
+
+    /// Indices grouped longest-first into batches of at most `tokensPerBatch` tokens. Packing
+    /// already wastes nothing on padding; sorting keeps attention work even across the cores.
+    public static func lengthGroups(_ lengths: [Int], tokensPerBatch: Int) -> [[Int]] {
+        let order = lengths.indices.sorted { lengths[$0] > lengths[$1] }
+        var groups: [[Int]] = [], current: [Int] = [], tokens = 0
+        for index in order {
+            if !current.isEmpty && tokens + lengths[index] > tokensPerBatch {
+                groups.append(current)
+                current = []
+                tokens = 0
+            }
+            current.append(index)
+            tokens += lengths[index]
+        }
+        if !current.isEmpty { groups.append(current) }
+        return groups
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import PRMCore
+
+/// How implicit user embeddings are parameterised (P-RLHF Sec. 4, Examples 1–3).
+public enum UserModelKind: String, Codable, Sendable, CaseIterable {
+    /// Every user shares one embedding; with T_u = 0 this is the vanilla reward model.
+    case uniform
+    /// e_0 generic; e_i = e_0 + o_i (or e_i = o_i without the shared part).
+    case individual
+    /// K centres; e_i = softmax(w_i) · centres (low rank: U·K + K·T_u·d parameters).
+    case cluster
+}
+
+/// The implicit user model's shape, stored in the checkpoint's config.json.
+public struct UserModelConfig: Codable, Sendable, Equatable {
+    public var kind: UserModelKind
+    /// T_u: vectors per user (soft-prompt tokens); 1 for the linear-head aggregator.
+    public var tokens: Int
+    /// Known users; indices 1...users, 0 is the generic / unknown user.
+    public var users: Int
+    /// K, for the cluster model.
+    public var clusters: Int
+    /// Individual model: e_i = e_0 + o_i when true, e_i = o_i when false.
+    public var sharedGeneric: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case kind, tokens = "user_tokens", users, clusters, sharedGeneric = "shared_generic"
+    }
+
+    public init(kind: UserModelKind, tokens: Int, users: Int, clusters: Int = 10, sharedGeneric: Bool = true) {
+        self.kind = kind
+        self.tokens = tokens
+        self.users = users
+        self.clusters = clusters
+        self.sharedGeneric = sharedGeneric
+    }
+}
+
+/// Maps a user index to its T_u implicit vectors of width C, with an explicit backward pass.
+public final class UserModel {
+    public let config: UserModelConfig
+    public let width: Int
+    /// individual: (U+1, T_u, C); uniform: (1, T_u, C); cluster: centres (K, T_u, C).
+    let table: Parameters.Handle?
+    /// cluster only: user weights (U+1, K) before the softmax.
+    let weights: Parameters.Handle?
+    private var parameters: Parameters?
+
+    public init(config: UserModelConfig, width: Int, layout: inout Parameters.Layout) {
+        self.config = config
+        self.width = width
+        let (T, C, U) = (config.tokens, width, config.users)
+        guard T > 0 else {
+            table = nil
+            weights = nil
+            return
+        }
+        switch config.kind {
+        case .uniform:
+            table = layout.add("user.uniform", [1, T, C], group: .user)
+            weights = nil
+        case .individual:
+            table = layout.add("user.embeddings", [U + 1, T, C], group: .user)
+            weights = nil
+        case .cluster:
+            table = layout.add("user.centres", [config.clusters, T, C], group: .user)
+            weights = layout.add("user.cluster_weights", [U + 1, config.clusters], group: .user)
+        }
+    }
+
+    public func bind(_ parameters: Parameters) { self.parameters = parameters }
+
+    private var params: Parameters {
+        guard let parameters else { preconditionFailure("UserModel used before bind(_:)") }
+        return parameters
+    }
+
+    /// Floats per user embedding (T_u · C).
+    public var size: Int { config.tokens * width }
+
+    /// Initialises from randomly drawn rows of the token-embedding table, as the paper's reference
+    /// code does, so user vectors start on the scale of real token embeddings. Individual offsets
+    /// start at zero: every user begins as the generic user and learns a deviation.
+    public func initialize(fromTokenTable tokenTable: UnsafePointer<Float>, vocabulary: Int, rng: inout RandomSource) {
+        guard let table else { return }
+        let p = params
+        let rows = p.entry(table).count / width
+        let base = p.value(table)
+        for r in 0..<rows {
+            let dst = base + r * width
+            if config.kind == .individual && config.sharedGeneric && r >= config.tokens {
+                dst.update(repeating: 0, count: width)
+            } else {
+                dst.update(from: tokenTable + Int(rng.next() % UInt64(vocabulary)) * width, count: width)
+            }
+        }
+        if let weights {
+            let w = p.value(weights)
+            for i in 0..<p.entry(weights).count { w[i] = 0.1 * rng.nextNormal() }
+        }
+    }
+
+    /// out (T_u, C) = e_user.
+    public func forward(out: UnsafeMutablePointer<Float>, user: Int) {
+        guard let table else { return }
+        let p = params
+        let n = size
+        switch config.kind {
+        case .uniform:
+            out.update(from: p.value(table), count: n)
+        case .individual:
+            let own = p.value(table) + user * n
+            out.update(from: own, count: n)
+            if config.sharedGeneric && user != 0 {
+                let generic = p.value(table)
+                for i in 0..<n { out[i] += generic[i] }
+            }
+        case .cluster:
+            let mixture = clusterMixture(user)
+            out.update(repeating: 0, count: n)
+            let centres = p.value(table)
+            for (k, s) in mixture.enumerated() {
+                for i in 0..<n { out[i] += s * centres[k * n + i] }
+            }
+        }
+    }
+
+    /// Accumulates parameter gradients from dout (T_u, C) = dL/de_user.
+    public func backward(dout: UnsafePointer<Float>, user: Int) {
+        guard let table else { return }
+        let p = params
+        let n = size
+        switch config.kind {
+        case .uniform:
+            let d = p.grad(table)
+            for i in 0..<n { d[i] += dout[i] }
+        case .individual:
+            let own = p.grad(table) + user * n
+            for i in 0..<n { own[i] += dout[i] }
+            if config.sharedGeneric && user != 0 {
+                let generic = p.grad(table)
+                for i in 0..<n { generic[i] += dout[i] }
+            }
+        case .cluster:
+            guard let weights else { return }
+            let mixture = clusterMixture(user)
+            let centres = p.value(table), dCentres = p.grad(table)
+            // ds_k = ⟨C_k, dout⟩; dC_k += s_k · dout; then the softmax backward into w_user.
+            var ds = [Float](repeating: 0, count: mixture.count)
+            for (k, s) in mixture.enumerated() {
+                var dot: Float = 0
+                for i in 0..<n {
+                    dot += centres[k * n + i] * dout[i]
+                    dCentres[k * n + i] += s * dout[i]
+                }
+                ds[k] = dot
+            }
+            let inner = zip(mixture, ds).reduce(Float(0)) { $0 + $1.0 * $1.1 }
+            let dw = p.grad(weights) + user * config.clusters
+            for k in 0..<mixture.count { dw[k] += mixture[k] * (ds[k] - inner) }
+        }
+    }
+
+    /// softmax(w_user) over the K clusters.
+    public func clusterMixture(_ user: Int) -> [Float] {
+        guard let weights else { return [] }
+        let w = params.value(weights) + user * config.clusters
+        let m = (0..<config.clusters).map { w[$0] }.max() ?? 0
+        let e = (0..<config.clusters).map { Foundation.exp(w[$0] - m) }
+        let z = e.reduce(0, +)
+        return e.map { $0 / z }
+    }
+}

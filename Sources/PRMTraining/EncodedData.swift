@@ -1,0 +1,40 @@
+import Foundation
+import PRMModel
+
+/// A comparison tokenized once, with its user resolved to a table index (0 for unknown users).
+public struct EncodedComparison: Sendable {
+    public let userID: String
+    public let user: Int
+    public let explicit: [Int32]
+    public let prompt: [Int32]
+    public let chosen: [Int32]
+    public let rejected: [Int32]
+
+    /// Reward inputs for the personalized term (the user's own embedding and text).
+    func personalized() -> (chosen: RewardInput, rejected: RewardInput) {
+        (RewardInput(user: user, explicit: explicit, prompt: prompt, reply: chosen),
+         RewardInput(user: user, explicit: explicit, prompt: prompt, reply: rejected))
+    }
+
+    /// Reward inputs for the generic term: user 0, no explicit text (App. F.2's second loss term).
+    func generic() -> (chosen: RewardInput, rejected: RewardInput) {
+        (RewardInput(user: 0, prompt: prompt, reply: chosen), RewardInput(user: 0, prompt: prompt, reply: rejected))
+    }
+
+    /// Tokens this comparison puts through the backbone per personalized pair (for throughput figures).
+    var tokenCount: Int { 2 * prompt.count + chosen.count + rejected.count + 2 * explicit.count }
+}
+
+extension RewardModel {
+    /// Tokenizes a data set for this model; users outside `users` map to the generic index 0.
+    public func encode(_ comparisons: [Comparison], users: UserTable) -> [EncodedComparison] {
+        var texts: [String] = []
+        texts.reserveCapacity(comparisons.count * 4)
+        for c in comparisons { texts += [c.userInfo ?? "", c.prompt, c.chosen, c.rejected] }
+        let ids = tokenizer.encodeBatch(texts, addSpecialTokens: false).map { $0.map(Int32.init) }
+        return comparisons.enumerated().map { i, c in
+            EncodedComparison(userID: c.userID, user: users.index(of: c.userID), explicit: ids[4 * i],
+                              prompt: ids[4 * i + 1], chosen: ids[4 * i + 2], rejected: ids[4 * i + 3])
+        }
+    }
+}

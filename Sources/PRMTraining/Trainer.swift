@@ -1,0 +1,159 @@
+import Foundation
+import PRMCore
+import PRMModel
+
+/// One logging step, written to the JSON log.
+public struct TrainingLogEntry: Codable, Sendable {
+    public var step: Int
+    public var epoch: Double
+    public var loss: Float
+    public var accuracy: Float
+    public var learningRate: Float
+    public var userLearningRate: Float
+    public var gradientNorm: Float
+    public var tokensPerSecond: Double
+    public var elapsedSeconds: Double
+    public var devAccuracy: Float?
+
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, loss, accuracy, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
+        case gradientNorm = "gradient_norm", tokensPerSecond = "tokens_per_second", elapsedSeconds = "elapsed_seconds"
+        case devAccuracy = "dev_accuracy"
+    }
+}
+
+/// The P-RM training loop (nanoGPT's shape): set LR → micro-steps (forward, loss, backward) →
+/// clip → AdamW step → zero grads → log; evaluate and checkpoint at epoch ends.
+///
+/// Loss per comparison (App. F.2): −[α·log σ(r(x,y_c,u_i) − r(x,y_r,u_i)) + (1−α)·log σ(r(x,y_c,u_0) − r(x,y_r,u_0))].
+public final class Trainer {
+    public let model: RewardModel
+    public let users: UserTable
+    public let settings: TrainingSettings
+    public let optimizer: AdamW
+    let train: [EncodedComparison]
+    let dev: [EncodedComparison]
+    public private(set) var log: [TrainingLogEntry] = []
+    /// Called with every log entry (the CLI writes the live JSONL log and progress from it).
+    public var onLog: ((TrainingLogEntry) -> Void)?
+    public var progress: ProgressBar?
+
+    public var stepsPerEpoch: Int { (train.count + settings.batchSize - 1) / settings.batchSize }
+    public var totalSteps: Int { stepsPerEpoch * settings.epochs }
+
+    public init(model: RewardModel, users: UserTable, settings: TrainingSettings,
+                train: [EncodedComparison], dev: [EncodedComparison] = []) throws {
+        try settings.validate()
+        guard !train.isEmpty else { throw TrainingError("no training comparisons") }
+        self.model = model
+        self.users = users
+        self.settings = settings
+        self.train = train
+        self.dev = dev
+        model.backbone.computesParameterGradients = !settings.freezeBackbone
+        let total = (train.count + settings.batchSize - 1) / settings.batchSize * settings.epochs
+        let warmup = Int((Float(total) * settings.warmupFraction).rounded())
+        func schedule(_ peak: Float) -> LearningRateSchedule {
+            LearningRateSchedule(peak: peak, warmupSteps: warmup, totalSteps: total, floorFraction: 0.1)
+        }
+        optimizer = AdamW(parameters: model.parameters, groups: [
+            .backbone: .init(schedule: schedule(settings.learningRate), frozen: settings.freezeBackbone),
+            .user: .init(schedule: schedule(settings.userLearningRate), frozen: false),
+            .head: .init(schedule: schedule(settings.userLearningRate), frozen: false),
+        ])
+        optimizer.weightDecay = settings.weightDecay
+    }
+
+    /// The comparison order of an epoch: a fixed function of seed and epoch, so a resumed run
+    /// sees exactly the batches an uninterrupted one would.
+    func order(epoch: Int) -> [Int] {
+        var rng = RandomSource(seed: settings.seed &+ 0x9E37 &* UInt64(epoch + 1))
+        return Array(train.indices).shuffled(using: &rng)
+    }
+
+    /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
+    /// calling `checkpoint` at each epoch end.
+    public func run(untilStep: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
+        let end = min(untilStep ?? totalSteps, totalSteps)
+        let start = Date()
+        var tokens = 0, window = (loss: Float(0), correct: 0, count: 0)
+        var epochOrder: (epoch: Int, order: [Int])? = nil
+        model.parameters.zeroGrad()
+        while optimizer.step < end {
+            let step = optimizer.step
+            let epoch = step / stepsPerEpoch
+            if epochOrder?.epoch != epoch { epochOrder = (epoch, order(epoch: epoch)) }
+            let offset = (step % stepsPerEpoch) * settings.batchSize
+            let indices = Array(epochOrder!.order[offset..<min(offset + settings.batchSize, train.count)])
+            for micro in stride(from: 0, to: indices.count, by: settings.microBatch) {
+                let part = indices[micro..<min(micro + settings.microBatch, indices.count)].map { train[$0] }
+                let result = microStep(part, scale: 1 / Float(indices.count))
+                window.loss += result.loss
+                window.correct += result.correct
+                window.count += part.count
+                tokens += part.reduce(0) { $0 + $1.tokenCount }
+            }
+            let norm = optimizer.clipGradients(maxNorm: settings.gradientClip)
+            optimizer.update()
+            model.parameters.zeroGrad()
+            let done = optimizer.step
+            let epochEnds = done % stepsPerEpoch == 0 || done == totalSteps
+            if done % settings.logEvery == 0 || epochEnds || done == end {
+                let elapsed = Date().timeIntervalSince(start)
+                var entry = TrainingLogEntry(
+                    step: done, epoch: Double(done) / Double(stepsPerEpoch), loss: window.loss / Float(max(window.count, 1)),
+                    accuracy: Float(window.correct) / Float(max(window.count, 1)),
+                    learningRate: optimizer.learningRate(for: .backbone), userLearningRate: optimizer.learningRate(for: .user),
+                    gradientNorm: norm, tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed,
+                    devAccuracy: nil)
+                if epochEnds && !dev.isEmpty { entry.devAccuracy = Evaluator(model: model, users: users).accuracy(dev) }
+                log.append(entry)
+                onLog?(entry)
+                window = (0, 0, 0)
+            }
+            progress?.advance(by: 1, extra: log.last.map { String(format: "loss %.3f acc %.3f %.0f tok/s", $0.loss, $0.accuracy, $0.tokensPerSecond) } ?? "")
+            if epochEnds { try checkpoint?(done) }
+        }
+    }
+
+    /// Forward, loss and backward for a few comparisons; gradients are scaled by `scale` so
+    /// micro-steps accumulate to the batch mean.
+    func microStep(_ batch: [EncodedComparison], scale: Float) -> (loss: Float, correct: Int) {
+        let alpha = settings.alpha
+        let useGeneric = alpha < 1
+        var inputs: [RewardInput] = []
+        for c in batch {
+            let own = c.personalized()
+            inputs += [own.chosen, own.rejected]
+            if useGeneric {
+                let generic = c.generic()
+                inputs += [generic.chosen, generic.rejected]
+            }
+        }
+        let rewards = model.forward(inputs, training: true)
+        let perComparison = useGeneric ? 4 : 2
+        var loss: Float = 0, correct = 0
+        var dRewards = [Float](repeating: 0, count: rewards.count)
+        var losses = [Float](repeating: 0, count: 1), dLoss = [Float](repeating: 0, count: 1)
+        for i in 0..<batch.count {
+            let base = i * perComparison
+            let terms = useGeneric ? [(base, alpha), (base + 2, 1 - alpha)] : [(base, Float(1))]
+            for (k, weight) in terms where weight > 0 {
+                rewards.withUnsafeBufferPointer { r in
+                    PairLoss.forward(losses: &losses, chosen: r.baseAddress! + k, rejected: r.baseAddress! + k + 1, B: 1)
+                }
+                loss += weight * losses[0]
+                dLoss[0] = weight * scale
+                rewards.withUnsafeBufferPointer { r in
+                    dRewards.withUnsafeMutableBufferPointer { d in
+                        PairLoss.backward(dchosen: d.baseAddress! + k, drejected: d.baseAddress! + k + 1, dlosses: dLoss,
+                                          chosen: r.baseAddress! + k, rejected: r.baseAddress! + k + 1, B: 1)
+                    }
+                }
+            }
+            if rewards[base] > rewards[base + 1] { correct += 1 }
+        }
+        model.backward(dRewards: dRewards)
+        return (loss, correct)
+    }
+}

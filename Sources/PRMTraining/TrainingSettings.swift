@@ -1,0 +1,73 @@
+import Foundation
+import PRMModel
+
+/// Every knob of a training run; saved into the checkpoint so a run can be resumed and reproduced.
+/// Defaults follow the paper (App. F.2): individual users, soft prompt, alpha 0.5, T_u 10, K 10,
+/// effective batch 16, AdamW with cosine schedule and warm-up; the user tables and head get their
+/// own, much higher learning rate (DESIGN.md, practical note).
+public struct TrainingSettings: Codable, Sendable, Equatable {
+    public var aggregator: Aggregator = .softPrompt
+    public var userModel: UserModelKind = .individual
+    public var userTokens = 10
+    public var clusters = 10
+    public var sharedGeneric = true
+    public var alpha: Float = 0.5
+    public var epochs = 3
+    public var learningRate: Float = 3e-5
+    public var userLearningRate: Float = 1e-2
+    public var weightDecay: Float = 0.01
+    public var warmupFraction: Float = 0.1
+    public var batchSize = 16
+    public var microBatch = 8
+    public var maxLength = 256
+    public var gradientClip: Float = 1.0
+    public var freezeBackbone = false
+    public var seed: UInt64 = 42
+    public var logEvery = 10
+
+    enum CodingKeys: String, CodingKey {
+        case aggregator, userModel = "user_model", userTokens = "user_tokens", clusters, sharedGeneric = "shared_generic"
+        case alpha, epochs, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
+        case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
+        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip"
+        case freezeBackbone = "freeze_backbone", seed, logEvery = "log_every"
+    }
+
+    public init() {}
+
+    /// The vanilla reward model: one shared head, no user tokens, no generic term.
+    public mutating func makeVanilla() {
+        userModel = .uniform
+        userTokens = 0
+        alpha = 1
+        aggregator = .softPrompt
+    }
+
+    /// Checks ranges and combinations; the message names the option.
+    public func validate() throws {
+        func fail(_ message: String) throws { throw TrainingError(message) }
+        if !(0...1).contains(alpha) { try fail("--alpha must be in [0, 1], got \(alpha)") }
+        if epochs < 1 { try fail("--epochs must be at least 1, got \(epochs)") }
+        if batchSize < 1 { try fail("--batch-size must be at least 1, got \(batchSize)") }
+        if microBatch < 1 { try fail("--micro-batch must be at least 1, got \(microBatch)") }
+        if !(learningRate >= 0) || !(userLearningRate >= 0) { try fail("learning rates must be non-negative") }
+        if userTokens < 0 { try fail("--user-tokens must be non-negative, got \(userTokens)") }
+        if userModel == .cluster && clusters < 1 { try fail("--clusters must be at least 1, got \(clusters)") }
+        if aggregator == .linearHead && userTokens != 1 {
+            try fail("--aggregator linear-head uses exactly one user token (got --user-tokens \(userTokens))")
+        }
+        if maxLength < userTokens + 8 { try fail("--max-length \(maxLength) leaves too little room after \(userTokens) user tokens") }
+    }
+
+    func rewardModelConfig(users: Int) -> RewardModelConfig {
+        RewardModelConfig(aggregator: aggregator,
+                          userModel: UserModelConfig(kind: userModel, tokens: userTokens, users: users,
+                                                     clusters: clusters, sharedGeneric: sharedGeneric),
+                          maxLength: maxLength)
+    }
+}
+
+public struct TrainingError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

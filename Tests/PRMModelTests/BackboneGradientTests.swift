@@ -1,0 +1,96 @@
+import Foundation
+import XCTest
+import PRMCore
+@testable import PRMModel
+
+/// Whole-backbone backward passes against finite differences on tiny random models.
+final class BackboneGradientTests: XCTestCase {
+    static func tinyBertConfig(activation: String = "gelu") throws -> BertConfig {
+        let json = """
+        {"model_type": "bert", "vocab_size": 23, "hidden_size": 12, "num_hidden_layers": 2, "num_attention_heads": 3,
+         "intermediate_size": 20, "max_position_embeddings": 16, "type_vocab_size": 2, "layer_norm_eps": 1e-5,
+         "hidden_act": "\(activation)"}
+        """
+        return try JSONDecoder().decode(BertConfig.self, from: Data(json.utf8))
+    }
+
+    /// Random values with LayerNorm gains near 1, so every path carries signal.
+    static func randomize(_ parameters: Parameters, seed: UInt64) {
+        var rng = RandomSource(seed: seed)
+        for entry in parameters.entries {
+            let gain = entry.name.hasSuffix("LayerNorm.weight") || entry.name.contains("ln_") && entry.name.hasSuffix(".weight")
+            for i in 0..<entry.count {
+                parameters.values[entry.offset + i] = gain ? 1 + 0.1 * rng.nextNormal() : 0.3 * rng.nextNormal()
+            }
+        }
+    }
+
+    func testBertBackwardMatchesFiniteDifferences() throws {
+        var layout = Parameters.Layout()
+        let model = BertModel(config: try Self.tinyBertConfig(), layout: &layout)
+        let parameters = Parameters(layout)
+        model.bind(parameters)
+        Self.randomize(parameters, seed: 3)
+        try checkBackbone(model, parameters: parameters, lengths: [5, 1, 7])
+    }
+
+    /// L = Σ w ⊙ hidden; checks d/d(embeddings) and a sample of every parameter tensor.
+    func checkBackbone(_ model: any Backbone, parameters: Parameters, lengths: [Int]) throws {
+        var g = GradientCheckModel()
+        let batch = PackedBatch(lengths: lengths)
+        let C = model.hiddenSize
+        let embeddings = g.tensor([batch.tokens, C]), w = g.tensor([batch.tokens, C])
+        func loss() -> Double {
+            let hidden = model.forward(embeddings: embeddings.data, batch: batch, training: false)
+            var s = 0.0
+            for i in 0..<batch.tokens * C { s += Double(hidden[i]) * Double(w[i]) }
+            return s
+        }
+        _ = loss()
+        parameters.zeroGrad()
+        let dEmbeddings = Tensor(shape: embeddings.shape)
+        dEmbeddings.data.update(from: model.backward(dhidden: w.data), count: dEmbeddings.count)
+        g.check("d embeddings", values: embeddings.data, count: embeddings.count, analytic: dEmbeddings.data, loss: loss)
+        for (index, entry) in parameters.entries.enumerated() {
+            let handle = Parameters.Handle(index: index)
+            // Rows of position/word tables that the batch never touches have zero gradient; sample anyway.
+            g.check(entry.name, values: parameters.value(handle), count: entry.count, analytic: parameters.grad(handle),
+                    samples: 6, loss: loss)
+        }
+    }
+}
+
+/// Finite differences over raw parameter memory (the GradientCheck of the core tests, for pointers).
+struct GradientCheckModel {
+    var rng = RandomSource(seed: 99)
+
+    mutating func tensor(_ shape: [Int]) -> Tensor {
+        let t = Tensor(shape: shape)
+        for i in 0..<t.count { t[i] = rng.nextNormal() }
+        return t
+    }
+
+    mutating func check(_ label: String, values: UnsafeMutablePointer<Float>, count: Int, analytic: UnsafePointer<Float>,
+                        samples: Int = 24, step: Float = 3e-3, file: StaticString = #filePath, line: UInt = #line,
+                        loss: () -> Double) {
+        var largest: Float = 1e-6
+        for i in 0..<count { largest = max(largest, abs(analytic[i])) }
+        var failures = 0
+        for _ in 0..<min(samples, count) {
+            let i = Int(rng.next() % UInt64(count))
+            let saved = values[i]
+            values[i] = saved + step
+            let plus = loss()
+            values[i] = saved - step
+            let minus = loss()
+            values[i] = saved
+            let numeric = Float((plus - minus) / Double(2 * step))
+            let allowed = 3e-2 * max(abs(numeric), abs(analytic[i])) + 2e-3 * largest
+            if abs(numeric - analytic[i]) > allowed {
+                failures += 1
+                if failures <= 3 { XCTFail("\(label)[\(i)]: analytic \(analytic[i]) vs numeric \(numeric)", file: file, line: line) }
+            }
+        }
+        XCTAssertEqual(failures, 0, "\(label): \(failures) disagreements", file: file, line: line)
+    }
+}

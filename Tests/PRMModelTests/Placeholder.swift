@@ -1,2 +1,0 @@
-import XCTest
-final class PRMModelTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }

