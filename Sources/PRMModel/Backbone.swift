@@ -84,6 +84,20 @@ public enum Backbones {
         try TokenizerLoader.load(contentsOf: folder.appendingPathComponent("tokenizer.json"))
     }
 
+    /// GPT-2/BERT-style random initialisation for training from scratch and for tests:
+    /// matrices and embeddings normal(0, 0.02), LayerNorm gains 1, biases 0.
+    public static func initializeRandomly(_ parameters: Parameters, group: Parameters.Group = .backbone, seed: UInt64) {
+        var rng = RandomSource(seed: seed)
+        for entry in parameters.entries where entry.group == group {
+            let values = parameters.values.data + entry.offset
+            let isGain = entry.shape.count == 1 && (entry.name.contains("LayerNorm.weight") || entry.name.contains("ln_"))
+                && entry.name.hasSuffix(".weight")
+            for i in 0..<entry.count {
+                values[i] = entry.shape.count >= 2 ? 0.02 * rng.nextNormal() : (isGain ? 1 : 0)
+            }
+        }
+    }
+
     /// Reads every tensor of `group` from a safetensors file, by name, checking shapes.
     /// The first prefix under which the file holds the first tensor is used for all of them.
     public static func loadWeights(into parameters: Parameters, group: Parameters.Group, prefixes: [String], from url: URL) throws {

@@ -103,7 +103,7 @@ public final class Trainer {
                 var entry = TrainingLogEntry(
                     step: done, epoch: Double(done) / Double(stepsPerEpoch), loss: window.loss / Float(max(window.count, 1)),
                     accuracy: Float(window.correct) / Float(max(window.count, 1)),
-                    learningRate: optimizer.learningRate(for: .backbone), userLearningRate: optimizer.learningRate(for: .user),
+                    learningRate: optimizer.learningRate(.backbone), userLearningRate: optimizer.learningRate(.user),
                     gradientNorm: norm, tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed,
                     devAccuracy: nil)
                 if epochEnds && !dev.isEmpty { entry.devAccuracy = Evaluator(model: model, users: users).accuracy(dev) }

@@ -59,7 +59,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if maxLength < userTokens + 8 { try fail("--max-length \(maxLength) leaves too little room after \(userTokens) user tokens") }
     }
 
-    func rewardModelConfig(users: Int) -> RewardModelConfig {
+    public func rewardModelConfig(users: Int) -> RewardModelConfig {
         RewardModelConfig(aggregator: aggregator,
                           userModel: UserModelConfig(kind: userModel, tokens: userTokens, users: users,
                                                      clusters: clusters, sharedGeneric: sharedGeneric),

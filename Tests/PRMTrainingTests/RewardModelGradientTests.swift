@@ -1,0 +1,93 @@
+import Foundation
+import XCTest
+import PRMCore
+import PRMModel
+import PRMTestSupport
+@testable import PRMTraining
+
+/// Finite differences through the whole reward model: backbone, user model (every kind) and
+/// aggregator (both), with explicit user text, generic-user inputs and shared sequences.
+final class RewardModelGradientTests: XCTestCase {
+    func testEveryUserModelAndAggregator() throws {
+        let folder = try TinyModels.backboneFolder(hidden: 16)
+        let cases: [(Aggregator, UserModelKind, Bool)] = [
+            (.softPrompt, .uniform, true), (.softPrompt, .individual, true), (.softPrompt, .individual, false),
+            (.softPrompt, .cluster, true), (.linearHead, .uniform, true), (.linearHead, .individual, true),
+            (.linearHead, .individual, false), (.linearHead, .cluster, true),
+        ]
+        for (aggregator, kind, shared) in cases {
+            var settings = TinyModels.settings(aggregator, kind)
+            settings.sharedGeneric = shared
+            let model = try TinyModels.rewardModel(settings, users: 3, folder: folder)
+            perturb(model.parameters, group: .user, seed: 3)
+            try check(model, label: "\(aggregator.rawValue)/\(kind.rawValue)/shared=\(shared)")
+        }
+    }
+
+    /// Offsets start at zero; give every user table entry a value so each path carries signal.
+    private func perturb(_ parameters: Parameters, group: Parameters.Group, seed: UInt64) {
+        var rng = RandomSource(seed: seed)
+        for entry in parameters.entries where entry.group == group {
+            for i in 0..<entry.count { parameters.values[entry.offset + i] += 0.3 * rng.nextNormal() }
+        }
+    }
+
+    private func check(_ model: RewardModel, label: String) throws {
+        let ids = { (text: String) in model.tokenize(text) }
+        let prompt = ids("Human: What should I cook tonight?\n\nAssistant:")
+        let inputs = [
+            RewardInput(user: 1, prompt: prompt, reply: ids("Pasta.")),
+            RewardInput(user: 1, prompt: prompt, reply: ids("A warm bowl of soup with fresh bread.")),
+            RewardInput(user: 2, explicit: ids("I am vegetarian."), prompt: prompt, reply: ids("Pasta.")),
+            RewardInput(user: 0, prompt: prompt, reply: ids("Pasta.")),
+            RewardInput(user: 3, prompt: ids("Human: hi\n\nAssistant:"), reply: ids("Hello there!")),
+        ]
+        let weights: [Float] = [0.7, -1.3, 0.4, 1.1, -0.6]
+        func loss() -> Double {
+            zip(model.forward(inputs), weights).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        _ = loss()
+        model.parameters.zeroGrad()
+        _ = model.forward(inputs, training: true)
+        model.backward(dRewards: weights)
+        let p = model.parameters
+        let largest = p.grads.array.map(abs).max() ?? 0
+        XCTAssertGreaterThan(largest, 0, "\(label): no gradient at all")
+        var rng = RandomSource(seed: 17)
+        var failures = 0
+        for entry in p.entries {
+            // Every user/head float; a sample of each backbone tensor.
+            let indices = entry.group == .backbone
+                ? (0..<4).map { _ in Int(rng.next() % UInt64(entry.count)) } : Array(0..<entry.count)
+            for i in indices {
+                let at = entry.offset + i
+                let saved = p.values[at], step: Float = 3e-3
+                p.values[at] = saved + step
+                let plus = loss()
+                p.values[at] = saved - step
+                let minus = loss()
+                p.values[at] = saved
+                let numeric = Float((plus - minus) / Double(2 * step)), analytic = p.grads[at]
+                if abs(numeric - analytic) > 3e-2 * max(abs(numeric), abs(analytic)) + 1e-3 * largest {
+                    failures += 1
+                    if failures <= 5 { XCTFail("\(label): \(entry.name)[\(i)] analytic \(analytic) numeric \(numeric)") }
+                }
+            }
+        }
+        // Touched rows of the word table: the explicit-text and reply tokens.
+        let table = model.backbone.wordEmbeddings
+        let C = model.backbone.hiddenSize
+        for id in ids("vegetarian Pasta") {
+            let at = p.entry(table).offset + Int(id) * C + Int(rng.next() % UInt64(C))
+            let saved = p.values[at], step: Float = 3e-3
+            p.values[at] = saved + step
+            let plus = loss()
+            p.values[at] = saved - step
+            let minus = loss()
+            p.values[at] = saved
+            let numeric = Float((plus - minus) / Double(2 * step))
+            XCTAssertEqual(p.grads[at], numeric, accuracy: 3e-2 * abs(numeric) + 1e-3 * largest, "\(label): word embedding of \(id)")
+        }
+        XCTAssertEqual(failures, 0, "\(label): \(failures) gradient entries disagree")
+    }
+}
