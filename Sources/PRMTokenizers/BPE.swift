@@ -318,24 +318,42 @@ struct MergeQueue {
 }
 
 /// Merged words by their characters, shared by every thread that encodes with the model.
-/// Bounded: once full it stops inserting, like the reference's cache.
+/// Split into independently locked shards so parallel batches rarely wait on each other;
+/// bounded: once a shard is full it stops inserting, like the reference's cache.
 final class WordCache: @unchecked Sendable {
-    // @unchecked: `words` is only touched while holding `lock`.
-    private let lock = NSLock()
-    private var words: [[UInt32]: [Int32]] = [:]
-    private let capacity: Int
+    // @unchecked: each shard's dictionary is only touched while holding that shard's lock.
+    private final class Shard {
+        let lock = NSLock()
+        var words: [[UInt32]: [Int32]] = [:]
+    }
 
-    init(capacity: Int = 100_000) { self.capacity = capacity }
+    private let shards: [Shard]
+    private let capacityPerShard: Int
+
+    init(capacity: Int = 100_000, shards: Int = 64) {
+        self.shards = (0..<shards).map { _ in Shard() }
+        self.capacityPerShard = max(1, capacity / shards)
+    }
+
+    /// A cheap spread over the shards from the word's length and its ends.
+    @inline(__always)
+    private func shard(_ key: [UInt32]) -> Shard {
+        guard let first = key.first, let last = key.last else { return shards[0] }
+        let mix = UInt32(truncatingIfNeeded: key.count) &* 0x9E37_79B1 ^ first &* 0x85EB_CA6B ^ last &* 0xC2B2_AE35
+        return shards[Int(mix >> 7) % shards.count]
+    }
 
     func get(_ key: [UInt32]) -> [Int32]? {
-        lock.lock()
-        defer { lock.unlock() }
-        return words[key]
+        let shard = shard(key)
+        shard.lock.lock()
+        defer { shard.lock.unlock() }
+        return shard.words[key]
     }
 
     func set(_ key: [UInt32], _ value: [Int32]) {
-        lock.lock()
-        defer { lock.unlock() }
-        if words.count < capacity { words[key] = value }
+        let shard = shard(key)
+        shard.lock.lock()
+        defer { shard.lock.unlock() }
+        if shard.words.count < capacityPerShard { shard.words[key] = value }
     }
 }

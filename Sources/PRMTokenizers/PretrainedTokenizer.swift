@@ -46,12 +46,17 @@ struct PretrainedTokenizer: Tokenizer {
                 nextID += 1
             }
             addedIDs[token.content] = id
-            addedTokens[id] = token.content
             if token.special { special.insert(token.content) }
             if token.normalized {
-                // Normalized tokens are searched for in normalized text, so in normalized form.
-                normalized.append((token, id, Self.normalize(token.content, with: file.normalizer)))
+                // Normalized tokens are searched for in normalized text, so in normalized form,
+                // and the reference decodes them in that form too (`simple_id_to_token` reads
+                // its normalized cache; a special one then no longer matches the special set by
+                // content, so skipSpecialTokens keeps it, as there).
+                let form = Self.normalize(token.content, with: file.normalizer)
+                addedTokens[id] = form
+                normalized.append((token, id, form))
             } else {
+                addedTokens[id] = token.content
                 raw.append((token, id, token.content))
             }
         }

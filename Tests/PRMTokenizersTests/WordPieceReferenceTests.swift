@@ -55,6 +55,45 @@ final class WordPieceReferenceTests: XCTestCase {
                           inputs: inputs, label: "MiniLM decode ids skipping special")
     }
 
+    /// Added tokens matched after normalization (`normalized: true`), one of them single-word
+    /// and special, plus a raw one with lstrip/rstrip, against the reference.
+    func testAddedTokenOptionsMatchReference() throws {
+        let source = try Reference.miniLMTokenizer
+        guard var json = try JSONSerialization.jsonObject(with: Data(contentsOf: source)) as? [String: Any],
+              var added = json["added_tokens"] as? [[String: Any]] else {
+            throw TestSupport.Failure("\(source.path) has no added_tokens")
+        }
+        func token(_ id: Int, _ content: String, normalized: Bool, special: Bool, singleWord: Bool = false,
+                   strip: Bool = false) -> [String: Any] {
+            ["id": id, "content": content, "single_word": singleWord, "lstrip": strip, "rstrip": strip,
+             "normalized": normalized, "special": special]
+        }
+        added += [
+            token(30522, "HéLLo wOrld", normalized: true, special: false),
+            token(30523, "Dogs", normalized: true, special: true, singleWord: true),
+            token(30524, "<<X>>", normalized: false, special: true, strip: true),
+        ]
+        json["added_tokens"] = added
+        let folder = try TestSupport.temporaryDirectory("prm-minilm-variant")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("tokenizer.json")
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+
+        let tokenizer = try TokenizerLoader.load(contentsOf: url)
+        let texts = ["say HELLO world and hello world", "Hello  World", "dogs hotdogs DOGS dogs.", "héllo world",
+                     "a  <<X>>  b", "<<X>><<X>>", "x<<X>>y [CLS] hello world"]
+        let tokens = ["HéLLo wOrld", "hello world", "Dogs", "<<X>>"]
+        let reference = try Reference.encode(tokenizer: url, texts: texts, addSpecialTokens: true, tokens: tokens)
+        assertSameIDs(texts.map { tokenizer.encode($0, addSpecialTokens: true) }, reference.ids, texts: texts,
+                      label: "MiniLM added tokens")
+        assertSameStrings(reference.ids.map { tokenizer.decode($0, skipSpecialTokens: false) }, reference.decoded,
+                          inputs: texts, label: "MiniLM added tokens decode")
+        assertSameStrings(reference.ids.map { tokenizer.decode($0, skipSpecialTokens: true) },
+                          reference.decodedSkippingSpecial, inputs: texts, label: "MiniLM added tokens decode skipping special")
+        XCTAssertEqual(tokenizer.vocabularySize, reference.vocabularySize)
+        for token in tokens { XCTAssertEqual(tokenizer.id(of: token), reference.tokenIDs[token] ?? nil, "id of \(token)") }
+    }
+
     func testVocabularyAndSpecialTokens() throws {
         let (tokenizer, url) = try load()
         let tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "##ing", "not-a-token", "Hello"]
