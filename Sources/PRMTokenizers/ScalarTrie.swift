@@ -66,8 +66,6 @@ struct ScalarTrie: Sendable {
 
     static let root: Int32 = 0
 
-    var isEmpty: Bool { values.count == 1 && values[0] < 0 }
-
     @inline(__always)
     private static func key(_ node: Int32, _ scalar: UInt32) -> UInt64 {
         UInt64(UInt32(bitPattern: node)) << 32 | UInt64(scalar)

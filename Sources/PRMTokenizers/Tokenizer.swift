@@ -59,8 +59,23 @@ public enum TokenizerLoader {
         } catch let problem as ConfigProblem {
             throw TokenizerError(problem.kind, file: file, problem: problem.message)
         } catch let error as DecodingError {
-            let (kind, message) = describe(error)
+            var (kind, message) = describe(error)
+            if kind == .notJSON, let detail = syntaxErrorDetail(data) { message = "not valid JSON: \(detail)" }
             throw TokenizerError(kind, file: file, problem: message)
+        } catch {
+            // Nothing else is thrown today; keep the promise that every failure names the file.
+            throw TokenizerError(.invalidValue, file: file, problem: "\(error)")
+        }
+    }
+
+    /// JSONDecoder only says "not valid JSON"; JSONSerialization says where ("Invalid value
+    /// around character 2.").
+    private static func syntaxErrorDetail(_ data: Data) -> String? {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data)
+            return nil
+        } catch {
+            return (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
         }
     }
 
@@ -86,10 +101,7 @@ public enum TokenizerLoader {
             if context.codingPath.isEmpty { return (.invalidValue, "the top level is not a JSON object") }
             return (.invalidValue, "'\(path(context.codingPath))' is not a \(type)")
         case let .dataCorrupted(context):
-            if context.codingPath.isEmpty, let underlying = context.underlyingError {
-                return (.notJSON, "not valid JSON (\(underlying.localizedDescription))")
-            }
-            if context.codingPath.isEmpty { return (.notJSON, "not valid JSON (\(context.debugDescription))") }
+            if context.codingPath.isEmpty { return (.notJSON, "not valid JSON") }
             return (.invalidValue, "'\(path(context.codingPath))': \(context.debugDescription)")
         @unknown default:
             return (.invalidValue, "\(error)")

@@ -77,6 +77,11 @@ struct WordPieceModel: TokenModel, Decodable {
 }
 
 /// id → token table for a vocabulary; ids must be non-negative and small enough to index.
+///
+/// Known limit: vocabularies are decoded as `[String: Int]`, and Swift compares strings by
+/// canonical equivalence, so two keys that differ only in composition ("é" and "e\u{301}")
+/// collapse into one and the other's id is lost. Neither MiniLM's vocabulary nor a byte-level
+/// one (whose alphabet holds no combining marks) has such a pair.
 func makeIDTable(_ vocabulary: [String: Int], section: String) throws -> [String?] {
     guard let largest = vocabulary.values.max() else {
         throw ConfigProblem(.invalidValue, "\(section) is empty")

@@ -66,7 +66,7 @@ final class LoaderErrorTests: XCTestCase {
     }
 
     func testNotJSON() throws {
-        assertFails(try write("{ this is not json"), .notJSON, ["not valid JSON"])
+        assertFails(try write("{ this is not json"), .notJSON, ["not valid JSON: Invalid value around character 2"])
         assertFails(try write(""), .notJSON, ["not valid JSON"])
         assertFails(try write("[1, 2, 3]"), .invalidValue, ["not a JSON object"])
     }
