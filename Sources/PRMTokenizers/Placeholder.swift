@@ -1,1 +1,0 @@
-// PRMTokenizers: placeholder until the module lands.

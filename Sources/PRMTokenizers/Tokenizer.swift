@@ -1,0 +1,155 @@
+import Foundation
+
+/// A tokenizer loaded from a Hugging Face `tokenizer.json`; its ids equal those of the
+/// `tokenizers` library for the same file (without the file's truncation and padding).
+public protocol Tokenizer: Sendable {
+    /// Token ids for `text`; with `addSpecialTokens` the post-processor's single-sequence
+    /// template is applied ([CLS] … [SEP] for BERT).
+    func encode(_ text: String, addSpecialTokens: Bool) -> [Int]
+    /// `encode` for each text, in parallel over the texts.
+    func encodeBatch(_ texts: [String], addSpecialTokens: Bool) -> [[Int]]
+    /// The text for `ids`, through the file's decoder. Ids outside the vocabulary are skipped, as
+    /// the reference does.
+    func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String
+    /// Applies the single-sequence post-processor template to already-encoded ids (used after
+    /// truncation).
+    func addingSpecialTokens(_ ids: [Int]) -> [Int]
+    /// How many ids `addingSpecialTokens` adds (2 for BERT).
+    var specialTokensPerSequence: Int { get }
+    /// The size of the id space: one past the largest id of the vocabulary and added tokens
+    /// (the reference's `get_vocab_size(with_added_tokens=True)` when ids are dense).
+    var vocabularySize: Int { get }
+    /// The id of a token, added tokens first, then the model's vocabulary.
+    func id(of token: String) -> Int?
+    /// The padding id: the file's `padding.pad_token` (or `pad_id`), else `[PAD]` for a
+    /// WordPiece vocabulary that has it, else nil.
+    var padTokenID: Int? { get }
+}
+
+extension Tokenizer {
+    /// `encode` truncated to at most `maxLength` ids, special tokens included: the content is cut
+    /// to `maxLength - specialTokensPerSequence` first, as the reference's single-sequence
+    /// truncation does.
+    public func encode(_ text: String, addSpecialTokens: Bool, maxLength: Int) -> [Int] {
+        let content = encode(text, addSpecialTokens: false)
+        guard addSpecialTokens else { return Array(content.prefix(max(0, maxLength))) }
+        let room = max(0, maxLength - specialTokensPerSequence)
+        return addingSpecialTokens(Array(content.prefix(room)))
+    }
+}
+
+public enum TokenizerLoader {
+    /// Loads `tokenizer.json`. Throws a `TokenizerError` naming the file and the problem: the
+    /// file is missing or not JSON, `model` is missing, a section's type is not supported, the
+    /// vocabulary lacks the unk token, the merges are malformed.
+    public static func load(contentsOf url: URL) throws -> any Tokenizer {
+        let file = url.path
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw TokenizerError(.fileMissing, file: file, problem: "file not found")
+        }
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw TokenizerError(.unreadable, file: file, problem: "cannot read: \(error.localizedDescription)")
+        }
+        do {
+            let sections = try JSONDecoder().decode(TokenizerFile.self, from: data)
+            return try PretrainedTokenizer(sections)
+        } catch let problem as ConfigProblem {
+            throw TokenizerError(problem.kind, file: file, problem: problem.message)
+        } catch let error as DecodingError {
+            var (kind, message) = describe(error)
+            if kind == .notJSON, let detail = syntaxErrorDetail(data) { message = "not valid JSON: \(detail)" }
+            throw TokenizerError(kind, file: file, problem: message)
+        } catch {
+            // Nothing else is thrown today; keep the promise that every failure names the file.
+            throw TokenizerError(.invalidValue, file: file, problem: "\(error)")
+        }
+    }
+
+    /// JSONDecoder only says "not valid JSON"; JSONSerialization says where ("Invalid value
+    /// around character 2.").
+    private static func syntaxErrorDetail(_ data: Data) -> String? {
+        do {
+            _ = try JSONSerialization.jsonObject(with: data)
+            return nil
+        } catch {
+            return (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+        }
+    }
+
+    /// One line for a `DecodingError`, with the JSON path of the offending key.
+    static func describe(_ error: DecodingError) -> (TokenizerError.Kind, String) {
+        func path(_ keys: [any CodingKey]) -> String {
+            var text = ""
+            for key in keys {
+                if let index = key.intValue, key.stringValue.hasPrefix("Index") || key.stringValue == "\(index)" {
+                    text += "[\(index)]"
+                } else {
+                    text += text.isEmpty ? key.stringValue : "." + key.stringValue
+                }
+            }
+            return text
+        }
+        switch error {
+        case let .keyNotFound(key, context):
+            return (.missingKey, "missing '\(path(context.codingPath + [key]))'")
+        case let .valueNotFound(_, context):
+            return (.missingKey, "missing '\(path(context.codingPath))' (it is null)")
+        case let .typeMismatch(type, context):
+            if context.codingPath.isEmpty { return (.invalidValue, "the top level is not a JSON object") }
+            return (.invalidValue, "'\(path(context.codingPath))' is not a \(type)")
+        case let .dataCorrupted(context):
+            if context.codingPath.isEmpty { return (.notJSON, "not valid JSON") }
+            return (.invalidValue, "'\(path(context.codingPath))': \(context.debugDescription)")
+        @unknown default:
+            return (.invalidValue, "\(error)")
+        }
+    }
+}
+
+/// The sections of `tokenizer.json` this module reads, with Hugging Face's keys. `truncation`
+/// is ignored: callers truncate ids themselves.
+struct TokenizerFile: Decodable {
+    let addedTokens: [AddedToken]
+    let normalizer: (any Normalizer)?
+    let preTokenizer: (any PreTokenizer)?
+    let model: any TokenModel
+    let postProcessor: (any PostProcessor)?
+    let decoder: (any TokenDecoder)?
+    let padding: Padding?
+
+    struct Padding: Decodable {
+        let padID: Int?
+        let padToken: String?
+        enum CodingKeys: String, CodingKey {
+            case padID = "pad_id"
+            case padToken = "pad_token"
+        }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case addedTokens = "added_tokens"
+        case normalizer
+        case preTokenizer = "pre_tokenizer"
+        case model
+        case postProcessor = "post_processor"
+        case decoder
+        case padding
+    }
+
+    init(from decoder: any Decoder) throws {
+        let keys = try decoder.container(keyedBy: CodingKeys.self)
+        guard keys.contains(.model), try !keys.decodeNil(forKey: .model) else {
+            throw ConfigProblem(.missingKey, "missing 'model'")
+        }
+        model = try keys.decode(AnyModel.self, forKey: .model).value
+        addedTokens = try keys.decodeIfPresent([AddedToken].self, forKey: .addedTokens) ?? []
+        normalizer = try keys.decodeIfPresent(AnyNormalizer.self, forKey: .normalizer)?.value
+        preTokenizer = try keys.decodeIfPresent(AnyPreTokenizer.self, forKey: .preTokenizer)?.value
+        postProcessor = try keys.decodeIfPresent(AnyPostProcessor.self, forKey: .postProcessor)?.value
+        self.decoder = try keys.decodeIfPresent(AnyDecoder.self, forKey: .decoder)?.value
+        padding = try keys.decodeIfPresent(Padding.self, forKey: .padding)
+    }
+}

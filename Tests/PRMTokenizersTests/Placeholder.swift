@@ -1,2 +1,0 @@
-import XCTest
-final class PRMTokenizersTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
