@@ -1,2 +1,0 @@
-import XCTest
-final class PRMTrainingTestsPlaceholder: XCTestCase { func testBuilds() { XCTAssertTrue(true) } }
