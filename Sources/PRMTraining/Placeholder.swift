@@ -1,1 +1,0 @@
-// PRMTraining: placeholder until the module lands.
