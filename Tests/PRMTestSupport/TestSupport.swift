@@ -17,11 +17,17 @@ public enum TestSupport {
         repoRoot.appendingPathComponent("Tests/Reference").appendingPathComponent(name)
     }
 
-    /// The shared real-dialogue preference data (../shared/data/lengthpref), or the project's copy.
+    /// The real-dialogue preference data: the project's copy (data/lengthpref), else the shared
+    /// folder (shared/data/lengthpref) in the nearest directory above the checkout that has one.
     public static var lengthprefDirectory: URL {
         let shipped = repoRoot.appendingPathComponent("data/lengthpref")
-        if FileManager.default.fileExists(atPath: shipped.appendingPathComponent("train.jsonl").path) { return shipped }
-        return repoRoot.deletingLastPathComponent().appendingPathComponent("shared/data/lengthpref")
+        var candidates = [shipped]
+        var folder = repoRoot
+        while folder.path != "/" {
+            folder = folder.deletingLastPathComponent()
+            candidates.append(folder.appendingPathComponent("shared/data/lengthpref"))
+        }
+        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("train.jsonl").path) } ?? shipped
     }
 
     /// The pretrained all-MiniLM-L6-v2 folder that scripts/setup.sh links into models/.

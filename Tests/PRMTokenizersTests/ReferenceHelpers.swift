@@ -61,21 +61,14 @@ enum Reference {
         return result
     }
 
-    /// `TestSupport.lengthprefDirectory`, or, when that has no train.jsonl, the first
-    /// `shared/data/lengthpref` above the repository: TestSupport looks only one level up
-    /// (`/work/main` → `/work/shared`), but a worktree such as `/work/wt/tok` sits two levels
-    /// down. Missing data is still a failure.
+    /// The lengthpref data; missing data is a failure.
     static var lengthprefDirectory: URL {
         get throws {
-            let primary = TestSupport.lengthprefDirectory
-            if FileManager.default.fileExists(atPath: primary.appendingPathComponent("train.jsonl").path) { return primary }
-            var folder = TestSupport.repoRoot.deletingLastPathComponent()
-            while folder.path != "/" {
-                let candidate = folder.appendingPathComponent("shared/data/lengthpref")
-                if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("train.jsonl").path) { return candidate }
-                folder = folder.deletingLastPathComponent()
+            let directory = TestSupport.lengthprefDirectory
+            guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("train.jsonl").path) else {
+                throw TestSupport.Failure("lengthpref data not found (looked in data/lengthpref and shared/data/lengthpref above \(TestSupport.repoRoot.path))")
             }
-            throw TestSupport.Failure("lengthpref data not found at \(primary.path) nor in any shared/data/lengthpref above \(TestSupport.repoRoot.path)")
+            return directory
         }
     }
 
