@@ -13,9 +13,10 @@ public enum GELU {
     /// out = gelu(inp), element-wise over `count` floats.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, form: Form) {
         Parallel.forRange(count, costPerItem: 8) { range in
-            let x = inp + range.lowerBound, y = out + range.lowerBound
-            VectorMath.map(range.count, { i in y.setVec(i, value(x.vec(i), form)) },
-                           { i in y[i] = value(lane(x[i]), form)[0] })
+            switch form {
+            case .erf: for i in range { out[i] = value(inp[i], .erf) }
+            case .tanh: for i in range { out[i] = value(inp[i], .tanh) }
+            }
         }
     }
 
@@ -23,46 +24,39 @@ public enum GELU {
     public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 inp: UnsafePointer<Float>, count: Int, form: Form) {
         Parallel.forRange(count, costPerItem: 8) { range in
-            let x = inp + range.lowerBound, dy = dout + range.lowerBound, dx = dinp + range.lowerBound
-            VectorMath.map(range.count, { i in dx.setVec(i, dx.vec(i) + dy.vec(i) * derivative(x.vec(i), form)) },
-                           { i in dx[i] += dy[i] * derivative(lane(x[i]), form)[0] })
+            switch form {
+            case .erf: for i in range { dinp[i] += dout[i] * derivative(inp[i], .erf) }
+            case .tanh: for i in range { dinp[i] += dout[i] * derivative(inp[i], .tanh) }
+            }
         }
     }
 
     @inline(__always)
-    static func value(_ x: Vec, _ form: Form) -> Vec {
-        let half: Vec = 0.5 * x
+    static func value(_ x: Float, _ form: Form) -> Float {
+        let half = 0.5 * x
         switch form {
         case .erf:
-            let e: Vec = VectorMath.erf(x * invSqrt2)
-            return half * (1 + e)
+            return half * (1 + VectorMath.erf(x * invSqrt2))
         case .tanh:
-            let t: Vec = VectorMath.tanh(tanhArgument(x))
-            return half * (1 + t)
+            return half * (1 + VectorMath.tanh(tanhArgument(x)))
         }
     }
 
     /// √(2/π)·(x + 0.044715·x³), the tanh form's argument.
     @inline(__always)
-    static func tanhArgument(_ x: Vec) -> Vec {
-        let cube: Vec = x * x * x
-        return sqrt2OverPi * (x + cubic * cube)
+    static func tanhArgument(_ x: Float) -> Float {
+        sqrt2OverPi * (x + cubic * x * x * x)
     }
 
     @inline(__always)
-    static func derivative(_ x: Vec, _ form: Form) -> Vec {
+    static func derivative(_ x: Float, _ form: Form) -> Float {
         switch form {
         case .erf:
-            let cdf: Vec = 0.5 * (1 + VectorMath.erf(x * invSqrt2))
-            let square: Vec = x * x
-            let pdf: Vec = invSqrt2Pi * VectorMath.exp(-0.5 * square)
-            return cdf + x * pdf
+            let cdf = 0.5 * (1 + VectorMath.erf(x * invSqrt2))
+            return cdf + x * invSqrt2Pi * VectorMath.exp(-0.5 * x * x)
         case .tanh:
-            let t: Vec = VectorMath.tanh(tanhArgument(x))
-            let square: Vec = x * x
-            let inner: Vec = sqrt2OverPi * (1 + 3 * cubic * square)
-            let sech2: Vec = 1 - t * t
-            return 0.5 * (1 + t) + 0.5 * x * sech2 * inner
+            let t = VectorMath.tanh(tanhArgument(x))
+            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * sqrt2OverPi * (1 + 3 * cubic * x * x)
         }
     }
 }

@@ -11,8 +11,10 @@ public enum BLAS {
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
-            // sgemm with K = 0 must still apply beta to C.
-            for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } }
+            // C = beta·C; beta 0 overwrites (C may hold uninitialised memory, and 0·NaN is NaN).
+            for row in 0..<m {
+                for col in 0..<n { c[row * ldc + col] = beta == 0 ? 0 : beta * c[row * ldc + col] }
+            }
             return
         }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,

@@ -27,20 +27,10 @@ public enum Softmax {
     @inline(__always)
     static func normalizeRow(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) {
         var maxValue = -Float.infinity
-        for j in 0..<valid { maxValue = max(maxValue, row[j]) }
-        var sums = Vec(repeating: 0)
-        var tail: Float = 0
-        VectorMath.map(valid, { j in
-            let e = VectorMath.exp(row.vec(j) - maxValue)
-            row.setVec(j, e)
-            sums += e
-        }, { j in
-            let e = VectorMath.exp(lane(row[j] - maxValue))[0]
-            row[j] = e
-            tail += e
-        })
-        let inverse = 1 / (sums.sum() + tail)
+        for j in 0..<valid { maxValue = Swift.max(maxValue, row[j]) }
+        for j in 0..<valid { row[j] = VectorMath.exp(row[j] - maxValue) }
+        let inverse = 1 / sum(row, valid)
         for j in 0..<valid { row[j] *= inverse }
-        for j in valid..<width { row[j] = 0 }
+        if valid < width { (row + valid).update(repeating: 0, count: width - valid) }
     }
 }
