@@ -60,6 +60,8 @@ public final class RewardModel {
     /// The sequences and reward queries of the last forward pass, for backward.
     private var plan = ScoringPlan()
     private var batch = PackedBatch(lengths: [])
+    /// Tokens the backbone ran in the last forward pass (after truncation and sharing), for throughput.
+    public var lastForwardTokens: Int { batch.tokens }
     private let embeddings = GrowableBuffer(), pooled = GrowableBuffer(), dPooled = GrowableBuffer()
     private let userVectors = GrowableBuffer()
 

@@ -20,9 +20,6 @@ public struct EncodedComparison: Sendable {
     func generic() -> (chosen: RewardInput, rejected: RewardInput) {
         (RewardInput(user: 0, prompt: prompt, reply: chosen), RewardInput(user: 0, prompt: prompt, reply: rejected))
     }
-
-    /// Tokens this comparison puts through the backbone per personalized pair (for throughput figures).
-    var tokenCount: Int { 2 * prompt.count + chosen.count + rejected.count + 2 * explicit.count }
 }
 
 extension RewardModel {

@@ -91,7 +91,7 @@ public final class Trainer {
                 window.loss += result.loss
                 window.correct += result.correct
                 window.count += part.count
-                tokens += part.reduce(0) { $0 + $1.tokenCount }
+                tokens += model.lastForwardTokens
             }
             let norm = optimizer.clipGradients(maxNorm: settings.gradientClip)
             optimizer.update()
