@@ -1,4 +1,5 @@
 import XCTest
+import PRMTestSupport
 @testable import PRMCore
 
 /// Central finite differences against a kernel's analytic backward pass.
@@ -25,24 +26,10 @@ struct GradientCheck {
             : (0..<samples).map { _ in Int(rng.next() % UInt64(input.count)) }
         var largest: Float = 1e-6
         for i in 0..<analytic.count { largest = max(largest, abs(analytic[i])) }
-        var failures = 0
-        for i in indices {
-            let saved = input[i]
-            input[i] = saved + step
-            let plus = loss()
-            input[i] = saved - step
-            let minus = loss()
-            input[i] = saved
-            let numeric = Float((plus - minus) / Double(2 * step))
-            let error = abs(numeric - analytic[i])
-            let allowed = relativeTolerance * max(abs(numeric), abs(analytic[i])) + 1e-3 * largest
-            if error > allowed {
-                failures += 1
-                if failures <= 5 {
-                    XCTFail("\(label)[\(i)]: analytic \(analytic[i]) vs numeric \(numeric)", file: file, line: line)
-                }
-            }
-        }
+        let wrong = FiniteDifferences.disagreements(values: input.data, analytic: analytic.data, indices: indices, step: step,
+                                                    relativeTolerance: relativeTolerance, absoluteFloor: 1e-3 * largest, loss: loss)
+        for d in wrong.prefix(5) { XCTFail("\(label)\(d)", file: file, line: line) }
+        let failures = wrong.count
         XCTAssertEqual(failures, 0, "\(label): \(failures) of \(indices.count) entries disagree", file: file, line: line)
     }
 }

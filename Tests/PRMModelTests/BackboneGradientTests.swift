@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import PRMCore
+import PRMTestSupport
 @testable import PRMModel
 
 /// Whole-backbone backward passes against finite differences on tiny random models.
@@ -78,22 +79,11 @@ struct GradientCheckModel {
     mutating func check(_ label: String, values: UnsafeMutablePointer<Float>, count: Int, analytic: UnsafePointer<Float>,
                         samples: Int = 24, step: Float = 3e-3, absoluteFloor: Float,
                         file: StaticString = #filePath, line: UInt = #line, loss: () -> Double) {
-        var failures = 0
-        for _ in 0..<min(samples, count) {
-            let i = Int(rng.next() % UInt64(count))
-            let saved = values[i]
-            values[i] = saved + step
-            let plus = loss()
-            values[i] = saved - step
-            let minus = loss()
-            values[i] = saved
-            let numeric = Float((plus - minus) / Double(2 * step))
-            let allowed = 3e-2 * max(abs(numeric), abs(analytic[i])) + absoluteFloor
-            if abs(numeric - analytic[i]) > allowed {
-                failures += 1
-                if failures <= 3 { XCTFail("\(label)[\(i)]: analytic \(analytic[i]) vs numeric \(numeric)", file: file, line: line) }
-            }
-        }
+        let indices = (0..<min(samples, count)).map { _ in Int(rng.next() % UInt64(count)) }
+        let wrong = FiniteDifferences.disagreements(values: values, analytic: analytic, indices: indices, step: step,
+                                                    relativeTolerance: 3e-2, absoluteFloor: absoluteFloor, loss: loss)
+        for d in wrong.prefix(3) { XCTFail("\(label)\(d)", file: file, line: line) }
+        let failures = wrong.count
         XCTAssertEqual(failures, 0, "\(label): \(failures) disagreements", file: file, line: line)
     }
 }

@@ -54,40 +54,22 @@ final class RewardModelGradientTests: XCTestCase {
         let largest = p.grads.array.map(abs).max() ?? 0
         XCTAssertGreaterThan(largest, 0, "\(label): no gradient at all")
         var rng = RandomSource(seed: 17)
-        var failures = 0
+        // Every user/head float; a sample of each backbone tensor; the word-table rows of the
+        // explicit-text and reply tokens.
+        var indices: [Int] = []
         for entry in p.entries {
-            // Every user/head float; a sample of each backbone tensor.
-            let indices = entry.group == .backbone
-                ? (0..<4).map { _ in Int(rng.next() % UInt64(entry.count)) } : Array(0..<entry.count)
-            for i in indices {
-                let at = entry.offset + i
-                let saved = p.values[at], step: Float = 3e-3
-                p.values[at] = saved + step
-                let plus = loss()
-                p.values[at] = saved - step
-                let minus = loss()
-                p.values[at] = saved
-                let numeric = Float((plus - minus) / Double(2 * step)), analytic = p.grads[at]
-                if abs(numeric - analytic) > 3e-2 * max(abs(numeric), abs(analytic)) + 1e-3 * largest {
-                    failures += 1
-                    if failures <= 5 { XCTFail("\(label): \(entry.name)[\(i)] analytic \(analytic) numeric \(numeric)") }
-                }
-            }
+            indices += entry.group == .backbone
+                ? (0..<4).map { _ in entry.offset + Int(rng.next() % UInt64(entry.count)) } : Array(entry.offset..<entry.offset + entry.count)
         }
-        // Touched rows of the word table: the explicit-text and reply tokens.
-        let table = model.backbone.wordEmbeddings
-        let C = model.backbone.hiddenSize
-        for id in ids("vegetarian Pasta") {
-            let at = p.entry(table).offset + Int(id) * C + Int(rng.next() % UInt64(C))
-            let saved = p.values[at], step: Float = 3e-3
-            p.values[at] = saved + step
-            let plus = loss()
-            p.values[at] = saved - step
-            let minus = loss()
-            p.values[at] = saved
-            let numeric = Float((plus - minus) / Double(2 * step))
-            XCTAssertEqual(p.grads[at], numeric, accuracy: 3e-2 * abs(numeric) + 1e-3 * largest, "\(label): word embedding of \(id)")
+        let table = p.entry(model.backbone.wordEmbeddings), C = model.backbone.hiddenSize
+        indices += ids("vegetarian Pasta").map { table.offset + Int($0) * C + Int(rng.next() % UInt64(C)) }
+        let wrong = FiniteDifferences.disagreements(values: p.values.data, analytic: p.grads.data, indices: indices, step: 3e-3,
+                                                    relativeTolerance: 3e-2, absoluteFloor: 1e-3 * largest, loss: loss)
+        for d in wrong.prefix(5) {
+            let name = p.entries.last { $0.offset <= d.index }?.name ?? "?"
+            XCTFail("\(label): \(name)\(d)")
         }
+        let failures = wrong.count
         XCTAssertEqual(failures, 0, "\(label): \(failures) gradient entries disagree")
     }
 }

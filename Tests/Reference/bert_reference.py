@@ -12,65 +12,12 @@ with an additive mask on padded keys. Writes a safetensors file with, for sequen
 Only real (unpadded) rows are written. Computation is float64; storage is --dtype.
 """
 import argparse
-import json
 import math
 import os
-import sys
 
 import numpy as np
 
-
-def fail(message):
-    print(f"bert_reference: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def load_json(path, what):
-    if not os.path.isfile(path):
-        fail(f"{what} not found: {path}")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        fail(f"{what} {path} is not valid JSON: {e}")
-
-
-def load_weights(model_dir):
-    from safetensors.numpy import load_file
-    path = os.path.join(model_dir, "model.safetensors")
-    if not os.path.isfile(path):
-        fail(f"weights not found: {path}")
-    raw = load_file(path)
-    # Accept both "encoder.layer.0..." and "bert.encoder.layer.0..." key styles.
-    weights = {(k[len("bert."):] if k.startswith("bert.") else k): v for k, v in raw.items()}
-
-    def get(name, shape):
-        if name not in weights:
-            fail(f"weight '{name}' (or 'bert.{name}') missing from {path}")
-        w = weights[name].astype(np.float64)
-        if w.shape != shape:
-            fail(f"weight '{name}' has shape {w.shape}, expected {shape}")
-        return w
-    return get
-
-
-def layer_norm(x, gamma, beta, eps):
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # biased variance, as torch
-    return (x - mean) / np.sqrt(var + eps) * gamma + beta
-
-
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-
-def activation(name):
-    if name == "gelu":  # exact: x * Phi(x)
-        return lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
-    if name in ("gelu_new", "gelu_pytorch_tanh"):  # tanh approximation
-        return lambda x: 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
-    if name == "relu":
-        return lambda x: np.maximum(x, 0.0)
-    fail(f"unsupported hidden_act '{name}' (supported: gelu, gelu_new, gelu_pytorch_tanh, relu)")
+from reference_common import activation, fail, layer_norm, load_json, load_weights
 
 
 def linear(x, w, b):
@@ -96,7 +43,7 @@ def main():
     C, L, H = config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"]
     I, eps, P = config["intermediate_size"], config["layer_norm_eps"], config["max_position_embeddings"]
     V, TV = config["vocab_size"], config["type_vocab_size"]
-    act = activation(config.get("hidden_act", "gelu"))
+    act = activation(config.get("hidden_act", "gelu"), "hidden_act")
     if config.get("position_embedding_type", "absolute") != "absolute":
         fail(f"unsupported position_embedding_type '{config['position_embedding_type']}'")
     if C % H != 0:
@@ -117,7 +64,7 @@ def main():
         if min(s) < 0 or max(s) >= V:
             fail(f"ids[{i}] has a token id outside [0, {V})")
 
-    get = load_weights(args.model)
+    get = load_weights(args.model, "bert.")
 
     # One right-padded batch: ids (B, T), mask (B, T) true on real tokens.
     B, T = len(seqs), max(len(s) for s in seqs)

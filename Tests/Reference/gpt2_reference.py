@@ -12,65 +12,12 @@ safetensors file with, for each sequence i:
 Computation is float64; storage is --dtype.
 """
 import argparse
-import json
 import math
 import os
-import sys
 
 import numpy as np
 
-
-def fail(message):
-    print(f"gpt2_reference: error: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def load_json(path, what):
-    if not os.path.isfile(path):
-        fail(f"{what} not found: {path}")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        fail(f"{what} {path} is not valid JSON: {e}")
-
-
-def load_weights(model_dir):
-    from safetensors.numpy import load_file
-    path = os.path.join(model_dir, "model.safetensors")
-    if not os.path.isfile(path):
-        fail(f"weights not found: {path}")
-    raw = load_file(path)
-    # Accept both "h.0..." (GPT2Model) and "transformer.h.0..." (GPT2LMHeadModel) key styles.
-    weights = {(k[len("transformer."):] if k.startswith("transformer.") else k): v for k, v in raw.items()}
-
-    def get(name, shape):
-        if name not in weights:
-            fail(f"weight '{name}' (or 'transformer.{name}') missing from {path}")
-        w = weights[name].astype(np.float64)
-        if w.shape != shape:
-            fail(f"weight '{name}' has shape {w.shape}, expected {shape}")
-        return w
-    return get
-
-
-def layer_norm(x, gamma, beta, eps):
-    mean = x.mean(axis=-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # biased variance, as torch
-    return (x - mean) / np.sqrt(var + eps) * gamma + beta
-
-
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-
-def activation(name):
-    if name in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):  # tanh approximation
-        return lambda x: 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
-    if name == "gelu":  # exact erf form
-        return lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
-    if name == "relu":
-        return lambda x: np.maximum(x, 0.0)
-    fail(f"unsupported activation_function '{name}' (supported: gelu_new, gelu_pytorch_tanh, gelu, relu)")
+from reference_common import activation, fail, layer_norm, load_json, load_weights
 
 
 def conv1d(x, w, b):
@@ -115,7 +62,7 @@ def main():
     L, H = config["n_layer"], config["n_head"]
     I = config.get("n_inner") or 4 * C
     eps = config.get("layer_norm_epsilon", 1e-5)
-    act = activation(config.get("activation_function", "gelu_new"))
+    act = activation(config.get("activation_function", "gelu_new"), "activation_function")
     if not config.get("tie_word_embeddings", True):
         fail("tie_word_embeddings false is not supported (logits use wte)")
     if C % H != 0:
@@ -129,7 +76,7 @@ def main():
         if min(s) < 0 or max(s) >= V:
             fail(f"sequence {i} has a token id outside [0, {V})")
 
-    get = load_weights(args.model)
+    get = load_weights(args.model, "transformer.")
     wte, wpe = get("wte.weight", (V, C)), get("wpe.weight", (P, C))
     blocks = []
     for l in range(L):
