@@ -49,6 +49,7 @@ enum TrainCommand: Subcommand {
             .value("max-length", placeholder: "N", help: "Tokens per input, user tokens included; the prompt is trimmed from the left.", default: "256"),
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm.", default: "1.0"),
             .flag("freeze-backbone", help: "Train only the user model and head."),
+            .value("dropout", placeholder: "P", help: "Hidden-state dropout while training.", default: "0"),
             .value("seed", placeholder: "N", help: "Seed for initialisation and data order.", default: "42"),
             .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "10"),
             .value("limit", placeholder: "N", help: "Use only the first N training comparisons (quick runs)."),
@@ -119,6 +120,7 @@ enum TrainCommand: Subcommand {
         s.maxLength = try a.int("max-length", default: 256)
         s.gradientClip = Float(try a.double("grad-clip", default: 1))
         s.freezeBackbone = a.flag("freeze-backbone")
+        s.dropout = Float(try a.double("dropout", default: 0))
         let seed = try a.int("seed", default: 42)
         guard seed >= 0 else { throw a.usageError("--seed must be non-negative") }
         s.seed = UInt64(seed)

@@ -61,7 +61,14 @@ public final class BertModel: Backbone {
     public let modelType = "bert"
     public let attending = Attending.bidirectional
     public var computesParameterGradients = true
-    public var dropout: Float = 0
+    public var dropout: Float {
+        get { hiddenDropout.probability }
+        set { hiddenDropout.probability = newValue }
+    }
+    public var dropoutSeed: UInt64 {
+        get { hiddenDropout.seed }
+        set { hiddenDropout.seed = newValue }
+    }
     public let weightPrefixes = ["", "bert."]
 
     struct LayerWeights {
@@ -75,14 +82,12 @@ public final class BertModel: Backbone {
         let attention = GrowableBuffer() // (N, C)
         let probs = GrowableBuffer()     // (Σ NH·T²)
         let attnOut = GrowableBuffer()   // (N, C) after dense (+ dropout)
-        let dropMask1 = GrowableBuffer() // (N, C)
         let residual1 = GrowableBuffer() // (N, C)
         let ln1 = GrowableBuffer()       // (N, C)
         let ln1Mean = GrowableBuffer(), ln1Rstd = GrowableBuffer() // (N)
         let inter = GrowableBuffer()     // (N, I) before GELU
         let gelu = GrowableBuffer()      // (N, I)
         let out = GrowableBuffer()       // (N, C) (+ dropout)
-        let dropMask2 = GrowableBuffer() // (N, C)
         let residual2 = GrowableBuffer() // (N, C)
         let ln2 = GrowableBuffer()       // (N, C): the layer's output
         let ln2Mean = GrowableBuffer(), ln2Rstd = GrowableBuffer()
@@ -99,8 +104,7 @@ public final class BertModel: Backbone {
 
     // Activations of the last forward pass.
     private var batch = PackedBatch(lengths: [])
-    private var dropoutActive = false
-    private var rng = RandomSource(seed: 0x5EED)
+    private let hiddenDropout: HiddenDropout
     private let embeddingSum = GrowableBuffer(), embLN = GrowableBuffer()
     private let embMean = GrowableBuffer(), embRstd = GrowableBuffer()
     private let acts: [LayerActivations]
@@ -142,6 +146,7 @@ public final class BertModel: Backbone {
         }
         self.layers = layers
         acts = layers.map { _ in LayerActivations() }
+        hiddenDropout = HiddenDropout(sites: 2 * config.numHiddenLayers)
     }
 
     public func bind(_ parameters: Parameters) { self.parameters = parameters }
@@ -163,7 +168,7 @@ public final class BertModel: Backbone {
         let eps = config.layerNormEps
         precondition(batch.lengths.allSatisfy { $0 <= maxPositions }, "sequence longer than \(maxPositions) positions")
         self.batch = batch
-        dropoutActive = training && dropout > 0
+        hiddenDropout.begin(training: training)
         let p = params
 
         // Embeddings: inputs + position + token type 0, then LayerNorm.
@@ -177,14 +182,14 @@ public final class BertModel: Backbone {
                           weight: p.value(embLNWeight), bias: p.value(embLNBias), N: N, C: C, eps: eps)
 
         var x = UnsafePointer(embLN.data)
-        for (w, a) in zip(layers, acts) {
+        for (l, (w, a)) in zip(layers, acts).enumerated() {
             let qkv = a.qkv.ensure(N * 3 * C)
             Linear.forward(out: qkv, inp: x, weight: p.value(w.qkvWeight), bias: p.value(w.qkvBias), N: N, C: C, OC: 3 * C)
             Attention.forward(out: a.attention.ensure(N * C), probs: a.probs.ensure(batch.probsCount(heads: NH)),
                               qkv: qkv, batch: batch, NH: NH, C: C, causal: false)
             let attnOut = a.attnOut.ensure(N * C)
             Linear.forward(out: attnOut, inp: a.attention.data, weight: p.value(w.attnOutWeight), bias: p.value(w.attnOutBias), N: N, C: C, OC: C)
-            applyDropout(attnOut, mask: a.dropMask1, count: N * C)
+            hiddenDropout.forward(attnOut, site: 2 * l, count: N * C)
             Residual.forward(out: a.residual1.ensure(N * C), a: x, b: attnOut, count: N * C)
             LayerNorm.forward(out: a.ln1.ensure(N * C), mean: a.ln1Mean.ensure(N), rstd: a.ln1Rstd.ensure(N), inp: a.residual1.data,
                               weight: p.value(w.ln1Weight), bias: p.value(w.ln1Bias), N: N, C: C, eps: eps)
@@ -192,7 +197,7 @@ public final class BertModel: Backbone {
             GELU.forward(out: a.gelu.ensure(N * I), inp: a.inter.data, count: N * I, form: config.geluForm ?? .erf)
             let out = a.out.ensure(N * C)
             Linear.forward(out: out, inp: a.gelu.data, weight: p.value(w.outWeight), bias: p.value(w.outBias), N: N, C: I, OC: C)
-            applyDropout(out, mask: a.dropMask2, count: N * C)
+            hiddenDropout.forward(out, site: 2 * l + 1, count: N * C)
             Residual.forward(out: a.residual2.ensure(N * C), a: a.ln1.data, b: out, count: N * C)
             LayerNorm.forward(out: a.ln2.ensure(N * C), mean: a.ln2Mean.ensure(N), rstd: a.ln2Rstd.ensure(N), inp: a.residual2.data,
                               weight: p.value(w.ln2Weight), bias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
@@ -220,9 +225,9 @@ public final class BertModel: Backbone {
             let dLN1 = dB.zeroed(N * C), dOut = dx
             dOut.update(repeating: 0, count: N * C)
             Residual.backward(da: dLN1, db: dOut, dout: dResidual2, count: N * C)
-            undoDropout(dOut, mask: a.dropMask2, count: N * C)
+            let dOutDense = hiddenDropout.backward(dOut, site: 2 * l + 1, count: N * C)
             let dGelu = dWide.zeroed(N * I)
-            Linear.backward(dinp: dGelu, dweight: g(w.outWeight), dbias: g(w.outBias), dout: dOut, inp: a.gelu.data,
+            Linear.backward(dinp: dGelu, dweight: g(w.outWeight), dbias: g(w.outBias), dout: dOutDense, inp: a.gelu.data,
                             weight: p.value(w.outWeight), N: N, C: I, OC: C)
             let dInter = dWide2.zeroed(N * I)
             GELU.backward(dinp: dInter, dout: dGelu, inp: a.inter.data, count: N * I, form: config.geluForm ?? .erf)
@@ -235,9 +240,9 @@ public final class BertModel: Backbone {
             let dInput = dx, dAttnOut = dB.zeroed(N * C)
             dInput.update(repeating: 0, count: N * C)
             Residual.backward(da: dInput, db: dAttnOut, dout: dResidual1, count: N * C)
-            undoDropout(dAttnOut, mask: a.dropMask1, count: N * C)
+            let dAttnDense = hiddenDropout.backward(dAttnOut, site: 2 * l, count: N * C)
             let dAttention = dA.zeroed(N * C)
-            Linear.backward(dinp: dAttention, dweight: g(w.attnOutWeight), dbias: g(w.attnOutBias), dout: dAttnOut,
+            Linear.backward(dinp: dAttention, dweight: g(w.attnOutWeight), dbias: g(w.attnOutBias), dout: dAttnDense,
                             inp: a.attention.data, weight: p.value(w.attnOutWeight), N: N, C: C, OC: C)
             let dqkv = dQKV.zeroed(N * 3 * C)
             Attention.backward(dqkv: dqkv, dout: dAttention, qkv: a.qkv.data, probs: a.probs.data, batch: batch, NH: NH, C: C)
@@ -253,16 +258,5 @@ public final class BertModel: Backbone {
             types.withUnsafeBufferPointer { Embedding.backward(dtable: p.grad(typeEmbeddings), dout: dSum, ids: $0.baseAddress!, N: N, C: C) }
         }
         return UnsafePointer(dSum)
-    }
-
-    private func applyDropout(_ x: UnsafeMutablePointer<Float>, mask: GrowableBuffer, count: Int) {
-        guard dropoutActive else { return }
-        Dropout.forward(out: x, mask: mask.ensure(count), inp: x, count: count, p: dropout, rng: &rng)
-    }
-
-    /// Dropout's backward in place: d ← d ⊙ mask (the forward scaled in place too).
-    private func undoDropout(_ d: UnsafeMutablePointer<Float>, mask: GrowableBuffer, count: Int) {
-        guard dropoutActive else { return }
-        for i in 0..<count { d[i] *= mask.data[i] }
     }
 }

@@ -105,7 +105,14 @@ public final class GPT2Model: Backbone {
     public let modelType = "gpt2"
     public let attending = Attending.causal
     public var computesParameterGradients = true
-    public var dropout: Float = 0
+    public var dropout: Float {
+        get { hiddenDropout.probability }
+        set { hiddenDropout.probability = newValue }
+    }
+    public var dropoutSeed: UInt64 {
+        get { hiddenDropout.seed }
+        set { hiddenDropout.seed = newValue }
+    }
     public let weightPrefixes = ["", "transformer."]
 
     struct BlockWeights {
@@ -131,6 +138,7 @@ public final class GPT2Model: Backbone {
         return parameters
     }
 
+    private let hiddenDropout: HiddenDropout
     private var batch = PackedBatch(lengths: [])
     private var positions: [Int32] = []
     private let embeddingSum = GrowableBuffer()
@@ -158,6 +166,7 @@ public final class GPT2Model: Backbone {
         lnFBias = layout.add("ln_f.bias", [C])
         self.blocks = blocks
         acts = blocks.map { _ in BlockActivations() }
+        hiddenDropout = HiddenDropout(sites: 2 * config.nLayer)
     }
 
     public func bind(_ parameters: Parameters) { self.parameters = parameters }
@@ -182,6 +191,7 @@ public final class GPT2Model: Backbone {
         precondition(batch.lengths.allSatisfy { $0 <= maxPositions }, "sequence longer than \(maxPositions) positions")
         self.batch = batch
         positions = batch.lengths.flatMap { (0..<$0).map(Int32.init) }
+        hiddenDropout.begin(training: training)
         return run(embeddings: embeddings, positions: positions, cache: nil) { l, a, N in
             let C = config.nEmbd
             Attention.forward(out: a.attention.ensure(N * C), probs: a.probs.ensure(batch.probsCount(heads: config.nHead)),
@@ -206,7 +216,8 @@ public final class GPT2Model: Backbone {
             let input = l == 0 ? UnsafePointer(embeddingSum.data) : UnsafePointer(acts[l - 1].residual2.data)
             // x_out = res1 + fcProj(gelu(fc(LN2(res1)))): dx flows to res1 directly and through the MLP.
             let dGelu = dWide.zeroed(N * I)
-            Linear.backward(dinp: dGelu, dweight: g(w.fcProjWeight), dbias: g(w.fcProjBias), dout: dx, inp: a.gelu.data,
+            let dFCProj = hiddenDropout.backward(dx, site: 2 * l + 1, count: N * C)
+            Linear.backward(dinp: dGelu, dweight: g(w.fcProjWeight), dbias: g(w.fcProjBias), dout: dFCProj, inp: a.gelu.data,
                             weight: p.value(w.fcProjWeight), N: N, C: I, OC: C, layout: .inOut)
             let dFC = dWide2.zeroed(N * I)
             GELU.backward(dinp: dFC, dout: dGelu, inp: a.fc.data, count: N * I, form: form)
@@ -217,7 +228,8 @@ public final class GPT2Model: Backbone {
                                weight: p.value(w.ln2Weight), mean: a.ln2Mean.data, rstd: a.ln2Rstd.data, N: N, C: C)
             // res1 = x_in + proj(attn(LN1(x_in))): dx now holds d res1.
             let dAttention = dB.zeroed(N * C)
-            Linear.backward(dinp: dAttention, dweight: g(w.projWeight), dbias: g(w.projBias), dout: dx, inp: a.attention.data,
+            let dProj = hiddenDropout.backward(dx, site: 2 * l, count: N * C)
+            Linear.backward(dinp: dAttention, dweight: g(w.projWeight), dbias: g(w.projBias), dout: dProj, inp: a.attention.data,
                             weight: p.value(w.projWeight), N: N, C: C, OC: C, layout: .inOut)
             let dqkv = dQKV.zeroed(N * 3 * C)
             Attention.backward(dqkv: dqkv, dout: dAttention, qkv: a.qkv.data, probs: a.probs.data, batch: batch, NH: NH, C: C)
@@ -271,6 +283,7 @@ public final class GPT2Model: Backbone {
     private func forwardAfterPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch, append: Bool) -> UnsafePointer<Float> {
         let P = cache.count
         let cachedPositions = batch.lengths.flatMap { (0..<$0).map { Int32(P + $0) } }
+        hiddenDropout.begin(training: false)
         let (C, NH) = (config.nEmbd, config.nHead)
         let hs = C / NH
         return run(embeddings: embeddings, positions: cachedPositions, cache: append ? cache : nil) { l, a, N in
@@ -314,6 +327,7 @@ public final class GPT2Model: Backbone {
             if let cache { cache.append(layer: l, qkv: a.qkv.data, rows: N, at: cache.count) }
             Linear.forward(out: a.proj.ensure(N * C), inp: a.attention.data, weight: p.value(w.projWeight), bias: p.value(w.projBias),
                            N: N, C: C, OC: C, layout: .inOut)
+            hiddenDropout.forward(a.proj.data, site: 2 * l, count: N * C)
             Residual.forward(out: a.residual1.ensure(N * C), a: x, b: a.proj.data, count: N * C)
             LayerNorm.forward(out: a.ln2.ensure(N * C), mean: a.ln2Mean.ensure(N), rstd: a.ln2Rstd.ensure(N), inp: a.residual1.data,
                               weight: p.value(w.ln2Weight), bias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
@@ -322,6 +336,7 @@ public final class GPT2Model: Backbone {
             GELU.forward(out: a.gelu.ensure(N * I), inp: a.fc.data, count: N * I, form: form)
             Linear.forward(out: a.fcProj.ensure(N * C), inp: a.gelu.data, weight: p.value(w.fcProjWeight), bias: p.value(w.fcProjBias),
                            N: N, C: I, OC: C, layout: .inOut)
+            hiddenDropout.forward(a.fcProj.data, site: 2 * l + 1, count: N * C)
             Residual.forward(out: a.residual2.ensure(N * C), a: a.residual1.data, b: a.fcProj.data, count: N * C)
             x = UnsafePointer(a.residual2.data)
         }

@@ -22,6 +22,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var maxLength = 256
     public var gradientClip: Float = 1.0
     public var freezeBackbone = false
+    /// Hidden-state dropout while training; 0 by default, as is usual for reward-model fine-tuning.
+    public var dropout: Float = 0
     public var seed: UInt64 = 42
     public var logEvery = 10
 
@@ -30,10 +32,36 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case alpha, epochs, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
         case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
         case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip"
-        case freezeBackbone = "freeze_backbone", seed, logEvery = "log_every"
+        case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
     }
 
     public init() {}
+
+    /// Missing keys take their defaults, so checkpoints written before a setting existed still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = TrainingSettings()
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
+        aggregator = try value(.aggregator, d.aggregator)
+        userModel = try value(.userModel, d.userModel)
+        userTokens = try value(.userTokens, d.userTokens)
+        clusters = try value(.clusters, d.clusters)
+        sharedGeneric = try value(.sharedGeneric, d.sharedGeneric)
+        alpha = try value(.alpha, d.alpha)
+        epochs = try value(.epochs, d.epochs)
+        learningRate = try value(.learningRate, d.learningRate)
+        userLearningRate = try value(.userLearningRate, d.userLearningRate)
+        weightDecay = try value(.weightDecay, d.weightDecay)
+        warmupFraction = try value(.warmupFraction, d.warmupFraction)
+        batchSize = try value(.batchSize, d.batchSize)
+        microBatch = try value(.microBatch, d.microBatch)
+        maxLength = try value(.maxLength, d.maxLength)
+        gradientClip = try value(.gradientClip, d.gradientClip)
+        freezeBackbone = try value(.freezeBackbone, d.freezeBackbone)
+        dropout = try value(.dropout, d.dropout)
+        seed = try value(.seed, d.seed)
+        logEvery = try value(.logEvery, d.logEvery)
+    }
 
     /// The vanilla reward model: one shared head, no user tokens, no generic term.
     public mutating func makeVanilla() {
@@ -51,6 +79,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if batchSize < 1 { try fail("--batch-size must be at least 1, got \(batchSize)") }
         if microBatch < 1 { try fail("--micro-batch must be at least 1, got \(microBatch)") }
         if !(learningRate >= 0) || !(userLearningRate >= 0) { try fail("learning rates must be non-negative") }
+        if !(0..<1).contains(dropout) { try fail("--dropout must be in [0, 1), got \(dropout)") }
         if userTokens < 0 { try fail("--user-tokens must be non-negative, got \(userTokens)") }
         if userModel == .cluster && clusters < 1 { try fail("--clusters must be at least 1, got \(clusters)") }
         if aggregator == .linearHead && userTokens != 1 {

@@ -34,16 +34,29 @@ final class BackboneGradientTests: XCTestCase {
         Self.randomize(parameters, seed: 3)
         checkBackbone(model, parameters: parameters, lengths: [5, 1, 7])
     }
+
+    func testBertBackwardWithDropoutMatchesFiniteDifferences() throws {
+        var layout = Parameters.Layout()
+        let model = BertModel(config: try Self.tinyBertConfig(), layout: &layout)
+        let parameters = Parameters(layout)
+        model.bind(parameters)
+        Self.randomize(parameters, seed: 4)
+        checkBackbone(model, parameters: parameters, lengths: [6, 3], dropout: 0.3)
+    }
 }
 
 /// L = Σ w ⊙ hidden; checks d/d(embeddings) and a sample of every parameter tensor.
-func checkBackbone(_ model: any Backbone, parameters: Parameters, lengths: [Int], file: StaticString = #filePath, line: UInt = #line) {
+/// With `dropout`, every forward pass is a training pass drawing the same masks (fixed seed).
+func checkBackbone(_ model: any Backbone, parameters: Parameters, lengths: [Int], dropout: Float = 0,
+                   file: StaticString = #filePath, line: UInt = #line) {
+    model.dropout = dropout
+    model.dropoutSeed = 77
     var g = GradientCheckModel()
     let batch = PackedBatch(lengths: lengths)
     let C = model.hiddenSize
     let embeddings = g.tensor([batch.tokens, C]), w = g.tensor([batch.tokens, C])
     func loss() -> Double {
-        let hidden = model.forward(embeddings: embeddings.data, batch: batch, training: false)
+        let hidden = model.forward(embeddings: embeddings.data, batch: batch, training: dropout > 0)
         var s = 0.0
         for i in 0..<batch.tokens * C { s += Double(hidden[i]) * Double(w[i]) }
         return s

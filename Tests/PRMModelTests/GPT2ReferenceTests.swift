@@ -123,5 +123,6 @@ final class GPT2ReferenceTests: XCTestCase {
         model.bind(parameters)
         BackboneGradientTests.randomize(parameters, seed: 5)
         checkBackbone(model, parameters: parameters, lengths: [4, 1, 6])
+        checkBackbone(model, parameters: parameters, lengths: [5, 2], dropout: 0.3)
     }
 }
