@@ -24,6 +24,23 @@ final class RewardModelGradientTests: XCTestCase {
         }
     }
 
+    /// The causal backbone reads the last token's state; both aggregators through GPT-2.
+    func testCausalBackbone() throws {
+        let folder = try TinyModels.gpt2Folder()
+        for (aggregator, kind) in [(Aggregator.softPrompt, UserModelKind.individual), (.linearHead, .cluster)] {
+            let settings = TinyModels.settings(aggregator, kind)
+            let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
+                                        tokenizerFile: folder.appendingPathComponent("tokenizer.json"),
+                                        config: settings.rewardModelConfig(users: 3))
+            try Backbones.loadWeights(into: model.parameters, group: .backbone, prefixes: model.backbone.weightPrefixes,
+                                      from: folder.appendingPathComponent("model.safetensors"))
+            model.initializeUserModelAndHead(seed: 1)
+            XCTAssertEqual(model.backbone.attending, .causal)
+            perturb(model.parameters, group: .user, seed: 5)
+            try check(model, label: "gpt2 \(aggregator.rawValue)/\(kind.rawValue)")
+        }
+    }
+
     /// Offsets start at zero; give every user table entry a value so each path carries signal.
     private func perturb(_ parameters: Parameters, group: Parameters.Group, seed: UInt64) {
         var rng = RandomSource(seed: seed)

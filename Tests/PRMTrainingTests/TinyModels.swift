@@ -18,6 +18,19 @@ enum TinyModels {
         return folder
     }
 
+    /// A random GPT-2 folder (Tests/Reference/make_gpt2.py) with a byte-level BPE trained on the corpus.
+    static func gpt2Folder() throws -> URL {
+        let folder = try TestSupport.temporaryDirectory("tiny-gpt2")
+        let tokenizer = folder.appendingPathComponent("bpe.json")
+        try TestSupport.runPython(TestSupport.referenceScript("train_bpe.py"),
+                                  ["--corpus", TestSupport.lengthprefDirectory.appendingPathComponent("dev.jsonl").path,
+                                   "--vocab-size", "400", "--out", tokenizer.path])
+        try TestSupport.runPython(TestSupport.referenceScript("make_gpt2.py"),
+                                  ["--out", folder.path, "--layers", "1", "--heads", "2", "--embd", "16", "--positions", "128",
+                                   "--seed", "3", "--tokenizer", tokenizer.path])
+        return folder
+    }
+
     static func rewardModel(_ settings: TrainingSettings, users: Int, folder: URL, seed: UInt64 = 7) throws -> RewardModel {
         let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
                                     tokenizerFile: folder.appendingPathComponent("tokenizer.json"),
