@@ -180,14 +180,13 @@ enum BenchCommand: Subcommand {
         ],
         positionals: [.required("suite", help: "Which benchmark: kernels.")])
 
-    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let suite = arguments.positional("suite") ?? ""
         guard suite == "kernels" else { throw arguments.usageError("unknown suite '\(suite)' (available: kernels)") }
         let report = try BenchKernels.run(model: try EmbedCommand.modelFolder(arguments),
                                           repeats: try arguments.int("repeats", default: 5),
                                           data: arguments.isSet("data") ? arguments.string("data").map { URL(fileURLWithPath: $0) } : nil,
                                           output: arguments.string("json").map { URL(fileURLWithPath: $0) })
-        var out = StandardOutput()
         out.write(BenchKernels.markdown(report))
         return 0
     }
