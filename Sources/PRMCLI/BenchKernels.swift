@@ -184,11 +184,10 @@ enum BenchCommand: Subcommand {
         ],
         positionals: [.required("suite", help: "Which benchmark: kernels or train.")])
 
-    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let suite = arguments.positional("suite") ?? ""
         let data = arguments.isSet("data") ? arguments.string("data").map { URL(fileURLWithPath: $0) } : nil
         let output = arguments.string("json").map { URL(fileURLWithPath: $0) }
-        var out = StandardOutput()
         switch suite {
         case "kernels":
             let report = try BenchKernels.run(model: try EmbedCommand.modelFolder(arguments),

@@ -28,16 +28,21 @@ enum EmbedCommand: Subcommand {
         ],
         positionals: [.variadic("text", help: "Texts to embed.")])
 
-    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let texts = try readTexts(arguments)
         let folder = try modelFolder(arguments)
+        let maxTokens = try arguments.int("max-tokens", default: 256), batchTokens = try arguments.int("batch-tokens", default: 8192)
         let model = try Backbones.load(folder: folder)
-        let embedder = SentenceEmbedder(model: model, maxTokens: try arguments.int("max-tokens", default: 256),
-                                        tokensPerBatch: try arguments.int("batch-tokens", default: 8192))
+        // Without room for one text token the embedder would have nothing to embed (and a
+        // negative room would trap when truncating).
+        let special = model.tokenizer.specialTokensPerSequence
+        guard maxTokens > special else {
+            throw arguments.usageError("--max-tokens must be at least \(special + 1) (the model adds \(special) special tokens), got \(maxTokens)")
+        }
+        let embedder = SentenceEmbedder(model: model, maxTokens: maxTokens, tokensPerBatch: batchTokens)
         let progress = ProgressBar(total: texts.count, label: "embed", unit: "text")
         let vectors = embedder.embed(texts, progress: progress)
         progress.finish()
-        var out = StandardOutput()
         for (text, vector) in zip(texts, vectors) {
             let line = try JSONSerialization.data(withJSONObject: ["text": text, "embedding": vector.map(Double.init)],
                                                   options: [.sortedKeys, .withoutEscapingSlashes])

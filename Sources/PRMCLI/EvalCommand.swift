@@ -28,7 +28,9 @@ enum EvalCommand: Subcommand {
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])
 
-    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
+        let batchSize = try arguments.int("batch-size", default: 16)
+        guard batchSize >= 1 else { throw arguments.usageError("--batch-size must be at least 1, got \(batchSize)") }
         let (model, users, _) = try Checkpoint.load(URL(fileURLWithPath: try arguments.require("model")))
         let path = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
@@ -36,7 +38,7 @@ enum EvalCommand: Subcommand {
         let groups = try arguments.string("groups").map(loadGroups) ?? [:]
         let encoded = model.encode(data.comparisons, users: users)
         let progress = ProgressBar(total: encoded.count, label: "eval", unit: "pair")
-        let report = Evaluator(model: model, users: users, batchSize: try arguments.int("batch-size", default: 16))
+        let report = Evaluator(model: model, users: users, batchSize: batchSize)
             .evaluate(encoded, groups: groups, progress: progress)
         progress.finish()
         if let json = arguments.string("json") {
@@ -44,7 +46,6 @@ enum EvalCommand: Subcommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try AtomicFile.write(encoder.encode(report), to: URL(fileURLWithPath: json))
         }
-        var out = StandardOutput()
         out.write(report.table() + "\n")
         return 0
     }
@@ -94,10 +95,9 @@ enum ScoreCommand: Subcommand {
         var candidates: [String]
     }
 
-    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let (model, users, _) = try Checkpoint.load(URL(fileURLWithPath: try arguments.require("model")))
         let requests = try readRequests(arguments)
-        var out = StandardOutput()
         for request in requests {
             let user = users.index(of: request.user)
             let explicit = request.userInfo.map(model.tokenize) ?? []

@@ -53,7 +53,7 @@ enum TrainCommand: Subcommand {
             .value("seed", placeholder: "N", help: "Seed for initialisation and data order.", default: "42"),
             .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "10"),
             .value("limit", placeholder: "N", help: "Use only the first N training comparisons (quick runs)."),
-            .flag("resume", help: "Continue the run saved in --out exactly (its settings are reused)."),
+            .flag("resume", help: "Continue the run saved in --out exactly (its settings and, unless --data is given, its data file are reused)."),
             .flag("skip-invalid", help: "Skip invalid data rows (reported with a count) instead of stopping."),
         ])
 
@@ -63,7 +63,10 @@ enum TrainCommand: Subcommand {
         let settings = resume ? try TrainingState.settings(in: out) : try settingsFrom(arguments)
         try settings.validate()
 
-        var train = try loadData(arguments.string("data", default: "data/lengthpref/train.jsonl"), arguments)
+        // A resumed run reads the file it was started on unless --data says otherwise.
+        let recorded = resume && !arguments.isSet("data") ? try TrainingState.dataFile(in: out) : nil
+        let dataPath = recorded ?? arguments.string("data", default: "data/lengthpref/train.jsonl")
+        var train = try loadData(dataPath, arguments)
         if let limit = try arguments.int("limit") { train.comparisons = Array(train.comparisons.prefix(max(limit, 1))) }
         let dev = try arguments.string("dev").map { try loadData($0, arguments) }
 
@@ -82,6 +85,10 @@ enum TrainCommand: Subcommand {
                                   dev: dev.map { model.encode($0.comparisons, users: users) } ?? [])
         if resume {
             try TrainingState.restore(trainer, from: out)
+            guard trainer.optimizer.step < trainer.totalSteps else {
+                Log.info("\(out.path): the run already finished (step \(trainer.optimizer.step) of \(trainer.totalSteps)); nothing to do")
+                return 0
+            }
             Log.info("resuming at step \(trainer.optimizer.step) of \(trainer.totalSteps)")
         }
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
@@ -94,7 +101,8 @@ enum TrainCommand: Subcommand {
                 Log.info(String(format: "step %d epoch %.2f: loss %.4f train acc %.3f dev acc %.3f", entry.step, entry.epoch, entry.loss, entry.accuracy, dev))
             }
         }
-        try trainer.run { _ in try TrainingState.save(trainer, to: out) }
+        let dataFile = URL(fileURLWithPath: dataPath).path
+        try trainer.run { _ in try TrainingState.save(trainer, dataFile: dataFile, to: out) }
         progress.finish()
         Log.info("saved \(out.path)")
         return 0

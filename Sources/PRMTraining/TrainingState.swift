@@ -6,7 +6,7 @@ import PRMModel
 /// fingerprint of the training data, saved beside the checkpoint's files.
 ///
 ///     optimizer.safetensors   m and v, in the parameter buffer's layout; metadata "step"
-///     trainer_state.json      {"step", "settings", "data": {"count", "fingerprint"}}
+///     trainer_state.json      {"step", "settings", "data": {"count", "fingerprint"}, "data_file"}
 ///
 /// model.safetensors carries the same step in its metadata, so a folder whose files come from
 /// different steps (a crash between two renames) is detected instead of silently mixed.
@@ -18,6 +18,11 @@ public enum TrainingState {
         var step: Int
         var settings: TrainingSettings
         var data: DataFingerprint
+        /// The training file's absolute path, so `--resume` without `--data` reads the run's own
+        /// data. Optional: states saved before it was recorded still load.
+        var dataFile: String?
+
+        enum CodingKeys: String, CodingKey { case step, settings, data, dataFile = "data_file" }
     }
 
     struct DataFingerprint: Codable, Equatable {
@@ -25,8 +30,9 @@ public enum TrainingState {
         var fingerprint: String
     }
 
-    /// Saves model, optimizer and state for step `trainer.optimizer.step`.
-    public static func save(_ trainer: Trainer, to directory: URL) throws {
+    /// Saves model, optimizer and state for step `trainer.optimizer.step`; `dataFile` is the
+    /// training file the run reads, recorded for `--resume`.
+    public static func save(_ trainer: Trainer, dataFile: String? = nil, to directory: URL) throws {
         let step = trainer.optimizer.step
         let settings = try JSONSerialization.jsonObject(with: JSONEncoder().encode(trainer.settings))
         try Checkpoint.save(trainer.model, users: trainer.users, training: ["settings": settings, "step": step],
@@ -35,7 +41,7 @@ public enum TrainingState {
         try SafetensorsWriter.write([.init(name: "adamw.m", shape: [o.m.count], data: o.m.data),
                                      .init(name: "adamw.v", shape: [o.v.count], data: o.v.data)],
                                     metadata: ["step": String(step)], to: directory.appendingPathComponent(optimizerFile))
-        let saved = Saved(step: step, settings: trainer.settings, data: fingerprint(trainer.train))
+        let saved = Saved(step: step, settings: trainer.settings, data: fingerprint(trainer.train), dataFile: dataFile)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(encoder.encode(saved), to: directory.appendingPathComponent(stateFile))
@@ -44,6 +50,11 @@ public enum TrainingState {
     /// The settings a run in `directory` was started with.
     public static func settings(in directory: URL) throws -> TrainingSettings {
         try loadSaved(directory).settings
+    }
+
+    /// The training file a run in `directory` was saved with, if it was recorded.
+    public static func dataFile(in directory: URL) throws -> String? {
+        try loadSaved(directory).dataFile
     }
 
     /// Restores optimizer state into a trainer built from the checkpoint in `directory`, after
@@ -60,7 +71,7 @@ public enum TrainingState {
         let current = fingerprint(trainer.train)
         guard current == saved.data else {
             throw TrainingError("\(directory.path): the training data differ from the run being resumed "
-                                + "(\(current.count) comparisons vs \(saved.data.count)); resume with the same --data")
+                                + "(\(current.count) comparisons vs \(saved.data.count)); resume with the same --data (and --limit)")
         }
         let count = trainer.model.parameters.count
         let m = try file.tensor("adamw.m", expectedShape: [count]), v = try file.tensor("adamw.v", expectedShape: [count])

@@ -1,0 +1,43 @@
+import Foundation
+import XCTest
+import PRMCLI
+
+/// `--help` (and `prm help CMD`) for every registered subcommand: exit 0, the help on stdout,
+/// every option listed.
+final class SubcommandHelpTests: XCTestCase {
+    /// The options each command must offer, written out so that dropping one fails here.
+    static let expectedOptions: [String: [String]] = [
+        "train": ["--data", "--dev", "--out", "--backbone", "--user-model", "--aggregator", "--user-tokens", "--clusters",
+                  "--no-shared-generic", "--alpha", "--vanilla", "--epochs", "--lr", "--user-lr", "--weight-decay", "--warmup",
+                  "--batch-size", "--micro-batch", "--max-length", "--grad-clip", "--freeze-backbone", "--seed", "--log-every",
+                  "--limit", "--resume", "--skip-invalid"],
+        "eval": ["--model", "--data", "--json", "--groups", "--batch-size", "--skip-invalid"],
+        "score": ["--model", "--user", "--user-info", "--prompt", "--input"],
+        "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
+        "bench": ["--model", "--repeats", "--data", "--json"],
+    ]
+
+    func testEveryCommandHasHelpListingItsOptions() {
+        XCTAssertEqual(Set(CLI.commands.map { $0.spec.name }), Set(Self.expectedOptions.keys))
+        for command in CLI.commands {
+            let spec = command.spec
+            let options = Self.expectedOptions[spec.name] ?? []
+            for arguments in [[spec.name, "--help"], [spec.name, "-h"], ["help", spec.name]] {
+                let result = PRM.run(arguments)
+                assertSucceeded(result)
+                XCTAssertTrue(result.stdout.hasPrefix("usage: prm \(spec.name)"), "\(result)")
+                XCTAssertTrue(result.stdout.contains(spec.abstract), "\(result)")
+                for option in options + spec.options.map({ "--\($0.name)" }) + ["--help"] {
+                    XCTAssertTrue(result.stdout.contains(option), "'prm \(arguments.joined(separator: " "))' does not list \(option)")
+                }
+            }
+        }
+    }
+
+    /// Help wins over everything else on the line, even arguments that would fail.
+    func testHelpWinsOverBadArguments() {
+        let result = PRM.run("train", "--alpha", "2", "--user-model", "foo", "--help")
+        assertSucceeded(result)
+        XCTAssertTrue(result.stdout.hasPrefix("usage: prm train [options]"), "\(result)")
+    }
+}
