@@ -22,10 +22,9 @@ public protocol Backbone: AnyObject {
     /// False when the backbone is frozen: backward then still returns input gradients (for soft
     /// prompts) but skips every weight-gradient sgemm.
     var computesParameterGradients: Bool { get set }
-    /// Dropout probability on hidden states while training (never at inference).
-    var dropout: Float { get set }
-    /// Dropout masks are drawn from this seed at each training forward pass; trainers set it per step.
-    var dropoutSeed: UInt64 { get set }
+    /// Dropout on hidden states while training (never at inference); masks are drawn from its
+    /// seed at each training forward pass, which trainers set per step.
+    var hiddenDropout: HiddenDropout { get }
 
     /// Points the model at its tensors once the shared parameter buffer is allocated.
     func bind(_ parameters: Parameters)

@@ -61,14 +61,7 @@ public final class BertModel: Backbone {
     public let modelType = "bert"
     public let attending = Attending.bidirectional
     public var computesParameterGradients = true
-    public var dropout: Float {
-        get { hiddenDropout.probability }
-        set { hiddenDropout.probability = newValue }
-    }
-    public var dropoutSeed: UInt64 {
-        get { hiddenDropout.seed }
-        set { hiddenDropout.seed = newValue }
-    }
+    public let hiddenDropout: HiddenDropout
     public let weightPrefixes = ["", "bert."]
 
     struct LayerWeights {
@@ -104,7 +97,6 @@ public final class BertModel: Backbone {
 
     // Activations of the last forward pass.
     private var batch = PackedBatch(lengths: [])
-    private let hiddenDropout: HiddenDropout
     private let embeddingSum = GrowableBuffer(), embLN = GrowableBuffer()
     private let embMean = GrowableBuffer(), embRstd = GrowableBuffer()
     private let acts: [LayerActivations]

@@ -105,14 +105,7 @@ public final class GPT2Model: Backbone {
     public let modelType = "gpt2"
     public let attending = Attending.causal
     public var computesParameterGradients = true
-    public var dropout: Float {
-        get { hiddenDropout.probability }
-        set { hiddenDropout.probability = newValue }
-    }
-    public var dropoutSeed: UInt64 {
-        get { hiddenDropout.seed }
-        set { hiddenDropout.seed = newValue }
-    }
+    public let hiddenDropout: HiddenDropout
     public let weightPrefixes = ["", "transformer."]
 
     struct BlockWeights {
@@ -138,7 +131,6 @@ public final class GPT2Model: Backbone {
         return parameters
     }
 
-    private let hiddenDropout: HiddenDropout
     private var batch = PackedBatch(lengths: [])
     private var positions: [Int32] = []
     private let embeddingSum = GrowableBuffer()

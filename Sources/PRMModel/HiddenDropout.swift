@@ -4,9 +4,9 @@ import PRMCore
 /// and after the MLP of each layer, as in BERT and GPT-2). Masks come from `seed` afresh at every
 /// forward pass, so a trainer that sets the seed per step gets reproducible, resumable runs, and a
 /// finite-difference check sees the same mask on every evaluation.
-final class HiddenDropout {
-    var probability: Float = 0
-    var seed: UInt64 = 0
+public final class HiddenDropout {
+    public var probability: Float = 0
+    public var seed: UInt64 = 0
     private(set) var active = false
     private var rng = RandomSource(seed: 0)
     private let masks: [GrowableBuffer]

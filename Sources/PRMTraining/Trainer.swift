@@ -51,7 +51,7 @@ public final class Trainer {
         self.train = train
         self.dev = dev
         model.backbone.computesParameterGradients = !settings.freezeBackbone
-        model.backbone.dropout = settings.dropout
+        model.backbone.hiddenDropout.probability = settings.dropout
         let total = (train.count + settings.batchSize - 1) / settings.batchSize * settings.epochs
         let warmup = Int((Float(total) * settings.warmupFraction).rounded())
         func schedule(_ peak: Float) -> LearningRateSchedule {
@@ -88,7 +88,7 @@ public final class Trainer {
             let indices = Array(epochOrder!.order[offset..<min(offset + settings.batchSize, train.count)])
             for micro in stride(from: 0, to: indices.count, by: settings.microBatch) {
                 // Masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
-                model.backbone.dropoutSeed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(micro)
+                model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(micro)
                 let part = indices[micro..<min(micro + settings.microBatch, indices.count)].map { train[$0] }
                 let result = microStep(part, scale: 1 / Float(indices.count))
                 window.loss += result.loss

@@ -49,8 +49,8 @@ final class BackboneGradientTests: XCTestCase {
 /// With `dropout`, every forward pass is a training pass drawing the same masks (fixed seed).
 func checkBackbone(_ model: any Backbone, parameters: Parameters, lengths: [Int], dropout: Float = 0,
                    file: StaticString = #filePath, line: UInt = #line) {
-    model.dropout = dropout
-    model.dropoutSeed = 77
+    model.hiddenDropout.probability = dropout
+    model.hiddenDropout.seed = 77
     var g = GradientCheckModel()
     let batch = PackedBatch(lengths: lengths)
     let C = model.hiddenSize
