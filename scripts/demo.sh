@@ -17,7 +17,7 @@ say "1. embeddings from the pretrained encoder (all-MiniLM-L6-v2, read from mode
 
 say "2. train a personalized reward model (P-RM, linear head, individual users; $EPOCHS epochs)"
 "$PRM" train --data data/lengthpref/train.jsonl --out "$OUT" --aggregator linear-head \
-    --epochs "$EPOCHS" --max-length 128
+    --epochs "$EPOCHS" --max-length 128 --lr 1e-5 --dropout 0.1
 
 prompt=$'Human: I have trouble falling asleep at night. Any tips?\n\nAssistant:'
 short="Keep a regular bedtime and avoid screens before bed."
