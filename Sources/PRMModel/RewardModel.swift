@@ -213,7 +213,7 @@ public final class RewardModel {
     /// Input rows per sequence: [explicit user text ; implicit user vectors ; text].
     private func buildEmbeddings(_ out: UnsafeMutablePointer<Float>) {
         let C = backbone.hiddenSize
-        let (rows, ids) = plan.tokenRows()
+        let (rows, ids) = (plan.tokenRows, plan.tokenIDs)
         let gathered = Tensor(shape: [ids.count, C])
         backbone.embedTokens(out: gathered.data, ids: ids, parameters: parameters)
         for (k, row) in rows.enumerated() { (out + (batch.starts[row.sequence] + row.position) * C).update(from: gathered.data + k * C, count: C) }
@@ -227,7 +227,7 @@ public final class RewardModel {
     private func scatterEmbeddingGradients(_ dEmb: UnsafePointer<Float>) {
         let C = backbone.hiddenSize
         if backbone.computesParameterGradients {
-            let (rows, ids) = plan.tokenRows()
+            let (rows, ids) = (plan.tokenRows, plan.tokenIDs)
             let gathered = Tensor(shape: [ids.count, C])
             for (k, row) in rows.enumerated() { (gathered.data + k * C).update(from: dEmb + (batch.starts[row.sequence] + row.position) * C, count: C) }
             ids.withUnsafeBufferPointer {
@@ -260,6 +260,10 @@ struct ScoringPlan {
 
     private(set) var sequences: [Sequence] = []
     private(set) var queries: [Query] = []
+    /// (sequence, position) of every explicit-text and text token, and its id, in a fixed order:
+    /// the rows gathered from (forward) and scattered to (backward) the word-embedding table.
+    private(set) var tokenRows: [(sequence: Int, position: Int)] = []
+    private(set) var tokenIDs: [Int32] = []
 
     init() {}
 
@@ -283,16 +287,10 @@ struct ScoringPlan {
             }
             queries.append(Query(sequence: slot, user: input.user))
         }
-    }
-
-    /// (sequence, position) of every token row, and its id, in a fixed order.
-    func tokenRows() -> (rows: [(sequence: Int, position: Int)], ids: [Int32]) {
-        var rows: [(sequence: Int, position: Int)] = [], ids: [Int32] = []
         for (s, sequence) in sequences.enumerated() {
-            for (i, id) in sequence.explicit.enumerated() { rows.append((s, i)); ids.append(id) }
+            for (i, id) in sequence.explicit.enumerated() { tokenRows.append((s, i)); tokenIDs.append(id) }
             let textStart = sequence.explicit.count + sequence.implicitCount
-            for (i, id) in sequence.text.enumerated() { rows.append((s, textStart + i)); ids.append(id) }
+            for (i, id) in sequence.text.enumerated() { tokenRows.append((s, textStart + i)); tokenIDs.append(id) }
         }
-        return (rows, ids)
     }
 }
