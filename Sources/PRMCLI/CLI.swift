@@ -10,24 +10,9 @@ public protocol Subcommand: SendableMetatype {
     /// Runs the command; the result is the process's exit status. Throw `UsageError`
     /// (e.g. `arguments.usageError("...")`) for bad input the parser could not catch: it
     /// exits 2 with the usage line. Any other error exits 1 with its description.
-    ///
-    /// A command implements one of the two `run`s: this one when it writes results to stdout
-    /// (they go to `output`, which `CLI.run` injects, so tests can read them), the other when it
-    /// writes none. Each has a default that calls the other.
+    /// Results go to `output` (stdout, which `CLI.run` injects so tests can read them); logs and
+    /// progress go to stderr.
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output: inout Out) throws -> Int32
-    /// `run(_:output:)` for commands with no results on stdout (logs and progress go to stderr).
-    static func run(_ arguments: ParsedArguments) throws -> Int32
-}
-
-extension Subcommand {
-    public static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output: inout Out) throws -> Int32 {
-        try run(arguments)
-    }
-
-    public static func run(_ arguments: ParsedArguments) throws -> Int32 {
-        var output = StandardOutput()
-        return try run(arguments, output: &output)
-    }
 }
 
 /// Entry point of the `prm` executable: dispatches to subcommands and owns exit statuses.

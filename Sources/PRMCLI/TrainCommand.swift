@@ -57,7 +57,8 @@ enum TrainCommand: Subcommand {
             .flag("skip-invalid", help: "Skip invalid data rows (reported with a count) instead of stopping."),
         ])
 
-    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+    /// Training writes no results to stdout: progress and logs go to stderr, the model to --out.
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         let out = URL(fileURLWithPath: try arguments.require("out"))
         let resume = arguments.flag("resume")
         let settings = resume ? try TrainingState.settings(in: out) : try settingsFrom(arguments)

@@ -469,7 +469,7 @@ private enum EchoCommand: Subcommand {
         var description: String { "shape mismatch:\n  expected [2, 3]\n  got [3, 2]\n" }
     }
 
-    static func run(_ arguments: ParsedArguments) throws -> Int32 {
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         if arguments.flag("fail") { throw Described() }
         if arguments.flag("fail-plain") { throw Plain.broken(code: 7) }
         if arguments.flag("fail-multiline") { throw Multiline() }
@@ -481,7 +481,9 @@ private enum EchoCommand: Subcommand {
 
 private enum ExplodeCommand: Subcommand {
     static let spec = CommandSpec(name: "explode", abstract: "Always fails.")
-    static func run(_ arguments: ParsedArguments) throws -> Int32 { throw EchoCommand.Described() }
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
+        throw EchoCommand.Described()
+    }
 }
 
 private let testCommands: [any Subcommand.Type] = [EchoCommand.self, ExplodeCommand.self]
