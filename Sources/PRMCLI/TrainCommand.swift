@@ -42,6 +42,7 @@ enum TrainCommand: Subcommand {
             .value("epochs", placeholder: "N", help: "Passes over the data.", default: "3"),
             .value("lr", placeholder: "LR", help: "Peak learning rate of the backbone.", default: "3e-5"),
             .value("user-lr", placeholder: "LR", help: "Peak learning rate of user tables and head.", default: "1e-2"),
+            .value("mixture-lr-scale", placeholder: "X", help: "Cluster users: mixture logits' rate relative to --user-lr.", default: "10"),
             .value("weight-decay", placeholder: "W", help: "AdamW decoupled weight decay (matrices only).", default: "0.01"),
             .value("warmup", placeholder: "FRACTION", help: "Warm-up share of all steps.", default: "0.1"),
             .value("batch-size", placeholder: "N", help: "Comparisons per optimizer step (effective batch).", default: "16"),
@@ -122,6 +123,7 @@ enum TrainCommand: Subcommand {
         s.epochs = try a.int("epochs", default: 3)
         s.learningRate = Float(try a.double("lr", default: 3e-5))
         s.userLearningRate = Float(try a.double("user-lr", default: 1e-2))
+        s.mixtureLearningRateScale = Float(try a.double("mixture-lr-scale", default: 10))
         s.weightDecay = Float(try a.double("weight-decay", default: 0.01))
         s.warmupFraction = Float(try a.double("warmup", default: 0.1))
         s.batchSize = try a.int("batch-size", default: 16)

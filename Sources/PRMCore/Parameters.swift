@@ -3,8 +3,10 @@
 /// checkpoint is one pass over named views.
 public final class Parameters: @unchecked Sendable {
     /// Which optimizer group a tensor belongs to: groups get their own learning rate and can be frozen.
+    /// `mixture` holds the cluster user model's per-user logits, which need a faster rate than the
+    /// centres to leave their start (see TrainingSettings.mixtureLearningRateScale).
     public enum Group: String, Codable, Sendable, CaseIterable {
-        case backbone, user, head
+        case backbone, user, head, mixture
     }
 
     public struct Entry: Sendable {

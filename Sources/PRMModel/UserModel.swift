@@ -64,7 +64,7 @@ public final class UserModel {
             weights = nil
         case .cluster:
             table = layout.add("user.centres", [config.clusters, T, C], group: .user)
-            weights = layout.add("user.cluster_weights", [U + 1, config.clusters], group: .user)
+            weights = layout.add("user.cluster_weights", [U + 1, config.clusters], group: .mixture)
         }
     }
 

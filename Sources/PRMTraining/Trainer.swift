@@ -61,6 +61,7 @@ public final class Trainer {
             .backbone: .init(schedule: schedule(settings.learningRate), frozen: settings.freezeBackbone),
             .user: .init(schedule: schedule(settings.userLearningRate), frozen: false),
             .head: .init(schedule: schedule(settings.userLearningRate), frozen: false),
+            .mixture: .init(schedule: schedule(settings.userLearningRate * settings.mixtureLearningRateScale), frozen: false),
         ])
         optimizer.weightDecay = settings.weightDecay
     }

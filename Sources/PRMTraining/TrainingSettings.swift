@@ -15,6 +15,10 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var epochs = 3
     public var learningRate: Float = 3e-5
     public var userLearningRate: Float = 1e-2
+    /// Cluster users: the mixture logits' learning rate relative to the user tables'. Each user's
+    /// logits see only that user's few comparisons and, while the centres are still alike, a
+    /// gradient near zero; at the tables' rate they hardly leave their start and K = 2 collapses.
+    public var mixtureLearningRateScale: Float = 10
     public var weightDecay: Float = 0.01
     public var warmupFraction: Float = 0.1
     public var batchSize = 16
@@ -30,6 +34,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case aggregator, userModel = "user_model", userTokens = "user_tokens", clusters, sharedGeneric = "shared_generic"
         case alpha, epochs, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
+        case mixtureLearningRateScale = "mixture_learning_rate_scale"
         case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
         case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip"
         case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
@@ -51,6 +56,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         epochs = try value(.epochs, d.epochs)
         learningRate = try value(.learningRate, d.learningRate)
         userLearningRate = try value(.userLearningRate, d.userLearningRate)
+        mixtureLearningRateScale = try value(.mixtureLearningRateScale, d.mixtureLearningRateScale)
         weightDecay = try value(.weightDecay, d.weightDecay)
         warmupFraction = try value(.warmupFraction, d.warmupFraction)
         batchSize = try value(.batchSize, d.batchSize)
@@ -78,7 +84,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if epochs < 1 { try fail("--epochs must be at least 1, got \(epochs)") }
         if batchSize < 1 { try fail("--batch-size must be at least 1, got \(batchSize)") }
         if microBatch < 1 { try fail("--micro-batch must be at least 1, got \(microBatch)") }
-        if !(learningRate >= 0) || !(userLearningRate >= 0) { try fail("learning rates must be non-negative") }
+        if !(learningRate >= 0) || !(userLearningRate >= 0) || !(mixtureLearningRateScale >= 0) {
+            try fail("learning rates must be non-negative")
+        }
         if !(0..<1).contains(dropout) { try fail("--dropout must be in [0, 1), got \(dropout)") }
         if userTokens < 0 { try fail("--user-tokens must be non-negative, got \(userTokens)") }
         if userModel == .cluster && clusters < 1 { try fail("--clusters must be at least 1, got \(clusters)") }
