@@ -26,7 +26,8 @@ def main(folder):
               "generic-user accuracy for every slice is in each run's JSON report (`generic_accuracy`).",
               "Every run: MiniLM-L6 backbone fine-tuned, 3 epochs, batch 16, lr 1e-5 (user tables and head 1e-2),",
               "dropout 0.1, max length 128, alpha 0.5 (vanilla: uniform users, 0 user tokens, alpha 1);",
-              "P-RM: individual users (soft prompt with T_u 10, or linear head); cluster runs: linear head with K centres.",
+              "P-RM: individual users (soft prompt with T_u 10, or linear head); cluster runs: linear head with K centres",
+              "(mixture logits at 10x the user learning rate).",
               "Majority/minority labels come from the data itself (bench/label_users.py).",
               "Reproduce: bash bench/quality.sh"]
     print("\n".join(lines))
