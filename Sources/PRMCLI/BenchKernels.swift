@@ -69,7 +69,7 @@ enum BenchKernels {
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: machineDescription(),
                             blasThreads: BLAS.threads, peakGflops: peak, gemm: gemm, forward: forward,
                             command: "prm bench kernels " + CommandLine.arguments.dropFirst(3).joined(separator: " "))
-        if let output { try write(report, to: output) }
+        if let output { try writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
 
@@ -121,11 +121,10 @@ enum BenchKernels {
         return "\(cpu), \(ProcessInfo.processInfo.activeProcessorCount) cores"
     }
 
-    static func write(_ report: Report, to url: URL) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(report), to: url)
-        try AtomicFile.write(Data(markdown(report).utf8), to: url.deletingPathExtension().appendingPathExtension("md"))
+    /// A benchmark's results: JSON at `url`, the markdown table beside it (same name, .md).
+    static func writeResults<T: Encodable>(_ report: T, markdown: String, to url: URL) throws {
+        try AtomicFile.writeJSON(report, to: url)
+        try AtomicFile.write(Data(markdown.utf8), to: url.deletingPathExtension().appendingPathExtension("md"))
     }
 
     static func markdown(_ r: Report) -> String {

@@ -73,12 +73,7 @@ enum BenchTrain {
                             estimatedEpochSeconds: Double(epochTokens) / (Double(tokensPerStep) / seconds),
                             epochComparisons: encoded.count,
                             command: "prm bench " + CommandLine.arguments.dropFirst(2).joined(separator: " "))
-        if let output {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try AtomicFile.write(try encoder.encode(report), to: output)
-            try AtomicFile.write(Data(markdown(report).utf8), to: output.deletingPathExtension().appendingPathExtension("md"))
-        }
+        if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
 

@@ -41,11 +41,7 @@ enum EvalCommand: Subcommand {
         let report = Evaluator(model: model, users: users, batchSize: batchSize)
             .evaluate(encoded, groups: groups, progress: progress)
         progress.finish()
-        if let json = arguments.string("json") {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try AtomicFile.write(encoder.encode(report), to: URL(fileURLWithPath: json))
-        }
+        if let json = arguments.string("json") { try AtomicFile.writeJSON(report, to: URL(fileURLWithPath: json)) }
         out.write(report.table() + "\n")
         return 0
     }

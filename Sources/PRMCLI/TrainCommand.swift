@@ -63,7 +63,6 @@ enum TrainCommand: Subcommand {
         let out = URL(fileURLWithPath: try arguments.require("out"))
         let resume = arguments.flag("resume")
         let settings = resume ? try TrainingState.settings(in: out) : try settingsFrom(arguments)
-        try settings.validate()
 
         // A resumed run reads the file it was started on unless --data says otherwise.
         let recorded = resume && !arguments.isSet("data") ? try TrainingState.dataFile(in: out) : nil

@@ -35,6 +35,13 @@ public enum AtomicFile {
         try write(to: url) { sink in try sink.write(data) }
     }
 
+    /// Writes `value` as pretty-printed JSON with sorted keys (stable diffs for recorded results).
+    public static func writeJSON<T: Encodable>(_ value: T, to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try write(encoder.encode(value), to: url)
+    }
+
     /// Streams the file's contents through `produce`, then moves them into place. Large
     /// files (checkpoints) need not be assembled in memory first. If `produce` throws, the
     /// temporary file is removed, the destination is left as it was, and the error is rethrown.

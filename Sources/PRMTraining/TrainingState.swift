@@ -42,9 +42,7 @@ public enum TrainingState {
                                      .init(name: "adamw.v", shape: [o.v.count], data: o.v.data)],
                                     metadata: ["step": String(step)], to: directory.appendingPathComponent(optimizerFile))
         let saved = Saved(step: step, settings: trainer.settings, data: fingerprint(trainer.train), dataFile: dataFile)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(encoder.encode(saved), to: directory.appendingPathComponent(stateFile))
+        try AtomicFile.writeJSON(saved, to: directory.appendingPathComponent(stateFile))
     }
 
     /// The settings a run in `directory` was started with.
