@@ -135,28 +135,27 @@ public final class Trainer {
             }
         }
         let rewards = model.forward(inputs, training: true)
-        let perComparison = useGeneric ? 4 : 2
-        var loss: Float = 0, correct = 0
+        // Rewards come as [chosen, rejected] (personalized) then, with α < 1, [chosen, rejected] (generic)
+        // per comparison: each loss term is one pair-loss call over the micro-batch.
+        let perComparison = useGeneric ? 4 : 2, n = batch.count
+        let terms: [(offset: Int, weight: Float)] = useGeneric ? [(0, alpha), (2, 1 - alpha)] : [(0, 1)]
+        var loss: Float = 0
         var dRewards = [Float](repeating: 0, count: rewards.count)
-        var losses = [Float](repeating: 0, count: 1), dLoss = [Float](repeating: 0, count: 1)
-        for i in 0..<batch.count {
-            let base = i * perComparison
-            let terms = useGeneric ? [(base, alpha), (base + 2, 1 - alpha)] : [(base, Float(1))]
-            for (k, weight) in terms where weight > 0 {
-                rewards.withUnsafeBufferPointer { r in
-                    PairLoss.forward(losses: &losses, chosen: r.baseAddress! + k, rejected: r.baseAddress! + k + 1, B: 1)
-                }
-                loss += weight * losses[0]
-                dLoss[0] = weight * scale
-                rewards.withUnsafeBufferPointer { r in
-                    dRewards.withUnsafeMutableBufferPointer { d in
-                        PairLoss.backward(dchosen: d.baseAddress! + k, drejected: d.baseAddress! + k + 1, dlosses: dLoss,
-                                          chosen: r.baseAddress! + k, rejected: r.baseAddress! + k + 1, B: 1)
-                    }
-                }
+        for term in terms where term.weight > 0 {
+            let chosen = (0..<n).map { rewards[$0 * perComparison + term.offset] }
+            let rejected = (0..<n).map { rewards[$0 * perComparison + term.offset + 1] }
+            var losses = [Float](repeating: 0, count: n)
+            var dChosen = [Float](repeating: 0, count: n), dRejected = [Float](repeating: 0, count: n)
+            PairLoss.forward(losses: &losses, chosen: chosen, rejected: rejected, B: n)
+            PairLoss.backward(dchosen: &dChosen, drejected: &dRejected, dlosses: [Float](repeating: term.weight * scale, count: n),
+                              chosen: chosen, rejected: rejected, B: n)
+            loss += term.weight * losses.reduce(0, +)
+            for i in 0..<n {
+                dRewards[i * perComparison + term.offset] += dChosen[i]
+                dRewards[i * perComparison + term.offset + 1] += dRejected[i]
             }
-            if rewards[base] > rewards[base + 1] { correct += 1 }
         }
+        let correct = (0..<n).filter { rewards[$0 * perComparison] > rewards[$0 * perComparison + 1] }.count
         model.backward(dRewards: dRewards)
         return (loss, correct)
     }
