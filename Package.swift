@@ -29,7 +29,7 @@ let package = Package(
         // Tensors, kernels with explicit backward passes, safetensors, optimizer, logging.
         .target(name: "PRMCore", dependencies: ["CBLAS"], swiftSettings: optimised),
         // tokenizer.json: BERT WordPiece and byte-level BPE.
-        .target(name: "PRMTokenizers", swiftSettings: optimised),
+        .target(name: "PRMTokenizers", dependencies: ["PRMCore"], swiftSettings: optimised),
         // Backbones from Hugging Face folders, user models, aggregators, reward model, checkpoints.
         .target(name: "PRMModel", dependencies: ["PRMCore", "PRMTokenizers"], swiftSettings: optimised),
         // Data sets, trainer, evaluation.

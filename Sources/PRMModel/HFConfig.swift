@@ -1,4 +1,5 @@
 import Foundation
+import PRMCore
 
 /// Reading Hugging Face `config.json` files into `Codable` config structs, with errors that name
 /// the file and the key instead of Swift's DecodingError dump.
@@ -8,7 +9,7 @@ enum HFConfig {
         do {
             return try JSONDecoder().decode(T.self, from: data)
         } catch let error as DecodingError {
-            throw ModelError(file: url, describe(error))
+            throw ModelError(file: url, DecodingProblem(error).message)
         }
     }
 
@@ -23,21 +24,6 @@ enum HFConfig {
     static func readFile(_ url: URL) throws -> Data {
         guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError(file: url, "file not found") }
         do { return try Data(contentsOf: url) } catch { throw ModelError(file: url, "cannot read: \(error.localizedDescription)") }
-    }
-
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context, _ key: CodingKey? = nil) -> String {
-            let keys = context.codingPath.map(\.stringValue) + (key.map { [$0.stringValue] } ?? [])
-            return keys.joined(separator: ".")
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "missing field '\(path(context, key))'"
-        case .typeMismatch(let type, let context): return "field '\(path(context))' should be \(type)"
-        case .valueNotFound(let type, let context): return "field '\(path(context))' is null, expected \(type)"
-        case .dataCorrupted(let context):
-            return context.codingPath.isEmpty ? "not valid JSON" : "field '\(path(context))': \(context.debugDescription)"
-        @unknown default: return "cannot decode: \(error)"
-        }
     }
 }
 

@@ -32,7 +32,7 @@ struct BPEModel: TokenModel, Decodable {
     init(from decoder: any Decoder) throws {
         let keys = try decoder.container(keyedBy: CodingKeys.self)
         let vocabulary = try keys.decode([String: Int].self, forKey: .vocab)
-        guard keys.contains(.merges) else { throw ConfigProblem(.missingKey, "missing 'model.merges'") }
+        guard keys.contains(.merges) else { throw ConfigProblem(.missingKey, "missing field 'model.merges'") }
         // Merges come as `["a", "b"]` pairs (tokenizers ≥ 0.20) or legacy `"a b"` strings.
         let pairs: [[String]]
         if let decoded = try? keys.decode([[String]].self, forKey: .merges) {

@@ -1,4 +1,5 @@
 import Foundation
+import PRMCore
 
 /// A tokenizer loaded from a Hugging Face `tokenizer.json`; its ids equal those of the
 /// `tokenizers` library for the same file (without the file's truncation and padding).
@@ -59,7 +60,13 @@ public enum TokenizerLoader {
         } catch let problem as ConfigProblem {
             throw TokenizerError(problem.kind, file: file, problem: problem.message)
         } catch let error as DecodingError {
-            var (kind, message) = describe(error)
+            let problem = DecodingProblem(error)
+            var message = problem.message
+            let kind: TokenizerError.Kind = switch problem.kind {
+                case .missingKey: .missingKey
+                case .invalidValue: .invalidValue
+                case .notJSON: .notJSON
+            }
             if kind == .notJSON, let detail = syntaxErrorDetail(data) { message = "not valid JSON: \(detail)" }
             throw TokenizerError(kind, file: file, problem: message)
         } catch {
@@ -76,35 +83,6 @@ public enum TokenizerLoader {
             return nil
         } catch {
             return (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
-        }
-    }
-
-    /// One line for a `DecodingError`, with the JSON path of the offending key.
-    static func describe(_ error: DecodingError) -> (TokenizerError.Kind, String) {
-        func path(_ keys: [any CodingKey]) -> String {
-            var text = ""
-            for key in keys {
-                if let index = key.intValue, key.stringValue.hasPrefix("Index") || key.stringValue == "\(index)" {
-                    text += "[\(index)]"
-                } else {
-                    text += text.isEmpty ? key.stringValue : "." + key.stringValue
-                }
-            }
-            return text
-        }
-        switch error {
-        case let .keyNotFound(key, context):
-            return (.missingKey, "missing '\(path(context.codingPath + [key]))'")
-        case let .valueNotFound(_, context):
-            return (.missingKey, "missing '\(path(context.codingPath))' (it is null)")
-        case let .typeMismatch(type, context):
-            if context.codingPath.isEmpty { return (.invalidValue, "the top level is not a JSON object") }
-            return (.invalidValue, "'\(path(context.codingPath))' is not a \(type)")
-        case let .dataCorrupted(context):
-            if context.codingPath.isEmpty { return (.notJSON, "not valid JSON") }
-            return (.invalidValue, "'\(path(context.codingPath))': \(context.debugDescription)")
-        @unknown default:
-            return (.invalidValue, "\(error)")
         }
     }
 }
@@ -142,7 +120,7 @@ struct TokenizerFile: Decodable {
     init(from decoder: any Decoder) throws {
         let keys = try decoder.container(keyedBy: CodingKeys.self)
         guard keys.contains(.model), try !keys.decodeNil(forKey: .model) else {
-            throw ConfigProblem(.missingKey, "missing 'model'")
+            throw ConfigProblem(.missingKey, "missing field 'model'")
         }
         model = try keys.decode(AnyModel.self, forKey: .model).value
         addedTokens = try keys.decodeIfPresent([AddedToken].self, forKey: .addedTokens) ?? []

@@ -1,4 +1,5 @@
 import Foundation
+import PRMCore
 
 /// One preference judgement: `userID` preferred `chosen` to `rejected` as the reply to `prompt`.
 ///
@@ -125,7 +126,7 @@ public struct PreferenceDataset: Sendable {
         let fraction = validationFraction.isNaN ? 0 : min(max(validationFraction, 0), 1)
         var rowsByUser: [String: [Int]] = [:]
         for (index, comparison) in comparisons.enumerated() { rowsByUser[comparison.userID, default: []].append(index) }
-        var random = SplitMix64(seed: seed)
+        var random = RandomSource(seed: seed)
         var isDev = [Bool](repeating: false, count: comparisons.count)
         for user in rowsByUser.keys.sorted() {
             guard var rows = rowsByUser[user] else { continue }
@@ -143,18 +144,5 @@ public struct PreferenceDataset: Sendable {
         }
         return (PreferenceDataset(url: url, comparisons: train, skipped: skipped, issues: issues),
                 PreferenceDataset(url: url, comparisons: dev))
-    }
-}
-
-/// SplitMix64 (Steele, Lea & Flood 2014): a tiny seeded generator, enough to shuffle a split.
-private struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

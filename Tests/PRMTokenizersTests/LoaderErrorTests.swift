@@ -72,10 +72,10 @@ final class LoaderErrorTests: XCTestCase {
     }
 
     func testMissingModel() throws {
-        assertFails(try write(json: ["normalizer": NSNull()]), .missingKey, ["missing 'model'"])
-        assertFails(try write(json: ["model": NSNull()]), .missingKey, ["missing 'model'"])
+        assertFails(try write(json: ["normalizer": NSNull()]), .missingKey, ["missing field 'model'"])
+        assertFails(try write(json: ["model": NSNull()]), .missingKey, ["missing field 'model'"])
         assertFails(try write(json: ["model": ["type": "WordPiece", "unk_token": "[UNK]"]]), .missingKey,
-                    ["missing 'model.vocab'"])
+                    ["missing field 'model.vocab'"])
     }
 
     func testUnsupportedSections() throws {
@@ -118,7 +118,7 @@ final class LoaderErrorTests: XCTestCase {
         assertFails(try withMerges(17), .badMerges, ["bad merges"])
         var noMerges = bpe
         noMerges.removeValue(forKey: "merges")
-        assertFails(try write(json: ["model": noMerges]), .missingKey, ["missing 'model.merges'"])
+        assertFails(try write(json: ["model": noMerges]), .missingKey, ["missing field 'model.merges'"])
     }
 
     func testLegacyStringMergesLoad() throws {
@@ -131,9 +131,9 @@ final class LoaderErrorTests: XCTestCase {
     func testWrongValueTypes() throws {
         var model = wordPiece
         model["vocab"] = ["a", "b"]
-        assertFails(try write(json: ["model": model]), .invalidValue, ["'model.vocab' is not"])
+        assertFails(try write(json: ["model": model]), .invalidValue, ["field 'model.vocab' should be"])
         assertFails(try write(json: ["model": wordPiece, "added_tokens": [["id": 0]]]), .missingKey,
-                    ["missing 'added_tokens[0].content'"])
+                    ["missing field 'added_tokens[0].content'"])
         assertFails(try write(json: ["model": wordPiece, "post_processor": [
             "type": "TemplateProcessing", "single": [["SpecialToken": ["id": "[CLS]", "type_id": 0]], ["Sequence": ["id": "A", "type_id": 0]]],
             "special_tokens": [:] as [String: Any],

@@ -1,0 +1,14 @@
+import Foundation
+import PRMModel
+
+/// The lengthpref data the project ships (data/lengthpref), found like the default model.
+enum DefaultData {
+    static func lengthprefDirectory() -> URL {
+        let candidates = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("data/lengthpref")]
+            + ModelLocator.candidates().map { $0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("data/lengthpref") }
+        return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("train.jsonl").path) } ?? candidates[0]
+    }
+
+    static func lengthprefTrain() -> URL { lengthprefDirectory().appendingPathComponent("train.jsonl") }
+    static func lengthprefDev() -> URL { lengthprefDirectory().appendingPathComponent("dev.jsonl") }
+}
