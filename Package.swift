@@ -32,10 +32,12 @@ let package = Package(
         .target(name: "PRMTokenizers", dependencies: ["PRMCore"], swiftSettings: optimised),
         // Backbones from Hugging Face folders, user models, aggregators, reward model, checkpoints.
         .target(name: "PRMModel", dependencies: ["PRMCore", "PRMTokenizers"], swiftSettings: optimised),
+        // The one scoring path: tokenization, user resolution, windows, batching, the h cache.
+        .target(name: "PRMScoring", dependencies: ["PRMModel"], swiftSettings: optimised),
         // Data sets, trainer, evaluation.
-        .target(name: "PRMTraining", dependencies: ["PRMModel"], swiftSettings: optimised),
+        .target(name: "PRMTraining", dependencies: ["PRMScoring"], swiftSettings: optimised),
         // Argument parsing and the subcommands; `prm`'s main.swift stays thin.
-        .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMModel"], swiftSettings: optimised),
+        .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMScoring", "PRMModel"], swiftSettings: optimised),
         .executableTarget(name: "prm", dependencies: ["PRMCLI"], swiftSettings: optimised),
 
         // Shared by the test targets: locating the repository, the pretrained model, Python references.
@@ -43,7 +45,8 @@ let package = Package(
         .testTarget(name: "PRMCoreTests", dependencies: ["PRMCore", "PRMTestSupport"]),
         .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
         .testTarget(name: "PRMModelTests", dependencies: ["PRMModel", "PRMTestSupport"]),
-        .testTarget(name: "PRMTrainingTests", dependencies: ["PRMTraining", "PRMTestSupport"]),
+        .testTarget(name: "PRMScoringTests", dependencies: ["PRMScoring", "PRMTestSupport"]),
+        .testTarget(name: "PRMTrainingTests", dependencies: ["PRMTraining", "PRMScoring", "PRMTestSupport"]),
         .testTarget(name: "PRMCLITests", dependencies: ["PRMCLI", "PRMTestSupport"]),
     ]
 )

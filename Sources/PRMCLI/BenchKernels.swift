@@ -108,8 +108,8 @@ enum BenchKernels {
     /// The first `count` chosen replies of the lengthpref data (real, ragged).
     static func realReplies(data: URL?, count: Int) throws -> [String] {
         let url = data ?? DefaultData.lengthprefTrain()
-        let rows = try JSONLines.objects(try InputFiles.read(url.path), name: url.path)
-        let replies = rows.compactMap { ($0.1 as? [String: Any])?["chosen"] as? String }
+        let rows = try JSONLines.values(try InputFiles.read(url.path), name: url.path)
+        let replies = rows.compactMap { $0.value.object?["chosen"]?.string }
         guard replies.count >= count else { throw CLIError("\(url.path): need \(count) replies, found \(replies.count)") }
         return Array(replies.prefix(count))
     }

@@ -1,6 +1,7 @@
 import Foundation
 import PRMCore
 import PRMModel
+import PRMScoring
 import PRMTraining
 
 /// `prm bench train`: MiniLM reward-model training steps on full 256-token windows, as tokens/s and
@@ -37,7 +38,7 @@ enum BenchTrain {
         let users = UserTable(ids: dataset.userIDs)
         let model = try RewardModel.pretrained(backbone: folder, config: settings.rewardModelConfig(users: users.count), seed: 1)
         guard let bert = model.backbone as? BertModel else { throw CLIError("bench train expects a BERT-family encoder") }
-        let encoded = model.encode(dataset.comparisons, users: users)
+        let encoded = InputPreparer(model: model, users: users).encode(dataset.comparisons)
         // Comparisons whose every window is full: prompt long enough, reply short enough to keep whole.
         let room = settings.maxLength - settings.userTokens - model.tokenizer.specialTokensPerSequence
         let full = encoded.filter { c in

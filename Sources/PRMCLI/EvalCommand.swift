@@ -1,6 +1,7 @@
 import Foundation
 import PRMCore
 import PRMModel
+import PRMScoring
 import PRMTraining
 
 /// `prm eval`: per-user pairwise accuracy, personalized and generic, seen and unseen users.
@@ -36,7 +37,7 @@ enum EvalCommand: Subcommand {
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
         let groups = try arguments.string("groups").map(loadGroups) ?? [:]
-        let encoded = model.encode(data.comparisons, users: users)
+        let encoded = InputPreparer(model: model, users: users).encode(data.comparisons)
         let progress = ProgressBar(total: encoded.count, label: "eval", unit: "pair")
         let report = Evaluator(model: model, users: users, batchSize: batchSize)
             .evaluate(encoded, groups: groups, progress: progress)

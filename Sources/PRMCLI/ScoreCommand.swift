@@ -1,8 +1,9 @@
 import Foundation
 import PRMCore
 import PRMModel
+import PRMScoring
 
-/// `prm score`: rank candidate replies for one user in-process (no server).
+/// `prm score`: rank candidate replies for a user, in process (no server).
 enum ScoreCommand: Subcommand {
     static let spec = CommandSpec(
         name: "score",
@@ -10,8 +11,9 @@ enum ScoreCommand: Subcommand {
         discussion: """
         Either give one prompt and its candidates on the command line, or --input a JSONL file whose \
         lines are {"user_id", "prompt", "candidates": [...]} (optional "user_info"). Output is one \
-        JSON object per request: {"user_id", "known_user", "ranking": [{"index", "score", "text"}]} \
-        best first. Unknown users are scored as the generic user 0.
+        JSON object per request: {"known_user", "ranking": [{"index", "score", "text"}] best first, \
+        "truncated": [indices cut to the model's window], "user_id"}. Unknown or missing users are \
+        scored as the generic user 0.
 
         Example:
           prm score --model runs/prm --user worker-3 --prompt "Human: Any tips for sleeping?\\n\\nAssistant:" \\
@@ -26,31 +28,49 @@ enum ScoreCommand: Subcommand {
         ],
         positionals: [.variadic("candidate", help: "Candidate replies.")])
 
+    /// One ranking request: a user, a prompt and its candidates.
     struct Request {
-        var user: String
+        var user: String?
         var userInfo: String?
         var prompt: String
         var candidates: [String]
+
+        var items: [ScoringItem] {
+            candidates.map { ScoringItem(userID: user, userInfo: userInfo, prompt: prompt, response: $0) }
+        }
     }
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
-        let (model, users, _) = try Checkpoint.load(URL(fileURLWithPath: try arguments.require("model")))
         let requests = try readRequests(arguments)
+        let scorer = try Scorer(checkpoint: URL(fileURLWithPath: try arguments.require("model")))
         for request in requests {
-            let user = users.index(of: request.user)
-            let explicit = request.userInfo.map(model.tokenize) ?? []
-            let prompt = model.tokenize(request.prompt)
-            let scores = model.forward(request.candidates.map {
-                RewardInput(user: user, explicit: explicit, prompt: prompt, reply: model.tokenize($0))
-            })
-            let ranking = scores.indices.sorted { scores[$0] > scores[$1] }.map {
-                ["index": $0, "score": Double(scores[$0]), "text": request.candidates[$0]] as [String: Any]
-            }
-            let object: [String: Any] = ["user_id": request.user, "known_user": user != 0, "ranking": ranking]
-            let line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-            out.write(String(decoding: line, as: UTF8.self) + "\n")
+            out.write(resultLine(request, scored: scorer.score(request.items)))
         }
         return 0
+    }
+
+    /// The output line for one request: ranking best first (ties keep input order).
+    static func resultLine(_ request: Request, scored: [ScoredItem]) -> String {
+        let order = scored.indices.sorted { scored[$0].score > scored[$1].score || (scored[$0].score == scored[$1].score && $0 < $1) }
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("known_user"); w.bool(scored.first?.knownUser ?? false)
+        w.key("ranking"); w.beginArray()
+        for index in order {
+            w.beginObject()
+            w.key("index"); w.number(index)
+            w.key("score"); w.number(scored[index].score)
+            w.key("text"); w.string(request.candidates[index])
+            w.endObject()
+        }
+        w.endArray()
+        w.key("truncated"); w.beginArray()
+        for index in scored.indices where scored[index].truncated { w.number(index) }
+        w.endArray()
+        w.key("user_id")
+        if let user = request.user { w.string(user) } else { w.null() }
+        w.endObject()
+        return w.text + "\n"
     }
 
     static func readRequests(_ arguments: ParsedArguments) throws -> [Request] {
@@ -59,21 +79,36 @@ enum ScoreCommand: Subcommand {
             guard candidates.isEmpty, !arguments.isSet("prompt") else {
                 throw arguments.usageError("give either --input or --prompt with candidates, not both")
             }
-            return try JSONLines.objects(try InputFiles.read(input), name: input).map { line, value in
-                guard let object = value as? [String: Any] else { throw CLIError("\(input):\(line): expected a JSON object") }
-                guard let user = object["user_id"] as? String else { throw CLIError("\(input):\(line): field 'user_id' missing or not a string") }
-                guard let prompt = object["prompt"] as? String else { throw CLIError("\(input):\(line): field 'prompt' missing or not a string") }
-                guard let list = object["candidates"] as? [String], !list.isEmpty else {
-                    throw CLIError("\(input):\(line): field 'candidates' must be a non-empty list of strings")
-                }
-                if let info = object["user_info"], !(info is String) && !(info is NSNull) {
-                    throw CLIError("\(input):\(line): field 'user_info' must be a string")
-                }
-                return Request(user: user, userInfo: object["user_info"] as? String, prompt: prompt, candidates: list)
+            return try JSONLines.values(try InputFiles.read(input), name: input).map { line, value in
+                try request(value, at: "\(input):\(line)")
             }
         }
         guard let prompt = arguments.string("prompt") else { throw arguments.usageError("missing --prompt (or --input)") }
         guard !candidates.isEmpty else { throw arguments.usageError("give at least one candidate reply") }
-        return [Request(user: arguments.string("user", default: ""), userInfo: arguments.string("user-info"), prompt: prompt, candidates: candidates)]
+        let user = arguments.string("user", default: "")
+        return [Request(user: user, userInfo: arguments.string("user-info"), prompt: prompt, candidates: candidates)]
+    }
+
+    /// A request from one JSONL line; errors name the place and the field.
+    static func request(_ value: JSONValue, at place: String) throws -> Request {
+        guard let object = value.object else { throw CLIError("\(place): expected a JSON object, got \(value.kind.withArticle)") }
+        func optionalString(_ field: String) throws -> String? {
+            switch object[field] {
+            case nil, .null?: return nil
+            case .string(let text)?: return text
+            case let other?: throw CLIError("\(place): field '\(field)' must be a string, got \(other.kind.rawValue)")
+            }
+        }
+        guard let prompt = try optionalString("prompt") else { throw CLIError("\(place): field 'prompt' missing") }
+        guard let list = object["candidates"]?.array, !list.isEmpty else {
+            throw CLIError("\(place): field 'candidates' must be a non-empty list of strings")
+        }
+        let candidates = try list.enumerated().map { index, candidate in
+            guard let text = candidate.string else {
+                throw CLIError("\(place): candidates[\(index)] must be a string, got \(candidate.kind.rawValue)")
+            }
+            return text
+        }
+        return Request(user: try optionalString("user_id"), userInfo: try optionalString("user_info"), prompt: prompt, candidates: candidates)
     }
 }

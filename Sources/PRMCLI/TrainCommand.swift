@@ -1,6 +1,7 @@
 import Foundation
 import PRMCore
 import PRMModel
+import PRMScoring
 import PRMTraining
 
 /// `prm train`: fit a personalized reward model on per-user comparisons.
@@ -82,8 +83,8 @@ enum TrainCommand: Subcommand {
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
                  + "\(settings.userModel.rawValue) users, \(settings.aggregator.rawValue), T_u \(settings.userTokens), alpha \(settings.alpha)")
         let trainer = try Trainer(model: model, users: users, settings: settings,
-                                  train: model.encode(train.comparisons, users: users),
-                                  dev: dev.map { model.encode($0.comparisons, users: users) } ?? [])
+                                  train: InputPreparer(model: model, users: users).encode(train.comparisons),
+                                  dev: dev.map { InputPreparer(model: model, users: users).encode($0.comparisons) } ?? [])
         if resume {
             try TrainingState.restore(trainer, from: out)
             guard trainer.optimizer.step < trainer.totalSteps else {

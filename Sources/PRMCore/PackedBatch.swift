@@ -37,4 +37,23 @@ public struct PackedBatch: Sendable, Equatable {
 
     /// Row index of sequence b's last token.
     public func lastRow(_ b: Int) -> Int { starts[b] + lengths[b] - 1 }
+
+    /// Indices grouped longest-first into batches of at most `tokensPerBatch` tokens. Packing
+    /// already wastes nothing on padding; sorting keeps attention work even across the cores.
+    /// Every caller that batches under a token budget (embedder, reward model) groups this way.
+    public static func lengthGroups(_ lengths: [Int], tokensPerBatch: Int) -> [[Int]] {
+        let order = lengths.indices.sorted { lengths[$0] > lengths[$1] }
+        var groups: [[Int]] = [], current: [Int] = [], tokens = 0
+        for index in order {
+            if !current.isEmpty && tokens + lengths[index] > tokensPerBatch {
+                groups.append(current)
+                current = []
+                tokens = 0
+            }
+            current.append(index)
+            tokens += lengths[index]
+        }
+        if !current.isEmpty { groups.append(current) }
+        return groups
+    }
 }

@@ -52,6 +52,8 @@ public final class RewardModel {
     public let tokenizerJSON: Data
     public let userModel: UserModel
     public let config: RewardModelConfig
+    /// How inputs become sequences within `config.maxLength`.
+    public let window: InputWindow
     public let parameters: Parameters
     /// Soft prompt only: scalar head on the pooled state, (1, C) and (1).
     let headWeight: Parameters.Handle?
@@ -63,7 +65,9 @@ public final class RewardModel {
     /// Tokens the backbone ran in the last forward pass (after truncation and sharing), for throughput.
     public var lastForwardTokens: Int { batch.tokens }
     private let embeddings = GrowableBuffer(), pooled = GrowableBuffer(), dPooled = GrowableBuffer()
-    private let userVectors = GrowableBuffer()
+    private let userVectors = GrowableBuffer(), promptVectors = GrowableBuffer()
+    /// Inference scratch: input rows, pooled states of a packed batch, a shared prefix's rows.
+    private let inferRows = GrowableBuffer(), inferPooled = GrowableBuffer(), prefixRows = GrowableBuffer()
 
     /// Declares backbone, user model and head in one layout; weights are loaded or initialised by the caller.
     public init(backboneConfig: URL, tokenizerFile: URL, config: RewardModelConfig) throws {
@@ -95,6 +99,8 @@ public final class RewardModel {
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.config = config
+        window = InputWindow(maxLength: config.maxLength,
+                             userTokens: config.aggregator == .softPrompt ? config.userModel.tokens : 0, tokenizer: tokenizer)
     }
 
     /// A new reward model on a pretrained Hugging Face backbone folder: backbone weights loaded,
@@ -119,39 +125,92 @@ public final class RewardModel {
         }
     }
 
-    // MARK: - Token windows
-
-    /// The text part of a sequence: special tokens around prompt + reply, keeping the whole reply
-    /// and trimming the prompt from the left (the most recent turns matter most) to fit `room`.
-    /// A reply longer than the window on its own keeps its beginning.
-    public func textTokens(prompt: [Int32], reply: [Int32], room: Int) -> [Int32] {
-        let budget = max(room - tokenizer.specialTokensPerSequence, 1)
-        let keptReply = Array(reply.prefix(budget))
-        let keptPrompt = Array(prompt.suffix(max(budget - keptReply.count, 0)))
-        return tokenizer.addingSpecialTokens((keptPrompt + keptReply).map(Int.init)).map(Int32.init)
-    }
-
-    /// Tokenizes raw strings (no special tokens).
-    public func tokenize(_ text: String) -> [Int32] {
-        tokenizer.encode(text, addSpecialTokens: false).map(Int32.init)
-    }
-
     // MARK: - Forward and backward
 
     /// Rewards for each input. With `training`, activations are kept for `backward`.
     public func forward(_ inputs: [RewardInput], training: Bool = false) -> [Float] {
-        plan = ScoringPlan(inputs, model: self)
+        plan = ScoringPlan(inputs, window: window)
         let C = backbone.hiddenSize
         batch = PackedBatch(lengths: plan.sequences.map(\.length))
         let emb = embeddings.ensure(batch.tokens * C)
         buildEmbeddings(emb)
         let hidden = backbone.forward(embeddings: emb, batch: batch, training: training)
         let h = pooled.ensure(batch.count * C)
+        pool(h, hidden: hidden, batch: batch)
+        return plan.queries.map { reward(pooled: h + $0.sequence * C, user: $0.user) }
+    }
+
+    // MARK: - Inference
+
+    /// Pooled states h, one C-vector per sequence in `sequences` order, written to `out`
+    /// (count × C). Nothing is kept for a backward pass. Sequences run in packed batches of at
+    /// most `tokensPerBatch` tokens; with a causal backbone, sequences that share a prefix (user
+    /// part + prompt: the N candidates of one request) compute it once through the KV cache and
+    /// run only their replies after it.
+    public func pooledStates(_ sequences: [ModelSequence], tokensPerBatch: Int, into out: UnsafeMutablePointer<Float>) {
+        var packed = Array(sequences.indices)
+        if let sharing = backbone as? any PrefixSharingBackbone {
+            packed = []
+            let groups = Dictionary(grouping: sequences.indices) { SharedPrefix(sequences[$0]) }
+            for (prefix, members) in groups {
+                let shareable = members.filter { sequences[$0].length > prefix.length }
+                if shareable.count >= 2 && prefix.length > 0 {
+                    continuationStates(sharing, prefix: sequences[shareable[0]], members: shareable, sequences: sequences,
+                                       tokensPerBatch: tokensPerBatch, into: out)
+                    packed += members.filter { sequences[$0].length <= prefix.length }
+                } else {
+                    packed += members
+                }
+            }
+        }
+        for group in PackedBatch.lengthGroups(packed.map { sequences[$0].length }, tokensPerBatch: tokensPerBatch) {
+            packedStates(group.map { packed[$0] }, sequences: sequences, into: out)
+        }
+    }
+
+    /// One packed batch of whole sequences.
+    private func packedStates(_ members: [Int], sequences: [ModelSequence], into out: UnsafeMutablePointer<Float>) {
+        let C = backbone.hiddenSize
+        let batch = PackedBatch(lengths: members.map { sequences[$0].length })
+        let rows = inferRows.ensure(batch.tokens * C)
+        for (b, index) in members.enumerated() {
+            embedRows(sequences[index], from: 0, count: batch.lengths[b], into: rows + batch.starts[b] * C)
+        }
+        let hidden = backbone.forward(embeddings: rows, batch: batch, training: false)
+        let h = inferPooled.ensure(batch.count * C)
+        pool(h, hidden: hidden, batch: batch)
+        for (b, index) in members.enumerated() { (out + index * C).update(from: h + b * C, count: C) }
+    }
+
+    /// Sequences sharing `prefix`'s first `prefixLength` rows: the prefix once into a KV cache,
+    /// then the continuations in packed batches after it.
+    private func continuationStates<Sharing: PrefixSharingBackbone>(_ backbone: Sharing, prefix: ModelSequence, members: [Int],
+                                    sequences: [ModelSequence], tokensPerBatch: Int, into out: UnsafeMutablePointer<Float>) {
+        let C = backbone.hiddenSize
+        let P = prefix.prefixLength
+        let cache = backbone.makePrefixCache()
+        let prefixInput = prefixRows.ensure(P * C)
+        embedRows(prefix, from: 0, count: P, into: prefixInput)
+        backbone.extendPrefix(cache, embeddings: prefixInput, count: P)
+        let lengths = members.map { sequences[$0].length - P }
+        for group in PackedBatch.lengthGroups(lengths, tokensPerBatch: max(tokensPerBatch - P, 1)) {
+            let batch = PackedBatch(lengths: group.map { lengths[$0] })
+            let rows = inferRows.ensure(batch.tokens * C)
+            for (b, k) in group.enumerated() {
+                embedRows(sequences[members[k]], from: P, count: batch.lengths[b], into: rows + batch.starts[b] * C)
+            }
+            let hidden = backbone.continuationStates(after: cache, embeddings: rows, batch: batch)
+            for (b, k) in group.enumerated() { (out + members[k] * C).update(from: hidden + batch.lastRow(b) * C, count: C) }
+        }
+    }
+
+    /// h (B, C): the mean over each sequence's rows (bidirectional) or its last row (causal).
+    private func pool(_ h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, batch: PackedBatch) {
+        let C = backbone.hiddenSize
         switch backbone.attending {
         case .bidirectional: MeanPool.forward(out: h, inp: hidden, batch: batch, C: C)
         case .causal: RowGather.forward(out: h, inp: hidden, rows: (0..<batch.count).map(batch.lastRow), C: C)
         }
-        return plan.queries.map { reward(pooled: h + $0.sequence * C, user: $0.user) }
     }
 
     /// Accumulates gradients of L given dL/dreward for each input of the last forward.
@@ -193,7 +252,9 @@ public final class RewardModel {
         scatterEmbeddingGradients(dEmb)
     }
 
-    private func reward(pooled h: UnsafePointer<Float>, user: Int) -> Float {
+    /// r for a pooled state h (C) and a user: ⟨e_user, h⟩ for the linear head; the head on h for
+    /// the soft prompt (whose user is already inside the sequence h was computed from).
+    public func reward(pooled h: UnsafePointer<Float>, user: Int) -> Float {
         let C = backbone.hiddenSize
         var r: Float = 0
         switch config.aggregator {
@@ -210,16 +271,33 @@ public final class RewardModel {
         return r
     }
 
-    /// Input rows per sequence: [explicit user text ; implicit user vectors ; text].
+    /// Input rows of the last forward's sequences, packed as `batch` lays them out.
     private func buildEmbeddings(_ out: UnsafeMutablePointer<Float>) {
         let C = backbone.hiddenSize
-        let (rows, ids) = (plan.tokenRows, plan.tokenIDs)
-        let gathered = Tensor(shape: [ids.count, C])
-        backbone.embedTokens(out: gathered.data, ids: ids, parameters: parameters)
-        for (k, row) in rows.enumerated() { (out + (batch.starts[row.sequence] + row.position) * C).update(from: gathered.data + k * C, count: C) }
         for (s, sequence) in plan.sequences.enumerated() {
-            guard let user = sequence.implicitUser else { continue }
-            userModel.forward(out: out + (batch.starts[s] + sequence.explicit.count) * C, user: user)
+            embedRows(sequence, from: 0, count: sequence.length, into: out + batch.starts[s] * C)
+        }
+    }
+
+    /// Rows `start ..< start + count` of a sequence's input: [explicit user text ; implicit user
+    /// vectors ; text], the text and user text through the backbone's own token table.
+    private func embedRows(_ sequence: ModelSequence, from start: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+        let C = backbone.hiddenSize
+        let table = UnsafePointer(parameters.value(backbone.wordEmbeddings))
+        let (e, u) = (sequence.explicit.count, sequence.implicitCount)
+        let vectors = promptVectors.ensure(max(u, 1) * C)
+        if u > 0, let user = sequence.implicitUser, start < e + u, start + count > e {
+            userModel.forward(out: vectors, user: user)
+        }
+        for r in start..<(start + count) {
+            let row = out + (r - start) * C
+            if r < e {
+                row.update(from: table + Int(sequence.explicit[r]) * C, count: C)
+            } else if r < e + u {
+                row.update(from: vectors + (r - e) * C, count: C)
+            } else {
+                row.update(from: table + Int(sequence.text[r - e - u]) * C, count: C)
+            }
         }
     }
 
@@ -245,20 +323,12 @@ public final class RewardModel {
 /// The linear head shares one sequence between every user scoring the same text (and the generic
 /// term of the loss), so h is computed once per text.
 struct ScoringPlan {
-    struct Sequence: Hashable {
-        var implicitUser: Int?
-        var explicit: [Int32]
-        var text: [Int32]
-        var implicitCount: Int
-        var length: Int { explicit.count + implicitCount + text.count }
-    }
-
     struct Query {
         var sequence: Int
         var user: Int
     }
 
-    private(set) var sequences: [Sequence] = []
+    private(set) var sequences: [ModelSequence] = []
     private(set) var queries: [Query] = []
     /// (sequence, position) of every explicit-text and text token, and its id, in a fixed order:
     /// the rows gathered from (forward) and scattered to (backward) the word-embedding table.
@@ -267,16 +337,10 @@ struct ScoringPlan {
 
     init() {}
 
-    init(_ inputs: [RewardInput], model: RewardModel) {
-        var index: [Sequence: Int] = [:]
-        let softPrompt = model.config.aggregator == .softPrompt
-        let userTokens = softPrompt ? model.config.userModel.tokens : 0
+    init(_ inputs: [RewardInput], window: InputWindow) {
+        var index: [ModelSequence: Int] = [:]
         for input in inputs {
-            let explicit = Array(input.explicit.prefix(max(model.config.maxLength / 2, 0)))
-            let room = model.config.maxLength - explicit.count - userTokens
-            let sequence = Sequence(implicitUser: softPrompt ? input.user : nil, explicit: explicit,
-                                    text: model.textTokens(prompt: input.prompt, reply: input.reply, room: room),
-                                    implicitCount: userTokens)
+            let sequence = window.sequence(for: input).sequence
             let slot: Int
             if let existing = index[sequence] {
                 slot = existing
@@ -293,4 +357,21 @@ struct ScoringPlan {
             for (i, id) in sequence.text.enumerated() { tokenRows.append((s, textStart + i)); tokenIDs.append(id) }
         }
     }
+}
+
+/// The rows a causal sequence shares with the other candidates of its request.
+struct SharedPrefix: Hashable {
+    var implicitUser: Int?
+    var explicit: [Int32]
+    var implicitCount: Int
+    var text: ArraySlice<Int32>
+
+    init(_ sequence: ModelSequence) {
+        implicitUser = sequence.implicitUser
+        explicit = sequence.explicit
+        implicitCount = sequence.implicitCount
+        text = sequence.text[..<sequence.replyStart]
+    }
+
+    var length: Int { explicit.count + implicitCount + text.count }
 }

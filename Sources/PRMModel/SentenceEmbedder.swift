@@ -33,7 +33,7 @@ public final class SentenceEmbedder {
 
     public func embed(tokenized: [[Int32]], progress: ProgressBar? = nil) -> [[Float]] {
         var results = [[Float]](repeating: [], count: tokenized.count)
-        for group in Self.lengthGroups(tokenized.map(\.count), tokensPerBatch: tokensPerBatch) {
+        for group in PackedBatch.lengthGroups(tokenized.map(\.count), tokensPerBatch: tokensPerBatch) {
             let vectors = encode(group.map { tokenized[$0] })
             for (slot, index) in group.enumerated() { results[index] = vectors[slot] }
             progress?.advance(by: group.count)
@@ -53,23 +53,5 @@ public final class SentenceEmbedder {
         MeanPool.forward(out: pooled.data, inp: hidden, batch: batch, C: C)
         L2Normalize.forward(out: normalised.data, norms: norms.data, inp: pooled.data, B: batch.count, C: C)
         return (0..<batch.count).map { Array(UnsafeBufferPointer(start: normalised.data + $0 * C, count: C)) }
-    }
-
-    /// Indices grouped longest-first into batches of at most `tokensPerBatch` tokens. Packing
-    /// already wastes nothing on padding; sorting keeps attention work even across the cores.
-    public static func lengthGroups(_ lengths: [Int], tokensPerBatch: Int) -> [[Int]] {
-        let order = lengths.indices.sorted { lengths[$0] > lengths[$1] }
-        var groups: [[Int]] = [], current: [Int] = [], tokens = 0
-        for index in order {
-            if !current.isEmpty && tokens + lengths[index] > tokensPerBatch {
-                groups.append(current)
-                current = []
-                tokens = 0
-            }
-            current.append(index)
-            tokens += lengths[index]
-        }
-        if !current.isEmpty { groups.append(current) }
-        return groups
     }
 }

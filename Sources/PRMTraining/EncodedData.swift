@@ -1,5 +1,6 @@
 import Foundation
 import PRMModel
+import PRMScoring
 
 /// A comparison tokenized once, with its user resolved to a table index (0 for unknown users).
 public struct EncodedComparison: Sendable {
@@ -22,15 +23,15 @@ public struct EncodedComparison: Sendable {
     }
 }
 
-extension RewardModel {
-    /// Tokenizes a data set for this model; users outside `users` map to the generic index 0.
-    public func encode(_ comparisons: [Comparison], users: UserTable) -> [EncodedComparison] {
+extension InputPreparer {
+    /// Tokenizes a data set once; users outside the table map to the generic index 0.
+    public func encode(_ comparisons: [Comparison]) -> [EncodedComparison] {
         var texts: [String] = []
         texts.reserveCapacity(comparisons.count * 4)
         for c in comparisons { texts += [c.userInfo ?? "", c.prompt, c.chosen, c.rejected] }
-        let ids = tokenizer.encodeBatch(texts, addSpecialTokens: false).map { $0.map(Int32.init) }
+        let ids = tokenize(texts)
         return comparisons.enumerated().map { i, c in
-            EncodedComparison(userID: c.userID, user: users.index(of: c.userID), explicit: ids[4 * i],
+            EncodedComparison(userID: c.userID, user: user(c.userID).index, explicit: ids[4 * i],
                               prompt: ids[4 * i + 1], chosen: ids[4 * i + 2], rejected: ids[4 * i + 3])
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import PRMCore
 import PRMModel
+import PRMScoring
 
 /// Pairwise accuracy of one slice of the data, personalized (the user's own embedding, or the
 /// generic one for an unseen user) and generic (everyone as user 0).
@@ -80,15 +81,13 @@ public struct EvaluationReport: Codable, Sendable {
     enum CodingKeys: String, CodingKey { case overall, seen, unseen, byUser = "by_user", byGroup = "by_group" }
 }
 
-/// Scores comparisons and tallies pairwise accuracy.
+/// Scores comparisons through the `Scorer` and tallies pairwise accuracy.
 public final class Evaluator {
-    public let model: RewardModel
-    public let users: UserTable
+    public let scorer: Scorer
     public let batchSize: Int
 
     public init(model: RewardModel, users: UserTable, batchSize: Int = 16) {
-        self.model = model
-        self.users = users
+        scorer = Scorer(model: model, users: users)
         self.batchSize = batchSize
     }
 
@@ -99,17 +98,24 @@ public final class Evaluator {
 
     public func evaluate(_ data: [EncodedComparison], groups: [String: String] = [:], progress: ProgressBar? = nil) -> EvaluationReport {
         var report = EvaluationReport()
+        let preparer = scorer.preparer
         for start in stride(from: 0, to: data.count, by: batchSize) {
             let part = data[start..<min(start + batchSize, data.count)]
-            var inputs: [RewardInput] = []
+            var items: [PreparedItem] = []
             for c in part {
-                let own = c.personalized(), generic = c.generic()
-                inputs += [own.chosen, own.rejected, generic.chosen, generic.rejected]
+                // Personalized: the user's own embedding and text; generic: user 0 and no text (App. F.2).
+                let known = c.user != 0
+                for reply in [c.chosen, c.rejected] {
+                    items.append(preparer.prepare(user: c.user, known: known, explicit: c.explicit, prompt: c.prompt, reply: reply))
+                }
+                for reply in [c.chosen, c.rejected] {
+                    items.append(preparer.prepare(user: 0, known: false, explicit: [], prompt: c.prompt, reply: reply))
+                }
             }
-            let r = model.forward(inputs)
+            let r = scorer.score(items)
             for (i, c) in part.enumerated() {
                 let personalized = r[4 * i] > r[4 * i + 1], generic = r[4 * i + 2] > r[4 * i + 3]
-                let seen = users.contains(c.userID)
+                let seen = scorer.users.contains(c.userID)
                 let label = groups[c.userID]
                 report.overall.add(personalized, generic)
                 if seen { report.seen.add(personalized, generic) } else { report.unseen.add(personalized, generic) }

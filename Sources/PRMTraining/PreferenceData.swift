@@ -92,7 +92,7 @@ public struct PreferenceDataset: Sendable {
         // Closing a read-only handle cannot lose data; a failure here has nothing left to report.
         defer { try? handle.close() }
 
-        var reader = PreferenceRowReader(file: name)
+        var reader = JSONLineSplitter(PreferenceRowReader(file: name))
         while true {
             let chunk: Data?
             do { chunk = try handle.read(upToCount: 1 << 20) } catch { throw fileError("read failed: \(error.localizedDescription)") }
@@ -100,15 +100,17 @@ public struct PreferenceDataset: Sendable {
             chunk.withUnsafeBytes { reader.feed($0) }
         }
         reader.endOfInput()
-        return try reader.finish(url: url, skipInvalid: skipInvalid, defaultUser: defaultUser)
+        return try reader.consumer.finish(lines: reader.lineCount, nonBlankRows: reader.nonBlankLines, url: url,
+                                          skipInvalid: skipInvalid, defaultUser: defaultUser)
     }
 
     /// Parses JSONL held in memory; `name` stands for the file in issues.
     public static func parse(_ data: Data, name: String, skipInvalid: Bool = false, defaultUser: String? = nil) throws(DataError) -> PreferenceDataset {
-        var reader = PreferenceRowReader(file: name)
+        var reader = JSONLineSplitter(PreferenceRowReader(file: name))
         data.withUnsafeBytes { reader.feed($0) }
         reader.endOfInput()
-        return try reader.finish(url: nil, skipInvalid: skipInvalid, defaultUser: defaultUser)
+        return try reader.consumer.finish(lines: reader.lineCount, nonBlankRows: reader.nonBlankLines, url: nil,
+                                          skipInvalid: skipInvalid, defaultUser: defaultUser)
     }
 
     /// Distinct user ids, sorted (String order: "worker-10" sorts before "worker-2"). O(n) per call.

@@ -1,8 +1,8 @@
 import Foundation
+import PRMCore
 
-/// Turns JSONL bytes into validated comparisons: splits lines across chunk boundaries, checks
-/// each row, and settles the file-wide questions (prompt-free layout, default user) at the end.
-struct PreferenceRowReader {
+/// Turns JSONL lines (from `JSONLineSplitter`) into validated comparisons: checks each row, and settles the file-wide questions (prompt-free layout, default user) at the end.
+struct PreferenceRowReader: JSONLineConsumer {
     /// The members we decode, in the order a row's issues are reported.
     private static let keys = ["user_id", "prompt", "chosen", "rejected", "user_info"]
     private enum Key { static let userID = 0, prompt = 1, chosen = 2, rejected = 3, userInfo = 4 }
@@ -23,10 +23,6 @@ struct PreferenceRowReader {
     }
 
     let file: String
-    private var lineNumber = 0
-    /// The unfinished last line of the previous chunk.
-    private var carry: [UInt8] = []
-    private var nonBlankRows = 0
     private var badRows = 0
     private var issues: [DataIssue] = []
     private var pending: [PendingRow] = []
@@ -36,52 +32,9 @@ struct PreferenceRowReader {
 
     init(file: String) { self.file = file }
 
-    // MARK: - Lines
-
-    mutating func feed(_ chunk: UnsafeRawBufferPointer) {
-        let bytes = chunk.bindMemory(to: UInt8.self)
-        var start = 0
-        while let newline = bytes[start...].firstIndex(of: JSONByte.newline) {
-            lineNumber += 1
-            if carry.isEmpty {
-                consume(UnsafeBufferPointer(rebasing: bytes[start..<newline]))
-            } else {
-                // Move the partial line out so `consume` can mutate self while reading it.
-                var joined: [UInt8] = []
-                swap(&joined, &carry)
-                joined.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<newline]))
-                joined.withUnsafeBufferPointer { consume($0) }
-            }
-            start = newline + 1
-        }
-        carry.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
-    }
-
-    /// The last line need not end with a newline.
-    mutating func endOfInput() {
-        guard !carry.isEmpty else { return }
-        lineNumber += 1
-        var last: [UInt8] = []
-        swap(&last, &carry)
-        last.withUnsafeBufferPointer { consume($0) }
-    }
-
     // MARK: - One row
 
-    private mutating func consume(_ raw: UnsafeBufferPointer<UInt8>) {
-        let line = lineNumber
-        var bytes = raw
-        var dropped = 0  // bytes cut from the front, so reported byte positions match the file
-        if line == 1, bytes.count >= 3, bytes[0] == 0xEF, bytes[1] == 0xBB, bytes[2] == 0xBF {
-            bytes = UnsafeBufferPointer(rebasing: bytes[3...])
-            dropped = 3
-        }
-        if let last = bytes.last, last == JSONByte.carriageReturn {
-            bytes = UnsafeBufferPointer(rebasing: bytes[..<(bytes.count - 1)])
-        }
-        if bytes.allSatisfy(JSONByte.isJSONWhitespace) { return }
-        nonBlankRows += 1
-
+    mutating func consume(line: Int, bytes: UnsafeBufferPointer<UInt8>, dropped: Int) {
         var rowIssues: [DataIssue] = []
         defer { record(rowIssues) }
         func issue(_ field: String?, _ problem: String) {
@@ -93,9 +46,9 @@ struct PreferenceRowReader {
             issue(nil, "invalid UTF-8 at byte \(bad + dropped + 1)")
             return
         }
-        var reader = JSONLineReader(bytes)
-        let top: JSONLineReader.TopLevel
-        do { top = try reader.readLine(wanted: Self.keys) } catch {
+        var reader = JSONReader(bytes)
+        let top: JSONReader.TopLevel
+        do { top = try reader.readMembers(wanted: Self.keys) } catch {
             issue(nil, "invalid JSON at byte \(error.offset + dropped + 1): \(error.message)")
             return
         }
@@ -179,7 +132,7 @@ struct PreferenceRowReader {
 
     // MARK: - The file as a whole
 
-    mutating func finish(url: URL?, skipInvalid: Bool, defaultUser: String?) throws(DataError) -> PreferenceDataset {
+    mutating func finish(lines: Int, nonBlankRows: Int, url: URL?, skipInvalid: Bool, defaultUser: String?) throws(DataError) -> PreferenceDataset {
         func fileIssue(_ problem: String) -> DataIssue { DataIssue(file: file, line: 0, field: nil, problem: problem) }
         if let defaultUser, isBlank(defaultUser) {
             throw DataError(issues: [fileIssue("defaultUser is empty or whitespace-only")])
@@ -225,7 +178,7 @@ struct PreferenceRowReader {
         if !sorted.isEmpty && !skipInvalid { throw DataError(issues: sorted) }
         if comparisons.isEmpty {
             let why = nonBlankRows == 0
-                ? (lineNumber == 0 ? "no comparisons: the file is empty" : "no comparisons: the file has only blank lines")
+                ? (lines == 0 ? "no comparisons: the file is empty" : "no comparisons: the file has only blank lines")
                 : "no comparisons: all \(nonBlankRows) rows are invalid"
             throw DataError(issues: [fileIssue(why)] + sorted)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import PRMCore
 import PRMModel
 import PRMTestSupport
 
@@ -51,7 +52,7 @@ final class EmbedCommandTests: XCTestCase {
 
         // The batching this test relies on: several batches, and an order different from the input.
         let embedder = SentenceEmbedder(model: try Backbones.load(folder: modelFolder), maxTokens: 256, tokensPerBatch: 256)
-        let groups = SentenceEmbedder.lengthGroups(embedder.tokenize(texts).map(\.count), tokensPerBatch: embedder.tokensPerBatch)
+        let groups = PackedBatch.lengthGroups(embedder.tokenize(texts).map(\.count), tokensPerBatch: embedder.tokensPerBatch)
         XCTAssertGreaterThanOrEqual(groups.count, 3, "texts should need several packed batches: \(groups)")
         XCTAssertNotEqual(groups.flatMap { $0 }, Array(texts.indices), "length sorting should reorder the texts")
 

@@ -50,7 +50,7 @@ final class RewardModelGradientTests: XCTestCase {
     }
 
     private func check(_ model: RewardModel, label: String) throws {
-        let ids = { (text: String) in model.tokenize(text) }
+        let ids = { (text: String) in TinyModels.ids(model, text) }
         let prompt = ids("Human: What should I cook tonight?\n\nAssistant:")
         let inputs = [
             RewardInput(user: 1, prompt: prompt, reply: ids("Pasta.")),

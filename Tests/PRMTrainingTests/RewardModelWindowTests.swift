@@ -10,15 +10,15 @@ final class RewardModelWindowTests: XCTestCase {
         let model = try TinyModels.rewardModel(TinyModels.settings(), users: 1, folder: TinyModels.backboneFolder())
         let cls = try XCTUnwrap(model.tokenizer.id(of: "[CLS]")).int32, sep = try XCTUnwrap(model.tokenizer.id(of: "[SEP]")).int32
         let prompt = (1000..<1100).map(Int32.init), reply = (2000..<2011).map(Int32.init)
-        let window = model.textTokens(prompt: prompt, reply: reply, room: 30)
+        let window = model.window.textTokens(prompt: prompt, reply: reply, room: 30).tokens
         XCTAssertEqual(window.count, 30)
         XCTAssertEqual(window, [cls] + Array(prompt.suffix(30 - 2 - reply.count)) + reply + [sep])
 
         let shortPrompt = Array(prompt.prefix(3))
-        XCTAssertEqual(model.textTokens(prompt: shortPrompt, reply: reply, room: 30), [cls] + shortPrompt + reply + [sep])
+        XCTAssertEqual(model.window.textTokens(prompt: shortPrompt, reply: reply, room: 30).tokens, [cls] + shortPrompt + reply + [sep])
 
         let longReply = (3000..<3100).map(Int32.init)
-        XCTAssertEqual(model.textTokens(prompt: prompt, reply: longReply, room: 30), [cls] + Array(longReply.prefix(28)) + [sep],
+        XCTAssertEqual(model.window.textTokens(prompt: prompt, reply: longReply, room: 30).tokens, [cls] + Array(longReply.prefix(28)) + [sep],
                        "a reply longer than the window keeps its beginning and drops the prompt")
     }
 
@@ -27,8 +27,8 @@ final class RewardModelWindowTests: XCTestCase {
         settings.userTokens = 5
         settings.maxLength = 40
         let model = try TinyModels.rewardModel(settings, users: 2, folder: TinyModels.backboneFolder())
-        let input = RewardInput(user: 1, explicit: model.tokenize("I like brevity"), prompt: (1000..<1200).map(Int32.init),
-                                reply: model.tokenize("fine"))
+        let input = RewardInput(user: 1, explicit: TinyModels.ids(model, "I like brevity"), prompt: (1000..<1200).map(Int32.init),
+                                reply: TinyModels.ids(model, "fine"))
         _ = model.forward([input])
         XCTAssertEqual(model.lastForwardTokens, 40, "explicit + user tokens + text fill exactly max_length")
     }
@@ -39,7 +39,7 @@ final class RewardModelWindowTests: XCTestCase {
         for entry in model.parameters.entries where entry.group == .user {
             for i in 0..<entry.count { model.parameters.values[entry.offset + i] += Float(i % 7) * 0.01 }
         }
-        let prompt = model.tokenize("Human: hello\n\nAssistant:"), reply = model.tokenize("Hi there, how can I help?")
+        let prompt = TinyModels.ids(model, "Human: hello\n\nAssistant:"), reply = TinyModels.ids(model, "Hi there, how can I help?")
         let one = model.forward([RewardInput(user: 1, prompt: prompt, reply: reply)])
         let single = model.lastForwardTokens
         let many = model.forward((0...3).map { RewardInput(user: $0, prompt: prompt, reply: reply) })

@@ -6,30 +6,8 @@ import PRMTestSupport
 
 /// Small randomly initialised reward models on the real MiniLM tokenizer, for fast training tests.
 enum TinyModels {
-    /// A folder with a tiny BERT config.json and all-MiniLM-L6-v2's tokenizer.json.
-    static func backboneFolder(hidden: Int = 32, layers: Int = 1) throws -> URL {
-        let folder = try TestSupport.temporaryDirectory("tiny-bert")
-        let config: [String: Any] = ["model_type": "bert", "vocab_size": 30522, "hidden_size": hidden, "num_hidden_layers": layers,
-                                     "num_attention_heads": 4, "intermediate_size": 2 * hidden, "max_position_embeddings": 128,
-                                     "type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu"]
-        try JSONSerialization.data(withJSONObject: config).write(to: folder.appendingPathComponent("config.json"))
-        try FileManager.default.copyItem(at: TestSupport.miniLMDirectory().appendingPathComponent("tokenizer.json"),
-                                         to: folder.appendingPathComponent("tokenizer.json"))
-        return folder
-    }
-
-    /// A random GPT-2 folder (Tests/Reference/make_gpt2.py) with a byte-level BPE trained on the corpus.
-    static func gpt2Folder() throws -> URL {
-        let folder = try TestSupport.temporaryDirectory("tiny-gpt2")
-        let tokenizer = folder.appendingPathComponent("bpe.json")
-        try TestSupport.runPython(TestSupport.referenceScript("train_bpe.py"),
-                                  ["--corpus", TestSupport.lengthprefDirectory.appendingPathComponent("dev.jsonl").path,
-                                   "--vocab-size", "400", "--out", tokenizer.path])
-        try TestSupport.runPython(TestSupport.referenceScript("make_gpt2.py"),
-                                  ["--out", folder.path, "--layers", "1", "--heads", "2", "--embd", "16", "--positions", "128",
-                                   "--seed", "3", "--tokenizer", tokenizer.path])
-        return folder
-    }
+    static func backboneFolder(hidden: Int = 32, layers: Int = 1) throws -> URL { try TinyBackbones.bert(hidden: hidden, layers: layers) }
+    static func gpt2Folder() throws -> URL { try TinyBackbones.gpt2() }
 
     static func rewardModel(_ settings: TrainingSettings, users: Int, folder: URL, seed: UInt64 = 7) throws -> RewardModel {
         let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
@@ -38,6 +16,11 @@ enum TinyModels {
         Backbones.initializeRandomly(model.parameters, seed: seed)
         model.initializeUserModelAndHead(seed: seed)
         return model
+    }
+
+    /// Token ids of a text, no special tokens.
+    static func ids(_ model: RewardModel, _ text: String) -> [Int32] {
+        model.tokenizer.encode(text, addSpecialTokens: false).map(Int32.init)
     }
 
     /// Settings for quick runs of the tiny model.

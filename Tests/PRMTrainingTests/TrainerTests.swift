@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import PRMCore
 import PRMModel
+import PRMScoring
 import PRMTestSupport
 @testable import PRMTraining
 
@@ -13,7 +14,7 @@ final class TrainerTests: XCTestCase {
     func train(_ settings: TrainingSettings, folder: URL) throws -> (Trainer, EvaluationReport) {
         let users = UserTable(ids: Self.data.comparisons.map(\.userID))
         let model = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
-        let encoded = model.encode(Self.data.comparisons, users: users)
+        let encoded = InputPreparer(model: model, users: users).encode(Self.data.comparisons)
         let trainer = try Trainer(model: model, users: users, settings: settings, train: encoded)
         try trainer.run()
         let report = Evaluator(model: model, users: users).evaluate(encoded, groups: Self.data.groups)
@@ -55,9 +56,9 @@ final class TrainerTests: XCTestCase {
         try TrainingState.save(trainer, to: out)
         let (loaded, users, _) = try Checkpoint.load(out)
         XCTAssertEqual(users, trainer.users)
-        let inputs = trainer.model.encode(Self.data.comparisons.prefix(6).map { $0 }, users: users).flatMap {
+        let inputs = InputPreparer(model: trainer.model, users: users).encode(Self.data.comparisons.prefix(6).map { $0 }).flatMap {
             [$0.personalized().chosen, $0.generic().rejected]
-        } + [RewardInput(user: 0, explicit: trainer.model.tokenize("I like short answers."), prompt: [], reply: trainer.model.tokenize("ok"))]
+        } + [RewardInput(user: 0, explicit: TinyModels.ids(trainer.model, "I like short answers."), prompt: [], reply: TinyModels.ids(trainer.model, "ok"))]
         XCTAssertEqual(trainer.model.forward(inputs), loaded.forward(inputs))
         XCTAssertEqual(loaded.config, trainer.model.config)
     }
@@ -69,7 +70,7 @@ final class TrainerTests: XCTestCase {
         let users = UserTable(ids: Self.data.comparisons.map(\.userID))
 
         let whole = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
-        let encoded = whole.encode(Self.data.comparisons, users: users)
+        let encoded = InputPreparer(model: whole, users: users).encode(Self.data.comparisons)
         try Trainer(model: whole, users: users, settings: settings, train: encoded).run()
 
         let first = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
@@ -93,7 +94,7 @@ final class TrainerTests: XCTestCase {
         settings.epochs = 1
         let users = UserTable(ids: Self.data.comparisons.map(\.userID))
         let model = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
-        let encoded = model.encode(Self.data.comparisons, users: users)
+        let encoded = InputPreparer(model: model, users: users).encode(Self.data.comparisons)
         let trainer = try Trainer(model: model, users: users, settings: settings, train: encoded)
         try trainer.run(untilStep: 2)
         let out = try TestSupport.temporaryDirectory("resume-data")

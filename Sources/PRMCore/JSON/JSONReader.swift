@@ -1,78 +1,174 @@
-/// A strict RFC 8259 reader for one JSONL line, working on the line's UTF-8 bytes in place.
+import Foundation
+
+/// A strict RFC 8259 reader working on UTF-8 bytes in place: the one JSON parser of prm.
 ///
-/// Why not JSONSerialization: we want the JSON type of a wrong value named exactly (on Linux a
-/// JSON `true` comes back as an NSNumber, indistinguishable from `1`), the byte where a syntax
-/// error is, duplicate keys caught, and no intermediate `[String: Any]` for every row of a
-/// 100k-row file. Only the members the caller asks for are decoded into Strings; every other
-/// value is validated and skipped without being built.
-
-/// A JSON value's type, in the words error messages use ("expected a string, got number").
-enum JSONKind: String {
-    case string, number, boolean, null, array, object
-
-    /// "a string", "an array", "null": for sentences like "top level is an array".
-    var withArticle: String {
-        switch self {
-        case .null: return "null"
-        case .array, .object: return "an \(rawValue)"
-        default: return "a \(rawValue)"
-        }
-    }
-}
+/// Two ways to read a document:
+/// - `readDocument()` builds the whole value (`JSONValue`), refusing duplicate keys and nesting
+///   deeper than `maxDepth`: the service parses every request this way.
+/// - `readMembers(wanted:)` decodes only the named string members of a top-level object and
+///   validates everything else without building it: the training-data reader uses it so a
+///   100k-row file never becomes 100k dictionaries.
+/// Errors carry the byte offset and say what was expected, so messages can point at the byte.
 
 /// A syntax error: `offset` is the 0-based byte offset in the bytes given to the reader.
-struct JSONSyntaxError: Error {
-    let offset: Int
-    let message: String
+public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
+    public let offset: Int
+    public let message: String
+
+    public var description: String { "invalid JSON at byte \(offset + 1): \(message)" }
 }
 
 /// A requested member's value: its decoded text, or the kind of the non-string found there.
-enum JSONFieldValue {
+public enum JSONFieldValue: Sendable {
     case string(String)
     case other(JSONKind)
 }
 
-struct JSONLineReader {
-    /// Deeper nesting (only possible in fields we skip) is refused rather than risking the stack.
-    static let maxDepth = 512
+public struct JSONReader {
+    /// Deeper nesting is refused rather than risking the stack.
+    public static let defaultMaxDepth = 512
 
-    enum TopLevel {
+    public enum TopLevel {
         /// `values[k]` belongs to `wanted[k]`; `duplicates` lists indices of wanted keys seen twice.
         case object(values: [JSONFieldValue?], duplicates: [Int])
         case other(JSONKind)
     }
 
     private let bytes: UnsafeBufferPointer<UInt8>
+    private let maxDepth: Int
     private var i = 0
 
     /// `bytes` must already be valid UTF-8 (the caller checks, so it can name the line).
-    init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+    public init(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = JSONReader.defaultMaxDepth) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
 
-    /// Reads the whole line as exactly one JSON value (surrounding whitespace allowed).
-    mutating func readLine(wanted: [String]) throws(JSONSyntaxError) -> TopLevel {
+    /// Parses `bytes` as one JSON document, checking UTF-8 first.
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
+        if let bad = JSONByte.firstInvalidUTF8(bytes) { throw .invalidUTF8(offset: bad) }
+        var reader = JSONReader(bytes, maxDepth: maxDepth)
+        do { return try reader.readDocument() } catch { throw .syntax(error) }
+    }
+
+    /// Parses `bytes` (any contiguous byte collection) as one JSON document.
+    public static func parse<Bytes: ContiguousBytes>(_ data: Bytes, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
+        let result: Result<JSONValue, JSONParseError> = data.withUnsafeBytes { raw in
+            do throws(JSONParseError) { return .success(try parse(raw.bindMemory(to: UInt8.self), maxDepth: maxDepth)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    /// Reads the whole input as exactly one JSON value (surrounding whitespace allowed).
+    public mutating func readDocument() throws(JSONSyntaxError) -> JSONValue {
+        skipWhitespace()
+        let value = try value(depth: 0, build: true)
+        try expectEnd()
+        return value
+    }
+
+    /// Reads the whole input as exactly one JSON value, decoding only the `wanted` string
+    /// members of a top-level object.
+    public mutating func readMembers(wanted: [String]) throws(JSONSyntaxError) -> TopLevel {
         skipWhitespace()
         let result: TopLevel
         if i < bytes.count, bytes[i] == JSONByte.openBrace {
-            result = try readObject(wanted: wanted)
+            result = try wantedMembers(wanted)
         } else {
-            result = .other(try skipValue(depth: 0))
+            result = .other(try value(depth: 0, build: false).kind)
         }
+        try expectEnd()
+        return result
+    }
+
+    private mutating func expectEnd() throws(JSONSyntaxError) {
         skipWhitespace()
         if i < bytes.count { throw fail("unexpected \(describeByte(at: i)) after the value") }
-        return result
     }
 
     // MARK: - Objects and values
 
-    private mutating func readObject(wanted: [String]) throws(JSONSyntaxError) -> TopLevel {
+    private mutating func wantedMembers(_ wanted: [String]) throws(JSONSyntaxError) -> TopLevel {
         var values = [JSONFieldValue?](repeating: nil, count: wanted.count)
         var duplicates: [Int] = []
+        try members(depth: 0) { (reader: inout JSONReader, key: String) throws(JSONSyntaxError) in
+            guard let k = wanted.firstIndex(of: key) else {
+                _ = try reader.value(depth: 1, build: false)
+                return
+            }
+            let value: JSONFieldValue
+            if reader.i < reader.bytes.count, reader.bytes[reader.i] == JSONByte.quote {
+                value = .string(try reader.string(decode: true))
+            } else {
+                value = .other(try reader.value(depth: 1, build: false).kind)
+            }
+            if values[k] != nil { duplicates.append(k) }
+            values[k] = value
+        }
+        return .object(values: values, duplicates: duplicates)
+    }
+
+    /// Reads one value at the cursor. Without `build` it validates and steps over the value,
+    /// returning an empty placeholder of the right kind (nothing is allocated for skipped text).
+    private mutating func value(depth: Int, build: Bool) throws(JSONSyntaxError) -> JSONValue {
+        guard depth <= maxDepth else { throw fail("nested deeper than \(maxDepth) levels") }
+        guard i < bytes.count else { throw expected("a value") }
+        switch bytes[i] {
+        case JSONByte.quote:
+            return .string(try string(decode: build))
+        case JSONByte.openBrace:
+            var object: [(key: String, value: JSONValue)] = []
+            var seen: Set<String> = []
+            try members(depth: depth) { (reader: inout JSONReader, key: String) throws(JSONSyntaxError) in
+                let keyStart = reader.i
+                let member = try reader.value(depth: depth + 1, build: build)
+                guard build else { return }
+                // RFC 8259 leaves duplicate names undefined; parsers disagree on which one wins,
+                // so a request that has them is refused rather than half-understood.
+                guard seen.insert(key).inserted else { throw reader.fail("duplicate key '\(key)'", at: keyStart) }
+                object.append((key, member))
+            }
+            return .object(JSONObject(object))
+        case JSONByte.openBracket:
+            i += 1
+            skipWhitespace()
+            var elements: [JSONValue] = []
+            if i < bytes.count, bytes[i] == JSONByte.closeBracket { i += 1; return .array(elements) }
+            while true {
+                skipWhitespace()
+                let element = try value(depth: depth + 1, build: build)
+                if build { elements.append(element) }
+                skipWhitespace()
+                guard i < bytes.count else { throw expected("',' or ']'") }
+                if bytes[i] == JSONByte.comma { i += 1; continue }
+                if bytes[i] == JSONByte.closeBracket { i += 1; return .array(elements) }
+                throw expected("',' or ']'")
+            }
+        case UInt8(ascii: "t"):
+            try literal("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try literal("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try literal("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let start = i
+            try number()
+            guard build else { return .number(JSONNumber(0)) }
+            return .number(JSONNumber(text: String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)))
+        default:
+            throw expected("a value")
+        }
+    }
+
+    /// Walks an object's members from its `{`, calling `member` with each key and the cursor
+    /// on the member's value (which `member` must consume).
+    private mutating func members(depth: Int, _ member: (inout JSONReader, String) throws(JSONSyntaxError) -> Void) throws(JSONSyntaxError) {
         i += 1  // '{'
         skipWhitespace()
-        if i < bytes.count, bytes[i] == JSONByte.closeBrace {
-            i += 1
-            return .object(values: values, duplicates: duplicates)
-        }
+        if i < bytes.count, bytes[i] == JSONByte.closeBrace { i += 1; return }
         while true {
             skipWhitespace()
             guard i < bytes.count, bytes[i] == JSONByte.quote else { throw expected("a key in double quotes") }
@@ -81,80 +177,12 @@ struct JSONLineReader {
             guard i < bytes.count, bytes[i] == JSONByte.colon else { throw expected("':' after the key") }
             i += 1
             skipWhitespace()
-            if let k = wanted.firstIndex(of: key) {
-                let value: JSONFieldValue
-                if i < bytes.count, bytes[i] == JSONByte.quote {
-                    value = .string(try string(decode: true))
-                } else {
-                    value = .other(try skipValue(depth: 1))
-                }
-                if values[k] != nil { duplicates.append(k) }
-                values[k] = value
-            } else {
-                _ = try skipValue(depth: 1)
-            }
+            try member(&self, key)
             skipWhitespace()
             guard i < bytes.count else { throw expected("',' or '}'") }
             if bytes[i] == JSONByte.comma { i += 1; continue }
-            if bytes[i] == JSONByte.closeBrace { i += 1; return .object(values: values, duplicates: duplicates) }
+            if bytes[i] == JSONByte.closeBrace { i += 1; return }
             throw expected("',' or '}'")
-        }
-    }
-
-    /// Validates one value of any type and steps over it.
-    private mutating func skipValue(depth: Int) throws(JSONSyntaxError) -> JSONKind {
-        guard depth <= Self.maxDepth else { throw fail("nested deeper than \(Self.maxDepth) levels") }
-        guard i < bytes.count else { throw expected("a value") }
-        switch bytes[i] {
-        case JSONByte.quote:
-            _ = try string(decode: false)
-            return .string
-        case JSONByte.openBrace:
-            i += 1
-            skipWhitespace()
-            if i < bytes.count, bytes[i] == JSONByte.closeBrace { i += 1; return .object }
-            while true {
-                skipWhitespace()
-                guard i < bytes.count, bytes[i] == JSONByte.quote else { throw expected("a key in double quotes") }
-                _ = try string(decode: false)
-                skipWhitespace()
-                guard i < bytes.count, bytes[i] == JSONByte.colon else { throw expected("':' after the key") }
-                i += 1
-                skipWhitespace()
-                _ = try skipValue(depth: depth + 1)
-                skipWhitespace()
-                guard i < bytes.count else { throw expected("',' or '}'") }
-                if bytes[i] == JSONByte.comma { i += 1; continue }
-                if bytes[i] == JSONByte.closeBrace { i += 1; return .object }
-                throw expected("',' or '}'")
-            }
-        case JSONByte.openBracket:
-            i += 1
-            skipWhitespace()
-            if i < bytes.count, bytes[i] == JSONByte.closeBracket { i += 1; return .array }
-            while true {
-                skipWhitespace()
-                _ = try skipValue(depth: depth + 1)
-                skipWhitespace()
-                guard i < bytes.count else { throw expected("',' or ']'") }
-                if bytes[i] == JSONByte.comma { i += 1; continue }
-                if bytes[i] == JSONByte.closeBracket { i += 1; return .array }
-                throw expected("',' or ']'")
-            }
-        case UInt8(ascii: "t"):
-            try literal("true")
-            return .boolean
-        case UInt8(ascii: "f"):
-            try literal("false")
-            return .boolean
-        case UInt8(ascii: "n"):
-            try literal("null")
-            return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            try number()
-            return .number
-        default:
-            throw expected("a value")
         }
     }
 
@@ -293,7 +321,7 @@ struct JSONLineReader {
         while i < bytes.count, JSONByte.isJSONWhitespace(bytes[i]) { i += 1 }
     }
 
-    private func fail(_ message: String, at offset: Int? = nil) -> JSONSyntaxError {
+    fileprivate func fail(_ message: String, at offset: Int? = nil) -> JSONSyntaxError {
         JSONSyntaxError(offset: offset ?? i, message: message)
     }
 
@@ -315,68 +343,15 @@ struct JSONLineReader {
     }
 }
 
-/// Byte constants and classes shared by the JSON reader and the line splitter.
-enum JSONByte {
-    static let quote = UInt8(ascii: "\"")
-    static let backslash = UInt8(ascii: "\\")
-    static let colon = UInt8(ascii: ":")
-    static let comma = UInt8(ascii: ",")
-    static let openBrace = UInt8(ascii: "{")
-    static let closeBrace = UInt8(ascii: "}")
-    static let openBracket = UInt8(ascii: "[")
-    static let closeBracket = UInt8(ascii: "]")
-    static let newline = UInt8(ascii: "\n")
-    static let carriageReturn = UInt8(ascii: "\r")
+/// Why a document could not be parsed: bytes that are not UTF-8, or UTF-8 that is not JSON.
+public enum JSONParseError: Error, Sendable, CustomStringConvertible {
+    case invalidUTF8(offset: Int)
+    case syntax(JSONSyntaxError)
 
-    /// RFC 8259 whitespace: space, tab, line feed, carriage return (nothing else).
-    @inline(__always)
-    static func isJSONWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D }
-
-    @inline(__always)
-    static func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
-
-    static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-        default: return nil
+    public var description: String {
+        switch self {
+        case .invalidUTF8(let offset): return "invalid UTF-8 at byte \(offset + 1)"
+        case .syntax(let error): return error.description
         }
-    }
-
-    /// `U+` style hex, at least 4 digits: 9 -> "0009".
-    static func hex4(_ value: UInt32) -> String {
-        let digits = String(value, radix: 16, uppercase: true)
-        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-    }
-
-    /// UTF-8 validation per RFC 3629 / Unicode Table 3-7 (no overlong forms, no surrogates, nothing
-    /// above U+10FFFF). Returns the 0-based offset of the first byte of the first bad sequence.
-    static func firstInvalidUTF8(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
-        let n = bytes.count
-        var i = 0
-        while i < n {
-            let b0 = bytes[i]
-            if b0 < 0x80 { i += 1; continue }
-            // The allowed range of the second byte depends on the lead byte (Table 3-7); later bytes are 80...BF.
-            let length: Int
-            let secondLow: UInt8, secondHigh: UInt8
-            switch b0 {
-            case 0xC2...0xDF: length = 2; secondLow = 0x80; secondHigh = 0xBF
-            case 0xE0: length = 3; secondLow = 0xA0; secondHigh = 0xBF
-            case 0xE1...0xEC, 0xEE...0xEF: length = 3; secondLow = 0x80; secondHigh = 0xBF
-            case 0xED: length = 3; secondLow = 0x80; secondHigh = 0x9F
-            case 0xF0: length = 4; secondLow = 0x90; secondHigh = 0xBF
-            case 0xF1...0xF3: length = 4; secondLow = 0x80; secondHigh = 0xBF
-            case 0xF4: length = 4; secondLow = 0x80; secondHigh = 0x8F
-            default: return i
-            }
-            guard i + length <= n else { return i }
-            let b1 = bytes[i + 1]
-            guard b1 >= secondLow && b1 <= secondHigh else { return i }
-            for k in 2..<length where bytes[i + k] & 0xC0 != 0x80 { return i }
-            i += length
-        }
-        return nil
     }
 }

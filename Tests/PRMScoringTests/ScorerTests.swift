@@ -1,0 +1,170 @@
+import Foundation
+import XCTest
+import PRMCore
+import PRMModel
+import PRMTestSupport
+@testable import PRMScoring
+
+/// The scoring path against the training path's forward (an independent route through the same
+/// weights), for every aggregator and user model, on BERT and GPT-2 backbones.
+final class ScorerTests: XCTestCase {
+    static let users = UserTable(ids: ["ann", "bob", "cy"])
+
+    /// A randomly initialised reward model whose users all differ from the generic one.
+    static func model(_ aggregator: Aggregator, _ kind: UserModelKind, folder: URL, maxLength: Int = 48) throws -> RewardModel {
+        let tokens = aggregator == .linearHead ? 1 : 3
+        let config = RewardModelConfig(aggregator: aggregator,
+                                       userModel: UserModelConfig(kind: kind, tokens: tokens, users: users.count, clusters: 2, sharedGeneric: true),
+                                       maxLength: maxLength)
+        let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
+                                    tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
+        Backbones.initializeRandomly(model.parameters, seed: 11)
+        model.initializeUserModelAndHead(seed: 11)
+        var rng = RandomSource(seed: 5)
+        for entry in model.parameters.entries where entry.group != .backbone {
+            for i in 0..<entry.count { model.parameters.values[entry.offset + i] += 0.05 * rng.nextNormal() }
+        }
+        return model
+    }
+
+    /// Candidates of two prompts for known, unknown and missing users, with user text, a
+    /// duplicate, an empty reply and a prompt long enough to be cut.
+    static let items: [ScoringItem] = {
+        let short = "Human: How do I boil an egg?\n\nAssistant:"
+        let long = "Human: " + String(repeating: "Tell me a long story about the sea and ships. ", count: 12) + "\n\nAssistant:"
+        var items: [ScoringItem] = []
+        for user in ["ann", "bob", "stranger", nil] as [String?] {
+            for reply in ["Boil it for nine minutes.", "Put it in boiling water, wait, then cool it in cold water.", ""] {
+                items.append(ScoringItem(userID: user, prompt: short, response: reply))
+            }
+            items.append(ScoringItem(userID: user, userInfo: "I like short answers.", prompt: short, response: "Nine minutes."))
+            items.append(ScoringItem(userID: user, prompt: long, response: "Once upon a time a ship left the harbour."))
+        }
+        items.append(items[0])
+        return items
+    }()
+
+    func assertScorerMatchesForward(_ model: RewardModel, tokensPerBatch: Int = 8192, file: StaticString = #filePath, line: UInt = #line) throws {
+        let scorer = Scorer(model: model, users: Self.users, tokensPerBatch: tokensPerBatch)
+        let scored = scorer.score(Self.items)
+        let inputs = Self.items.map { item in
+            RewardInput(user: Self.users.index(of: item.userID ?? ""),
+                        explicit: model.tokenizer.encode(item.userInfo ?? "", addSpecialTokens: false).map(Int32.init),
+                        prompt: model.tokenizer.encode(item.prompt, addSpecialTokens: false).map(Int32.init),
+                        reply: model.tokenizer.encode(item.response, addSpecialTokens: false).map(Int32.init))
+        }
+        let expected = model.forward(inputs, training: false)
+        for (k, (got, want)) in zip(scored, expected).enumerated() {
+            XCTAssertEqual(got.score, want, accuracy: 1e-5 * max(1, abs(want)), "item \(k)", file: file, line: line)
+        }
+        XCTAssertEqual(scored.map(\.knownUser), Self.items.map { $0.userID.map(Self.users.contains) ?? false }, file: file, line: line)
+        XCTAssertEqual(scored.map(\.truncated), Self.items.map { $0.prompt.count > 200 }, "the long prompt is cut to the window", file: file, line: line)
+    }
+
+    func testEveryAggregatorAndUserModelOnBERT() throws {
+        let folder = try TinyBackbones.bert()
+        for aggregator in Aggregator.allCases {
+            for kind in UserModelKind.allCases {
+                try assertScorerMatchesForward(try Self.model(aggregator, kind, folder: folder))
+            }
+        }
+    }
+
+    func testSmallTokenBudgetSplitsBatchesWithoutChangingScores() throws {
+        try assertScorerMatchesForward(try Self.model(.linearHead, .individual, folder: try TinyBackbones.bert()), tokensPerBatch: 1)
+    }
+
+    /// GPT-2 shares each prompt's prefix through the KV cache; scores must equal full forwards.
+    func testCausalPrefixSharingOnGPT2() throws {
+        let folder = try TinyBackbones.gpt2()
+        for aggregator in Aggregator.allCases {
+            let model = try Self.model(aggregator, .individual, folder: folder, maxLength: 96)
+            try assertScorerMatchesForward(model)
+            try assertScorerMatchesForward(model, tokensPerBatch: 40)
+        }
+    }
+
+    func testPrefixSharingComputesThePromptOnce() throws {
+        let model = try Self.model(.linearHead, .individual, folder: try TinyBackbones.gpt2(), maxLength: 96)
+        let scorer = Scorer(model: model, users: Self.users)
+        let prompt = "Human: What is the capital of France? Please answer in one sentence.\n\nAssistant:"
+        let replies = ["Paris.", "It is Paris.", "The capital of France is Paris."]
+        let prepared = scorer.preparer.prepare(replies.map { ScoringItem(userID: "ann", prompt: prompt, response: $0) })
+        _ = scorer.score(prepared)
+        XCTAssertEqual(scorer.statistics.tokensComputed, prepared.reduce(0) { $0 + $1.tokens }, "counts whole sequences")
+        XCTAssertEqual(Set(prepared.map { $0.sequence.prefixLength }).count, 1, "one shared prefix")
+        XCTAssertGreaterThan(prepared[0].sequence.prefixLength, 10)
+    }
+
+    func testDuplicatesAreComputedOnceAndUsersShareTheLinearHeadsH() throws {
+        let model = try Self.model(.linearHead, .individual, folder: try TinyBackbones.bert())
+        let scorer = Scorer(model: model, users: Self.users)
+        let item = ScoringItem(userID: "ann", prompt: "Human: hi\n\nAssistant:", response: "Hello!")
+        let prepared = scorer.preparer.prepare([item, item, ScoringItem(userID: "bob", prompt: item.prompt, response: item.response)])
+        let scores = scorer.score(prepared)
+        XCTAssertEqual(scorer.statistics.uniqueSequences, 1)
+        XCTAssertEqual(scorer.statistics.tokensComputed, prepared[0].tokens)
+        XCTAssertEqual(scores[0], scores[1])
+        XCTAssertNotEqual(scores[0], scores[2], "another user's vector gives another reward from the same h")
+    }
+
+    /// The h cache returns the uncached scores, counts hits, and runs no backbone tokens for them.
+    /// (Not bit for bit: an h computed in another batch went through sgemms of another shape,
+    /// which may round the last bit differently; the tolerance is a few float ulps.)
+    func testCachedScoresEqualUncachedScores() throws {
+        let model = try Self.model(.linearHead, .cluster, folder: try TinyBackbones.bert())
+        let plain = Scorer(model: model, users: Self.users)
+        let cached = Scorer(model: model, users: Self.users, cacheEntries: 4)
+        let candidates = ["One.", "Two words.", "Three words here.", "Four words are here.", "Five words are here now."]
+        func assertClose(_ a: [ScoredItem], _ b: [ScoredItem], _ message: String) {
+            XCTAssertEqual(a.map(\.knownUser), b.map(\.knownUser), message)
+            for (x, y) in zip(a, b) { XCTAssertEqual(x.score, y.score, accuracy: 1e-6 * max(1, abs(y.score)), message) }
+        }
+        for round in 0..<3 {
+            for user in ["ann", "bob", "cy", "stranger"] {
+                let items = candidates.map { ScoringItem(userID: user, prompt: "Human: count\n\nAssistant:", response: $0) }
+                assertClose(cached.score(items), plain.score(items), "round \(round), user \(user)")
+            }
+        }
+        XCTAssertEqual(cached.cachedStates, 4, "five texts through a four-entry cache")
+        XCTAssertGreaterThan(cached.statistics.cacheHits, 0)
+        let few = candidates.prefix(3).map { ScoringItem(userID: "ann", prompt: "Human: count\n\nAssistant:", response: $0) }
+        _ = cached.score(Array(few))
+        let before = cached.statistics
+        assertClose(cached.score(Array(few)), plain.score(Array(few)), "repeated request")
+        XCTAssertEqual(cached.statistics.cacheHits - before.cacheHits, 3)
+        XCTAssertEqual(cached.statistics.tokensComputed, before.tokensComputed, "hits run no backbone tokens")
+    }
+}
+
+/// The LRU cache against a plain reference model of recency.
+final class HiddenStateCacheTests: XCTestCase {
+    func testMatchesAReferenceLRU() {
+        let width = 3
+        let cache = HiddenStateCache(capacity: 5, width: width)
+        var reference: [Int] = []  // most recent last
+        var values: [Int: [Float]] = [:]
+        var rng = RandomSource(seed: 9)
+        func key(_ k: Int) -> ModelSequence {
+            ModelSequence(implicitUser: nil, explicit: [], implicitCount: 0, text: [Int32(k)], replyStart: 0)
+        }
+        var out = [Float](repeating: 0, count: width)
+        for step in 0..<2_000 {
+            let k = Int(rng.next() % 9)
+            let hit = out.withUnsafeMutableBufferPointer { cache.lookup(key(k), into: $0.baseAddress!) }
+            XCTAssertEqual(hit, reference.contains(k), "step \(step)")
+            if hit {
+                XCTAssertEqual(out, values[k])
+                reference.removeAll { $0 == k }
+                reference.append(k)
+            } else {
+                let v = (0..<width).map { _ in rng.nextUniform() }
+                values[k] = v
+                v.withUnsafeBufferPointer { cache.insert(key(k), $0.baseAddress!) }
+                reference.append(k)
+                if reference.count > 5 { reference.removeFirst() }
+            }
+            XCTAssertEqual(cache.count, reference.count)
+        }
+    }
+}
