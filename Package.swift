@@ -22,7 +22,8 @@ let package = Package(
         ),
         .systemLibrary(
             name: "CZeroMQ",
-            pkgConfig: "libzmq",
+            // No pkgConfig: Debian's libzmq.pc adds -isystem flags SwiftPM refuses; the header is
+            // in /usr/include and the module map links libzmq.
             providers: [.apt(["libzmq3-dev", "pkg-config"])]
         ),
 
@@ -34,10 +35,12 @@ let package = Package(
         .target(name: "PRMModel", dependencies: ["PRMCore", "PRMTokenizers"], swiftSettings: optimised),
         // The one scoring path: tokenization, user resolution, windows, batching, the h cache.
         .target(name: "PRMScoring", dependencies: ["PRMModel"], swiftSettings: optimised),
+        // The ZeroMQ scoring service: protocol v1, server, batching, Swift client.
+        .target(name: "PRMServing", dependencies: ["PRMScoring", "CZeroMQ"], swiftSettings: optimised),
         // Data sets, trainer, evaluation.
         .target(name: "PRMTraining", dependencies: ["PRMScoring"], swiftSettings: optimised),
         // Argument parsing and the subcommands; `prm`'s main.swift stays thin.
-        .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMScoring", "PRMModel"], swiftSettings: optimised),
+        .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMServing", "PRMScoring", "PRMModel"], swiftSettings: optimised),
         .executableTarget(name: "prm", dependencies: ["PRMCLI"], swiftSettings: optimised),
 
         // Shared by the test targets: locating the repository, the pretrained model, Python references.

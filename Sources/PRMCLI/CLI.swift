@@ -20,12 +20,12 @@ public protocol Subcommand: SendableMetatype {
 /// Exit statuses: 0 success (and help), 1 a command failed, 2 the command line was wrong.
 public enum CLI {
     public static let program = "prm"
-    public static let version = "0.1.0"
+    public static let version = PRMVersion.current
 
     /// Every subcommand `prm` knows, in the order the overview lists them.
     /// Add new commands here (`embed`, `train`, `eval`, `score`, `bench`).
     public static let commands: [any Subcommand.Type] = [
-        TrainCommand.self, EvalCommand.self, ScoreCommand.self, EmbedCommand.self, BenchCommand.self,
+        TrainCommand.self, EvalCommand.self, ScoreCommand.self, ServeCommand.self, EmbedCommand.self, BenchCommand.self,
     ]
 
     /// Called by `main.swift` with the arguments after the program name.

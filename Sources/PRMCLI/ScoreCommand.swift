@@ -2,6 +2,7 @@ import Foundation
 import PRMCore
 import PRMModel
 import PRMScoring
+import PRMServing
 
 /// `prm score`: rank candidate replies for a user, in process (no server).
 enum ScoreCommand: Subcommand {
@@ -20,7 +21,10 @@ enum ScoreCommand: Subcommand {
             "Keep a regular schedule." "There are many things that can help, such as a regular schedule, a dark room and no screens."
         """,
         options: [
-            .value("model", placeholder: "DIR", help: "Reward-model checkpoint."),
+            .value("model", placeholder: "DIR", help: "Reward-model checkpoint (in process)."),
+            .value("server", placeholder: "ENDPOINT", help: "Score through a running `prm serve` instead (e.g. tcp://127.0.0.1:5555)."),
+            .value("timeout", placeholder: "SECONDS", help: "--server: seconds to wait for each reply before retrying.", default: "30"),
+            .value("retries", placeholder: "N", help: "--server: resends after a timeout, each on a fresh socket.", default: "3"),
             .value("user", placeholder: "ID", help: "User id (unknown ids get the generic user).", default: ""),
             .value("user-info", placeholder: "TEXT", help: "Explicit user text."),
             .value("prompt", placeholder: "TEXT", help: "The prompt the candidates answer."),
@@ -42,11 +46,32 @@ enum ScoreCommand: Subcommand {
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let requests = try readRequests(arguments)
-        let scorer = try Scorer(checkpoint: URL(fileURLWithPath: try arguments.require("model")))
+        let score = try scoringFunction(arguments)
         for request in requests {
-            out.write(resultLine(request, scored: scorer.score(request.items)))
+            out.write(resultLine(request, scored: try score(request)))
         }
         return 0
+    }
+
+    /// In process (--model) or through a server (--server): the same requests, the same output.
+    static func scoringFunction(_ arguments: ParsedArguments) throws -> (Request) throws -> [ScoredItem] {
+        switch (arguments.string("model"), arguments.string("server")) {
+        case (let model?, nil):
+            let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model))
+            return { scorer.score($0.items) }
+        case (nil, let endpoint?):
+            let timeout = try arguments.double("timeout") ?? 30, retries = try arguments.int("retries") ?? 3
+            guard timeout > 0, retries >= 0 else { throw arguments.usageError("--timeout must be positive and --retries at least 0") }
+            let client = try ScoringClient(endpoint: endpoint, timeout: timeout, retries: retries)
+            return { request in
+                let reply = try client.rank(prompt: request.prompt, candidates: request.candidates, userID: request.user,
+                                            userInfo: request.userInfo)
+                let cut = Set(reply.truncated)
+                return reply.scores.indices.map { ScoredItem(score: reply.scores[$0], knownUser: reply.knownUser, truncated: cut.contains($0)) }
+            }
+        case (nil, nil): throw arguments.usageError("give --model DIR (in process) or --server ENDPOINT")
+        case (_?, _?): throw arguments.usageError("give --model or --server, not both")
+        }
     }
 
     /// The output line for one request: ranking best first (ties keep input order).

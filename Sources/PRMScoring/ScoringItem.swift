@@ -36,6 +36,12 @@ public struct ScoredItem: Sendable, Equatable {
     public let score: Float
     public let knownUser: Bool
     public let truncated: Bool
+
+    public init(score: Float, knownUser: Bool, truncated: Bool) {
+        self.score = score
+        self.knownUser = knownUser
+        self.truncated = truncated
+    }
 }
 
 /// What the scorer has done since it was made (the service reports these as metrics).

@@ -1,0 +1,88 @@
+import Foundation
+import PRMCore
+import PRMScoring
+import PRMServing
+
+/// `prm serve`: the ZeroMQ scoring service (protocols/PROTOCOL.md).
+enum ServeCommand: Subcommand {
+    static let defaults = ServerSettings()
+
+    static let spec = CommandSpec(
+        name: "serve",
+        abstract: "Serve a reward model over ZeroMQ: rank and score candidate replies per user.",
+        discussion: """
+        Binds a ROUTER socket and speaks protocol v1 (protocols/PROTOCOL.md; JSON Schemas in \
+        protocols/v1): ops rank, score, info, health and metrics. Clients connect REQ or DEALER \
+        sockets; the Python client is in protocols/python, the Swift one is `prm score --server`.
+
+        Requests that arrive together are scored together, up to --batch-tokens tokens, waiting at \
+        most --max-wait-ms for a batch to fill. With the linear-head aggregator the hidden state of \
+        each text is cached (--cache-entries), so ranking the same candidates for another user costs \
+        a dot product. SIGTERM or SIGINT: new work is refused (shutting_down), everything accepted \
+        is answered, then the server exits 0.
+
+        Examples:
+          prm serve --model runs/prm
+          prm serve --model runs/prm --bind tcp://127.0.0.1:7000 --batch-tokens 16384
+        """,
+        options: [
+            .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train)."),
+            .value("bind", placeholder: "ENDPOINT", help: "Where to listen (loopback by default).", default: defaults.bind),
+            .value("batch-tokens", placeholder: "N", help: "Tokens per compute batch (bounds activation memory).",
+                   default: "\(defaults.batchTokens)"),
+            .value("max-wait-ms", placeholder: "MS", help: "Longest wait for a batch to fill.", default: "\(defaults.maxWaitMs)"),
+            .value("cache-entries", placeholder: "N", help: "Hidden states kept in the LRU cache (0: none).",
+                   default: "\(defaults.cacheEntries)"),
+            .value("max-candidates", placeholder: "N", help: "Candidates per rank, items per score.",
+                   default: "\(defaults.limits.maxCandidates)"),
+            .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
+            .value("max-request-tokens", placeholder: "N", help: "Tokens of one request after the window.",
+                   default: "\(defaults.limits.maxRequestTokens)"),
+            .value("max-queued", placeholder: "N", help: "Requests waiting for computation; beyond: overloaded.",
+                   default: "\(defaults.limits.maxQueuedRequests)"),
+            .value("stall-ms", placeholder: "MS", help: "health reports the compute thread stalled after this long without progress.",
+                   default: "\(defaults.stallMs)"),
+        ])
+
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
+        let settings = try settingsFrom(arguments)
+        let scorer = try Scorer(checkpoint: URL(fileURLWithPath: settings.modelPath), tokensPerBatch: settings.batchTokens,
+                                cacheEntries: settings.cacheEntries)
+        let server = try ScoringServer(scorer: scorer, settings: settings)
+        let model = scorer.model
+        try server.run { endpoint in
+            let limits = settings.limits
+            Log.info("prm \(PRMVersion.current) serving \(settings.modelPath) on \(endpoint)")
+            Log.info("model: \(model.backbone.modelType), \(model.config.aggregator.rawValue), \(model.config.userModel.kind.rawValue) users "
+                     + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens")
+            Log.info("limits: \(limits.maxCandidates) candidates, \(limits.maxMessageBytes) bytes, \(limits.maxRequestTokens) tokens per request, "
+                     + "\(limits.maxQueuedRequests) queued; batches of \(settings.batchTokens) tokens, wait \(settings.maxWaitMs) ms, "
+                     + "cache \(settings.cacheEntries) entries")
+        }
+        return 0
+    }
+
+    static func settingsFrom(_ a: ParsedArguments) throws -> ServerSettings {
+        var s = ServerSettings()
+        s.modelPath = try a.require("model")
+        s.bind = a.string("bind", default: defaults.bind)
+        s.batchTokens = try positive(a, "batch-tokens")
+        s.maxWaitMs = try a.double("max-wait-ms") ?? defaults.maxWaitMs
+        guard s.maxWaitMs >= 0 else { throw a.usageError("--max-wait-ms must be at least 0") }
+        s.cacheEntries = try a.int("cache-entries") ?? defaults.cacheEntries
+        guard s.cacheEntries >= 0 else { throw a.usageError("--cache-entries must be at least 0") }
+        s.limits.maxCandidates = try positive(a, "max-candidates")
+        s.limits.maxMessageBytes = try positive(a, "max-message-bytes")
+        s.limits.maxRequestTokens = try positive(a, "max-request-tokens")
+        s.limits.maxQueuedRequests = try positive(a, "max-queued")
+        s.stallMs = try a.double("stall-ms") ?? defaults.stallMs
+        guard s.stallMs > 0 else { throw a.usageError("--stall-ms must be positive") }
+        return s
+    }
+
+    /// An integer option that must be at least 1 (its declared default when absent).
+    static func positive(_ a: ParsedArguments, _ name: String) throws -> Int {
+        guard let value = try a.int(name), value >= 1 else { throw a.usageError("--\(name) must be a positive integer") }
+        return value
+    }
+}

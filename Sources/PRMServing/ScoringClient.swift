@@ -1,0 +1,170 @@
+import CZeroMQ
+import Foundation
+import PRMCore
+import PRMScoring
+
+/// A reply to `rank`.
+public struct RankReply: Sendable, Equatable {
+    public let scores: [Float]
+    public let order: [Int]
+    public let knownUser: Bool
+    public let truncated: [Int]
+}
+
+/// A reply to `score`.
+public struct ScoreReply: Sendable, Equatable {
+    public let scores: [Float]
+    public let knownUser: [Bool]
+    public let truncated: [Int]
+}
+
+/// What a client call can fail with: an error reply (its stable code and message), no reply
+/// after every retry, or a reply that does not follow the protocol.
+public enum ClientError: Error, CustomStringConvertible, Sendable {
+    case server(code: String, message: String)
+    case timeout(endpoint: String, attempts: Int, seconds: Double)
+    case protocolViolation(String)
+
+    public var description: String {
+        switch self {
+        case .server(let code, let message): return "server error \(code): \(message)"
+        case .timeout(let endpoint, let attempts, let seconds):
+            return "no reply from \(endpoint) after \(attempts) attempt(s) of \(seconds) s each"
+        case .protocolViolation(let what): return "the server's reply breaks protocol v1: \(what)"
+        }
+    }
+}
+
+/// The Swift client of protocol v1 (protocols/PROTOCOL.md) over a DEALER socket, with the
+/// zguide's Lazy Pirate retries: wait `timeout` seconds for the reply; on silence close the
+/// socket, open a fresh one and resend, at most `retries` more times; stale replies (another id)
+/// are ignored. One client per thread.
+public final class ScoringClient {
+    public let endpoint: String
+    public let timeout: Double
+    public let retries: Int
+    private let context: ZMQContext
+    private var socket: ZMQSocket?
+    private var nextID = 0
+
+    public init(endpoint: String, timeout: Double = 30, retries: Int = 3) throws {
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.retries = retries
+        context = try ZMQContext()
+    }
+
+    deinit { socket?.close() }
+
+    public func rank(prompt: String, candidates: [String], userID: String? = nil, userInfo: String? = nil,
+                     topK: Int? = nil) throws -> RankReply {
+        let reply = try call("rank") { w in
+            w.key("user_id"); optional(&w, userID)
+            w.key("user_info"); optional(&w, userInfo)
+            w.key("prompt"); w.string(prompt)
+            w.key("candidates"); w.beginArray(); for c in candidates { w.string(c) }; w.endArray()
+            if let topK { w.key("top_k"); w.number(topK) }
+        }
+        return RankReply(scores: try floats(reply, "scores"), order: try ints(reply, "order"),
+                         knownUser: try field(reply, "known_user", \.bool), truncated: try ints(reply, "truncated"))
+    }
+
+    public func score(_ items: [ScoringItem]) throws -> ScoreReply {
+        let reply = try call("score") { w in
+            w.key("items"); w.beginArray()
+            for item in items {
+                w.beginObject()
+                w.key("user_id"); optional(&w, item.userID)
+                w.key("user_info"); optional(&w, item.userInfo)
+                w.key("prompt"); w.string(item.prompt)
+                w.key("response"); w.string(item.response)
+                w.endObject()
+            }
+            w.endArray()
+        }
+        let known = try field(reply, "known_user", \.array).map { value in
+            guard let flag = value.bool else { throw ClientError.protocolViolation("known_user holds \(value.kind.withArticle)") }
+            return flag
+        }
+        return ScoreReply(scores: try floats(reply, "scores"), knownUser: known, truncated: try ints(reply, "truncated"))
+    }
+
+    public func info() throws -> JSONObject { try call("info") { _ in } }
+    public func health() throws -> JSONObject { try call("health") { _ in } }
+    public func metrics() throws -> JSONObject { try call("metrics") { _ in } }
+
+    /// Sends one request and returns its reply object (`ok` true), retrying as Lazy Pirate does.
+    public func call(_ op: String, members: (inout JSONWriter) -> Void) throws -> JSONObject {
+        nextID += 1
+        let id = nextID
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("v"); w.number(1)
+        w.key("id"); w.number(id)
+        w.key("op"); w.string(op)
+        members(&w)
+        w.endObject()
+        let body = w.bytes
+        for _ in 0...retries {
+            let socket = try openSocket()
+            try socket.send([body])
+            if let reply = try awaitReply(id: id, on: socket) { return reply }
+            // Silence: the reply may still come on this socket later; a fresh one never sees it.
+            socket.close()
+            self.socket = nil
+        }
+        throw ClientError.timeout(endpoint: endpoint, attempts: retries + 1, seconds: timeout)
+    }
+
+    private func openSocket() throws -> ZMQSocket {
+        if let socket { return socket }
+        let fresh = try ZMQSocket(context, kind: ZMQ_DEALER)
+        try fresh.set(ZMQ_LINGER, Int32(0))
+        try fresh.connect(endpoint)
+        socket = fresh
+        return fresh
+    }
+
+    /// The reply carrying `id`, or nil when `timeout` passes first.
+    private func awaitReply(id: Int, on socket: ZMQSocket) throws -> JSONObject? {
+        let deadline = Clock.now + timeout
+        var items = [socket.pollItem()]
+        while Clock.now < deadline {
+            let wait = Int(((deadline - Clock.now) * 1000).rounded(.up))
+            guard try ZMQPoll.readable(&items, timeoutMs: max(wait, 1))[0] else { continue }
+            guard let frames = try socket.receive(dontWait: true), let body = frames.last else { continue }
+            let value: JSONValue
+            do { value = try JSONReader.parse(body) } catch { throw ClientError.protocolViolation("reply is not JSON: \(error)") }
+            guard let object = value.object else { throw ClientError.protocolViolation("reply is not an object") }
+            guard object["id"]?.number?.integer == id else { continue }  // a stale reply to an earlier attempt
+            if object["ok"]?.bool == true { return object }
+            let error = object["error"]?.object
+            throw ClientError.server(code: error?["code"]?.string ?? "unknown", message: error?["message"]?.string ?? "")
+        }
+        return nil
+    }
+
+    private func optional(_ w: inout JSONWriter, _ text: String?) {
+        if let text { w.string(text) } else { w.null() }
+    }
+
+    private func field<T>(_ object: JSONObject, _ key: String, _ get: KeyPath<JSONValue, T?>) throws -> T {
+        guard let value = object[key]?[keyPath: get] else { throw ClientError.protocolViolation("missing or mistyped '\(key)'") }
+        return value
+    }
+
+    /// Scores as the server wrote them: shortest round-trip text, so Float(text) is exact.
+    private func floats(_ object: JSONObject, _ key: String) throws -> [Float] {
+        try field(object, key, \.array).map { value in
+            guard let number = value.number, let x = Float(number.text) else { throw ClientError.protocolViolation("\(key) holds a non-number") }
+            return x
+        }
+    }
+
+    private func ints(_ object: JSONObject, _ key: String) throws -> [Int] {
+        try field(object, key, \.array).map { value in
+            guard let n = value.number?.integer else { throw ClientError.protocolViolation("\(key) holds a non-integer") }
+            return n
+        }
+    }
+}

@@ -1,0 +1,388 @@
+import CZeroMQ
+import Foundation
+import PRMCore
+import PRMModel
+import PRMScoring
+import Synchronization
+
+/// `prm serve`: protocol v1 over a ROUTER socket (protocols/PROTOCOL.md).
+///
+/// Two threads, sharing no socket. The **I/O thread** owns the ROUTER: it receives, parses,
+/// validates and tokenizes, answers `info`/`health`/`metrics` itself, and queues `rank`/`score`
+/// jobs (or refuses them at once: `overloaded`, `shutting_down`). The **compute thread** owns the
+/// model (its buffers forbid overlapping calls): it takes batches of queued jobs under a token
+/// budget, scores them in one pass of the `Scorer`, and hands each reply back over an inproc
+/// PUSH/PULL pair, which the I/O thread forwards with the request's envelope.
+///
+/// SIGTERM/SIGINT start a drain: no new work is accepted, everything accepted is answered, then
+/// `run()` returns.
+public final class ScoringServer: @unchecked Sendable {
+    public let settings: ServerSettings
+    private let scorer: UncheckedSendable<Scorer>
+    private let preparer: InputPreparer
+    private let facts: ModelFacts
+    private let context: ZMQContext
+    private let queue: JobQueue
+    private let stats = Mutex(ComputeStats())
+    private let startedAt = Clock.now
+    /// Written by the I/O thread only.
+    private var requestCounts: [Operation: Int] = [:]
+    private var errorCounts: [ErrorCode: Int] = [:]
+    private var repliesDropped = 0
+    private var outstanding = 0
+    private var draining = false
+    /// The endpoint actually bound (a `tcp://…:0` bind gets a port from the system).
+    public private(set) var boundEndpoint = ""
+
+    static let repliesEndpoint = "inproc://prm-replies"
+
+    public init(scorer: Scorer, settings: ServerSettings) throws {
+        self.settings = settings
+        self.scorer = UncheckedSendable(scorer)
+        preparer = scorer.preparer
+        facts = ModelFacts(scorer.model, users: scorer.users.count, path: settings.modelPath)
+        context = try ZMQContext()
+        queue = JobQueue(capacity: settings.limits.maxQueuedRequests)
+    }
+
+    /// Serves until a drain (a signal, or `requestShutdown`) completes. `ready` is called once the
+    /// socket is bound, with the endpoint.
+    public func run(ready: (String) -> Void = { _ in }) throws {
+        let router = try ZMQSocket(context, kind: ZMQ_ROUTER)
+        try router.set(ZMQ_ROUTER_MANDATORY, Int32(1))
+        try router.set(ZMQ_SNDHWM, Int32(1_000))
+        try router.set(ZMQ_RCVHWM, Int32(10_000))
+        try router.set(ZMQ_LINGER, Int32(2_000))
+        try router.set(ZMQ_MAXMSGSIZE, Int64(settings.limits.maxMessageBytes) * 4)
+        try router.bind(settings.bind)
+        boundEndpoint = try router.string(ZMQ_LAST_ENDPOINT)
+        let replies = try ZMQSocket(context, kind: ZMQ_PULL)
+        try replies.bind(Self.repliesEndpoint)
+        let signals = try SignalPipe.install()
+        defer { SignalPipe.uninstall() }
+
+        let computeDone = DispatchSemaphore(value: 0)
+        let compute = Thread { [self] in
+            computeLoop()
+            computeDone.signal()
+        }
+        compute.stackSize = 8 << 20
+        compute.name = "prm-compute"
+        compute.start()
+
+        ready(boundEndpoint)
+        var items = [router.pollItem(), replies.pollItem(), ZMQPoll.fdItem(signals)]
+        while !(draining && outstanding == 0) {
+            let readable = try ZMQPoll.readable(&items, timeoutMs: 1_000)
+            if readable[2] {
+                SignalPipe.drain(signals)
+                beginDrain()
+            }
+            // Replies first: they finish work already done and free queue capacity.
+            while readable[1], let reply = try replies.receive(dontWait: true) {
+                outstanding -= 1
+                deliver(reply, on: router)
+            }
+            while readable[0], let message = try router.receive(dontWait: true) {
+                handle(message, on: router)
+            }
+        }
+        queue.close()
+        computeDone.wait()
+        replies.close()
+        router.close()
+        Log.info("drained: every accepted request was answered; exiting")
+    }
+
+    /// Starts a drain as SIGTERM would (for embedding the server in a process of one's own).
+    public func requestShutdown() { SignalPipe.raise() }
+
+    private func beginDrain() {
+        guard !draining else { return }
+        draining = true
+        Log.info("shutting down: refusing new work, answering the \(outstanding) accepted request(s)")
+    }
+
+    // MARK: - I/O thread
+
+    private func handle(_ frames: [[UInt8]], on router: ZMQSocket) {
+        let received = Clock.now
+        let (envelope, body, problem) = Envelope.split(frames)
+        guard let body else {
+            reply(WireError(.badRequest, problem ?? "malformed message"), route: envelope.route, on: router)
+            return
+        }
+        let request: WireRequest
+        do {
+            request = try WireRequest.parse(body, limits: settings.limits)
+        } catch {
+            reply(error, route: envelope.route, on: router)
+            return
+        }
+        requestCounts[request.operation, default: 0] += 1
+        switch request.body {
+        case .info: send(info(request.id), route: envelope.route, on: router)
+        case .health: send(health(request.id), route: envelope.route, on: router)
+        case .metrics: send(metrics(request.id), route: envelope.route, on: router)
+        case .rank, .score:
+            do throws(WireError) {
+                let job = try admit(request, route: envelope.route, received: received)
+                outstanding += 1
+                guard queue.push(job) else {
+                    outstanding -= 1
+                    throw WireError(.overloaded, "\(queue.capacity) requests are already queued; try again later", id: request.id)
+                }
+            } catch {
+                reply(error, route: envelope.route, on: router)
+            }
+        }
+    }
+
+    /// Tokenizes a rank/score request and checks what only tokens can tell.
+    private func admit(_ request: WireRequest, route: [[UInt8]], received: Double) throws(WireError) -> Job {
+        guard !draining else { throw WireError(.shuttingDown, "the server is shutting down and takes no new work", id: request.id) }
+        let prepared = preparer.prepare(request.items)
+        let field: String
+        if case .rank = request.body { field = "candidates" } else { field = "items" }
+        if let empty = prepared.firstIndex(where: { $0.tokens == 0 }) {
+            throw WireError(.badRequest, "\(field)[\(empty)]: prompt and reply are both empty; there is nothing to score", id: request.id)
+        }
+        let tokens = prepared.reduce(0) { $0 + $1.tokens }
+        guard tokens <= settings.limits.maxRequestTokens else {
+            throw WireError(.tooManyTokens, "the request's inputs have \(tokens) tokens after the window; the limit is \(settings.limits.maxRequestTokens)", id: request.id)
+        }
+        return Job(route: route, request: request, items: prepared, tokens: tokens, receivedAt: received)
+    }
+
+    private func reply(_ error: WireError, route: [[UInt8]], on router: ZMQSocket) {
+        errorCounts[error.code, default: 0] += 1
+        send(WireReply.error(error), route: route, on: router)
+    }
+
+    private func send(_ body: [UInt8], route: [[UInt8]], on router: ZMQSocket) {
+        deliver(route + [body], on: router)
+    }
+
+    /// Sends a whole reply message without blocking: a client that vanished or stopped reading
+    /// loses its reply (counted), never the others' turn.
+    private func deliver(_ message: [[UInt8]], on router: ZMQSocket) {
+        do {
+            if try !router.send(message, dontWait: true) {
+                repliesDropped += 1
+                Log.warning("a reply could not be delivered (client gone or not reading); \(repliesDropped) dropped so far")
+            }
+        } catch {
+            repliesDropped += 1
+            Log.error("sending a reply failed: \(error)")
+        }
+    }
+
+    // MARK: - info, health, metrics
+
+    private func info(_ id: JSONValue) -> [UInt8] {
+        WireReply.object(id: id) { w in
+            w.key("protocol"); w.number(1)
+            w.key("prm_version"); w.string(PRMVersion.current)
+            w.key("model"); facts.write(&w)
+            w.key("limits")
+            w.beginObject()
+            w.key("max_message_bytes"); w.number(settings.limits.maxMessageBytes)
+            w.key("max_candidates"); w.number(settings.limits.maxCandidates)
+            w.key("max_request_tokens"); w.number(settings.limits.maxRequestTokens)
+            w.key("max_queued_requests"); w.number(settings.limits.maxQueuedRequests)
+            w.endObject()
+            w.key("server")
+            w.beginObject()
+            w.key("batch_tokens"); w.number(settings.batchTokens)
+            w.key("max_wait_ms"); w.number(settings.maxWaitMs)
+            w.key("cache_entries"); w.number(settings.cacheEntries)
+            w.endObject()
+        }
+    }
+
+    private func health(_ id: JSONValue) -> [UInt8] {
+        let (busy, last) = stats.withLock { ($0.busy, $0.lastProgress) }
+        let queued = queue.depth
+        let sinceProgress = (Clock.now - last) * 1000
+        let stalled = (busy || queued > 0) && sinceProgress > settings.stallMs
+        return WireReply.object(id: id) { w in
+            w.key("status"); w.string(draining ? "draining" : "serving")
+            w.key("healthy"); w.bool(!stalled)
+            w.key("compute")
+            w.beginObject()
+            w.key("state"); w.string(stalled ? "stalled" : busy ? "busy" : "idle")
+            w.key("last_progress_ms"); w.number(WireReply.rounded(sinceProgress))
+            w.key("queued"); w.number(queued)
+            w.endObject()
+            w.key("uptime_s"); w.number(WireReply.rounded(Clock.now - startedAt))
+        }
+    }
+
+    private func metrics(_ id: JSONValue) -> [UInt8] {
+        let s = stats.withLock { $0 }
+        return WireReply.object(id: id) { w in
+            w.key("requests")
+            w.beginObject()
+            for op in Operation.allCases { w.key(op.rawValue); w.number(requestCounts[op, default: 0]) }
+            w.endObject()
+            w.key("errors")
+            w.beginObject()
+            for code in ErrorCode.allCases { w.key(code.rawValue); w.number(errorCounts[code, default: 0]) }
+            w.endObject()
+            w.key("queue")
+            w.beginObject()
+            w.key("depth"); w.number(queue.depth)
+            w.key("max_depth"); w.number(queue.maxDepth)
+            w.key("capacity"); w.number(queue.capacity)
+            w.endObject()
+            w.key("batches")
+            w.beginObject()
+            w.key("count"); w.number(s.batches)
+            w.key("requests"); w.number(s.batchRequests)
+            w.key("items"); w.number(s.batchItems)
+            w.key("tokens"); w.number(s.batchTokens)
+            w.key("mean_requests"); w.number(s.batches == 0 ? 0 : Double(s.batchRequests) / Double(s.batches))
+            w.key("mean_tokens"); w.number(s.batches == 0 ? 0 : Double(s.batchTokens) / Double(s.batches))
+            w.key("max_tokens"); w.number(s.maxBatchTokens)
+            w.endObject()
+            w.key("cache")
+            w.beginObject()
+            w.key("entries"); w.number(s.scorer.cachedStates)
+            w.key("capacity"); w.number(s.scorer.cacheCapacity)
+            w.key("hits"); w.number(s.scorer.cacheHits)
+            w.key("misses"); w.number(s.scorer.cacheMisses)
+            let lookups = s.scorer.cacheHits + s.scorer.cacheMisses
+            w.key("hit_rate"); w.number(lookups == 0 ? 0 : Double(s.scorer.cacheHits) / Double(lookups))
+            w.endObject()
+            w.key("replies_dropped"); w.number(repliesDropped)
+            w.key("latency_ms")
+            w.beginObject()
+            for (name, window) in [("queue", s.queueLatency), ("compute", s.computeLatency), ("total", s.totalLatency)] {
+                let p = window.percentiles()
+                w.key(name)
+                w.beginObject()
+                w.key("p50"); w.number(WireReply.rounded(p.p50))
+                w.key("p95"); w.number(WireReply.rounded(p.p95))
+                w.key("p99"); w.number(WireReply.rounded(p.p99))
+                w.endObject()
+            }
+            w.endObject()
+        }
+    }
+
+    // MARK: - Compute thread
+
+    private func computeLoop() {
+        let push: ZMQSocket
+        do {
+            push = try ZMQSocket(context, kind: ZMQ_PUSH)
+            try push.set(ZMQ_LINGER, Int32(-1))
+            try push.connect(Self.repliesEndpoint)
+        } catch {
+            Log.error("compute thread cannot reach the I/O thread: \(error)")
+            return
+        }
+        defer { push.close() }
+        let maxWait = settings.maxWaitMs / 1000
+        while true {
+            switch queue.next(tokenBudget: settings.batchTokens, maxWait: maxWait, idleAfter: 1) {
+            case .closed: return
+            case .idle: stats.withLock { $0.lastProgress = Clock.now }
+            case .batch(let jobs):
+                stats.withLock { $0.busy = true }
+                for reply in compute(jobs) {
+                    do { try push.send(reply) } catch { Log.error("compute thread: handing a reply over failed: \(error)") }
+                }
+            }
+        }
+    }
+
+    /// Scores a batch: expired jobs are answered without computing; the rest go through the
+    /// scorer in one call (so equal texts across requests are computed once).
+    private func compute(_ jobs: [Job]) -> [[[UInt8]]] {
+        let start = Clock.now
+        let live = jobs.filter { !$0.expired(at: start) }
+        var messages: [[[UInt8]]] = jobs.filter { $0.expired(at: start) }.map { job in
+            let waited = (start - job.receivedAt) * 1000
+            let error = WireError(.deadlineExceeded, String(format: "queued %.1f ms, past the deadline of %@ ms; not computed", waited,
+                                                             "\(job.request.deadlineMs ?? 0)"), id: job.request.id)
+            return job.route + [WireReply.error(error)]
+        }
+        let scores = scorer.value.score(live.flatMap(\.items))
+        let end = Clock.now
+        let computeMs = (end - start) * 1000
+        var offset = 0
+        var queueSamples: [Double] = [], totalSamples: [Double] = []
+        for job in live {
+            let range = offset..<(offset + job.items.count)
+            offset += job.items.count
+            let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: computeMs)
+            let truncated = job.items.indices.filter { job.items[$0].truncated }
+            let body: [UInt8]
+            switch job.request.body {
+            case .rank(_, _, _, _, let topK):
+                body = WireReply.rank(id: job.request.id, scores: Array(scores[range]), topK: topK,
+                                      knownUser: job.items.first?.knownUser ?? false, truncated: truncated, timing: timing)
+            default:
+                body = WireReply.score(id: job.request.id, scores: Array(scores[range]), knownUser: job.items.map(\.knownUser),
+                                       truncated: truncated, timing: timing)
+            }
+            messages.append(job.route + [body])
+            queueSamples.append(timing.queueMs)
+            totalSamples.append((Clock.now - job.receivedAt) * 1000)
+        }
+        let statistics = scorer.value.statistics
+        let (cached, capacity) = (scorer.value.cachedStates, scorer.value.cacheCapacity)
+        stats.withLock { s in
+            s.busy = false
+            s.lastProgress = Clock.now
+            if !live.isEmpty {
+                s.batches += 1
+                s.batchRequests += live.count
+                s.batchItems += live.reduce(0) { $0 + $1.items.count }
+                let tokens = live.reduce(0) { $0 + $1.tokens }
+                s.batchTokens += tokens
+                s.maxBatchTokens = max(s.maxBatchTokens, tokens)
+                s.computeLatency.record(computeMs)
+            }
+            for q in queueSamples { s.queueLatency.record(q) }
+            for t in totalSamples { s.totalLatency.record(t) }
+            s.scorer = ScorerStatisticsSnapshot(cacheHits: statistics.cacheHits, cacheMisses: statistics.cacheMisses,
+                                                cachedStates: cached, cacheCapacity: capacity)
+        }
+        return messages
+    }
+}
+
+/// The model facts `info` reports, read once at start-up.
+struct ModelFacts: Sendable {
+    let path: String
+    let backbone: String
+    let aggregator: String
+    let userModel: String
+    let users: Int
+    let maxLength: Int
+    let hiddenSize: Int
+
+    init(_ model: RewardModel, users: Int, path: String) {
+        self.path = path
+        backbone = model.backbone.modelType
+        aggregator = model.config.aggregator.rawValue
+        userModel = model.config.userModel.kind.rawValue
+        self.users = users
+        maxLength = model.config.maxLength
+        hiddenSize = model.backbone.hiddenSize
+    }
+
+    func write(_ w: inout JSONWriter) {
+        w.beginObject()
+        w.key("path"); w.string(path)
+        w.key("backbone"); w.string(backbone)
+        w.key("aggregator"); w.string(aggregator)
+        w.key("user_model"); w.string(userModel)
+        w.key("users"); w.number(users)
+        w.key("max_length"); w.number(maxLength)
+        w.key("hidden_size"); w.number(hiddenSize)
+        w.endObject()
+    }
+}

@@ -1,0 +1,31 @@
+/// What one request may ask (protocols/PROTOCOL.md, "Limits"); reported by `info`.
+public struct ServerLimits: Sendable, Equatable {
+    public var maxMessageBytes = 1 << 20
+    /// Candidates of a `rank`, items of a `score`.
+    public var maxCandidates = 256
+    /// Tokens of a request's inputs after the window.
+    public var maxRequestTokens = 65_536
+    /// Requests waiting for the compute thread; beyond it: `overloaded`, at once.
+    public var maxQueuedRequests = 1_024
+
+    public init() {}
+}
+
+/// How `prm serve` runs.
+public struct ServerSettings: Sendable {
+    /// Endpoint the ROUTER socket binds (loopback by default).
+    public var bind = "tcp://127.0.0.1:5555"
+    public var limits = ServerLimits()
+    /// Tokens of one compute batch (several requests that arrive together).
+    public var batchTokens = 8_192
+    /// How long the compute thread waits for a batch to fill once it has a request.
+    public var maxWaitMs = 1.0
+    /// Pooled states kept in the LRU cache (linear head); 0 disables it.
+    public var cacheEntries = 16_384
+    /// `health` reports the compute thread stalled after this long with work and no progress.
+    public var stallMs = 10_000.0
+    /// Where the model came from, for `info`.
+    public var modelPath = ""
+
+    public init() {}
+}

@@ -1,0 +1,46 @@
+import Foundation
+import Synchronization
+
+/// SIGTERM and SIGINT as a readable file descriptor (the self-pipe trick), so the server's
+/// zmq_poll wakes on a signal like on a message. The handler only writes one byte, which is
+/// async-signal-safe; everything else happens on the I/O thread.
+enum SignalPipe {
+    /// The pipe's write end, for the handler (a C function pointer cannot capture it).
+    private static let writeEnd = Atomic<Int32>(-1)
+
+    /// Installs the handlers; returns the read end to poll.
+    static func install() throws -> Int32 {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw ServingError("cannot create the signal pipe: \(String(cString: strerror(errno)))") }
+        for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        writeEnd.store(fds[1], ordering: .sequentiallyConsistent)
+        signal(SIGTERM, handler)
+        signal(SIGINT, handler)
+        return fds[0]
+    }
+
+    static func uninstall() {
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGINT, SIG_DFL)
+    }
+
+    /// What a signal does, for in-process callers.
+    static func raise() { handler(SIGTERM) }
+
+    /// Empties the pipe after a wake-up.
+    static func drain(_ fd: Int32) {
+        var byte: UInt8 = 0
+        while read(fd, &byte, 1) == 1 {}
+    }
+
+    private static let handler: @convention(c) (Int32) -> Void = { _ in
+        var byte: UInt8 = 1
+        _ = write(SignalPipe.writeEnd.load(ordering: .relaxed), &byte, 1)
+    }
+}
+
+/// A failure of the service that is not a request's fault (start-up, sockets).
+public struct ServingError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

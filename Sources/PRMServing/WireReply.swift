@@ -1,0 +1,85 @@
+import PRMCore
+
+/// Reply bodies of protocol v1, written with prm's one JSON writer. Every reply starts with
+/// `"v":1,"id":…,"ok":…`; the members follow protocols/v1/*.reply.schema.json.
+enum WireReply {
+    static func error(_ error: WireError) -> [UInt8] {
+        var w = start(id: error.id, ok: false)
+        w.key("error")
+        w.beginObject()
+        w.key("code"); w.string(error.code.rawValue)
+        w.key("message"); w.string(error.message)
+        w.endObject()
+        return finish(&w)
+    }
+
+    /// Time a request spent queued, and the computation of the batch it was in.
+    struct Timing: Sendable {
+        var queueMs: Double
+        var computeMs: Double
+    }
+
+    static func rank(id: JSONValue, scores: [Float], topK: Int?, knownUser: Bool, truncated: [Int], timing: Timing) -> [UInt8] {
+        // Best first; equal scores keep input order.
+        let order = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        var w = start(id: id, ok: true)
+        w.key("scores"); w.numbers(scores)
+        w.key("order"); w.beginArray()
+        for index in order.prefix(topK ?? order.count) { w.number(index) }
+        w.endArray()
+        w.key("known_user"); w.bool(knownUser)
+        indices(&w, "truncated", truncated)
+        self.timing(&w, timing)
+        return finish(&w)
+    }
+
+    static func score(id: JSONValue, scores: [Float], knownUser: [Bool], truncated: [Int], timing: Timing) -> [UInt8] {
+        var w = start(id: id, ok: true)
+        w.key("scores"); w.numbers(scores)
+        w.key("known_user"); w.beginArray()
+        for known in knownUser { w.bool(known) }
+        w.endArray()
+        indices(&w, "truncated", truncated)
+        self.timing(&w, timing)
+        return finish(&w)
+    }
+
+    /// A reply whose members `body` writes after the common ones.
+    static func object(id: JSONValue, _ body: (inout JSONWriter) -> Void) -> [UInt8] {
+        var w = start(id: id, ok: true)
+        body(&w)
+        return finish(&w)
+    }
+
+    private static func start(id: JSONValue?, ok: Bool) -> JSONWriter {
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("v"); w.number(1)
+        w.key("id"); w.value(id ?? .null)
+        w.key("ok"); w.bool(ok)
+        return w
+    }
+
+    private static func finish(_ w: inout JSONWriter) -> [UInt8] {
+        w.endObject()
+        return w.bytes
+    }
+
+    private static func indices(_ w: inout JSONWriter, _ key: String, _ values: [Int]) {
+        w.key(key)
+        w.beginArray()
+        for v in values { w.number(v) }
+        w.endArray()
+    }
+
+    private static func timing(_ w: inout JSONWriter, _ timing: Timing) {
+        w.key("timing")
+        w.beginObject()
+        w.key("queue_ms"); w.number(rounded(timing.queueMs))
+        w.key("compute_ms"); w.number(rounded(timing.computeMs))
+        w.endObject()
+    }
+
+    /// Milliseconds to the microsecond: more digits would be noise.
+    static func rounded(_ ms: Double) -> Double { (ms * 1000).rounded() / 1000 }
+}
