@@ -12,7 +12,9 @@ final class SubcommandHelpTests: XCTestCase {
                   "--batch-size", "--micro-batch", "--max-length", "--grad-clip", "--freeze-backbone", "--dropout", "--seed", "--log-every",
                   "--limit", "--resume", "--skip-invalid"],
         "eval": ["--model", "--data", "--json", "--groups", "--batch-size", "--skip-invalid"],
-        "score": ["--model", "--user", "--user-info", "--prompt", "--input"],
+        "score": ["--model", "--server", "--timeout", "--retries", "--user", "--user-info", "--prompt", "--input"],
+        "serve": ["--model", "--bind", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
+                  "--max-request-tokens", "--max-queued", "--stall-ms"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
         "bench": ["--model", "--repeats", "--data", "--steps", "--json"],
     ]
