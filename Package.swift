@@ -49,7 +49,8 @@ let package = Package(
         .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
         .testTarget(name: "PRMModelTests", dependencies: ["PRMModel", "PRMTestSupport"]),
         .testTarget(name: "PRMScoringTests", dependencies: ["PRMScoring", "PRMTestSupport"]),
+        .testTarget(name: "PRMServingTests", dependencies: ["PRMServing", "PRMScoring", "PRMTestSupport"]),
         .testTarget(name: "PRMTrainingTests", dependencies: ["PRMTraining", "PRMScoring", "PRMTestSupport"]),
-        .testTarget(name: "PRMCLITests", dependencies: ["PRMCLI", "PRMTestSupport"]),
+        .testTarget(name: "PRMCLITests", dependencies: ["PRMCLI", "PRMServing", "PRMScoring", "PRMTestSupport"]),
     ]
 )

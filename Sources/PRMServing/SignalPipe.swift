@@ -7,6 +7,7 @@ import Synchronization
 enum SignalPipe {
     /// The pipe's write end, for the handler (a C function pointer cannot capture it).
     private static let writeEnd = Atomic<Int32>(-1)
+    private static let readEnd = Atomic<Int32>(-1)
 
     /// Installs the handlers; returns the read end to poll.
     static func install() throws -> Int32 {
@@ -14,14 +15,19 @@ enum SignalPipe {
         guard pipe(&fds) == 0 else { throw ServingError("cannot create the signal pipe: \(String(cString: strerror(errno)))") }
         for fd in fds { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         writeEnd.store(fds[1], ordering: .sequentiallyConsistent)
+        readEnd.store(fds[0], ordering: .sequentiallyConsistent)
         signal(SIGTERM, handler)
         signal(SIGINT, handler)
         return fds[0]
     }
 
+    /// Restores the default handlers and closes the pipe.
     static func uninstall() {
         signal(SIGTERM, SIG_DFL)
         signal(SIGINT, SIG_DFL)
+        for fd in [writeEnd.exchange(-1, ordering: .sequentiallyConsistent), readEnd.exchange(-1, ordering: .sequentiallyConsistent)] where fd >= 0 {
+            close(fd)
+        }
     }
 
     /// What a signal does, for in-process callers.

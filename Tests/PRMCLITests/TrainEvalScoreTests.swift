@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 import PRMTestSupport
+import PRMScoring
+import PRMServing
 import PRMTraining
 
 /// `prm eval --json`'s report, with the keys the README documents.
@@ -341,6 +343,40 @@ final class TrainEvalScoreTests: XCTestCase {
         try JSONL.write(requests + [["user_id": "user-2", "prompt": Self.prompt, "candidates": [String]()]], to: bad)
         let failed = PRM.run("score", "--model", run.out.path, "--input", bad.path)
         assertFailed(failed, command: "score", mentioning: ["\(bad.path):3:", "'candidates' must be a non-empty list"])
+    }
+
+    /// `prm score --server` prints exactly what in-process `prm score` prints.
+    func testScoreThroughAServerPrintsTheSameAsInProcess() throws {
+        let run = try trainedRun()
+        assertSucceeded(run.train)
+        var settings = ServerSettings()
+        settings.bind = "tcp://127.0.0.1:0"
+        let server = try ScoringServer(scorer: try Scorer(checkpoint: run.out), settings: settings)
+        let ready = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        Thread {
+            do { try server.run { _ in ready.signal() } } catch { XCTFail("\(error)"); ready.signal() }
+            done.signal()
+        }.start()
+        XCTAssertEqual(ready.wait(timeout: .now() + 10), .success)
+        defer {
+            server.requestShutdown()
+            XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
+        }
+        let folder = try scratchFolder()
+        let requests = folder.appendingPathComponent("requests.jsonl")
+        try JSONL.write([
+            ["user_id": "user-1", "prompt": Self.prompt, "candidates": Self.candidates],
+            ["user_id": "someone-new", "prompt": Self.prompt, "candidates": Array(Self.candidates.prefix(2)), "user_info": "likes brevity"],
+            ["prompt": String(repeating: "a long prompt ", count: 200), "candidates": ["cut to the window"]],
+        ], to: requests)
+        let local = PRM.run("score", "--model", run.out.path, "--input", requests.path)
+        let remote = PRM.run("score", "--server", server.boundEndpoint, "--input", requests.path, "--timeout", "20")
+        assertSucceeded(local)
+        assertSucceeded(remote)
+        XCTAssertEqual(remote.stdout, local.stdout)
+        XCTAssertTrue(local.stdout.contains(#""truncated":[0]"#), local.stdout)
+        let neither = PRM.run("score", "--prompt", "p", "c")
+        assertUsageError(neither, command: "score", message: "give --model DIR (in process) or --server ENDPOINT")
     }
 
     func testScoreWithoutCandidatesIsAUsageError() throws {

@@ -1,0 +1,161 @@
+import Foundation
+import XCTest
+import PRMCore
+import PRMModel
+import PRMScoring
+import PRMTestSupport
+@testable import PRMServing
+
+/// A real `ScoringServer` on a real TCP socket, driven by the Swift client.
+final class ServerTests: XCTestCase {
+    static let users = UserTable(ids: ["ann", "bob"])
+
+    static func scorer(cacheEntries: Int = 0) throws -> Scorer {
+        let folder = try TinyBackbones.bert()
+        let config = RewardModelConfig(aggregator: .linearHead,
+                                       userModel: UserModelConfig(kind: .individual, tokens: 1, users: users.count, clusters: 2, sharedGeneric: true),
+                                       maxLength: 48)
+        let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
+                                    tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
+        Backbones.initializeRandomly(model.parameters, seed: 3)
+        model.initializeUserModelAndHead(seed: 3)
+        var rng = RandomSource(seed: 4)
+        for entry in model.parameters.entries where entry.group == .user {
+            for i in 0..<entry.count { model.parameters.values[entry.offset + i] += 0.1 * rng.nextNormal() }
+        }
+        return Scorer(model: model, users: users, cacheEntries: cacheEntries)
+    }
+
+    /// Runs a server on a background thread; the returned closure stops it and waits for its exit.
+    func serve(_ scorer: Scorer, _ configure: (inout ServerSettings) -> Void = { _ in }) throws -> (endpoint: String, server: ScoringServer, stop: () -> Void) {
+        var settings = ServerSettings()
+        settings.bind = "tcp://127.0.0.1:0"
+        settings.modelPath = "tiny"
+        configure(&settings)
+        let server = try ScoringServer(scorer: scorer, settings: settings)
+        let ready = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        let endpoint = UncheckedSendable(NSMutableString(string: ""))
+        let thread = Thread {
+            do {
+                try server.run { bound in
+                    endpoint.value.setString(bound)
+                    ready.signal()
+                }
+            } catch {
+                XCTFail("server failed: \(error)")
+                ready.signal()
+            }
+            done.signal()
+        }
+        thread.start()
+        XCTAssertEqual(ready.wait(timeout: .now() + 10), .success)
+        var stopped = false
+        let stop = {
+            guard !stopped else { return }
+            stopped = true
+            server.requestShutdown()
+            XCTAssertEqual(done.wait(timeout: .now() + 20), .success, "the server drained and returned")
+        }
+        addTeardownBlock { stop() }
+        return (endpoint.value as String, server, stop)
+    }
+
+    static let prompt = "Human: What should I cook tonight?\n\nAssistant:"
+    static let candidates = ["Pasta.", "A quick stir-fry with vegetables and rice.", "Soup, because it is cold outside and soup is warming."]
+    var prompt: String { Self.prompt }
+    var candidates: [String] { Self.candidates }
+
+    func testRankAndScoreThroughTheSocketEqualInProcessScores() throws {
+        let (endpoint, _, stop) = try serve(try Self.scorer())
+        let reference = try Self.scorer()
+        let client = try ScoringClient(endpoint: endpoint, timeout: 10, retries: 0)
+        for user in ["ann", "bob", "stranger"] {
+            let reply = try client.rank(prompt: prompt, candidates: candidates, userID: user, topK: 2)
+            let expected = reference.score(candidates.map { ScoringItem(userID: user, prompt: prompt, response: $0) })
+            XCTAssertEqual(reply.scores, expected.map(\.score), "the same computation, bit for bit, when requests are alone")
+            XCTAssertEqual(reply.knownUser, user != "stranger")
+            XCTAssertEqual(reply.order.count, 2)
+            XCTAssertEqual(reply.order.first, expected.indices.max { expected[$0].score < expected[$1].score })
+        }
+        let items = [ScoringItem(userID: "ann", prompt: prompt, response: "Pasta."),
+                     ScoringItem(userID: nil, userInfo: "likes spicy food", prompt: prompt, response: "Curry.")]
+        let scored = try client.score(items)
+        XCTAssertEqual(scored.scores, reference.score(items).map(\.score))
+        XCTAssertEqual(scored.knownUser, [true, false])
+        XCTAssertEqual(try client.info()["model"]?.object?["users"]?.number?.integer, 2)
+        XCTAssertEqual(try client.health()["status"]?.string, "serving")
+        XCTAssertEqual(try client.metrics()["requests"]?.object?["rank"]?.number?.integer, 3)
+        stop()
+    }
+
+    func testErrorRepliesReachTheClientWithTheirCode() throws {
+        let (endpoint, _, _) = try serve(try Self.scorer()) { $0.limits.maxCandidates = 2 }
+        let client = try ScoringClient(endpoint: endpoint, timeout: 10, retries: 0)
+        XCTAssertThrowsError(try client.rank(prompt: prompt, candidates: candidates)) { error in
+            guard case ClientError.server(let code, let message) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(code, "too_many_candidates")
+            XCTAssertTrue(message.contains("the limit is 2"), message)
+        }
+        XCTAssertEqual(try client.rank(prompt: prompt, candidates: ["ok"]).scores.count, 1, "the next request is served")
+    }
+
+    /// Several clients at once: each gets its own replies, and the compute thread batches them.
+    func testConcurrentClientsEachGetTheirOwnReplies() throws {
+        let (endpoint, _, _) = try serve(try Self.scorer()) { $0.maxWaitMs = 5 }
+        let reference = try Self.scorer()
+        let expected = ["ann", "bob", "stranger"].map { user in
+            reference.score(candidates.map { ScoringItem(userID: user, prompt: prompt, response: $0) }).map(\.score)
+        }
+        let failures = UncheckedSendable(NSMutableArray())
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            do {
+                let client = try ScoringClient(endpoint: endpoint, timeout: 20, retries: 0)
+                for round in 0..<10 {
+                    let user = (worker + round) % 3
+                    let reply = try client.rank(prompt: Self.prompt, candidates: Self.candidates, userID: ["ann", "bob", "stranger"][user])
+                    for (got, want) in zip(reply.scores, expected[user]) where abs(got - want) > 1e-5 {
+                        failures.value.add("worker \(worker) round \(round): \(got) vs \(want)")
+                    }
+                }
+            } catch {
+                failures.value.add("worker \(worker): \(error)")
+            }
+        }
+        XCTAssertEqual(failures.value.count, 0, "\(failures.value)")
+        let metrics = try ScoringClient(endpoint: endpoint, timeout: 10).metrics()
+        XCTAssertEqual(metrics["requests"]?.object?["rank"]?.number?.integer, 60)
+    }
+
+    /// A drain answers every request already accepted before run() returns.
+    func testShutdownAnswersEverythingAccepted() throws {
+        let (endpoint, server, stop) = try serve(try Self.scorer())
+        let replies = UncheckedSendable(NSMutableArray())
+        let group = DispatchGroup()
+        for worker in 0..<4 {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                guard let client = try? ScoringClient(endpoint: endpoint, timeout: 20, retries: 0) else { return }
+                for _ in 0..<5 {
+                    do {
+                        _ = try client.rank(prompt: Self.prompt, candidates: Self.candidates, userID: "ann")
+                        replies.value.add("ok")
+                    } catch ClientError.server(let code, _) {
+                        replies.value.add(code)
+                    } catch {
+                        replies.value.add("lost \(worker): \(error)")
+                    }
+                }
+            }.start()
+        }
+        Thread.sleep(forTimeInterval: 0.05)
+        stop()
+        XCTAssertEqual(group.wait(timeout: .now() + 30), .success)
+        let outcomes = (replies.value as? [String]) ?? []
+        XCTAssertEqual(outcomes.count, 20)
+        XCTAssertTrue(outcomes.allSatisfy { $0 == "ok" || $0 == "shutting_down" || $0.hasPrefix("lost") }, "\(outcomes)")
+        XCTAssertEqual(outcomes.filter { $0.hasPrefix("lost") && !$0.contains("timeout") && !$0.contains("no reply") }, [],
+                       "nothing failed in another way")
+        _ = server
+    }
+}
