@@ -9,6 +9,9 @@ public struct RankReply: Sendable, Equatable {
     public let order: [Int]
     public let knownUser: Bool
     public let truncated: [Int]
+    /// The server's `timing`: milliseconds queued, and of the batch computation.
+    public let queueMs: Double
+    public let computeMs: Double
 }
 
 /// A reply to `score`.
@@ -65,8 +68,10 @@ public final class ScoringClient {
             w.key("candidates"); w.beginArray(); for c in candidates { w.string(c) }; w.endArray()
             if let topK { w.key("top_k"); w.number(topK) }
         }
+        let timing = try field(reply, "timing", \.object)
         return RankReply(scores: try floats(reply, "scores"), order: try ints(reply, "order"),
-                         knownUser: try field(reply, "known_user", \.bool), truncated: try ints(reply, "truncated"))
+                         knownUser: try field(reply, "known_user", \.bool), truncated: try ints(reply, "truncated"),
+                         queueMs: try field(timing, "queue_ms", \.number).value, computeMs: try field(timing, "compute_ms", \.number).value)
     }
 
     public func score(_ items: [ScoringItem]) throws -> ScoreReply {

@@ -351,17 +351,8 @@ final class TrainEvalScoreTests: XCTestCase {
         assertSucceeded(run.train)
         var settings = ServerSettings()
         settings.bind = "tcp://127.0.0.1:0"
-        let server = try ScoringServer(scorer: try Scorer(checkpoint: run.out), settings: settings)
-        let ready = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
-        Thread {
-            do { try server.run { _ in ready.signal() } } catch { XCTFail("\(error)"); ready.signal() }
-            done.signal()
-        }.start()
-        XCTAssertEqual(ready.wait(timeout: .now() + 10), .success)
-        defer {
-            server.requestShutdown()
-            XCTAssertEqual(done.wait(timeout: .now() + 20), .success)
-        }
+        let server = try BackgroundServer(try ScoringServer(scorer: try Scorer(checkpoint: run.out), settings: settings))
+        defer { XCTAssertNoThrow(try server.stop()) }
         let folder = try scratchFolder()
         let requests = folder.appendingPathComponent("requests.jsonl")
         try JSONL.write([
@@ -370,7 +361,7 @@ final class TrainEvalScoreTests: XCTestCase {
             ["prompt": String(repeating: "a long prompt ", count: 200), "candidates": ["cut to the window"]],
         ], to: requests)
         let local = PRM.run("score", "--model", run.out.path, "--input", requests.path)
-        let remote = PRM.run("score", "--server", server.boundEndpoint, "--input", requests.path, "--timeout", "20")
+        let remote = PRM.run("score", "--server", server.endpoint, "--input", requests.path, "--timeout", "20")
         assertSucceeded(local)
         assertSucceeded(remote)
         XCTAssertEqual(remote.stdout, local.stdout)

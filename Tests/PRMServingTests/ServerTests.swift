@@ -26,38 +26,18 @@ final class ServerTests: XCTestCase {
         return Scorer(model: model, users: users, cacheEntries: cacheEntries)
     }
 
-    /// Runs a server on a background thread; the returned closure stops it and waits for its exit.
+    /// Runs a server on a background thread; the returned closure drains it and waits for its exit.
     func serve(_ scorer: Scorer, _ configure: (inout ServerSettings) -> Void = { _ in }) throws -> (endpoint: String, server: ScoringServer, stop: () -> Void) {
         var settings = ServerSettings()
         settings.bind = "tcp://127.0.0.1:0"
         settings.modelPath = "tiny"
         configure(&settings)
-        let server = try ScoringServer(scorer: scorer, settings: settings)
-        let ready = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
-        let endpoint = UncheckedSendable(NSMutableString(string: ""))
-        let thread = Thread {
-            do {
-                try server.run { bound in
-                    endpoint.value.setString(bound)
-                    ready.signal()
-                }
-            } catch {
-                XCTFail("server failed: \(error)")
-                ready.signal()
-            }
-            done.signal()
-        }
-        thread.start()
-        XCTAssertEqual(ready.wait(timeout: .now() + 10), .success)
-        var stopped = false
-        let stop = {
-            guard !stopped else { return }
-            stopped = true
-            server.requestShutdown()
-            XCTAssertEqual(done.wait(timeout: .now() + 20), .success, "the server drained and returned")
+        let running = try BackgroundServer(try ScoringServer(scorer: scorer, settings: settings))
+        let stop: () -> Void = {
+            do { try running.stop(timeout: 20) } catch { XCTFail("the server did not drain: \(error)") }
         }
         addTeardownBlock { stop() }
-        return (endpoint.value as String, server, stop)
+        return (running.endpoint, running.server, stop)
     }
 
     static let prompt = "Human: What should I cook tonight?\n\nAssistant:"
