@@ -11,12 +11,17 @@ enum BenchCommand: Subcommand {
         1×128, 32×128 and a ragged batch of 32 real replies, as fractions of the measured peak.
           train     reward-model training steps (MiniLM, paper defaults) on full 256-token windows: \
         tokens/s, fraction of the sgemm peak, and the time one epoch of --data would take.
+          serve     the ZeroMQ service on a checkpoint (--model DIR from prm train): latency of one \
+        client (wire + JSON + queueing against compute), --clients concurrent clients against \
+        in-process batched throughput, and one candidate set ranked for --users users with and \
+        without the h cache. --endpoint measures a running server instead of starting one.
 
         Results go to --json (and a markdown table beside it, same name with .md).
 
         Examples:
           prm bench kernels --json bench/results/kernels.json
           prm bench train --json bench/results/train.json
+          prm bench serve --model runs/demo --json bench/results/serve.json
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Encoder folder.", default: "models/all-MiniLM-L6-v2"),
@@ -24,8 +29,13 @@ enum BenchCommand: Subcommand {
             .value("data", placeholder: "FILE", help: "JSONL with 'chosen' replies for the ragged batch.", default: "data/lengthpref/train.jsonl"),
             .value("steps", placeholder: "N", help: "Timed training steps (train suite).", default: "4"),
             .value("json", placeholder: "FILE", help: "Write results as JSON (and .md beside it)."),
+            .value("endpoint", placeholder: "ENDPOINT", help: "serve: measure this running server instead of starting one."),
+            .value("requests", placeholder: "N", help: "serve: requests per case.", default: "64"),
+            .value("clients", placeholder: "N", help: "serve: concurrent clients.", default: "8"),
+            .value("candidates", placeholder: "N", help: "serve: candidate replies per request.", default: "16"),
+            .value("users", placeholder: "N", help: "serve: users one candidate set is ranked for (cache case).", default: "40"),
         ],
-        positionals: [.required("suite", help: "Which benchmark: kernels or train.")])
+        positionals: [.required("suite", help: "Which benchmark: kernels, train or serve.")])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let suite = arguments.positional("suite") ?? ""
@@ -40,9 +50,22 @@ enum BenchCommand: Subcommand {
             let report = try BenchTrain.run(model: try EmbedCommand.modelFolder(arguments), data: data ?? DefaultData.lengthprefTrain(),
                                             steps: max(1, try arguments.int("steps", default: 4)), output: output)
             out.write(BenchTrain.markdown(report))
+        case "serve":
+            guard arguments.isSet("model") else { throw arguments.usageError("bench serve needs --model DIR, a checkpoint from prm train") }
+            let report = try BenchServe.run(model: arguments.string("model").map { URL(fileURLWithPath: $0) },
+                                            endpoint: arguments.string("endpoint"),
+                                            requests: try positive(arguments, "requests", minimum: 2), clients: try positive(arguments, "clients"),
+                                            candidates: try positive(arguments, "candidates"), users: try positive(arguments, "users"),
+                                            data: data ?? DefaultData.lengthprefTrain(), output: output)
+            out.write(BenchServe.markdown(report) + "\n")
         default:
-            throw arguments.usageError("unknown suite '\(suite)' (available: kernels, train)")
+            throw arguments.usageError("unknown suite '\(suite)' (available: kernels, train, serve)")
         }
         return 0
+    }
+
+    static func positive(_ a: ParsedArguments, _ name: String, minimum: Int = 1) throws -> Int {
+        guard let value = try a.int(name), value >= minimum else { throw a.usageError("--\(name) must be at least \(minimum)") }
+        return value
     }
 }

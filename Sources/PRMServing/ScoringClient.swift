@@ -132,10 +132,10 @@ public final class ScoringClient {
 
     /// The reply carrying `id`, or nil when `timeout` passes first.
     private func awaitReply(id: Int, on socket: ZMQSocket) throws -> JSONObject? {
-        let deadline = Clock.now + timeout
+        let deadline = MonotonicClock.now + timeout
         var items = [socket.pollItem()]
-        while Clock.now < deadline {
-            let wait = Int(((deadline - Clock.now) * 1000).rounded(.up))
+        while MonotonicClock.now < deadline {
+            let wait = Int(((deadline - MonotonicClock.now) * 1000).rounded(.up))
             guard try ZMQPoll.readable(&items, timeoutMs: max(wait, 1))[0] else { continue }
             guard let frames = try socket.receive(dontWait: true), let body = frames.last else { continue }
             let value: JSONValue

@@ -24,7 +24,7 @@ public final class ScoringServer: @unchecked Sendable {
     private let context: ZMQContext
     private let queue: JobQueue
     private let stats = Mutex(ComputeStats())
-    private let startedAt = Clock.now
+    private let startedAt = MonotonicClock.now
     /// Written by the I/O thread only.
     private var requestCounts: [Operation: Int] = [:]
     private var errorCounts: [ErrorCode: Int] = [:]
@@ -106,7 +106,7 @@ public final class ScoringServer: @unchecked Sendable {
     // MARK: - I/O thread
 
     private func handle(_ frames: [[UInt8]], on router: ZMQSocket) {
-        let received = Clock.now
+        let received = MonotonicClock.now
         let (envelope, body, problem) = Envelope.split(frames)
         guard let body else {
             reply(WireError(.badRequest, problem ?? "malformed message"), route: envelope.route, on: router)
@@ -203,7 +203,7 @@ public final class ScoringServer: @unchecked Sendable {
     private func health(_ id: JSONValue) -> [UInt8] {
         let (busy, last) = stats.withLock { ($0.busy, $0.lastProgress) }
         let queued = queue.depth
-        let sinceProgress = (Clock.now - last) * 1000
+        let sinceProgress = (MonotonicClock.now - last) * 1000
         let stalled = (busy || queued > 0) && sinceProgress > settings.stallMs
         return WireReply.object(id: id) { w in
             w.key("status"); w.string(draining ? "draining" : "serving")
@@ -214,7 +214,7 @@ public final class ScoringServer: @unchecked Sendable {
             w.key("last_progress_ms"); w.number(WireReply.rounded(sinceProgress))
             w.key("queued"); w.number(queued)
             w.endObject()
-            w.key("uptime_s"); w.number(WireReply.rounded(Clock.now - startedAt))
+            w.key("uptime_s"); w.number(WireReply.rounded(MonotonicClock.now - startedAt))
         }
     }
 
@@ -287,7 +287,7 @@ public final class ScoringServer: @unchecked Sendable {
         while true {
             switch queue.next(tokenBudget: settings.batchTokens, maxWait: maxWait, idleAfter: 1) {
             case .closed: return
-            case .idle: stats.withLock { $0.lastProgress = Clock.now }
+            case .idle: stats.withLock { $0.lastProgress = MonotonicClock.now }
             case .batch(let jobs):
                 stats.withLock { $0.busy = true }
                 for reply in compute(jobs) {
@@ -300,7 +300,7 @@ public final class ScoringServer: @unchecked Sendable {
     /// Scores a batch: expired jobs are answered without computing; the rest go through the
     /// scorer in one call (so equal texts across requests are computed once).
     private func compute(_ jobs: [Job]) -> [[[UInt8]]] {
-        let start = Clock.now
+        let start = MonotonicClock.now
         let live = jobs.filter { !$0.expired(at: start) }
         var messages: [[[UInt8]]] = jobs.filter { $0.expired(at: start) }.map { job in
             let waited = (start - job.receivedAt) * 1000
@@ -309,7 +309,7 @@ public final class ScoringServer: @unchecked Sendable {
             return job.route + [WireReply.error(error)]
         }
         let scores = scorer.value.score(live.flatMap(\.items))
-        let end = Clock.now
+        let end = MonotonicClock.now
         let computeMs = (end - start) * 1000
         var offset = 0
         var queueSamples: [Double] = [], totalSamples: [Double] = []
@@ -329,13 +329,13 @@ public final class ScoringServer: @unchecked Sendable {
             }
             messages.append(job.route + [body])
             queueSamples.append(timing.queueMs)
-            totalSamples.append((Clock.now - job.receivedAt) * 1000)
+            totalSamples.append((MonotonicClock.now - job.receivedAt) * 1000)
         }
         let statistics = scorer.value.statistics
         let (cached, capacity) = (scorer.value.cachedStates, scorer.value.cacheCapacity)
         stats.withLock { s in
             s.busy = false
-            s.lastProgress = Clock.now
+            s.lastProgress = MonotonicClock.now
             if !live.isEmpty {
                 s.batches += 1
                 s.batchRequests += live.count

@@ -40,7 +40,7 @@ struct ComputeStats: Sendable {
     var scorer = ScorerStatisticsSnapshot()
     var busy = false
     /// When the compute thread last finished a batch or woke up idle (monotonic seconds).
-    var lastProgress = Clock.now
+    var lastProgress = MonotonicClock.now
 }
 
 /// The Scorer's counters as the I/O thread may read them.
@@ -49,9 +49,4 @@ struct ScorerStatisticsSnapshot: Sendable {
     var cacheMisses = 0
     var cachedStates = 0
     var cacheCapacity = 0
-}
-
-/// Monotonic time in seconds (uptime clock): intervals, deadlines, stall detection.
-enum Clock {
-    static var now: Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }

@@ -370,6 +370,26 @@ final class TrainEvalScoreTests: XCTestCase {
         assertUsageError(neither, command: "score", message: "give --model DIR (in process) or --server ENDPOINT")
     }
 
+    /// `prm bench serve` runs every case against a server it starts, and records them.
+    func testBenchServeRecordsEveryCase() throws {
+        let run = try trainedRun()
+        assertSucceeded(run.train)
+        let json = try scratchFolder().appendingPathComponent("serve.json")
+        let result = PRM.run("bench", "serve", "--model", run.out.path, "--requests", "4", "--clients", "2", "--candidates", "3",
+                             "--users", "3", "--json", json.path)
+        assertSucceeded(result)
+        let report = try jsonObject(json)
+        let latency = try XCTUnwrap(report["latency"] as? [String: Any])
+        XCTAssertEqual(latency["requests"] as? Int, 3, "the first request warms up")
+        let throughput = try XCTUnwrap(report["throughput"] as? [String: Any])
+        XCTAssertEqual(throughput["items"] as? Int, 12)
+        XCTAssertGreaterThan(throughput["fractionOfInProcess"] as? Double ?? 0, 0)
+        XCTAssertNotNil(report["cache"] as? [String: Any])
+        XCTAssertTrue(result.stdout.contains("wire + JSON + queueing"), result.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: json.deletingPathExtension().appendingPathExtension("md").path))
+        assertUsageError(PRM.run("bench", "serve"), command: "bench", message: "bench serve needs --model DIR, a checkpoint from prm train")
+    }
+
     func testScoreWithoutCandidatesIsAUsageError() throws {
         let run = try trainedRun()
         assertSucceeded(run.train)
