@@ -24,10 +24,17 @@ enum ServeCommand: Subcommand {
         Examples:
           prm serve --model runs/prm
           prm serve --model runs/prm --bind tcp://127.0.0.1:7000 --batch-tokens 16384
+          prm serve --model runs/prm --connect tcp://10.0.0.5:5556 --threads 1
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train)."),
             .value("bind", placeholder: "ENDPOINT", help: "Where to listen (loopback by default).", default: defaults.bind),
+            .value("connect", placeholder: "ENDPOINT", help: "Be a worker of the prm proxy whose --back is ENDPOINT instead of binding."),
+            .value("slots", placeholder: "N", help: "Worker: requests the proxy may have in flight here.", default: "\(defaults.slots)"),
+            .value("heartbeat-ms", placeholder: "MS", help: "Worker: heartbeat interval (match the proxy's).",
+                   default: "\(defaults.heartbeat.intervalMs)"),
+            .value("liveness", placeholder: "N", help: "Worker: silent heartbeats before the proxy is taken for gone.",
+                   default: "\(defaults.heartbeat.liveness)"),
             .value("batch-tokens", placeholder: "N", help: "Tokens per compute batch (bounds activation memory).",
                    default: "\(defaults.batchTokens)"),
             .value("max-wait-ms", placeholder: "MS", help: "Longest wait for a batch to fill.", default: "\(defaults.maxWaitMs)"),
@@ -66,6 +73,12 @@ enum ServeCommand: Subcommand {
         var s = ServerSettings()
         s.modelPath = try a.require("model")
         s.bind = a.string("bind", default: defaults.bind)
+        if a.isSet("connect") {
+            guard !a.isSet("bind") else { throw a.usageError("give --bind (a server) or --connect (a worker), not both") }
+            s.connect = a.string("connect")
+        }
+        s.slots = try positive(a, "slots")
+        s.heartbeat = try heartbeat(a)
         s.batchTokens = try positive(a, "batch-tokens")
         s.maxWaitMs = try a.double("max-wait-ms") ?? defaults.maxWaitMs
         guard s.maxWaitMs >= 0 else { throw a.usageError("--max-wait-ms must be at least 0") }
@@ -84,5 +97,14 @@ enum ServeCommand: Subcommand {
     static func positive(_ a: ParsedArguments, _ name: String) throws -> Int {
         guard let value = try a.int(name), value >= 1 else { throw a.usageError("--\(name) must be a positive integer") }
         return value
+    }
+
+    /// --heartbeat-ms and --liveness (serve and proxy share them).
+    static func heartbeat(_ a: ParsedArguments) throws -> Heartbeat {
+        var h = Heartbeat()
+        h.intervalMs = try a.double("heartbeat-ms") ?? h.intervalMs
+        guard h.intervalMs >= 10 else { throw a.usageError("--heartbeat-ms must be at least 10") }
+        h.liveness = try positive(a, "liveness")
+        return h
     }
 }

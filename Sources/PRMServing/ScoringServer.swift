@@ -46,16 +46,21 @@ public final class ScoringServer: @unchecked Sendable {
     }
 
     /// Serves until a drain (a signal, or `requestShutdown`) completes. `ready` is called once the
-    /// socket is bound, with the endpoint.
+    /// socket is bound (or, for a worker, connecting), with the endpoint.
     public func run(ready: (String) -> Void = { _ in }) throws {
-        let router = try ZMQSocket(context, kind: ZMQ_ROUTER)
-        try router.set(ZMQ_ROUTER_MANDATORY, Int32(1))
-        try router.set(ZMQ_SNDHWM, Int32(1_000))
-        try router.set(ZMQ_RCVHWM, Int32(10_000))
-        try router.set(ZMQ_LINGER, Int32(2_000))
-        try router.set(ZMQ_MAXMSGSIZE, Int64(settings.limits.maxMessageBytes) * 4)
-        try router.bind(settings.bind)
-        boundEndpoint = try router.string(ZMQ_LAST_ENDPOINT)
+        let transport: any ServerTransport
+        if let proxy = settings.connect {
+            var facts = JSONWriter()
+            facts.beginObject()
+            facts.key("slots"); facts.number(settings.slots)
+            facts.key("model"); self.facts.write(&facts)
+            facts.endObject()
+            transport = try WorkerTransport(context, connect: proxy, heartbeat: settings.heartbeat, readyFacts: facts.bytes,
+                                            limits: settings.limits)
+        } else {
+            transport = try RouterTransport(context, bind: settings.bind, limits: settings.limits)
+        }
+        boundEndpoint = transport.endpoint
         let replies = try ZMQSocket(context, kind: ZMQ_PULL)
         try replies.bind(Self.repliesEndpoint)
         let signals = try SignalPipe.install()
@@ -71,69 +76,76 @@ public final class ScoringServer: @unchecked Sendable {
         compute.start()
 
         ready(boundEndpoint)
-        var items = [router.pollItem(), replies.pollItem(), ZMQPoll.fdItem(signals)]
+        let tick = Int(settings.heartbeat.intervalMs / 2)
         while !(draining && outstanding == 0) {
-            let readable = try ZMQPoll.readable(&items, timeoutMs: 1_000)
-            if readable[2] {
+            var items = [replies.pollItem(), ZMQPoll.fdItem(signals)] + (transport.socket.map { [$0.pollItem()] } ?? [])
+            let readable = try ZMQPoll.readable(&items, timeoutMs: tick)
+            if readable[1] {
                 SignalPipe.drain(signals)
-                beginDrain()
+                beginDrain(transport)
             }
             // Replies first: they finish work already done and free queue capacity.
-            while readable[1], let reply = try replies.receive(dontWait: true) {
+            while readable[0], let reply = try replies.receive(dontWait: true) {
                 outstanding -= 1
-                deliver(reply, on: router)
+                deliver(reply, on: transport)
             }
-            while readable[0], let message = try router.receive(dontWait: true) {
-                handle(message, on: router)
+            while readable.count > 2, let socket = transport.socket, let message = try socket.receive(dontWait: true) {
+                handle(message, on: transport)
             }
+            try transport.tick(now: MonotonicClock.now)
         }
         queue.close()
         computeDone.wait()
         replies.close()
-        router.close()
+        transport.close()
         Log.info("drained: every accepted request was answered; exiting")
     }
 
     /// Starts a drain as SIGTERM would (for embedding the server in a process of one's own).
     public func requestShutdown() { SignalPipe.raise() }
 
-    private func beginDrain() {
+    private func beginDrain(_ transport: any ServerTransport) {
         guard !draining else { return }
         draining = true
+        transport.drainStarted()
         Log.info("shutting down: refusing new work, answering the \(outstanding) accepted request(s)")
     }
 
     // MARK: - I/O thread
 
-    private func handle(_ frames: [[UInt8]], on router: ZMQSocket) {
+    private func handle(_ frames: [[UInt8]], on transport: any ServerTransport) {
         let received = MonotonicClock.now
-        let (envelope, body, problem) = Envelope.split(frames)
-        guard let body else {
-            reply(WireError(.badRequest, problem ?? "malformed message"), route: envelope.route, on: router)
+        let route: [[UInt8]], body: [UInt8]
+        switch transport.receive(frames, now: received) {
+        case .none: return
+        case .malformed(let r, let problem):
+            reply(WireError(.badRequest, problem), route: r, on: transport)
             return
+        case .request(let r, let b):
+            (route, body) = (r, b)
         }
         let request: WireRequest
         do {
             request = try WireRequest.parse(body, limits: settings.limits)
         } catch {
-            reply(error, route: envelope.route, on: router)
+            reply(error, route: route, on: transport)
             return
         }
         requestCounts[request.operation, default: 0] += 1
         switch request.body {
-        case .info: send(info(request.id), route: envelope.route, on: router)
-        case .health: send(health(request.id), route: envelope.route, on: router)
-        case .metrics: send(metrics(request.id), route: envelope.route, on: router)
+        case .info: deliver(route + [info(request.id)], on: transport)
+        case .health: deliver(route + [health(request.id)], on: transport)
+        case .metrics: deliver(route + [metrics(request.id)], on: transport)
         case .rank, .score:
             do throws(WireError) {
-                let job = try admit(request, route: envelope.route, received: received)
+                let job = try admit(request, route: route, received: received)
                 outstanding += 1
                 guard queue.push(job) else {
                     outstanding -= 1
                     throw WireError(.overloaded, "\(queue.capacity) requests are already queued; try again later", id: request.id)
                 }
             } catch {
-                reply(error, route: envelope.route, on: router)
+                reply(error, route: route, on: transport)
             }
         }
     }
@@ -154,26 +166,17 @@ public final class ScoringServer: @unchecked Sendable {
         return Job(route: route, request: request, items: prepared, tokens: tokens, receivedAt: received)
     }
 
-    private func reply(_ error: WireError, route: [[UInt8]], on router: ZMQSocket) {
+    private func reply(_ error: WireError, route: [[UInt8]], on transport: any ServerTransport) {
         errorCounts[error.code, default: 0] += 1
-        send(WireReply.error(error), route: route, on: router)
-    }
-
-    private func send(_ body: [UInt8], route: [[UInt8]], on router: ZMQSocket) {
-        deliver(route + [body], on: router)
+        deliver(route + [WireReply.error(error)], on: transport)
     }
 
     /// Sends a whole reply message without blocking: a client that vanished or stopped reading
     /// loses its reply (counted), never the others' turn.
-    private func deliver(_ message: [[UInt8]], on router: ZMQSocket) {
-        do {
-            if try !router.send(message, dontWait: true) {
-                repliesDropped += 1
-                Log.warning("a reply could not be delivered (client gone or not reading); \(repliesDropped) dropped so far")
-            }
-        } catch {
+    private func deliver(_ message: [[UInt8]], on transport: any ServerTransport) {
+        if !transport.deliver(message) {
             repliesDropped += 1
-            Log.error("sending a reply failed: \(error)")
+            Log.warning("a reply could not be delivered (client gone or not reading); \(repliesDropped) dropped so far")
         }
     }
 

@@ -15,6 +15,11 @@ public struct ServerLimits: Sendable, Equatable {
 public struct ServerSettings: Sendable {
     /// Endpoint the ROUTER socket binds (loopback by default).
     public var bind = "tcp://127.0.0.1:5555"
+    /// Instead of binding: the proxy backend this server connects to as a worker.
+    public var connect: String?
+    /// Worker: requests the proxy may have in flight here at once (room for batches to form).
+    public var slots = 8
+    public var heartbeat = Heartbeat()
     public var limits = ServerLimits()
     /// Tokens of one compute batch (several requests that arrive together).
     public var batchTokens = 8_192

@@ -1,0 +1,54 @@
+import Foundation
+import PRMCore
+import PRMServing
+
+/// `prm proxy`: one v1 endpoint in front of many `prm serve --connect` workers.
+enum ProxyCommand: Subcommand {
+    static let defaults = ProxySettings()
+
+    static let spec = CommandSpec(
+        name: "proxy",
+        abstract: "Put several scoring workers behind one endpoint, with heartbeats and resends.",
+        discussion: """
+        Clients connect to --front and speak protocol v1 exactly as to one server; workers \
+        (`prm serve --model DIR --connect tcp://HOST:PORT`, with PORT the proxy's --back) connect to \
+        --back, on this host or others. Each request goes to the live worker with the fewest requests \
+        in flight. A worker silent for --liveness heartbeats is dropped and the requests it held go to \
+        another worker (rank and score are idempotent), so a plain REQ client loses nothing. Workers \
+        reconnect by themselves after a proxy restart. info, health and metrics describe the pool.
+
+        Examples:
+          prm proxy --front tcp://127.0.0.1:5555 --back tcp://127.0.0.1:5556
+          prm serve --model runs/prm --connect tcp://127.0.0.1:5556 --threads 1   # once per worker
+        """,
+        options: [
+            .value("front", placeholder: "ENDPOINT", help: "Where clients connect.", default: defaults.front),
+            .value("back", placeholder: "ENDPOINT", help: "Where workers connect.", default: defaults.back),
+            .value("heartbeat-ms", placeholder: "MS", help: "Heartbeat interval (match the workers').",
+                   default: "\(defaults.heartbeat.intervalMs)"),
+            .value("liveness", placeholder: "N", help: "Silent heartbeats before a worker is dropped.", default: "\(defaults.heartbeat.liveness)"),
+            .value("resends", placeholder: "N", help: "Times a request held by a dead worker is sent to another.", default: "\(defaults.resends)"),
+            .value("max-candidates", placeholder: "N", help: "Candidates per rank, items per score.",
+                   default: "\(defaults.limits.maxCandidates)"),
+            .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
+            .value("max-queued", placeholder: "N", help: "Requests waiting for a worker; beyond: overloaded.",
+                   default: "\(defaults.limits.maxQueuedRequests)"),
+        ])
+
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
+        var s = ProxySettings()
+        s.front = arguments.string("front", default: defaults.front)
+        s.back = arguments.string("back", default: defaults.back)
+        s.heartbeat = try ServeCommand.heartbeat(arguments)
+        s.resends = try arguments.int("resends") ?? defaults.resends
+        guard s.resends >= 0 else { throw arguments.usageError("--resends must be at least 0") }
+        s.limits.maxCandidates = try ServeCommand.positive(arguments, "max-candidates")
+        s.limits.maxMessageBytes = try ServeCommand.positive(arguments, "max-message-bytes")
+        s.limits.maxQueuedRequests = try ServeCommand.positive(arguments, "max-queued")
+        let proxy = try ScoringProxy(settings: s)
+        try proxy.run { front, back in
+            Log.info("prm \(PRMVersion.current) proxy: clients on \(front), workers on \(back); heartbeat \(s.heartbeat.intervalMs) ms × \(s.heartbeat.liveness)")
+        }
+        return 0
+    }
+}

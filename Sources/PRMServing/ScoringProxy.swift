@@ -1,0 +1,404 @@
+import CZeroMQ
+import Foundation
+import PRMCore
+
+/// How `prm proxy` runs.
+public struct ProxySettings: Sendable {
+    /// Where clients connect (protocol v1, exactly as to one server).
+    public var front = "tcp://127.0.0.1:5555"
+    /// Where workers (`prm serve --connect`) connect.
+    public var back = "tcp://127.0.0.1:5556"
+    /// Request limits checked at the proxy; `maxQueuedRequests` bounds requests waiting for a worker.
+    public var limits = ServerLimits()
+    public var heartbeat = Heartbeat()
+    /// Times a request is sent again when the worker holding it dies (rank and score are idempotent).
+    public var resends = 1
+
+    public init() {}
+}
+
+/// `prm proxy`: one v1 endpoint in front of many scoring workers, in the zguide's Paranoid Pirate
+/// style (WorkerProtocol). Workers announce their slots and heartbeat; each request goes to the
+/// live worker with the fewest requests in flight; a worker silent for `heartbeat.expiry` is
+/// dropped and the requests it held go to another worker (at most `resends` times), so even a
+/// REQ client without retries loses nothing. `info`, `health` and `metrics` describe the pool.
+/// Single-threaded: routing is cheap next to scoring.
+public final class ScoringProxy: @unchecked Sendable {
+    public let settings: ProxySettings
+    private let context: ZMQContext
+    public private(set) var frontEndpoint = "", backEndpoint = ""
+
+    private struct Worker {
+        let identity: [UInt8]
+        var slots: Int
+        var model: JSONValue?
+        var inFlight: Set<UInt64> = []
+        var lastHeard: Double
+        var lastSent: Double
+        var draining = false
+        var served = 0
+    }
+
+    private struct Pending {
+        let route: [[UInt8]]
+        let body: [UInt8]
+        let id: JSONValue
+        let receivedAt: Double
+        let deadline: Double?
+        var attempts = 0
+        var worker: [UInt8]?
+        var dispatchedAt = 0.0
+    }
+
+    private var workers: [[UInt8]: Worker] = [:]
+    private var pending: [UInt64: Pending] = [:]
+    private var waiting: [UInt64] = []
+    /// Requests whose every allowed worker died holding them, to be answered `internal`.
+    private var lostRequests: [(route: [[UInt8]], error: WireError)] = []
+    private var nextToken: UInt64 = 1
+    private var draining = false
+    private let startedAt = MonotonicClock.now
+    private var lastProgress = MonotonicClock.now
+    private var lastModel: JSONValue?
+    // Counters and latencies for info/health/metrics.
+    private var requestCounts: [Operation: Int] = [:]
+    private var errorCounts: [ErrorCode: Int] = [:]
+    private var repliesDropped = 0, lateReplies = 0, resent = 0, workersLost = 0, workersSeen = 0, maxWaiting = 0
+    private var waitLatency = LatencyWindow(), workerLatency = LatencyWindow(), totalLatency = LatencyWindow()
+
+    public init(settings: ProxySettings) throws {
+        self.settings = settings
+        context = try ZMQContext()
+    }
+
+    public func requestShutdown() { SignalPipe.raise() }
+
+    /// Routes until a drain completes: after SIGTERM/SIGINT new work is refused and every
+    /// request accepted is answered.
+    public func run(ready: (_ front: String, _ back: String) -> Void = { _, _ in }) throws {
+        let front = try ZMQSocket(context, kind: ZMQ_ROUTER)
+        try front.set(ZMQ_ROUTER_MANDATORY, Int32(1))
+        try front.set(ZMQ_SNDHWM, Int32(1_000))
+        try front.set(ZMQ_RCVHWM, Int32(10_000))
+        try front.set(ZMQ_LINGER, Int32(2_000))
+        try front.set(ZMQ_MAXMSGSIZE, Int64(settings.limits.maxMessageBytes) * 4)
+        try front.bind(settings.front)
+        let back = try ZMQSocket(context, kind: ZMQ_ROUTER)
+        try back.set(ZMQ_ROUTER_MANDATORY, Int32(1))
+        try back.set(ZMQ_SNDHWM, Int32(10_000))
+        try back.set(ZMQ_RCVHWM, Int32(10_000))
+        try back.set(ZMQ_LINGER, Int32(2_000))
+        try back.bind(settings.back)
+        frontEndpoint = try front.string(ZMQ_LAST_ENDPOINT)
+        backEndpoint = try back.string(ZMQ_LAST_ENDPOINT)
+        let signals = try SignalPipe.install()
+        defer { SignalPipe.uninstall() }
+        ready(frontEndpoint, backEndpoint)
+
+        var items = [front.pollItem(), back.pollItem(), ZMQPoll.fdItem(signals)]
+        let tick = Int(settings.heartbeat.intervalMs / 2)
+        while !(draining && pending.isEmpty) {
+            let readable = try ZMQPoll.readable(&items, timeoutMs: tick)
+            let now = MonotonicClock.now
+            if readable[2] {
+                SignalPipe.drain(signals)
+                if !draining {
+                    draining = true
+                    Log.info("proxy shutting down: refusing new work, answering the \(pending.count) accepted request(s)")
+                }
+            }
+            while readable[1], let message = try back.receive(dontWait: true) {
+                fromWorker(message, now: now, front: front, back: back)
+            }
+            while readable[0], let message = try front.receive(dontWait: true) {
+                fromClient(message, now: now, front: front, back: back)
+            }
+            maintain(now: MonotonicClock.now, front: front, back: back)
+        }
+        back.close()
+        front.close()
+        Log.info("proxy drained: every accepted request was answered; exiting")
+    }
+
+    // MARK: - Clients
+
+    private func fromClient(_ frames: [[UInt8]], now: Double, front: ZMQSocket, back: ZMQSocket) {
+        let (envelope, body, problem) = Envelope.split(frames)
+        guard let body else {
+            fail(WireError(.badRequest, problem ?? "malformed message"), route: envelope.route, front: front)
+            return
+        }
+        let request: WireRequest
+        do { request = try WireRequest.parse(body, limits: settings.limits) } catch {
+            fail(error, route: envelope.route, front: front)
+            return
+        }
+        requestCounts[request.operation, default: 0] += 1
+        switch request.body {
+        case .info: reply(envelope.route + [info(request.id)], front: front)
+        case .health: reply(envelope.route + [health(request.id, now: now)], front: front)
+        case .metrics: reply(envelope.route + [metrics(request.id)], front: front)
+        case .rank, .score:
+            if draining {
+                fail(WireError(.shuttingDown, "the proxy is shutting down and takes no new work", id: request.id), route: envelope.route, front: front)
+            } else if waiting.count >= settings.limits.maxQueuedRequests {
+                fail(WireError(.overloaded, "\(waiting.count) requests are already waiting for a worker; try again later", id: request.id),
+                     route: envelope.route, front: front)
+            } else {
+                let token = nextToken
+                nextToken += 1
+                pending[token] = Pending(route: envelope.route, body: body, id: request.id, receivedAt: now,
+                                         deadline: request.deadlineMs.map { now + $0 / 1000 })
+                waiting.append(token)
+                maxWaiting = max(maxWaiting, waiting.count)
+                dispatch(now: now, back: back)
+            }
+        }
+    }
+
+    private func fail(_ error: WireError, route: [[UInt8]], front: ZMQSocket) {
+        errorCounts[error.code, default: 0] += 1
+        reply(route + [WireReply.error(error)], front: front)
+    }
+
+    private func reply(_ message: [[UInt8]], front: ZMQSocket) {
+        if (try? front.send(message, dontWait: true)) != true {
+            repliesDropped += 1
+            Log.warning("proxy: a reply could not be delivered (client gone or not reading); \(repliesDropped) dropped so far")
+        }
+    }
+
+    // MARK: - Workers
+
+    private func fromWorker(_ frames: [[UInt8]], now: Double, front: ZMQSocket, back: ZMQSocket) {
+        guard let identity = frames.first, let (command, payload) = WorkerProtocol.parse(frames.dropFirst()) else {
+            Log.warning("proxy: ignoring a message that is not PRMW1 on the worker side")
+            return
+        }
+        if command == .ready {
+            let facts = payload.first.flatMap { try? JSONReader.parse($0) }?.object
+            let slots = max(1, facts?["slots"]?.number?.integer ?? 1)
+            if workers[identity] == nil {
+                workersSeen += 1
+                Log.info("proxy: worker \(Self.name(identity)) ready with \(slots) slots (\(workers.count + 1) in the pool)")
+            }
+            var worker = workers[identity] ?? Worker(identity: identity, slots: slots, lastHeard: now, lastSent: now)
+            worker.slots = slots
+            worker.model = facts?["model"]
+            worker.lastHeard = now
+            workers[identity] = worker
+            if let model = worker.model { lastModel = model }
+            dispatch(now: now, back: back)
+            return
+        }
+        let known = workers[identity] != nil
+        workers[identity]?.lastHeard = now
+        switch command {
+        case .reply:
+            guard payload.count == 2, let token = WorkerProtocol.token(payload[payload.startIndex]) else {
+                Log.warning("proxy: ignoring a malformed REPLY from worker \(Self.name(identity))")
+                return
+            }
+            workers[identity]?.inFlight.remove(token)
+            workers[identity]?.served += 1
+            if let request = pending.removeValue(forKey: token) {
+                lastProgress = now
+                workerLatency.record((now - request.dispatchedAt) * 1000)
+                totalLatency.record((now - request.receivedAt) * 1000)
+                reply(request.route + [payload[payload.startIndex + 1]], front: front)
+            } else {
+                lateReplies += 1  // answered already by the worker it was resent to
+            }
+            if let worker = workers[identity], worker.draining, worker.inFlight.isEmpty { workers[identity] = nil }
+            if !known { send(WorkerProtocol.message(.reconnect), to: identity, back: back) }
+            dispatch(now: now, back: back)
+        case .disconnect:
+            guard known else { return }
+            workers[identity]?.draining = true
+            Log.info("proxy: worker \(Self.name(identity)) is draining")
+            if workers[identity]?.inFlight.isEmpty == true { workers[identity] = nil }
+        case .heartbeat:
+            if !known { send(WorkerProtocol.message(.reconnect), to: identity, back: back) }
+        case .ready, .request, .reconnect:
+            break
+        }
+    }
+
+    /// Hands waiting requests to workers with free slots, least loaded first.
+    private func dispatch(now: Double, back: ZMQSocket) {
+        while let token = waiting.first {
+            guard var request = pending[token] else {
+                waiting.removeFirst()
+                continue
+            }
+            let candidates = workers.values.filter { !$0.draining && $0.inFlight.count < $0.slots && now - $0.lastHeard <= settings.heartbeat.expiry }
+            guard let worker = candidates.min(by: { ($0.inFlight.count, $0.served) < ($1.inFlight.count, $1.served) }) else { return }
+            // A worker whose connection ZeroMQ has already dropped cannot take the request: drop
+            // it now rather than at its heartbeat expiry, and try the next.
+            guard send(WorkerProtocol.message(.request, [WorkerProtocol.token(token), request.body]), to: worker.identity, back: back) else {
+                drop(worker.identity, why: "unreachable", now: now)
+                continue
+            }
+            waiting.removeFirst()
+            request.attempts += 1
+            request.worker = worker.identity
+            request.dispatchedAt = now
+            waitLatency.record((now - request.receivedAt) * 1000)
+            pending[token] = request
+            workers[worker.identity]?.inFlight.insert(token)
+        }
+    }
+
+    /// Sends to a worker; false when ZeroMQ cannot route to it (its connection is gone).
+    @discardableResult
+    private func send(_ message: [[UInt8]], to identity: [UInt8], back: ZMQSocket) -> Bool {
+        workers[identity]?.lastSent = MonotonicClock.now
+        return (try? back.send([identity] + message, dontWait: true)) == true
+    }
+
+    /// Takes a worker out of the pool; the requests it held go back to the front of the queue
+    /// (once more each, at most `resends` times), or fail with `internal` when they are spent.
+    private func drop(_ identity: [UInt8], why: String, now: Double) {
+        guard let worker = workers.removeValue(forKey: identity) else { return }
+        workersLost += 1
+        Log.warning("proxy: worker \(Self.name(identity)) \(why): dropped; resending its \(worker.inFlight.count) request(s)")
+        for token in worker.inFlight.sorted().reversed() {
+            guard let request = pending[token] else { continue }
+            if request.attempts > settings.resends {
+                pending[token] = nil
+                lostRequests.append((request.route, WireError(.internal, "the request was lost with \(request.attempts) workers that died holding it",
+                                                                id: request.id)))
+            } else {
+                resent += 1
+                waiting.insert(token, at: 0)
+            }
+        }
+    }
+
+    /// Heartbeats out, dead workers out (their requests resent), expired waiting requests answered.
+    private func maintain(now: Double, front: ZMQSocket, back: ZMQSocket) {
+        for worker in workers.values where now - worker.lastHeard > settings.heartbeat.expiry {
+            drop(worker.identity, why: String(format: "silent for %.1f s", now - worker.lastHeard), now: now)
+        }
+        for worker in workers.values where now - worker.lastSent >= settings.heartbeat.interval {
+            if !send(WorkerProtocol.message(.heartbeat), to: worker.identity, back: back) { drop(worker.identity, why: "unreachable", now: now) }
+        }
+        for (route, error) in lostRequests { fail(error, route: route, front: front) }
+        lostRequests = []
+        waiting.removeAll { token in
+            guard let request = pending[token], let deadline = request.deadline, now > deadline else { return false }
+            pending[token] = nil
+            let waited = (now - request.receivedAt) * 1000
+            fail(WireError(.deadlineExceeded, String(format: "waited %.1f ms for a worker, past the deadline; not computed", waited), id: request.id),
+                 route: request.route, front: front)
+            return true
+        }
+        dispatch(now: now, back: back)
+    }
+
+    private static func name(_ identity: [UInt8]) -> String { identity.map { String(format: "%02x", $0) }.joined() }
+
+    // MARK: - info, health, metrics of the pool
+
+    private var alive: [Worker] { workers.values.filter { !$0.draining } }
+
+    private func writePool(_ w: inout JSONWriter, now: Double) {
+        w.key("pool")
+        w.beginObject()
+        w.key("workers"); w.number(alive.count)
+        w.key("busy"); w.number(alive.filter { !$0.inFlight.isEmpty }.count)
+        w.key("draining"); w.number(workers.values.filter(\.draining).count)
+        w.key("in_flight"); w.number(workers.values.reduce(0) { $0 + $1.inFlight.count })
+        w.key("slots"); w.number(alive.reduce(0) { $0 + $1.slots })
+        w.key("waiting"); w.number(waiting.count)
+        w.key("seen"); w.number(workersSeen)
+        w.key("lost"); w.number(workersLost)
+        w.key("resent"); w.number(resent)
+        w.key("late_replies"); w.number(lateReplies)
+        w.endObject()
+    }
+
+    private func info(_ id: JSONValue) -> [UInt8] {
+        WireReply.object(id: id) { w in
+            w.key("protocol"); w.number(1)
+            w.key("prm_version"); w.string(PRMVersion.current)
+            w.key("model"); w.value(lastModel ?? .null)
+            w.key("limits")
+            w.beginObject()
+            w.key("max_message_bytes"); w.number(settings.limits.maxMessageBytes)
+            w.key("max_candidates"); w.number(settings.limits.maxCandidates)
+            w.key("max_request_tokens"); w.number(settings.limits.maxRequestTokens)
+            w.key("max_queued_requests"); w.number(settings.limits.maxQueuedRequests)
+            w.endObject()
+            w.key("server"); w.null()
+            w.key("proxy")
+            w.beginObject()
+            w.key("front"); w.string(frontEndpoint)
+            w.key("back"); w.string(backEndpoint)
+            w.key("heartbeat_ms"); w.number(settings.heartbeat.intervalMs)
+            w.key("liveness"); w.number(settings.heartbeat.liveness)
+            w.endObject()
+            writePool(&w, now: MonotonicClock.now)
+        }
+    }
+
+    private func health(_ id: JSONValue, now: Double) -> [UInt8] {
+        let inFlight = workers.values.reduce(0) { $0 + $1.inFlight.count }
+        let stalled = alive.isEmpty && !waiting.isEmpty
+        return WireReply.object(id: id) { w in
+            w.key("status"); w.string(draining ? "draining" : "serving")
+            w.key("healthy"); w.bool(!alive.isEmpty)
+            w.key("compute")
+            w.beginObject()
+            w.key("state"); w.string(stalled ? "stalled" : inFlight > 0 ? "busy" : "idle")
+            w.key("last_progress_ms"); w.number(WireReply.rounded((now - lastProgress) * 1000))
+            w.key("queued"); w.number(waiting.count)
+            w.endObject()
+            w.key("uptime_s"); w.number(WireReply.rounded(now - startedAt))
+            writePool(&w, now: now)
+        }
+    }
+
+    private func metrics(_ id: JSONValue) -> [UInt8] {
+        WireReply.object(id: id) { w in
+            w.key("requests")
+            w.beginObject()
+            for op in Operation.allCases { w.key(op.rawValue); w.number(requestCounts[op, default: 0]) }
+            w.endObject()
+            w.key("errors")
+            w.beginObject()
+            for code in ErrorCode.allCases { w.key(code.rawValue); w.number(errorCounts[code, default: 0]) }
+            w.endObject()
+            w.key("queue")
+            w.beginObject()
+            w.key("depth"); w.number(waiting.count)
+            w.key("max_depth"); w.number(maxWaiting)
+            w.key("capacity"); w.number(settings.limits.maxQueuedRequests)
+            w.endObject()
+            // Batches and the cache live in the workers; ask them directly for those.
+            w.key("batches")
+            w.beginObject()
+            for key in ["count", "requests", "items", "tokens", "mean_requests", "mean_tokens", "max_tokens"] { w.key(key); w.number(0) }
+            w.endObject()
+            w.key("cache")
+            w.beginObject()
+            for key in ["entries", "capacity", "hits", "misses", "hit_rate"] { w.key(key); w.number(0) }
+            w.endObject()
+            w.key("replies_dropped"); w.number(repliesDropped)
+            w.key("latency_ms")
+            w.beginObject()
+            // queue: waiting for a worker; compute: at the worker (its queue + compute + wire); total: at the proxy.
+            for (name, window) in [("queue", waitLatency), ("compute", workerLatency), ("total", totalLatency)] {
+                let p = window.percentiles()
+                w.key(name)
+                w.beginObject()
+                w.key("p50"); w.number(WireReply.rounded(p.p50))
+                w.key("p95"); w.number(WireReply.rounded(p.p95))
+                w.key("p99"); w.number(WireReply.rounded(p.p99))
+                w.endObject()
+            }
+            w.endObject()
+            writePool(&w, now: MonotonicClock.now)
+        }
+    }
+}
