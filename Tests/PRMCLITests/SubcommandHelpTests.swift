@@ -13,10 +13,11 @@ final class SubcommandHelpTests: XCTestCase {
                   "--limit", "--resume", "--skip-invalid"],
         "eval": ["--model", "--data", "--json", "--groups", "--batch-size", "--skip-invalid"],
         "score": ["--model", "--server", "--timeout", "--retries", "--user", "--user-info", "--prompt", "--input"],
-        "serve": ["--model", "--bind", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
+        "proxy": ["--front", "--back", "--heartbeat-ms", "--liveness", "--resends", "--max-candidates", "--max-message-bytes", "--max-queued"],
+        "serve": ["--model", "--bind", "--connect", "--slots", "--heartbeat-ms", "--liveness", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
                   "--max-request-tokens", "--max-queued", "--stall-ms"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
-        "bench": ["--model", "--repeats", "--data", "--steps", "--json"],
+        "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users"],
     ]
 
     func testEveryCommandHasHelpListingItsOptions() {
