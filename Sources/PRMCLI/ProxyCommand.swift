@@ -17,6 +17,9 @@ enum ProxyCommand: Subcommand {
         another worker (rank and score are idempotent), so a plain REQ client loses nothing. Workers \
         reconnect by themselves after a proxy restart. info, health and metrics describe the pool.
 
+        With --curve-secret-key and --allow-keys both sides use CURVE: clients and workers alike \
+        must hold a key whose public half is in the allow-list folder.
+
         Examples:
           prm proxy --front tcp://127.0.0.1:5555 --back tcp://127.0.0.1:5556
           prm serve --model runs/prm --connect tcp://127.0.0.1:5556 --threads 1   # once per worker
@@ -33,6 +36,7 @@ enum ProxyCommand: Subcommand {
             .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
             .value("max-queued", placeholder: "N", help: "Requests waiting for a worker; beyond: overloaded.",
                    default: "\(defaults.limits.maxQueuedRequests)"),
+            CurveOptions.secretKey, CurveOptions.allowKeys,
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
@@ -45,6 +49,10 @@ enum ProxyCommand: Subcommand {
         s.limits.maxCandidates = try ServeCommand.positive(arguments, "max-candidates")
         s.limits.maxMessageBytes = try ServeCommand.positive(arguments, "max-message-bytes")
         s.limits.maxQueuedRequests = try ServeCommand.positive(arguments, "max-queued")
+        s.curve = try CurveOptions.settings(arguments)
+        if s.curve.enabled, s.curve.allowKeys == nil { throw arguments.usageError("--curve-secret-key needs --allow-keys DIR") }
+        Endpoints.warnIfExposed(s.front, curve: s.curve.enabled, role: "prm proxy (clients)")
+        Endpoints.warnIfExposed(s.back, curve: s.curve.enabled, role: "prm proxy (workers)")
         let proxy = try ScoringProxy(settings: s)
         try proxy.run { front, back in
             Log.info("prm \(PRMVersion.current) proxy: clients on \(front), workers on \(back); heartbeat \(s.heartbeat.intervalMs) ms × \(s.heartbeat.liveness)")

@@ -25,6 +25,7 @@ enum ScoreCommand: Subcommand {
             .value("server", placeholder: "ENDPOINT", help: "Score through a running `prm serve` instead (e.g. tcp://127.0.0.1:5555)."),
             .value("timeout", placeholder: "SECONDS", help: "--server: seconds to wait for each reply before retrying.", default: "30"),
             .value("retries", placeholder: "N", help: "--server: resends after a timeout, each on a fresh socket.", default: "3"),
+            CurveOptions.secretKey, CurveOptions.serverKey,
             .value("user", placeholder: "ID", help: "User id (unknown ids get the generic user).", default: ""),
             .value("user-info", placeholder: "TEXT", help: "Explicit user text."),
             .value("prompt", placeholder: "TEXT", help: "The prompt the candidates answer."),
@@ -62,7 +63,7 @@ enum ScoreCommand: Subcommand {
         case (nil, let endpoint?):
             let timeout = try arguments.double("timeout") ?? 30, retries = try arguments.int("retries") ?? 3
             guard timeout > 0, retries >= 0 else { throw arguments.usageError("--timeout must be positive and --retries at least 0") }
-            let client = try ScoringClient(endpoint: endpoint, timeout: timeout, retries: retries)
+            let client = try ScoringClient(endpoint: endpoint, timeout: timeout, retries: retries, keys: try CurveOptions.clientKeys(arguments))
             return { request in
                 let reply = try client.rank(prompt: request.prompt, candidates: request.candidates, userID: request.user,
                                             userInfo: request.userInfo)

@@ -49,6 +49,7 @@ enum ServeCommand: Subcommand {
                    default: "\(defaults.limits.maxQueuedRequests)"),
             .value("stall-ms", placeholder: "MS", help: "health reports the compute thread stalled after this long without progress.",
                    default: "\(defaults.stallMs)"),
+            CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
@@ -57,6 +58,7 @@ enum ServeCommand: Subcommand {
                                 cacheEntries: settings.cacheEntries)
         let server = try ScoringServer(scorer: scorer, settings: settings)
         let model = scorer.model
+        if settings.connect == nil { Endpoints.warnIfExposed(settings.bind, curve: settings.curve.enabled, role: "prm serve") }
         try server.run { endpoint in
             let limits = settings.limits
             Log.info("prm \(PRMVersion.current) serving \(settings.modelPath) on \(endpoint)")
@@ -79,6 +81,11 @@ enum ServeCommand: Subcommand {
         }
         s.slots = try positive(a, "slots")
         s.heartbeat = try heartbeat(a)
+        s.curve = try CurveOptions.settings(a)
+        if s.curve.enabled {
+            if s.connect == nil, s.curve.allowKeys == nil { throw a.usageError("--curve-secret-key on a server needs --allow-keys DIR") }
+            if s.connect != nil, s.curve.serverKey == nil { throw a.usageError("a CURVE worker needs --curve-server-key (the proxy's NAME.pub)") }
+        }
         s.batchTokens = try positive(a, "batch-tokens")
         s.maxWaitMs = try a.double("max-wait-ms") ?? defaults.maxWaitMs
         guard s.maxWaitMs >= 0 else { throw a.usageError("--max-wait-ms must be at least 0") }

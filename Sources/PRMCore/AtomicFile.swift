@@ -30,9 +30,11 @@ public struct AtomicFileError: Error, CustomStringConvertible, Sendable {
 /// old file or the new one, plus at worst a stray `.NAME.*.tmp` next to it. Readers that have
 /// the old file open or memory-mapped (`SafetensorsFile`) keep seeing the old contents whole.
 public enum AtomicFile {
-    /// Writes `data` to `url`, replacing any existing file whole.
-    public static func write(_ data: Data, to url: URL) throws {
-        try write(to: url) { sink in try sink.write(data) }
+    /// Writes `data` to `url`, replacing any existing file whole. `permissions` are those of a
+    /// plain create (filtered by the umask); 0o600 keeps a secret unreadable by others from the
+    /// first byte.
+    public static func write(_ data: Data, to url: URL, permissions: mode_t = 0o666) throws {
+        try write(to: url, permissions: permissions) { sink in try sink.write(data) }
     }
 
     /// Writes `value` as pretty-printed JSON with sorted keys (stable diffs for recorded results).
@@ -46,7 +48,7 @@ public enum AtomicFile {
     /// files (checkpoints) need not be assembled in memory first. If `produce` throws, the
     /// temporary file is removed, the destination is left as it was, and the error is rethrown.
     /// The `Sink` must not be used after `produce` returns.
-    public static func write(to url: URL, _ produce: (Sink) throws -> Void) throws {
+    public static func write(to url: URL, permissions: mode_t = 0o666, _ produce: (Sink) throws -> Void) throws {
         let path = url.path
         let directory = url.deletingLastPathComponent().path
         // A fresh random name created with O_EXCL, rather than mkstemp: open's mode argument
@@ -57,7 +59,7 @@ public enum AtomicFile {
         let tempPath = url.deletingLastPathComponent()
             .appendingPathComponent(".\(stem).\(UUID().uuidString).tmp").path
 
-        let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, permissions)
         guard fd >= 0 else {
             // errno is read first: building the message allocates, which may overwrite it.
             let code = errno

@@ -50,10 +50,14 @@ public final class ScoringClient {
     private var socket: ZMQSocket?
     private var nextID = 0
 
-    public init(endpoint: String, timeout: Double = 30, retries: Int = 3) throws {
+    private let keys: Curve.ClientKeys?
+
+    /// - Parameter keys: CURVE keys when the server requires them (its public key and ours).
+    public init(endpoint: String, timeout: Double = 30, retries: Int = 3, keys: Curve.ClientKeys? = nil) throws {
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
+        self.keys = keys
         context = try ZMQContext()
     }
 
@@ -124,6 +128,7 @@ public final class ScoringClient {
     private func openSocket() throws -> ZMQSocket {
         if let socket { return socket }
         let fresh = try ZMQSocket(context, kind: ZMQ_DEALER)
+        if let keys { try Curve.makeClient(fresh, keys: keys) }
         try fresh.set(ZMQ_LINGER, Int32(0))
         try fresh.connect(endpoint)
         socket = fresh
@@ -133,10 +138,11 @@ public final class ScoringClient {
     /// The reply carrying `id`, or nil when `timeout` passes first.
     private func awaitReply(id: Int, on socket: ZMQSocket) throws -> JSONObject? {
         let deadline = MonotonicClock.now + timeout
-        var items = [socket.pollItem()]
         while MonotonicClock.now < deadline {
-            let wait = Int(((deadline - MonotonicClock.now) * 1000).rounded(.up))
-            guard try ZMQPoll.readable(&items, timeoutMs: max(wait, 1))[0] else { continue }
+            var poll = PollSet()
+            let item = poll.add(socket)
+            try poll.wait(timeoutMs: max(Int(((deadline - MonotonicClock.now) * 1000).rounded(.up)), 1))
+            guard poll.readable(item) else { continue }
             guard let frames = try socket.receive(dontWait: true), let body = frames.last else { continue }
             let value: JSONValue
             do { value = try JSONReader.parse(body) } catch { throw ClientError.protocolViolation("reply is not JSON: \(error)") }

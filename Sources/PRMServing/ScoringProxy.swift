@@ -13,6 +13,8 @@ public struct ProxySettings: Sendable {
     public var heartbeat = Heartbeat()
     /// Times a request is sent again when the worker holding it dies (rank and score are idempotent).
     public var resends = 1
+    /// CURVE on both sides: clients and workers alike must hold an allowed key.
+    public var curve = CurveSettings()
 
     public init() {}
 }
@@ -76,7 +78,10 @@ public final class ScoringProxy: @unchecked Sendable {
     /// Routes until a drain completes: after SIGTERM/SIGINT new work is refused and every
     /// request accepted is answered.
     public func run(ready: (_ front: String, _ back: String) -> Void = { _, _ in }) throws {
+        let gate = try CurveGate.make(context, settings.curve)
+        defer { gate?.close() }
         let front = try ZMQSocket(context, kind: ZMQ_ROUTER)
+        try gate?.protect(front)
         try front.set(ZMQ_ROUTER_MANDATORY, Int32(1))
         try front.set(ZMQ_SNDHWM, Int32(1_000))
         try front.set(ZMQ_RCVHWM, Int32(10_000))
@@ -84,6 +89,7 @@ public final class ScoringProxy: @unchecked Sendable {
         try front.set(ZMQ_MAXMSGSIZE, Int64(settings.limits.maxMessageBytes) * 4)
         try front.bind(settings.front)
         let back = try ZMQSocket(context, kind: ZMQ_ROUTER)
+        try gate?.protect(back)
         try back.set(ZMQ_ROUTER_MANDATORY, Int32(1))
         try back.set(ZMQ_SNDHWM, Int32(10_000))
         try back.set(ZMQ_RCVHWM, Int32(10_000))
@@ -95,22 +101,26 @@ public final class ScoringProxy: @unchecked Sendable {
         defer { SignalPipe.uninstall() }
         ready(frontEndpoint, backEndpoint)
 
-        var items = [front.pollItem(), back.pollItem(), ZMQPoll.fdItem(signals)]
         let tick = Int(settings.heartbeat.intervalMs / 2)
         while !(draining && pending.isEmpty) {
-            let readable = try ZMQPoll.readable(&items, timeoutMs: tick)
+            var poll = PollSet()
+            let (frontItem, backItem, signalItem) = (poll.add(front), poll.add(back), poll.add(fd: signals))
+            let zapItem = gate.map { poll.add($0.zap) }
+            try poll.wait(timeoutMs: tick)
             let now = MonotonicClock.now
-            if readable[2] {
-                SignalPipe.drain(signals)
-                if !draining {
+            if poll.readable(signalItem) {
+                let arrived = SignalPipe.drain(signals)
+                if arrived.reload { try gate?.reload() }
+                if arrived.stop && !draining {
                     draining = true
                     Log.info("proxy shutting down: refusing new work, answering the \(pending.count) accepted request(s)")
                 }
             }
-            while readable[1], let message = try back.receive(dontWait: true) {
+            if let zapItem, poll.readable(zapItem) { try gate?.answer() }
+            while poll.readable(backItem), let message = try back.receive(dontWait: true) {
                 fromWorker(message, now: now, front: front, back: back)
             }
-            while readable[0], let message = try front.receive(dontWait: true) {
+            while poll.readable(frontItem), let message = try front.receive(dontWait: true) {
                 fromClient(message, now: now, front: front, back: back)
             }
             maintain(now: MonotonicClock.now, front: front, back: back)

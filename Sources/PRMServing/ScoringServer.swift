@@ -49,17 +49,24 @@ public final class ScoringServer: @unchecked Sendable {
     /// socket is bound (or, for a worker, connecting), with the endpoint.
     public func run(ready: (String) -> Void = { _ in }) throws {
         let transport: any ServerTransport
+        var gate: CurveGate?
         if let proxy = settings.connect {
             var facts = JSONWriter()
             facts.beginObject()
             facts.key("slots"); facts.number(settings.slots)
             facts.key("model"); self.facts.write(&facts)
             facts.endObject()
+            let keys = try settings.curve.secretKey.map { secret -> Curve.ClientKeys in
+                guard let server = settings.curve.serverKey else { throw ServingError("a CURVE worker needs the proxy's public key file") }
+                return try Curve.ClientKeys(serverKeyFile: server, secretKeyFile: secret)
+            }
             transport = try WorkerTransport(context, connect: proxy, heartbeat: settings.heartbeat, readyFacts: facts.bytes,
-                                            limits: settings.limits)
+                                            limits: settings.limits, keys: keys)
         } else {
-            transport = try RouterTransport(context, bind: settings.bind, limits: settings.limits)
+            gate = try CurveGate.make(context, settings.curve)
+            transport = try RouterTransport(context, bind: settings.bind, limits: settings.limits, gate: gate)
         }
+        defer { gate?.close() }
         boundEndpoint = transport.endpoint
         let replies = try ZMQSocket(context, kind: ZMQ_PULL)
         try replies.bind(Self.repliesEndpoint)
@@ -78,18 +85,23 @@ public final class ScoringServer: @unchecked Sendable {
         ready(boundEndpoint)
         let tick = Int(settings.heartbeat.intervalMs / 2)
         while !(draining && outstanding == 0) {
-            var items = [replies.pollItem(), ZMQPoll.fdItem(signals)] + (transport.socket.map { [$0.pollItem()] } ?? [])
-            let readable = try ZMQPoll.readable(&items, timeoutMs: tick)
-            if readable[1] {
-                SignalPipe.drain(signals)
-                beginDrain(transport)
+            var poll = PollSet()
+            let (replyItem, signalItem) = (poll.add(replies), poll.add(fd: signals))
+            let zapItem = gate.map { poll.add($0.zap) }
+            let requestItem = transport.socket.map { poll.add($0) }
+            try poll.wait(timeoutMs: tick)
+            if poll.readable(signalItem) {
+                let arrived = SignalPipe.drain(signals)
+                if arrived.stop { beginDrain(transport) }
+                if arrived.reload { try gate?.reload() }
             }
+            if let zapItem, poll.readable(zapItem) { try gate?.answer() }
             // Replies first: they finish work already done and free queue capacity.
-            while readable[0], let reply = try replies.receive(dontWait: true) {
+            while poll.readable(replyItem), let reply = try replies.receive(dontWait: true) {
                 outstanding -= 1
                 deliver(reply, on: transport)
             }
-            while readable.count > 2, let socket = transport.socket, let message = try socket.receive(dontWait: true) {
+            while let requestItem, poll.readable(requestItem), let socket = transport.socket, let message = try socket.receive(dontWait: true) {
                 handle(message, on: transport)
             }
             try transport.tick(now: MonotonicClock.now)

@@ -1,3 +1,4 @@
+import Foundation
 /// What one request may ask (protocols/PROTOCOL.md, "Limits"); reported by `info`.
 public struct ServerLimits: Sendable, Equatable {
     public var maxMessageBytes = 1 << 20
@@ -20,6 +21,9 @@ public struct ServerSettings: Sendable {
     /// Worker: requests the proxy may have in flight here at once (room for batches to form).
     public var slots = 8
     public var heartbeat = Heartbeat()
+    /// CURVE: this process's own secret key file (NAME.key). A bound server then admits only the
+    /// clients whose public keys are in `allowKeys`; a worker uses it towards `curveServerKey`.
+    public var curve = CurveSettings()
     public var limits = ServerLimits()
     /// Tokens of one compute batch (several requests that arrive together).
     public var batchTokens = 8_192
@@ -33,4 +37,18 @@ public struct ServerSettings: Sendable {
     public var modelPath = ""
 
     public init() {}
+}
+
+/// CURVE key files for a server, proxy or worker.
+public struct CurveSettings: Sendable {
+    /// This process's secret key (NAME.key).
+    public var secretKey: URL?
+    /// Server and proxy: the folder of allowed clients' public keys (*.pub), re-read on SIGHUP.
+    public var allowKeys: URL?
+    /// Worker: the proxy's public key (NAME.pub).
+    public var serverKey: URL?
+
+    public init() {}
+
+    public var enabled: Bool { secretKey != nil }
 }

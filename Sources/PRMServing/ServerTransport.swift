@@ -34,8 +34,9 @@ final class RouterTransport: ServerTransport {
     private let router: ZMQSocket
     let endpoint: String
 
-    init(_ context: ZMQContext, bind: String, limits: ServerLimits) throws {
+    init(_ context: ZMQContext, bind: String, limits: ServerLimits, gate: CurveGate?) throws {
         router = try ZMQSocket(context, kind: ZMQ_ROUTER)
+        try gate?.protect(router)
         try router.set(ZMQ_ROUTER_MANDATORY, Int32(1))
         try router.set(ZMQ_SNDHWM, Int32(1_000))
         try router.set(ZMQ_RCVHWM, Int32(10_000))
@@ -69,14 +70,17 @@ final class WorkerTransport: ServerTransport {
     /// READY's payload: this worker's slots and model.
     private let readyFacts: [UInt8]
     private let limits: ServerLimits
+    private let keys: Curve.ClientKeys?
     private(set) var socket: ZMQSocket?
     private var lastHeard = 0.0, lastSent = 0.0
     private var reconnectAt: Double?
     private var backoff = 1.0
     private var draining = false
 
-    init(_ context: ZMQContext, connect: String, heartbeat: Heartbeat, readyFacts: [UInt8], limits: ServerLimits) throws {
+    init(_ context: ZMQContext, connect: String, heartbeat: Heartbeat, readyFacts: [UInt8], limits: ServerLimits,
+         keys: Curve.ClientKeys?) throws {
         self.context = context
+        self.keys = keys
         endpoint = connect
         self.heartbeat = heartbeat
         self.readyFacts = readyFacts
@@ -86,6 +90,7 @@ final class WorkerTransport: ServerTransport {
 
     private func open(now: Double) throws {
         let dealer = try ZMQSocket(context, kind: ZMQ_DEALER)
+        if let keys { try Curve.makeClient(dealer, keys: keys) }
         try dealer.set(ZMQ_LINGER, Int32(2_000))
         try dealer.set(ZMQ_SNDHWM, Int32(10_000))
         try dealer.set(ZMQ_RCVHWM, Int32(10_000))

@@ -130,21 +130,29 @@ public final class ZMQSocket {
     }
 }
 
-/// zmq_poll over sockets and plain file descriptors.
-enum ZMQPoll {
-    /// Waits up to `timeoutMs` (-1: forever) for input; returns which items are readable.
-    static func readable(_ items: inout [zmq_pollitem_t], timeoutMs: Int) throws -> [Bool] {
-        for i in items.indices { items[i].revents = 0 }
-        let count = zmq_poll(&items, Int32(items.count), timeoutMs)
-        if count < 0 {
-            let code = zmq_errno()
-            if code == EINTR { return items.map { _ in false } }
-            throw ZMQError(code: code, operation: "zmq_poll")
-        }
-        return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
+/// One zmq_poll over sockets and plain file descriptors, with items named by the index `add`
+/// returns (loops whose set of sockets changes rebuild it each turn).
+struct PollSet {
+    private var items: [zmq_pollitem_t] = []
+
+    mutating func add(_ socket: ZMQSocket) -> Int {
+        items.append(socket.pollItem())
+        return items.count - 1
     }
 
-    static func fdItem(_ fd: Int32) -> zmq_pollitem_t {
-        zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0)
+    mutating func add(fd: Int32) -> Int {
+        items.append(zmq_pollitem_t(socket: nil, fd: fd, events: Int16(ZMQ_POLLIN), revents: 0))
+        return items.count - 1
     }
+
+    /// Waits up to `timeoutMs` (-1: forever) for input on any item.
+    mutating func wait(timeoutMs: Int) throws {
+        if zmq_poll(&items, Int32(items.count), timeoutMs) < 0 {
+            let code = zmq_errno()
+            guard code == EINTR else { throw ZMQError(code: code, operation: "zmq_poll") }
+            for i in items.indices { items[i].revents = 0 }
+        }
+    }
+
+    func readable(_ item: Int) -> Bool { items[item].revents & Int16(ZMQ_POLLIN) != 0 }
 }
