@@ -36,6 +36,7 @@ enum ProxyCommand: Subcommand {
             .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
             .value("max-queued", placeholder: "N", help: "Requests waiting for a worker; beyond: overloaded.",
                    default: "\(defaults.limits.maxQueuedRequests)"),
+            .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464)."),
             CurveOptions.secretKey, CurveOptions.allowKeys,
         ])
 
@@ -50,6 +51,7 @@ enum ProxyCommand: Subcommand {
         s.limits.maxMessageBytes = try ServeCommand.positive(arguments, "max-message-bytes")
         s.limits.maxQueuedRequests = try ServeCommand.positive(arguments, "max-queued")
         s.curve = try CurveOptions.settings(arguments)
+        s.metricsHTTP = arguments.string("metrics-http")
         if s.curve.enabled, s.curve.allowKeys == nil { throw arguments.usageError("--curve-secret-key needs --allow-keys DIR") }
         Endpoints.warnIfExposed(s.front, curve: s.curve.enabled, role: "prm proxy (clients)")
         Endpoints.warnIfExposed(s.back, curve: s.curve.enabled, role: "prm proxy (workers)")

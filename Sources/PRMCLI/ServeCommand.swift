@@ -49,6 +49,7 @@ enum ServeCommand: Subcommand {
                    default: "\(defaults.limits.maxQueuedRequests)"),
             .value("stall-ms", placeholder: "MS", help: "health reports the compute thread stalled after this long without progress.",
                    default: "\(defaults.stallMs)"),
+            .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464)."),
             CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
         ])
 
@@ -82,6 +83,7 @@ enum ServeCommand: Subcommand {
         s.slots = try positive(a, "slots")
         s.heartbeat = try heartbeat(a)
         s.curve = try CurveOptions.settings(a)
+        s.metricsHTTP = a.string("metrics-http")
         if s.curve.enabled {
             if s.connect == nil, s.curve.allowKeys == nil { throw a.usageError("--curve-secret-key on a server needs --allow-keys DIR") }
             if s.connect != nil, s.curve.serverKey == nil { throw a.usageError("a CURVE worker needs --curve-server-key (the proxy's NAME.pub)") }

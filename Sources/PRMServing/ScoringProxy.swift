@@ -15,6 +15,8 @@ public struct ProxySettings: Sendable {
     public var resends = 1
     /// CURVE on both sides: clients and workers alike must hold an allowed key.
     public var curve = CurveSettings()
+    /// host:port answering `GET /metrics` in Prometheus's text format (nil: no endpoint).
+    public var metricsHTTP: String?
 
     public init() {}
 }
@@ -45,6 +47,7 @@ public final class ScoringProxy: @unchecked Sendable {
         let route: [[UInt8]]
         let body: [UInt8]
         let id: JSONValue
+        let op: Operation
         let receivedAt: Double
         let deadline: Double?
         var attempts = 0
@@ -56,17 +59,17 @@ public final class ScoringProxy: @unchecked Sendable {
     private var pending: [UInt64: Pending] = [:]
     private var waiting: [UInt64] = []
     /// Requests whose every allowed worker died holding them, to be answered `internal`.
-    private var lostRequests: [(route: [[UInt8]], error: WireError)] = []
+    private var lostRequests: [(route: [[UInt8]], error: WireError, op: Operation)] = []
     private var nextToken: UInt64 = 1
     private var draining = false
     private let startedAt = MonotonicClock.now
     private var lastProgress = MonotonicClock.now
     private var lastModel: JSONValue?
     // Counters and latencies for info/health/metrics.
-    private var requestCounts: [Operation: Int] = [:]
-    private var errorCounts: [ErrorCode: Int] = [:]
+    private var outcomes = Outcomes()
     private var repliesDropped = 0, lateReplies = 0, resent = 0, workersLost = 0, workersSeen = 0, maxWaiting = 0
-    private var waitLatency = LatencyWindow(), workerLatency = LatencyWindow(), totalLatency = LatencyWindow()
+    /// queue: waiting for a worker; compute: at the worker (its queue, computation and the hop); total.
+    private var latency = ComputeStats()
 
     public init(settings: ProxySettings) throws {
         self.settings = settings
@@ -97,6 +100,8 @@ public final class ScoringProxy: @unchecked Sendable {
         try back.bind(settings.back)
         frontEndpoint = try front.string(ZMQ_LAST_ENDPOINT)
         backEndpoint = try back.string(ZMQ_LAST_ENDPOINT)
+        let http = try settings.metricsHTTP.map { try MetricsHTTP(context, address: $0) }
+        defer { http?.close() }
         let signals = try SignalPipe.install()
         defer { SignalPipe.uninstall() }
         ready(frontEndpoint, backEndpoint)
@@ -106,8 +111,10 @@ public final class ScoringProxy: @unchecked Sendable {
             var poll = PollSet()
             let (frontItem, backItem, signalItem) = (poll.add(front), poll.add(back), poll.add(fd: signals))
             let zapItem = gate.map { poll.add($0.zap) }
+            let httpItem = http.map { poll.add($0.socket) }
             try poll.wait(timeoutMs: tick)
             let now = MonotonicClock.now
+            if let httpItem, poll.readable(httpItem) { try http?.answer { snapshot().prometheus() } }
             if poll.readable(signalItem) {
                 let arrived = SignalPipe.drain(signals)
                 if arrived.reload { try gate?.reload() }
@@ -135,29 +142,36 @@ public final class ScoringProxy: @unchecked Sendable {
     private func fromClient(_ frames: [[UInt8]], now: Double, front: ZMQSocket, back: ZMQSocket) {
         let (envelope, body, problem) = Envelope.split(frames)
         guard let body else {
-            fail(WireError(.badRequest, problem ?? "malformed message"), route: envelope.route, front: front)
+            fail(WireError(.badRequest, problem ?? "malformed message"), op: nil, route: envelope.route, front: front)
             return
         }
         let request: WireRequest
         do { request = try WireRequest.parse(body, limits: settings.limits) } catch {
-            fail(error, route: envelope.route, front: front)
+            fail(error, op: nil, route: envelope.route, front: front)
             return
         }
-        requestCounts[request.operation, default: 0] += 1
+        let op = request.operation
         switch request.body {
-        case .info: reply(envelope.route + [info(request.id)], front: front)
-        case .health: reply(envelope.route + [health(request.id, now: now)], front: front)
-        case .metrics: reply(envelope.route + [metrics(request.id)], front: front)
+        case .info, .health, .metrics:
+            outcomes.add(op: op, code: nil)
+            let reply: [UInt8]
+            switch request.body {
+            case .info: reply = info(request.id)
+            case .health: reply = health(request.id, now: now)
+            default: reply = metrics(request.id)
+            }
+            self.reply(envelope.route + [reply], front: front)
         case .rank, .score:
             if draining {
-                fail(WireError(.shuttingDown, "the proxy is shutting down and takes no new work", id: request.id), route: envelope.route, front: front)
+                fail(WireError(.shuttingDown, "the proxy is shutting down and takes no new work", id: request.id), op: op,
+                     route: envelope.route, front: front)
             } else if waiting.count >= settings.limits.maxQueuedRequests {
                 fail(WireError(.overloaded, "\(waiting.count) requests are already waiting for a worker; try again later", id: request.id),
-                     route: envelope.route, front: front)
+                     op: op, route: envelope.route, front: front)
             } else {
                 let token = nextToken
                 nextToken += 1
-                pending[token] = Pending(route: envelope.route, body: body, id: request.id, receivedAt: now,
+                pending[token] = Pending(route: envelope.route, body: body, id: request.id, op: op, receivedAt: now,
                                          deadline: request.deadlineMs.map { now + $0 / 1000 })
                 waiting.append(token)
                 maxWaiting = max(maxWaiting, waiting.count)
@@ -166,8 +180,8 @@ public final class ScoringProxy: @unchecked Sendable {
         }
     }
 
-    private func fail(_ error: WireError, route: [[UInt8]], front: ZMQSocket) {
-        errorCounts[error.code, default: 0] += 1
+    private func fail(_ error: WireError, op: Operation?, route: [[UInt8]], front: ZMQSocket) {
+        outcomes.add(op: op, code: error.code)
         reply(route + [WireReply.error(error)], front: front)
     }
 
@@ -213,8 +227,9 @@ public final class ScoringProxy: @unchecked Sendable {
             workers[identity]?.served += 1
             if let request = pending.removeValue(forKey: token) {
                 lastProgress = now
-                workerLatency.record((now - request.dispatchedAt) * 1000)
-                totalLatency.record((now - request.receivedAt) * 1000)
+                latency.compute.record((now - request.dispatchedAt) * 1000)
+                latency.total.record((now - request.receivedAt) * 1000)
+                outcomes.add(op: request.op, code: Self.replyCode(payload[payload.startIndex + 1]))
                 reply(request.route + [payload[payload.startIndex + 1]], front: front)
             } else {
                 lateReplies += 1  // answered already by the worker it was resent to
@@ -253,7 +268,7 @@ public final class ScoringProxy: @unchecked Sendable {
             request.attempts += 1
             request.worker = worker.identity
             request.dispatchedAt = now
-            waitLatency.record((now - request.receivedAt) * 1000)
+            latency.queue.record((now - request.receivedAt) * 1000)
             pending[token] = request
             workers[worker.identity]?.inFlight.insert(token)
         }
@@ -277,7 +292,7 @@ public final class ScoringProxy: @unchecked Sendable {
             if request.attempts > settings.resends {
                 pending[token] = nil
                 lostRequests.append((request.route, WireError(.internal, "the request was lost with \(request.attempts) workers that died holding it",
-                                                                id: request.id)))
+                                                                id: request.id), request.op))
             } else {
                 resent += 1
                 waiting.insert(token, at: 0)
@@ -293,14 +308,14 @@ public final class ScoringProxy: @unchecked Sendable {
         for worker in workers.values where now - worker.lastSent >= settings.heartbeat.interval {
             if !send(WorkerProtocol.message(.heartbeat), to: worker.identity, back: back) { drop(worker.identity, why: "unreachable", now: now) }
         }
-        for (route, error) in lostRequests { fail(error, route: route, front: front) }
+        for (route, error, op) in lostRequests { fail(error, op: op, route: route, front: front) }
         lostRequests = []
         waiting.removeAll { token in
             guard let request = pending[token], let deadline = request.deadline, now > deadline else { return false }
             pending[token] = nil
             let waited = (now - request.receivedAt) * 1000
             fail(WireError(.deadlineExceeded, String(format: "waited %.1f ms for a worker, past the deadline; not computed", waited), id: request.id),
-                 route: request.route, front: front)
+                 op: request.op, route: request.route, front: front)
             return true
         }
         dispatch(now: now, back: back)
@@ -312,20 +327,28 @@ public final class ScoringProxy: @unchecked Sendable {
 
     private var alive: [Worker] { workers.values.filter { !$0.draining } }
 
-    private func writePool(_ w: inout JSONWriter, now: Double) {
-        w.key("pool")
-        w.beginObject()
-        w.key("workers"); w.number(alive.count)
-        w.key("busy"); w.number(alive.filter { !$0.inFlight.isEmpty }.count)
-        w.key("draining"); w.number(workers.values.filter(\.draining).count)
-        w.key("in_flight"); w.number(workers.values.reduce(0) { $0 + $1.inFlight.count })
-        w.key("slots"); w.number(alive.reduce(0) { $0 + $1.slots })
-        w.key("waiting"); w.number(waiting.count)
-        w.key("seen"); w.number(workersSeen)
-        w.key("lost"); w.number(workersLost)
-        w.key("resent"); w.number(resent)
-        w.key("late_replies"); w.number(lateReplies)
-        w.endObject()
+    /// The code of a worker's reply ("ok" → nil), for the outcome counters; the body is not parsed.
+    static func replyCode(_ body: [UInt8]) -> ErrorCode? {
+        guard let error = (try? JSONReader.parse(body))?.object?["error"]?.object?["code"]?.string else { return nil }
+        return ErrorCode(rawValue: error) ?? .internal
+    }
+
+    private var pool: PoolSnapshot {
+        PoolSnapshot(workers: alive.count, busy: alive.filter { !$0.inFlight.isEmpty }.count, draining: workers.values.filter(\.draining).count,
+                     inFlight: workers.values.reduce(0) { $0 + $1.inFlight.count }, slots: alive.reduce(0) { $0 + $1.slots },
+                     waiting: waiting.count, seen: workersSeen, lost: workersLost, resent: resent, lateReplies: lateReplies)
+    }
+
+    /// Counters and latencies at this moment, for `metrics` and /metrics.
+    func snapshot() -> MetricsSnapshot {
+        var snapshot = MetricsSnapshot()
+        snapshot.outcomes = outcomes
+        snapshot.stats = latency
+        (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (waiting.count, maxWaiting, settings.limits.maxQueuedRequests)
+        snapshot.repliesDropped = repliesDropped
+        snapshot.pool = pool
+        snapshot.uptime = MonotonicClock.now - startedAt
+        return snapshot
     }
 
     private func info(_ id: JSONValue) -> [UInt8] {
@@ -348,7 +371,7 @@ public final class ScoringProxy: @unchecked Sendable {
             w.key("heartbeat_ms"); w.number(settings.heartbeat.intervalMs)
             w.key("liveness"); w.number(settings.heartbeat.liveness)
             w.endObject()
-            writePool(&w, now: MonotonicClock.now)
+            pool.write(&w)
         }
     }
 
@@ -365,50 +388,12 @@ public final class ScoringProxy: @unchecked Sendable {
             w.key("queued"); w.number(waiting.count)
             w.endObject()
             w.key("uptime_s"); w.number(WireReply.rounded(now - startedAt))
-            writePool(&w, now: now)
+            pool.write(&w)
         }
     }
 
     private func metrics(_ id: JSONValue) -> [UInt8] {
-        WireReply.object(id: id) { w in
-            w.key("requests")
-            w.beginObject()
-            for op in Operation.allCases { w.key(op.rawValue); w.number(requestCounts[op, default: 0]) }
-            w.endObject()
-            w.key("errors")
-            w.beginObject()
-            for code in ErrorCode.allCases { w.key(code.rawValue); w.number(errorCounts[code, default: 0]) }
-            w.endObject()
-            w.key("queue")
-            w.beginObject()
-            w.key("depth"); w.number(waiting.count)
-            w.key("max_depth"); w.number(maxWaiting)
-            w.key("capacity"); w.number(settings.limits.maxQueuedRequests)
-            w.endObject()
-            // Batches and the cache live in the workers; ask them directly for those.
-            w.key("batches")
-            w.beginObject()
-            for key in ["count", "requests", "items", "tokens", "mean_requests", "mean_tokens", "max_tokens"] { w.key(key); w.number(0) }
-            w.endObject()
-            w.key("cache")
-            w.beginObject()
-            for key in ["entries", "capacity", "hits", "misses", "hit_rate"] { w.key(key); w.number(0) }
-            w.endObject()
-            w.key("replies_dropped"); w.number(repliesDropped)
-            w.key("latency_ms")
-            w.beginObject()
-            // queue: waiting for a worker; compute: at the worker (its queue + compute + wire); total: at the proxy.
-            for (name, window) in [("queue", waitLatency), ("compute", workerLatency), ("total", totalLatency)] {
-                let p = window.percentiles()
-                w.key(name)
-                w.beginObject()
-                w.key("p50"); w.number(WireReply.rounded(p.p50))
-                w.key("p95"); w.number(WireReply.rounded(p.p95))
-                w.key("p99"); w.number(WireReply.rounded(p.p99))
-                w.endObject()
-            }
-            w.endObject()
-            writePool(&w, now: MonotonicClock.now)
-        }
+        let snapshot = snapshot()
+        return WireReply.object(id: id) { snapshot.writeJSON(&$0) }
     }
 }

@@ -26,8 +26,7 @@ public final class ScoringServer: @unchecked Sendable {
     private let stats = Mutex(ComputeStats())
     private let startedAt = MonotonicClock.now
     /// Written by the I/O thread only.
-    private var requestCounts: [Operation: Int] = [:]
-    private var errorCounts: [ErrorCode: Int] = [:]
+    private var outcomes = Outcomes()
     private var repliesDropped = 0
     private var outstanding = 0
     private var draining = false
@@ -70,6 +69,8 @@ public final class ScoringServer: @unchecked Sendable {
         boundEndpoint = transport.endpoint
         let replies = try ZMQSocket(context, kind: ZMQ_PULL)
         try replies.bind(Self.repliesEndpoint)
+        let http = try settings.metricsHTTP.map { try MetricsHTTP(context, address: $0) }
+        defer { http?.close() }
         let signals = try SignalPipe.install()
         defer { SignalPipe.uninstall() }
 
@@ -89,7 +90,9 @@ public final class ScoringServer: @unchecked Sendable {
             let (replyItem, signalItem) = (poll.add(replies), poll.add(fd: signals))
             let zapItem = gate.map { poll.add($0.zap) }
             let requestItem = transport.socket.map { poll.add($0) }
+            let httpItem = http.map { poll.add($0.socket) }
             try poll.wait(timeoutMs: tick)
+            if let httpItem, poll.readable(httpItem) { try http?.answer { snapshot().prometheus() } }
             if poll.readable(signalItem) {
                 let arrived = SignalPipe.drain(signals)
                 if arrived.stop { beginDrain(transport) }
@@ -131,7 +134,7 @@ public final class ScoringServer: @unchecked Sendable {
         switch transport.receive(frames, now: received) {
         case .none: return
         case .malformed(let r, let problem):
-            reply(WireError(.badRequest, problem), route: r, on: transport)
+            reply(WireError(.badRequest, problem), op: nil, route: r, on: transport)
             return
         case .request(let r, let b):
             (route, body) = (r, b)
@@ -140,14 +143,19 @@ public final class ScoringServer: @unchecked Sendable {
         do {
             request = try WireRequest.parse(body, limits: settings.limits)
         } catch {
-            reply(error, route: route, on: transport)
+            reply(error, op: nil, route: route, on: transport)
             return
         }
-        requestCounts[request.operation, default: 0] += 1
         switch request.body {
-        case .info: deliver(route + [info(request.id)], on: transport)
-        case .health: deliver(route + [health(request.id)], on: transport)
-        case .metrics: deliver(route + [metrics(request.id)], on: transport)
+        case .info, .health, .metrics:
+            outcomes.add(op: request.operation, code: nil)
+            let body: [UInt8]
+            switch request.body {
+            case .info: body = info(request.id)
+            case .health: body = health(request.id)
+            default: body = metrics(request.id)
+            }
+            deliver(route + [body], on: transport)
         case .rank, .score:
             do throws(WireError) {
                 let job = try admit(request, route: route, received: received)
@@ -157,7 +165,7 @@ public final class ScoringServer: @unchecked Sendable {
                     throw WireError(.overloaded, "\(queue.capacity) requests are already queued; try again later", id: request.id)
                 }
             } catch {
-                reply(error, route: route, on: transport)
+                reply(error, op: request.operation, route: route, on: transport)
             }
         }
     }
@@ -178,8 +186,8 @@ public final class ScoringServer: @unchecked Sendable {
         return Job(route: route, request: request, items: prepared, tokens: tokens, receivedAt: received)
     }
 
-    private func reply(_ error: WireError, route: [[UInt8]], on transport: any ServerTransport) {
-        errorCounts[error.code, default: 0] += 1
+    private func reply(_ error: WireError, op: Operation?, route: [[UInt8]], on transport: any ServerTransport) {
+        outcomes.add(op: op, code: error.code)
         deliver(route + [WireReply.error(error)], on: transport)
     }
 
@@ -233,56 +241,21 @@ public final class ScoringServer: @unchecked Sendable {
         }
     }
 
+    /// Counters and latencies at this moment, for `metrics` and /metrics.
+    func snapshot() -> MetricsSnapshot {
+        var snapshot = MetricsSnapshot()
+        snapshot.stats = stats.withLock { $0 }
+        snapshot.outcomes = outcomes
+        snapshot.outcomes.merge(snapshot.stats.outcomes)
+        (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (queue.depth, queue.maxDepth, queue.capacity)
+        snapshot.repliesDropped = repliesDropped
+        snapshot.uptime = MonotonicClock.now - startedAt
+        return snapshot
+    }
+
     private func metrics(_ id: JSONValue) -> [UInt8] {
-        let s = stats.withLock { $0 }
-        return WireReply.object(id: id) { w in
-            w.key("requests")
-            w.beginObject()
-            for op in Operation.allCases { w.key(op.rawValue); w.number(requestCounts[op, default: 0]) }
-            w.endObject()
-            w.key("errors")
-            w.beginObject()
-            for code in ErrorCode.allCases { w.key(code.rawValue); w.number(errorCounts[code, default: 0]) }
-            w.endObject()
-            w.key("queue")
-            w.beginObject()
-            w.key("depth"); w.number(queue.depth)
-            w.key("max_depth"); w.number(queue.maxDepth)
-            w.key("capacity"); w.number(queue.capacity)
-            w.endObject()
-            w.key("batches")
-            w.beginObject()
-            w.key("count"); w.number(s.batches)
-            w.key("requests"); w.number(s.batchRequests)
-            w.key("items"); w.number(s.batchItems)
-            w.key("tokens"); w.number(s.batchTokens)
-            w.key("mean_requests"); w.number(s.batches == 0 ? 0 : Double(s.batchRequests) / Double(s.batches))
-            w.key("mean_tokens"); w.number(s.batches == 0 ? 0 : Double(s.batchTokens) / Double(s.batches))
-            w.key("max_tokens"); w.number(s.maxBatchTokens)
-            w.endObject()
-            w.key("cache")
-            w.beginObject()
-            w.key("entries"); w.number(s.scorer.cachedStates)
-            w.key("capacity"); w.number(s.scorer.cacheCapacity)
-            w.key("hits"); w.number(s.scorer.cacheHits)
-            w.key("misses"); w.number(s.scorer.cacheMisses)
-            let lookups = s.scorer.cacheHits + s.scorer.cacheMisses
-            w.key("hit_rate"); w.number(lookups == 0 ? 0 : Double(s.scorer.cacheHits) / Double(lookups))
-            w.endObject()
-            w.key("replies_dropped"); w.number(repliesDropped)
-            w.key("latency_ms")
-            w.beginObject()
-            for (name, window) in [("queue", s.queueLatency), ("compute", s.computeLatency), ("total", s.totalLatency)] {
-                let p = window.percentiles()
-                w.key(name)
-                w.beginObject()
-                w.key("p50"); w.number(WireReply.rounded(p.p50))
-                w.key("p95"); w.number(WireReply.rounded(p.p95))
-                w.key("p99"); w.number(WireReply.rounded(p.p99))
-                w.endObject()
-            }
-            w.endObject()
-        }
+        let snapshot = snapshot()
+        return WireReply.object(id: id) { snapshot.writeJSON(&$0) }
     }
 
     // MARK: - Compute thread
@@ -317,7 +290,8 @@ public final class ScoringServer: @unchecked Sendable {
     private func compute(_ jobs: [Job]) -> [[[UInt8]]] {
         let start = MonotonicClock.now
         let live = jobs.filter { !$0.expired(at: start) }
-        var messages: [[[UInt8]]] = jobs.filter { $0.expired(at: start) }.map { job in
+        let expired = jobs.filter { $0.expired(at: start) }
+        var messages: [[[UInt8]]] = expired.map { job in
             let waited = (start - job.receivedAt) * 1000
             let error = WireError(.deadlineExceeded, String(format: "queued %.1f ms, past the deadline of %@ ms; not computed", waited,
                                                              "\(job.request.deadlineMs ?? 0)"), id: job.request.id)
@@ -358,12 +332,13 @@ public final class ScoringServer: @unchecked Sendable {
                 let tokens = live.reduce(0) { $0 + $1.tokens }
                 s.batchTokens += tokens
                 s.maxBatchTokens = max(s.maxBatchTokens, tokens)
-                s.computeLatency.record(computeMs)
+                s.compute.record(computeMs)
             }
-            for q in queueSamples { s.queueLatency.record(q) }
-            for t in totalSamples { s.totalLatency.record(t) }
-            s.scorer = ScorerStatisticsSnapshot(cacheHits: statistics.cacheHits, cacheMisses: statistics.cacheMisses,
-                                                cachedStates: cached, cacheCapacity: capacity)
+            for q in queueSamples { s.queue.record(q) }
+            for t in totalSamples { s.total.record(t) }
+            for job in live { s.outcomes.add(op: job.request.operation, code: nil) }
+            for job in expired { s.outcomes.add(op: job.request.operation, code: .deadlineExceeded) }
+            (s.cacheHits, s.cacheMisses, s.cachedStates, s.cacheCapacity) = (statistics.cacheHits, statistics.cacheMisses, cached, capacity)
         }
         return messages
     }

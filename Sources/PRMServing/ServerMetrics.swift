@@ -26,27 +26,220 @@ struct LatencyWindow: Sendable {
     }
 }
 
-/// What the compute thread reports: batch sizes, its latencies, the scorer's counters and
-/// whether it is alive. Written by the compute thread, read by the I/O thread under a lock.
+/// Cumulative latency counts for Prometheus (`_bucket{le}`, `_sum`, `_count`), since start.
+struct LatencyHistogram: Sendable {
+    /// Upper bounds in seconds: 0.5 ms … 10 s, dense where scoring latencies fall.
+    static let bounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+    private(set) var counts = [Int](repeating: 0, count: bounds.count)
+    private(set) var sum = 0.0
+    private(set) var count = 0
+
+    mutating func record(_ ms: Double) {
+        let seconds = ms / 1000
+        if let bucket = Self.bounds.firstIndex(where: { seconds <= $0 }) { counts[bucket] += 1 }
+        sum += seconds
+        count += 1
+    }
+}
+
+/// One stage's latency as both views report it: recent percentiles and the cumulative histogram.
+struct StageLatency: Sendable {
+    var recent = LatencyWindow()
+    var histogram = LatencyHistogram()
+
+    mutating func record(_ ms: Double) {
+        recent.record(ms)
+        histogram.record(ms)
+    }
+}
+
+/// Replies by operation and code ("ok" for successes); "none" stands for requests too broken to
+/// have an operation.
+struct Outcomes: Sendable {
+    private(set) var counts: [String: [String: Int]] = [:]
+
+    mutating func add(op: Operation?, code: ErrorCode?) {
+        counts[op?.rawValue ?? "none", default: [:]][code?.rawValue ?? "ok", default: 0] += 1
+    }
+
+    mutating func merge(_ other: Outcomes) {
+        for (op, codes) in other.counts {
+            for (code, n) in codes { counts[op, default: [:]][code, default: 0] += n }
+        }
+    }
+}
+
+/// What the compute thread reports: batch sizes, its latencies and outcomes, the scorer's
+/// counters and whether it is alive. Written by the compute thread, read by the I/O thread under
+/// a lock.
 struct ComputeStats: Sendable {
     var batches = 0
     var batchRequests = 0
     var batchItems = 0
     var batchTokens = 0
     var maxBatchTokens = 0
-    var queueLatency = LatencyWindow()
-    var computeLatency = LatencyWindow()
-    var totalLatency = LatencyWindow()
-    var scorer = ScorerStatisticsSnapshot()
+    var queue = StageLatency()
+    var compute = StageLatency()
+    var total = StageLatency()
+    var outcomes = Outcomes()
+    var cacheHits = 0
+    var cacheMisses = 0
+    var cachedStates = 0
+    var cacheCapacity = 0
     var busy = false
     /// When the compute thread last finished a batch or woke up idle (monotonic seconds).
     var lastProgress = MonotonicClock.now
 }
 
-/// The Scorer's counters as the I/O thread may read them.
-struct ScorerStatisticsSnapshot: Sendable {
-    var cacheHits = 0
-    var cacheMisses = 0
-    var cachedStates = 0
-    var cacheCapacity = 0
+/// The state of a proxy's pool, for info/health/metrics.
+struct PoolSnapshot: Sendable {
+    var workers = 0, busy = 0, draining = 0, inFlight = 0, slots = 0, waiting = 0
+    var seen = 0, lost = 0, resent = 0, lateReplies = 0
+
+    func write(_ w: inout JSONWriter) {
+        w.key("pool")
+        w.beginObject()
+        for (key, value) in [("workers", workers), ("busy", busy), ("draining", draining), ("in_flight", inFlight), ("slots", slots),
+                             ("waiting", waiting), ("seen", seen), ("lost", lost), ("resent", resent), ("late_replies", lateReplies)] {
+            w.key(key); w.number(value)
+        }
+        w.endObject()
+    }
+}
+
+/// Everything the `metrics` op and the Prometheus endpoint report, gathered at one moment, so
+/// the two views always agree.
+struct MetricsSnapshot: Sendable {
+    var outcomes = Outcomes()
+    var queueDepth = 0, maxQueueDepth = 0, queueCapacity = 0
+    var stats = ComputeStats()
+    var repliesDropped = 0
+    var pool: PoolSnapshot?
+    var uptime = 0.0
+
+    private var stages: [(String, StageLatency)] { [("queue", stats.queue), ("compute", stats.compute), ("total", stats.total)] }
+
+    /// The members of a `metrics` reply (protocols/v1/metrics.reply.schema.json).
+    func writeJSON(_ w: inout JSONWriter) {
+        var requests: [String: Int] = [:], errors: [String: Int] = [:]
+        for (op, codes) in outcomes.counts {
+            for (code, n) in codes {
+                if op != "none" { requests[op, default: 0] += n }
+                if code != "ok" { errors[code, default: 0] += n }
+            }
+        }
+        w.key("requests")
+        w.beginObject()
+        for op in Operation.allCases { w.key(op.rawValue); w.number(requests[op.rawValue, default: 0]) }
+        w.endObject()
+        w.key("errors")
+        w.beginObject()
+        for code in ErrorCode.allCases { w.key(code.rawValue); w.number(errors[code.rawValue, default: 0]) }
+        w.endObject()
+        w.key("queue")
+        w.beginObject()
+        w.key("depth"); w.number(queueDepth)
+        w.key("max_depth"); w.number(maxQueueDepth)
+        w.key("capacity"); w.number(queueCapacity)
+        w.endObject()
+        let s = stats
+        w.key("batches")
+        w.beginObject()
+        w.key("count"); w.number(s.batches)
+        w.key("requests"); w.number(s.batchRequests)
+        w.key("items"); w.number(s.batchItems)
+        w.key("tokens"); w.number(s.batchTokens)
+        w.key("mean_requests"); w.number(s.batches == 0 ? 0 : Double(s.batchRequests) / Double(s.batches))
+        w.key("mean_tokens"); w.number(s.batches == 0 ? 0 : Double(s.batchTokens) / Double(s.batches))
+        w.key("max_tokens"); w.number(s.maxBatchTokens)
+        w.endObject()
+        w.key("cache")
+        w.beginObject()
+        w.key("entries"); w.number(s.cachedStates)
+        w.key("capacity"); w.number(s.cacheCapacity)
+        w.key("hits"); w.number(s.cacheHits)
+        w.key("misses"); w.number(s.cacheMisses)
+        let lookups = s.cacheHits + s.cacheMisses
+        w.key("hit_rate"); w.number(lookups == 0 ? 0 : Double(s.cacheHits) / Double(lookups))
+        w.endObject()
+        w.key("replies_dropped"); w.number(repliesDropped)
+        w.key("latency_ms")
+        w.beginObject()
+        for (name, stage) in stages {
+            let p = stage.recent.percentiles()
+            w.key(name)
+            w.beginObject()
+            w.key("p50"); w.number(WireReply.rounded(p.p50))
+            w.key("p95"); w.number(WireReply.rounded(p.p95))
+            w.key("p99"); w.number(WireReply.rounded(p.p99))
+            w.endObject()
+        }
+        w.endObject()
+        pool?.write(&w)
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4), with Prometheus's naming habits:
+    /// `_total` counters, base units (seconds), one histogram per stage.
+    func prometheus() -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) { out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+        func sample(_ name: String, _ labels: [(String, String)] = [], _ value: Double) {
+            let rendered = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",") + "}"
+            out += "\(name)\(rendered) \(Self.format(value))\n"
+        }
+        family("prm_requests_total", "counter", "Requests answered, by operation and result code (ok or the error code).")
+        for (op, codes) in outcomes.counts.sorted(by: { $0.key < $1.key }) {
+            for (code, n) in codes.sorted(by: { $0.key < $1.key }) { sample("prm_requests_total", [("op", op), ("code", code)], Double(n)) }
+        }
+        family("prm_request_duration_seconds", "histogram", "Time per request by stage: queue (waiting), compute (its batch), total (receipt to reply).")
+        for (name, stage) in stages {
+            var cumulative = 0
+            for (bound, n) in zip(LatencyHistogram.bounds, stage.histogram.counts) {
+                cumulative += n
+                sample("prm_request_duration_seconds_bucket", [("stage", name), ("le", Self.format(bound))], Double(cumulative))
+            }
+            sample("prm_request_duration_seconds_bucket", [("stage", name), ("le", "+Inf")], Double(stage.histogram.count))
+            sample("prm_request_duration_seconds_sum", [("stage", name)], stage.histogram.sum)
+            sample("prm_request_duration_seconds_count", [("stage", name)], Double(stage.histogram.count))
+        }
+        family("prm_queue_depth", "gauge", "Requests waiting for computation (a proxy: for a worker).")
+        sample("prm_queue_depth", [], Double(queueDepth))
+        family("prm_queue_capacity", "gauge", "Requests that may wait before new ones are refused as overloaded.")
+        sample("prm_queue_capacity", [], Double(queueCapacity))
+        family("prm_batches_total", "counter", "Compute batches run.")
+        sample("prm_batches_total", [], Double(stats.batches))
+        family("prm_batch_requests_total", "counter", "Requests computed in batches.")
+        sample("prm_batch_requests_total", [], Double(stats.batchRequests))
+        family("prm_batch_tokens_total", "counter", "Tokens computed in batches.")
+        sample("prm_batch_tokens_total", [], Double(stats.batchTokens))
+        family("prm_cache_hits_total", "counter", "Hidden states found in the cache.")
+        sample("prm_cache_hits_total", [], Double(stats.cacheHits))
+        family("prm_cache_misses_total", "counter", "Hidden states computed because the cache lacked them.")
+        sample("prm_cache_misses_total", [], Double(stats.cacheMisses))
+        family("prm_cache_entries", "gauge", "Hidden states held in the cache.")
+        sample("prm_cache_entries", [], Double(stats.cachedStates))
+        family("prm_replies_dropped_total", "counter", "Replies ZeroMQ could not deliver (client gone or not reading).")
+        sample("prm_replies_dropped_total", [], Double(repliesDropped))
+        family("prm_uptime_seconds", "gauge", "Seconds since the process started serving.")
+        sample("prm_uptime_seconds", [], uptime)
+        if let pool {
+            family("prm_workers", "gauge", "Workers in the proxy's pool by state.")
+            sample("prm_workers", [("state", "alive")], Double(pool.workers))
+            sample("prm_workers", [("state", "busy")], Double(pool.busy))
+            sample("prm_workers", [("state", "draining")], Double(pool.draining))
+            family("prm_worker_losses_total", "counter", "Workers dropped for silence or an unreachable connection.")
+            sample("prm_worker_losses_total", [], Double(pool.lost))
+            family("prm_resends_total", "counter", "Requests sent to another worker after theirs died.")
+            sample("prm_resends_total", [], Double(pool.resent))
+            family("prm_in_flight", "gauge", "Requests held by workers.")
+            sample("prm_in_flight", [], Double(pool.inFlight))
+        }
+        return out
+    }
+
+    /// Prometheus number syntax: integers without a fraction, others shortest round-trip.
+    static func format(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
+    }
 }

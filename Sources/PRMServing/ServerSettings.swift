@@ -24,6 +24,8 @@ public struct ServerSettings: Sendable {
     /// CURVE: this process's own secret key file (NAME.key). A bound server then admits only the
     /// clients whose public keys are in `allowKeys`; a worker uses it towards `curveServerKey`.
     public var curve = CurveSettings()
+    /// host:port answering `GET /metrics` in Prometheus's text format (nil: no endpoint).
+    public var metricsHTTP: String?
     public var limits = ServerLimits()
     /// Tokens of one compute batch (several requests that arrive together).
     public var batchTokens = 8_192

@@ -14,10 +14,10 @@ final class SubcommandHelpTests: XCTestCase {
         "eval": ["--model", "--data", "--json", "--groups", "--batch-size", "--skip-invalid"],
         "score": ["--model", "--server", "--timeout", "--retries", "--curve-secret-key", "--curve-server-key", "--user", "--user-info", "--prompt", "--input"],
         "proxy": ["--front", "--back", "--heartbeat-ms", "--liveness", "--resends", "--max-candidates", "--max-message-bytes", "--max-queued",
-                  "--curve-secret-key", "--allow-keys"],
+                  "--curve-secret-key", "--allow-keys", "--metrics-http"],
         "keygen": ["--force"],
         "serve": ["--model", "--bind", "--connect", "--slots", "--heartbeat-ms", "--liveness", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
-                  "--max-request-tokens", "--max-queued", "--stall-ms", "--curve-secret-key", "--allow-keys", "--curve-server-key"],
+                  "--max-request-tokens", "--max-queued", "--stall-ms", "--curve-secret-key", "--allow-keys", "--curve-server-key", "--metrics-http"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
         "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users"],
     ]
