@@ -14,7 +14,10 @@ enum BenchCommand: Subcommand {
           serve     the ZeroMQ service on a checkpoint (--model DIR from prm train): latency of one \
         client (wire + JSON + queueing against compute), --clients concurrent clients against \
         in-process batched throughput, and one candidate set ranked for --users users with and \
-        without the h cache. --endpoint measures a running server instead of starting one.
+        without the h cache; then deployments as processes: one server, the proxy with one worker \
+        and with two single-threaded workers, against 1-32 concurrent clients, N = 1-64 candidates, \
+        CURVE off and on (--quick: a few cases in seconds). --endpoint measures a running server \
+        instead of starting one (no deployment cases). Plots: python3 bench/plot_serve.py FILE.json.
 
         Results go to --json (and a markdown table beside it, same name with .md).
 
@@ -34,6 +37,9 @@ enum BenchCommand: Subcommand {
             .value("clients", placeholder: "N", help: "serve: concurrent clients.", default: "8"),
             .value("candidates", placeholder: "N", help: "serve: candidate replies per request.", default: "16"),
             .value("users", placeholder: "N", help: "serve: users one candidate set is ranked for (cache case).", default: "40"),
+            .flag("quick", help: "serve: the deployment cases in seconds (CI), not minutes."),
+            .value("prm-binary", placeholder: "FILE", help: "serve: the prm executable that runs the deployment cases' processes (default: this one)."),
+            .flag("no-deployments", help: "serve: skip the deployment cases (processes of servers, proxy and workers)."),
         ],
         positionals: [.required("suite", help: "Which benchmark: kernels, train or serve.")])
 
@@ -56,7 +62,8 @@ enum BenchCommand: Subcommand {
                                             endpoint: arguments.string("endpoint"),
                                             requests: try positive(arguments, "requests", minimum: 2), clients: try positive(arguments, "clients"),
                                             candidates: try positive(arguments, "candidates"), users: try positive(arguments, "users"),
-                                            data: data ?? DefaultData.lengthprefTrain(), output: output)
+                                            data: data ?? DefaultData.lengthprefTrain(), quick: arguments.flag("quick"),
+                                            binary: arguments.flag("no-deployments") ? nil : try prmBinary(arguments), output: output)
             out.write(BenchServe.markdown(report) + "\n")
         default:
             throw arguments.usageError("unknown suite '\(suite)' (available: kernels, train, serve)")
@@ -67,5 +74,15 @@ enum BenchCommand: Subcommand {
     static func positive(_ a: ParsedArguments, _ name: String, minimum: Int = 1) throws -> Int {
         guard let value = try a.int(name), value >= minimum else { throw a.usageError("--\(name) must be at least \(minimum)") }
         return value
+    }
+
+    /// The prm executable for child processes: --prm-binary, else the running one.
+    static func prmBinary(_ a: ParsedArguments) throws -> URL {
+        if let path = a.string("prm-binary") { return URL(fileURLWithPath: path) }
+        let running = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        guard running.lastPathComponent == "prm" else {
+            throw a.usageError("this process is \(running.lastPathComponent), not prm: give --prm-binary (or --no-deployments)")
+        }
+        return running
     }
 }

@@ -72,6 +72,8 @@ enum BenchServe {
         var latency: Latency
         var throughput: Throughput
         var cache: Cache?
+        /// Deployments as processes (servers started by this run only).
+        var topologies: TopologyResults?
     }
 
     struct Workload {
@@ -80,9 +82,10 @@ enum BenchServe {
     }
 
     static func run(model folder: URL?, endpoint: String?, requests count: Int, clients: Int, candidates: Int, users: Int,
-                    data: URL, output: URL?) throws -> Report {
+                    data: URL, quick: Bool, binary: URL?, output: URL?) throws -> Report {
         guard let folder else { throw CLIError("bench serve needs --model DIR (a checkpoint from prm train) to score in process") }
-        let progress = ProgressBar(total: 5, label: "bench serve", unit: "case")
+        let deployments = endpoint == nil && binary != nil
+        let progress = ProgressBar(total: 5 + (deployments ? TopologyResults.caseCount(quick: quick) : 0), label: "bench serve", unit: "case")
         let peak = BenchKernels.measureGemm(m: 4096, n: 1536, k: 384, repeats: 3)
         progress.advance(by: 1, extra: String(format: "sgemm %.0f GFLOP/s", peak))
 
@@ -112,6 +115,14 @@ enum BenchServe {
             cache = try measureCache(folder, request: workload.requests[0], users: users, knownUsers: inProcess.users)
             progress.advance(by: 1, extra: String(format: "cache %.0f× faster", cache?.speedup ?? 0))
         }
+        var topologies: TopologyResults?
+        if deployments, let binary {
+            let pool = try makeWorkload(data: data, tokenizer: inProcess, requests: 64, candidates: 64)
+            topologies = try TopologyResults.measure(model: folder, binary: binary, quick: quick, workload: { requests, n in
+                guard requests <= pool.requests.count else { throw CLIError("bench serve: at most \(pool.requests.count) requests per case") }
+                return pool.requests.prefix(requests).map { ($0.prompt, Array($0.candidates.prefix(n))) }
+            }, progress: progress)
+        }
         progress.finish()
         let sequenceTokens = Double(prepared.reduce(0) { $0 + $1.tokens }) / Double(max(prepared.count, 1))
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
@@ -119,7 +130,7 @@ enum BenchServe {
                             model: folder.path, endpoint: endpoint ?? "in-process server on loopback", candidates: candidates,
                             meanReplyTokens: Double(workload.replyTokens.reduce(0, +)) / Double(max(workload.replyTokens.count, 1)),
                             meanSequenceTokens: sequenceTokens, sgemmPeakGflops: peak,
-                            latency: latency, throughput: throughput, cache: cache)
+                            latency: latency, throughput: throughput, cache: cache, topologies: topologies)
         if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
@@ -266,6 +277,7 @@ enum BenchServe {
             lines += [String(format: "Ranking one candidate set for %d users: %.2f s without the h cache, %.3f s with it: **%.0f× faster** (hit rate %.0f%%).",
                              c.users, c.uncachedSeconds, c.cachedSeconds, c.speedup, 100 * c.hitRate), ""]
         }
+        if let t = r.topologies { lines.append(t.markdown()) }
         return lines.joined(separator: "\n")
     }
 }

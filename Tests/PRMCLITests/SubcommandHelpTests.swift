@@ -19,7 +19,7 @@ final class SubcommandHelpTests: XCTestCase {
         "serve": ["--model", "--bind", "--connect", "--slots", "--heartbeat-ms", "--liveness", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
                   "--max-request-tokens", "--max-queued", "--stall-ms", "--curve-secret-key", "--allow-keys", "--curve-server-key", "--metrics-http"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
-        "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users"],
+        "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments"],
     ]
 
     func testEveryCommandHasHelpListingItsOptions() {

@@ -376,7 +376,7 @@ final class TrainEvalScoreTests: XCTestCase {
         assertSucceeded(run.train)
         let json = try scratchFolder().appendingPathComponent("serve.json")
         let result = PRM.run("bench", "serve", "--model", run.out.path, "--requests", "4", "--clients", "2", "--candidates", "3",
-                             "--users", "3", "--json", json.path)
+                             "--users", "3", "--no-deployments", "--json", json.path)
         assertSucceeded(result)
         let report = try jsonObject(json)
         let latency = try XCTUnwrap(report["latency"] as? [String: Any])
