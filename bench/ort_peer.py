@@ -501,7 +501,8 @@ def markdown(report):
     lines = ["# ONNX Runtime peer (all-MiniLM-L6-v2, fused BERT graph)", "",
              f"{report['machine']}; onnxruntime {report['onnxruntime']}, {THREADS} intra-op threads, "
              f"ORT_ENABLE_ALL, sequential; {report['date']}; load average before "
-             f"{report['load_average_before'][0]:.2f}", "",
+             f"{report['load_average_before'][0]:.2f}, after {report['load_average_after'][0]:.2f} "
+             "(1-minute; near 0 before and near 2, our own two threads, after: the run had the machine to itself)", "",
              f"Command: `{report['command']}`", "",
              f"Inputs: {report['inputs']}", "",
              "Fused operators in the graph ORT runs: " +
@@ -598,6 +599,7 @@ def command_bench(args):
         print(f"benchmark ({args.repeats} timed runs per case, best reported):")
         rows = bench_cases(onnx_path, cases, args.repeats)
     report = {
+        "load_average_after": os.getloadavg(),
         "machine": machine(), "onnxruntime": ort.__version__, "threads": THREADS,
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_before": load,
         "command": "python3 bench/ort_peer.py " + " ".join(sys.argv[1:]),

