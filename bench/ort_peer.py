@@ -461,7 +461,7 @@ def time_case(onnx_path, sequences, strategy, repeats):
 
 def bench_cases(onnx_path, cases, repeats):
     rows = []
-    context = multiprocessing.get_context("spawn")  # a new interpreter: its ru_maxrss is the case's own
+    context = multiprocessing.get_context("spawn")  # a new interpreter per case: its VmHWM is the case's own
     for name, sequences in cases.items():
         for strategy in strategies_for(sequences):
             batch, sort = STRATEGIES[strategy]
