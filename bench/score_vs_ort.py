@@ -54,7 +54,8 @@ def run_prm_bench(prm, args, workdir):
     if not re.search(r"^\s+score\s", usage, re.MULTILINE):  # listed under "Suites:"
         fail(f"{prm} has no `bench score` suite; build a prm that has it (`swift build -c release`)")
     report, inputs = os.path.join(workdir, "prm.json"), os.path.join(workdir, "inputs.json")
-    argv = [prm, "bench", "score", "--model", args.model, "--repeats", str(args.repeats), "--json", report]
+    argv = [prm, "bench", "score", "--model", args.model, "--data", args.data, "--repeats", str(args.repeats),
+            "--json", report] + (["--all-backends"] if args.all_backends else [])
     dumps = "--dump-inputs" in usage
     if dumps:
         argv += ["--dump-inputs", inputs]
@@ -184,7 +185,7 @@ def compare(prm_report, ort_report):
     rows = []
     for case in prm_cases(prm_report):
         name = str(case["case"])
-        row = {"case": name}
+        row = {"case": name, "prm_backend": case.get("backend", prm_report.get("backend") if isinstance(prm_report, dict) else None)}
         for key in ("sequences", "tokens", "seconds", "seq_per_s", "tokens_per_s", "gflops", "fraction_of_peak",
                     "peak_rss_mb"):
             row["prm_" + key] = number(case, key)
@@ -197,7 +198,7 @@ def compare(prm_report, ort_report):
                 # Same sequences, same useful FLOPs, same peak: fractions scale with throughput.
                 if row["prm_fraction_of_peak"] is not None:
                     row["ort_fraction_of_peak"] = row["prm_fraction_of_peak"] / row["throughput_ratio"]
-            if row["prm_seconds"]:
+            if row["prm_seconds"] and row["prm_sequences"] == 1:  # one sequence: its time is a latency
                 row["latency_ratio"] = row["prm_seconds"] / peer["seconds"]
         rows.append(row)
     missing = sorted(set(best) - {r["case"] for r in rows})
@@ -223,13 +224,13 @@ def markdown(score):
              f"; embeddings vs `prm embed` min cosine {ort['check']['prm']['min_cosine']:.7f}, "
              f"vs float64 reference max abs diff {ort['check']['reference']['max_abs_diff']:.1e}.", "",
              "## In process (model loaded, tokenization excluded)", "",
-             "| case | seqs | tokens | prm seq/s | ORT best seq/s (strategy) | prm ÷ ORT | prm latency ÷ ORT "
+             "| case | prm backend | seqs | tokens | prm seq/s | ORT best seq/s (strategy) | prm ÷ ORT | prm latency ÷ ORT "
              "| prm of sgemm peak | ORT of sgemm peak | prm peak RSS MB | ORT peak RSS MB |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in score["comparison"]:
         ort_cell = (f"{r['ort_seq_per_s']:.1f} ({r['ort_strategy']})" if "ort_seq_per_s" in r else "—")
         lines.append(
-            f"| {r['case']} | {fmt(r['prm_sequences'], '.0f')} | {fmt(r['prm_tokens'], '.0f')} | "
+            f"| {r['case']} | {r['prm_backend'] or '—'} | {fmt(r['prm_sequences'], '.0f')} | {fmt(r['prm_tokens'], '.0f')} | "
             f"{fmt(r['prm_seq_per_s'], '.1f')} | {ort_cell} | **{fmt(r.get('throughput_ratio'), '.2f', '×')}** | "
             f"{fmt(r.get('latency_ratio'), '.2f', '×')} | {fmt(r['prm_fraction_of_peak'], '.0%')} | "
             f"{fmt(r.get('ort_fraction_of_peak'), '.0%')} | {fmt(r['prm_peak_rss_mb'], '.0f')} | "
@@ -239,7 +240,12 @@ def markdown(score):
     for r in ort["cases"]:
         lines.append(f"| {r['case']} | {r['strategy']} | {r['seq_per_s']:.1f} | {r['padded_tokens']} | {r['peak_rss_mb']:.0f} |")
     t = ort["tokenization"]
-    lines += ["", f"Tokenization, not in the figures above: `tokenizers` {t['texts']} replies in {t['seconds'] * 1e3:.1f} ms.",
+    tokenize = prm.get("tokenize") if isinstance(prm, dict) else None
+    prm_tokenize = (f"; prm {tokenize['texts']} in {tokenize['seconds'] * 1e3:.1f} ms "
+                    f"({tokenize['seconds'] / t['seconds']:.2f}× the time)"
+                    if isinstance(tokenize, dict) and number(tokenize, "seconds") and tokenize.get("texts") == t["texts"] else "")
+    lines += ["", f"Tokenization, not in the figures above: `tokenizers` (Rust) {t['texts']} replies in "
+              f"{t['seconds'] * 1e3:.1f} ms{prm_tokenize}.",
               "", "## Whole process (start, load, tokenize, embed, write JSON lines, exit)", "",
               "| case | runs | prm s | ORT s | prm ÷ ORT | prm peak RSS MB | ORT peak RSS MB |",
               "|---|---:|---:|---:|---:|---:|---:|"]
@@ -252,10 +258,12 @@ def markdown(score):
               f"Peak RSS is the child's ru_maxrss (os.wait4), which cannot read below the launcher's own peak, {floor:.0f} MB."]
     sgemm = prm.get("sgemm") if isinstance(prm, dict) else None
     if isinstance(sgemm, list) and sgemm and all(isinstance(r, dict) for r in sgemm):
-        keys = list(dict.fromkeys(k for r in sgemm for k in r))
+        keys = list(dict.fromkeys(["backend", "shape", "gflops"] + [k for r in sgemm for k in r]))
+        keys = [k for k in keys if any(k in r for r in sgemm)]
         lines += ["", "## prm's sgemm table (same run)", "", "| " + " | ".join(keys) + " |",
                   "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(str(r.get(k, "")) for k in keys) + " |" for r in sgemm]
+        lines += ["| " + " | ".join(f"{r[k]:.1f}" if isinstance(r.get(k), float) else str(r.get(k, "")) for k in keys) + " |"
+                  for r in sgemm]
     return "\n".join(lines) + "\n"
 
 
@@ -264,11 +272,15 @@ def plots(score, directory):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    paired = [r for r in score["comparison"] if "ort_seq_per_s" in r and r["prm_seq_per_s"]]
+    # With --all-backends prm reports each case per backend; the plots show the run's selected one.
+    selected = score["prm"].get("backend") if isinstance(score["prm"], dict) else None
+    paired = [r for r in score["comparison"] if "ort_seq_per_s" in r and r["prm_seq_per_s"]
+              and (selected is None or r["prm_backend"] in (None, selected))]
     throughput = os.path.join(directory, "score_throughput.png")
     figure, axis = plt.subplots(figsize=(8, 4.2))
     positions = range(len(paired))
-    axis.bar([p - 0.2 for p in positions], [r["prm_seq_per_s"] for r in paired], 0.4, label="prm")
+    axis.bar([p - 0.2 for p in positions], [r["prm_seq_per_s"] for r in paired], 0.4,
+             label="prm" + (f" ({selected})" if selected else ""))
     axis.bar([p + 0.2 for p in positions], [r["ort_seq_per_s"] for r in paired], 0.4,
              label="ONNX Runtime, best strategy")
     for p, r in zip(positions, paired):
@@ -312,6 +324,7 @@ def main():
                         help="more replies for the 5,000-text run (default data/lengthpref/dev.jsonl)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per in-process case, best reported (default 5)")
     parser.add_argument("--runs", type=int, default=7, help="whole-process runs of one short text, median reported (default 7)")
+    parser.add_argument("--all-backends", action="store_true", help="prm runs every case on each sgemm backend")
     parser.add_argument("--out", default=os.path.join("bench", "results"), help="results folder (default bench/results)")
     args = parser.parse_args()
     if args.repeats < 1 or args.runs < 1:
