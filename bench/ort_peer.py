@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -454,6 +455,28 @@ def peak_rss_mb():
     fail("/proc/self/status has no VmHWM line (peak RSS needs Linux)")
 
 
+class Contention:
+    """The share of the machine's CPU time used by anything but this process and its reaped
+    children (other processes, and the hypervisor's steal) since construction. On a shared
+    machine that work slows every figure; it is recorded beside them."""
+
+    def __init__(self):
+        self.start = self.sample()
+
+    @staticmethod
+    def sample():
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        hz = os.sysconf("SC_CLK_TCK")
+        ours = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                   for field in ("ru_utime", "ru_stime"))
+        return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz, ours
+
+    def others(self):
+        (busy0, total0, ours0), (busy, total, ours) = self.start, self.sample()
+        return max(0.0, (busy - busy0 - (ours - ours0)) / max(total - total0, 1e-9))
+
+
 def time_case(onnx_path, sequences, strategy, repeats):
     """Runs in a fresh process: open the session, warm up, best of `repeats` over all sequences."""
     batch, sort = STRATEGIES[strategy]
@@ -476,16 +499,19 @@ def bench_cases(onnx_path, cases, repeats):
             # prm's two real cases are the same replies batched two ways; ORT runs them once.
             key = (json.dumps(sequences), strategy)
             if key not in measured:
+                contention = Contention()
                 with context.Pool(1) as pool:
-                    measured[key] = pool.apply(time_case, (onnx_path, sequences, strategy, repeats))
-            seconds, rss = measured[key]
+                    seconds, rss = pool.apply(time_case, (onnx_path, sequences, strategy, repeats))
+                measured[key] = seconds, rss, contention.others()  # after the pool reaped its worker
+            seconds, rss, others = measured[key]
             tokens = sum(len(s) for s in sequences)
             row = {"case": name, "strategy": strategy, "batch": batch, "sequences": len(sequences), "tokens": tokens,
                    "padded_tokens": padded_tokens(sequences, batch, sort), "seconds": seconds,
-                   "seq_per_s": len(sequences) / seconds, "tokens_per_s": tokens / seconds, "peak_rss_mb": rss}
+                   "seq_per_s": len(sequences) / seconds, "tokens_per_s": tokens / seconds, "peak_rss_mb": rss,
+                   "others_cpu_share": others}
             rows.append(row)
             print(f"  {name:18} {strategy:10} {seconds * 1e3:9.2f} ms  {row['seq_per_s']:8.1f} seq/s  "
-                  f"{rss:6.0f} MB", flush=True)
+                  f"{rss:6.0f} MB   others used {others:4.0%} of the CPU", flush=True)
     return rows
 
 
@@ -512,9 +538,8 @@ def time_tokenization(tokenizer, texts, repeats):
 def markdown(report):
     lines = ["# ONNX Runtime peer (all-MiniLM-L6-v2, fused BERT graph)", "",
              f"{report['machine']}; onnxruntime {report['onnxruntime']}, {THREADS} intra-op threads, "
-             f"ORT_ENABLE_ALL, sequential; {report['date']}; load average before "
-             f"{report['load_average_before'][0]:.2f}, after {report['load_average_after'][0]:.2f} "
-             "(1-minute; near 0 before and near 2, our own two threads, after: the run had the machine to itself)", "",
+             f"ORT_ENABLE_ALL, sequential; {report['date']}; other processes used "
+             f"{report['others_cpu_share']:.0%} of the machine's CPU time during the run", "",
              f"Command: `{report['command']}`", "",
              f"Inputs: {report['inputs']}", "",
              "Fused operators in the graph ORT runs: " +
@@ -523,19 +548,21 @@ def markdown(report):
     lines += [f"Check: vs float64 numpy reference ({c['reference']['texts']} replies) max abs diff "
               f"{c['reference']['max_abs_diff']:.1e}, min cosine {c['reference']['min_cosine']:.7f}; "
               f"vs `prm embed` ({c['prm']['texts']} replies) min cosine {c['prm']['min_cosine']:.7f}.", "",
-              "| case | strategy | sequences | tokens | padded tokens | best s | seq/s | tokens/s | peak RSS MB |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+              "| case | strategy | sequences | tokens | padded tokens | best s | seq/s | tokens/s | peak RSS MB | others' CPU |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["cases"]:
         mark = " **best**" if report["best"][r["case"]]["strategy"] == r["strategy"] and len(
             [x for x in report["cases"] if x["case"] == r["case"]]) > 1 else ""
         lines.append(f"| {r['case']} | {r['strategy']}{mark} | {r['sequences']} | {r['tokens']} | {r['padded_tokens']} | "
-                     f"{r['seconds']:.4f} | {r['seq_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['peak_rss_mb']:.0f} |")
+                     f"{r['seconds']:.4f} | {r['seq_per_s']:.1f} | {r['tokens_per_s']:.0f} | {r['peak_rss_mb']:.0f} | "
+                     f"{r['others_cpu_share']:.0%} |")
     t = report["tokenization"]
     lines += ["", f"Tokenization (`tokenizers`, {t['texts']} real replies, truncated at 128): "
               f"{t['seconds'] * 1e3:.1f} ms, {t['texts_per_s']:.0f} texts/s (not included above).", "",
               "Strategies: arrival-32 = padded batches of 32 in the given order; sorted-32 = batches of 32 "
               "after sorting by length (the usual deployment); single = one sequence per run. Best of "
-              f"{report['repeats']} runs after a warm-up, each case in a fresh process (peak RSS = its ru_maxrss).", ""]
+              f"{report['repeats']} runs after a warm-up, each case in a fresh process (peak RSS = its VmHWM). 'others' CPU' "
+              "is the share of the machine's CPU time other processes (and hypervisor steal) used meanwhile.", ""]
     return "\n".join(lines)
 
 
@@ -583,7 +610,7 @@ def export(model_dir, path):
 def command_bench(args):
     import onnx
     import onnxruntime as ort
-    load = os.getloadavg()  # recorded: on a shared machine, other work skews every figure
+    contention = Contention()
     tokenizer = load_tokenizer(args.model)
     replies = real_replies([args.data], 512)
     config = model_config(args.model)
@@ -611,9 +638,9 @@ def command_bench(args):
         print(f"benchmark ({args.repeats} timed runs per case, best reported):")
         rows = bench_cases(onnx_path, cases, args.repeats)
     report = {
-        "load_average_after": os.getloadavg(),
+        "others_cpu_share": contention.others(),
         "machine": machine(), "onnxruntime": ort.__version__, "threads": THREADS,
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_before": load,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python3 bench/ort_peer.py " + " ".join(sys.argv[1:]),
         "inputs": source, "repeats": args.repeats,
         "fused_operators": {"built": {op: built.get(op, 0) for op in EXPECTED_FUSED},

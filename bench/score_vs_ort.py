@@ -139,6 +139,7 @@ def whole_process(args, workdir):
     ort = [sys.executable, os.path.join(BENCH, "ort_peer.py"), "embed", "--model", args.model, "--onnx", onnx_path]
 
     # One short text: alternate the two so drifting machine load hits both alike.
+    contention = ort_peer.Contention()
     times = {"prm": [], "ort": []}
     rss = {"prm": 0.0, "ort": 0.0}
     vectors = {}
@@ -153,7 +154,7 @@ def whole_process(args, workdir):
         fail(f"prm embed and ORT disagree on {SHORT_TEXT!r}: cosine {agreement:.8f}")
     rows = [{"case": "embed 1 short text", "texts": 1, "runs": args.runs,
              "prm_seconds": statistics.median(times["prm"]), "ort_seconds": statistics.median(times["ort"]),
-             "prm_peak_rss_mb": rss["prm"], "ort_peak_rss_mb": rss["ort"]}]
+             "prm_peak_rss_mb": rss["prm"], "ort_peak_rss_mb": rss["ort"], "others_cpu_share": contention.others()}]
 
     # Many texts, once each: peak memory is the point (it must not grow with the count).
     replies = ort_peer.real_replies([args.data, args.dev_data])
@@ -163,10 +164,11 @@ def whole_process(args, workdir):
         with open(path, "w", encoding="utf-8") as f:
             for t in texts:
                 f.write(json.dumps({"text": t}) + "\n")
-        row = {"case": label, "texts": len(texts), "runs": 1}
+        row, contention = {"case": label, "texts": len(texts), "runs": 1}, ort_peer.Contention()
         for side, argv in (("prm", prm), ("ort", ort)):
             seconds, peak, _ = measured(argv + ["--input", path], workdir)
             row[f"{side}_seconds"], row[f"{side}_peak_rss_mb"] = seconds, peak
+        row["others_cpu_share"] = contention.others()
         rows.append(row)
     floor = ort_peer.peak_rss_mb()
     for row in rows:
@@ -216,8 +218,8 @@ def markdown(score):
     lines = ["# prm vs ONNX Runtime: scoring all-MiniLM-L6-v2", "",
              f"{ort['machine']}; prm backend: {prm.get('backend', 'not reported') if isinstance(prm, dict) else '—'}; "
              f"onnxruntime {ort['onnxruntime']} ({ort['threads']} threads, fused graph); {score['date']}; "
-             f"load average before {score['load_average_before'][0]:.2f}, after {score['load_average_after'][0]:.2f} "
-             "(1-minute; near 0 before and near 2, our own two threads, after: the run had the machine to itself)", "",
+             f"other processes used {score['others_cpu_share']:.0%} of the machine's CPU time during the run "
+             f"({score['others_cpu_share_during_prm_bench']:.0%} during `prm bench score`; ORT's per case below)", "",
              f"Command: `{score['command']}`", "",
              f"Inputs: {ort['inputs']}", "",
              "ORT graph: " + ", ".join(f"{op} {n}" for op, n in ort["fused_operators"]["optimized"].items()) +
@@ -236,9 +238,10 @@ def markdown(score):
             f"{fmt(r.get('ort_fraction_of_peak'), '.0%')} | {fmt(r['prm_peak_rss_mb'], '.0f')} | "
             f"{fmt(r.get('ort_peak_rss_mb'), '.0f')} |")
     lines += ["", "ORT's strategies per case (its best is the denominator above):", "",
-              "| case | strategy | seq/s | padded tokens | peak RSS MB |", "|---|---|---:|---:|---:|"]
+              "| case | strategy | seq/s | padded tokens | peak RSS MB | others' CPU |", "|---|---|---:|---:|---:|---:|"]
     for r in ort["cases"]:
-        lines.append(f"| {r['case']} | {r['strategy']} | {r['seq_per_s']:.1f} | {r['padded_tokens']} | {r['peak_rss_mb']:.0f} |")
+        lines.append(f"| {r['case']} | {r['strategy']} | {r['seq_per_s']:.1f} | {r['padded_tokens']} | {r['peak_rss_mb']:.0f} | "
+                     f"{r['others_cpu_share']:.0%} |")
     t = ort["tokenization"]
     tokenize = prm.get("tokenize") if isinstance(prm, dict) else None
     prm_tokenize = (f"; prm {tokenize['texts']} in {tokenize['seconds'] * 1e3:.1f} ms "
@@ -247,14 +250,16 @@ def markdown(score):
     lines += ["", f"Tokenization, not in the figures above: `tokenizers` (Rust) {t['texts']} replies in "
               f"{t['seconds'] * 1e3:.1f} ms{prm_tokenize}.",
               "", "## Whole process (start, load, tokenize, embed, write JSON lines, exit)", "",
-              "| case | runs | prm s | ORT s | prm ÷ ORT | prm peak RSS MB | ORT peak RSS MB |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "| case | runs | prm s | ORT s | prm ÷ ORT | prm peak RSS MB | ORT peak RSS MB | others' CPU |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in score["whole_process"]:
         lines.append(f"| {r['case']} | {r['runs']} | {r['prm_seconds']:.3f} | {r['ort_seconds']:.3f} | "
-                     f"{r['prm_seconds'] / r['ort_seconds']:.2f}× | {r['prm_peak_rss_mb']:.0f} | {r['ort_peak_rss_mb']:.0f} |")
+                     f"{r['prm_seconds'] / r['ort_seconds']:.2f}× | {r['prm_peak_rss_mb']:.0f} | {r['ort_peak_rss_mb']:.0f} | "
+                     f"{r['others_cpu_share']:.0%} |")
     floor = max((r["rss_floor_mb"] for r in score["whole_process"]), default=0)
     lines += ["", "Wall times are medians over the runs (1 short text: runs alternate prm and ORT). ORT's process is "
-              "python3 + onnxruntime + tokenizers loading the exported fused graph (`ort_peer.py embed`). "
+              "python3 + onnxruntime + tokenizers loading the exported fused graph (`ort_peer.py embed`). 'others' CPU' is the share of "
+              "the machine's CPU time other processes (and hypervisor steal) used meanwhile. "
               f"Peak RSS is the child's ru_maxrss (os.wait4), which cannot read below the launcher's own peak, {floor:.0f} MB."]
     sgemm = prm.get("sgemm") if isinstance(prm, dict) else None
     if isinstance(sgemm, list) and sgemm and all(isinstance(r, dict) for r in sgemm):
@@ -332,18 +337,19 @@ def main():
     if not os.path.isfile(args.prm):
         fail(f"prm binary not found: {args.prm} (build it with `swift build -c release`)")
 
-    load = os.getloadavg()  # recorded: on a shared machine, other work skews every figure
+    contention = ort_peer.Contention()
     with tempfile.TemporaryDirectory(prefix="score_vs_ort.") as workdir:
+        during_prm = ort_peer.Contention()
         prm_report, inputs = run_prm_bench(args.prm, args, workdir)
+        prm_others = during_prm.others()
         if inputs is None:
             print("note: this prm cannot dump its inputs; ort_peer.py generates the same cases", file=sys.stderr)
         ort_report = run_ort_bench(args, inputs, workdir)
         print("whole process:", flush=True)
         processes = whole_process(args, workdir)
 
-    score = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_before": load,
-             "load_average_after": os.getloadavg(),
-             "command": "python3 bench/score_vs_ort.py " + " ".join(sys.argv[1:]),
+    score = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "others_cpu_share": contention.others(),
+             "others_cpu_share_during_prm_bench": prm_others, "command": "python3 bench/score_vs_ort.py " + " ".join(sys.argv[1:]),
              "comparison": compare(prm_report, ort_report), "whole_process": processes,
              "prm": prm_report, "ort": ort_report}
     os.makedirs(args.out, exist_ok=True)
