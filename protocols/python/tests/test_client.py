@@ -74,14 +74,18 @@ def test_score_items_and_mappings(client: Client) -> None:
 
 def test_long_item_lists_are_split_at_the_server_limit(limited_server: Server, client: Client, dialogues: list[dict[str, Any]]) -> None:
     # 20 items over a server that takes 8 per request: three pipelined requests, stitched together.
-    items = [ScoreItem(row["prompt"], row["chosen"], user_id=f"worker-{n % 5 + 1}") for n, row in enumerate(dialogues[50:70])]
+    # Two long prompts (cut to the window) land in different requests, so their indices must be
+    # shifted by each request's start; the rest are short, keeping requests under the token limit.
+    items = [ScoreItem(f"Human: question {n}?\n\nAssistant:", f"Answer {n}.", user_id=f"worker-{n % 5 + 1}") for n in range(20)]
+    for index, row in zip((3, 13), dialogues[50:52]):
+        items[index] = ScoreItem(row["prompt"], row["chosen"], user_id="worker-2")
     whole = client.score(items)  # the default server takes them in one request
     with Client(limited_server.endpoint, timeout=60, retries=1) as small:
         split = small.score(items)
     assert len(whole.timings) == 1 and len(split.timings) == 3
     assert_close(split.scores, whole.scores, 1e-5, "split vs whole")
     assert split.known_user == whole.known_user
-    assert split.truncated == whole.truncated and whole.truncated  # long prompts: indices shifted right
+    assert split.truncated == whole.truncated == [3, 13]
     assert len(client.score(items, chunk_size=6).timings) == 4
 
 

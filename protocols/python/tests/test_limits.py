@@ -51,7 +51,8 @@ def test_token_limit_counts_tokens_after_the_window(limited_wire: Wire, dialogue
     # Eight long replies: each is cut to the 64-token window, so the request holds at most
     # 8 * 64 = 512 tokens, over the 300 allowed. Three of them (at most 192) are fine, however
     # long the prompt, because the window trims it.
-    long_replies = [row["chosen"] + " " + row["rejected"] for row in dialogues[:MAX_CANDIDATES]]
+    rows = sorted(dialogues, key=lambda row: len(row["chosen"]) + len(row["rejected"]), reverse=True)
+    long_replies = [(row["chosen"] + " " + row["rejected"])[:600] for row in rows[:MAX_CANDIDATES]]  # under the byte limit
     assert all(len(text.split()) > 64 for text in long_replies)
     reply = limited_wire.call(rank(long_replies))
     assert reply.code == "too_many_tokens" and reply.body["id"] == "lim", reply.body
