@@ -1,13 +1,16 @@
-"""The server scores exactly what in-process ``prm score`` scores on the same checkpoint."""
+"""The server scores exactly what in-process ``prm score`` scores on the same checkpoint, and
+``prm score --server`` prints what in-process ``prm score`` prints."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import Wire, assert_close, prm_score
+from harness import PRM, Server, Wire, assert_close, prm_score
 
 #: Server and in-process scores may come from differently packed batches.
 TOLERANCE = 1e-5
@@ -102,3 +105,21 @@ def test_known_users_are_personalised(wire: Wire, user_ids: list[str]) -> None:
     scores = {user: wire.call({**request, "id": user, "user_id": user}).body["scores"][0] for user in user_ids[:6]}
     generic = wire.call({**request, "id": "generic"}).body["scores"][0]
     assert len(set(scores.values()) | {generic}) == 7, scores
+
+
+def test_prm_score_through_the_server_prints_what_in_process_prints(server: Server, checkpoint: Path, work_dir: Path,
+                                                                    cases: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    path = work_dir / "score-through-server.jsonl"
+    path.write_text("".join(json.dumps(request, ensure_ascii=False) + "\n" for request, _ in cases), encoding="utf-8")
+    outputs = []
+    for target in (["--model", str(checkpoint)], ["--server", server.endpoint]):
+        run = subprocess.run([str(PRM), "score", *target, "--input", str(path)], capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+        outputs.append([json.loads(line) for line in run.stdout.splitlines()])
+    local, remote = outputs
+    assert len(local) == len(remote) == len(cases)
+    for number, (a, b) in enumerate(zip(local, remote)):
+        assert list(a) == list(b), f"line {number}: keys {list(a)} vs {list(b)}"
+        assert (a["known_user"], a["truncated"], a["user_id"]) == (b["known_user"], b["truncated"], b["user_id"]), f"line {number}"
+        assert [(e["index"], e["text"]) for e in a["ranking"]] == [(e["index"], e["text"]) for e in b["ranking"]], f"line {number}"
+        assert_close([e["score"] for e in b["ranking"]], [e["score"] for e in a["ranking"]], TOLERANCE, f"line {number}")
