@@ -260,6 +260,8 @@ def test_requests_match_the_schemas(schemas: Schemas) -> None:
                                                       protocol.score_item(PROMPT, "y", "u", "i")], 5))
     for op in ("info", "health", "metrics"):
         schemas.check_request(protocol.status_request(1.5, op))
+    # The client's error codes are the protocol's, no more and no fewer.
+    assert {code.value for code in ErrorCode} == set(schemas.documents["common.schema.json"]["$defs"]["errorCode"]["enum"])
 
 
 def test_the_client_closes_and_reconnects(server: Server) -> None:
