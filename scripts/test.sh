@@ -3,7 +3,12 @@
 # models, training runs of tiny models, the MiniLM reference check) are ~50x slower unoptimised.
 # -enable-testing lets the tests reach internal API (@testable import) in an optimised build.
 # Needs what scripts/setup.sh installs (OpenBLAS, libzmq, numpy, safetensors, tokenizers, the
-# MiniLM weights in models/); a missing resource fails its test, it is never skipped.
+# MiniLM weights in models/, pytest, jsonschema, mypy); a missing resource fails its test, it is
+# never skipped. Arguments go to `swift test`. Then the wire-level suite: pytest against real
+# `prm serve` processes (protocols/python/tests), using the .build/release/prm that `swift test`
+# has just rebuilt (a plain `swift build -c release` here would rebuild every module without
+# -enable-testing, and the next run would rebuild them again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec swift test -c release -Xswiftc -enable-testing "$@"
+swift test -c release -Xswiftc -enable-testing "$@"
+python3 -m pytest protocols/python/tests -q -p no:cacheprovider

@@ -1,0 +1,177 @@
+"""Typed shapes of what the client takes and returns: plain dataclasses and typed dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a request's time went on the server, in milliseconds."""
+
+    #: From receipt to the start of its computation.
+    queue_ms: float
+    #: The whole batch that computed it (requests that arrive together are computed together).
+    compute_ms: float
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """One ``rank`` request, for :meth:`prm_client.Client.rank_many`."""
+
+    prompt: str
+    candidates: Sequence[str]
+    user_id: str | None = None
+    user_info: str | None = None
+    top_k: int | None = None
+    deadline_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """The server's ranking of one candidate list for one user."""
+
+    #: One per candidate, in input order; higher is better for this user. ``None`` only if the
+    #: model produced a non-finite value.
+    scores: list[float | None]
+    #: Candidate indices best first (ties: lower index first), ``top_k`` long if it was given.
+    order: list[int]
+    #: Whether the user id is one of the model's users (False: scored as the generic user).
+    known_user: bool
+    #: Indices of candidates whose input was cut to the model's window.
+    truncated: list[int]
+    timing: Timing
+
+    @property
+    def best(self) -> int:
+        """Index of the best candidate."""
+        return self.order[0]
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One (user, prompt, response) triple for :meth:`prm_client.Client.score`."""
+
+    prompt: str
+    response: str
+    user_id: str | None = None
+    user_info: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """Scores of unrelated items, in input order."""
+
+    scores: list[float | None]
+    #: One per item.
+    known_user: list[bool]
+    #: Indices (into the items given) of inputs cut to the model's window.
+    truncated: list[int]
+    #: One per request the items were sent in (large lists are split into several requests).
+    timings: list[Timing] = field(default_factory=list)
+
+
+class ModelInfo(TypedDict):
+    """``info``'s ``model`` member."""
+
+    path: str
+    backbone: str
+    aggregator: str
+    user_model: str
+    users: int
+    max_length: int
+    hidden_size: int
+
+
+class Limits(TypedDict):
+    """``info``'s ``limits`` member: requests beyond these are refused with an error code."""
+
+    max_message_bytes: int
+    max_candidates: int
+    max_request_tokens: int
+    max_queued_requests: int
+
+
+class ServerSettings(TypedDict):
+    """``info``'s ``server`` member."""
+
+    batch_tokens: int
+    max_wait_ms: float
+    cache_entries: int
+
+
+class Info(TypedDict):
+    """The ``info`` reply (without ``v``, ``id`` and ``ok``)."""
+
+    protocol: int
+    prm_version: str
+    model: ModelInfo
+    limits: Limits
+    server: ServerSettings
+
+
+class ComputeStatus(TypedDict):
+    """``health``'s ``compute`` member."""
+
+    state: str
+    last_progress_ms: float
+    queued: int
+
+
+class Health(TypedDict):
+    """The ``health`` reply (without ``v``, ``id`` and ``ok``)."""
+
+    status: str
+    healthy: bool
+    compute: ComputeStatus
+    uptime_s: float
+
+
+class Percentiles(TypedDict):
+    p50: float
+    p95: float
+    p99: float
+
+
+class QueueStats(TypedDict):
+    depth: int
+    max_depth: int
+    capacity: int
+
+
+class BatchStats(TypedDict):
+    count: int
+    requests: int
+    items: int
+    tokens: int
+    mean_requests: float
+    mean_tokens: float
+    max_tokens: int
+
+
+class CacheStats(TypedDict):
+    entries: int
+    capacity: int
+    hits: int
+    misses: int
+    hit_rate: float
+
+
+class Latency(TypedDict):
+    queue: Percentiles
+    compute: Percentiles
+    total: Percentiles
+
+
+class Metrics(TypedDict):
+    """The ``metrics`` reply (without ``v``, ``id`` and ``ok``)."""
+
+    requests: dict[str, int]
+    errors: dict[str, int]
+    queue: QueueStats
+    batches: BatchStats
+    cache: CacheStats
+    replies_dropped: int
+    latency_ms: Latency
