@@ -67,7 +67,8 @@ public final class ScoringProxy: @unchecked Sendable {
     private var lastModel: JSONValue?
     // Counters and latencies for info/health/metrics.
     private var outcomes = Outcomes()
-    private var repliesDropped = 0, lateReplies = 0, resent = 0, workersLost = 0, workersSeen = 0, maxWaiting = 0
+    private var drops = DropLog()
+    private var lateReplies = 0, resent = 0, workersLost = 0, workersSeen = 0, maxWaiting = 0
     /// queue: waiting for a worker; compute: at the worker (its queue, computation and the hop); total.
     private var latency = ComputeStats()
 
@@ -186,10 +187,7 @@ public final class ScoringProxy: @unchecked Sendable {
     }
 
     private func reply(_ message: [[UInt8]], front: ZMQSocket) {
-        if (try? front.send(message, dontWait: true)) != true {
-            repliesDropped += 1
-            Log.warning("proxy: a reply could not be delivered (client gone or not reading); \(repliesDropped) dropped so far")
-        }
+        if (try? front.send(message, dontWait: true)) != true { drops.record("client gone or not reading") }
     }
 
     // MARK: - Workers
@@ -345,7 +343,7 @@ public final class ScoringProxy: @unchecked Sendable {
         snapshot.outcomes = outcomes
         snapshot.stats = latency
         (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (waiting.count, maxWaiting, settings.limits.maxQueuedRequests)
-        snapshot.repliesDropped = repliesDropped
+        snapshot.repliesDropped = drops.count
         snapshot.pool = pool
         snapshot.uptime = MonotonicClock.now - startedAt
         return snapshot

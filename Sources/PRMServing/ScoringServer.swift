@@ -27,7 +27,7 @@ public final class ScoringServer: @unchecked Sendable {
     private let startedAt = MonotonicClock.now
     /// Written by the I/O thread only.
     private var outcomes = Outcomes()
-    private var repliesDropped = 0
+    private var drops = DropLog()
     private var outstanding = 0
     private var draining = false
     /// The endpoint actually bound (a `tcp://…:0` bind gets a port from the system).
@@ -42,6 +42,7 @@ public final class ScoringServer: @unchecked Sendable {
         facts = ModelFacts(scorer.model, users: scorer.users.count, path: settings.modelPath)
         context = try ZMQContext()
         queue = JobQueue(capacity: settings.limits.maxQueuedRequests)
+        stats.withLock { $0.cacheCapacity = scorer.cacheCapacity }
     }
 
     /// Serves until a drain (a signal, or `requestShutdown`) completes. `ready` is called once the
@@ -194,10 +195,7 @@ public final class ScoringServer: @unchecked Sendable {
     /// Sends a whole reply message without blocking: a client that vanished or stopped reading
     /// loses its reply (counted), never the others' turn.
     private func deliver(_ message: [[UInt8]], on transport: any ServerTransport) {
-        if !transport.deliver(message) {
-            repliesDropped += 1
-            Log.warning("a reply could not be delivered (client gone or not reading); \(repliesDropped) dropped so far")
-        }
+        if !transport.deliver(message) { drops.record("client gone or not reading") }
     }
 
     // MARK: - info, health, metrics
@@ -248,7 +246,7 @@ public final class ScoringServer: @unchecked Sendable {
         snapshot.outcomes = outcomes
         snapshot.outcomes.merge(snapshot.stats.outcomes)
         (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (queue.depth, queue.maxDepth, queue.capacity)
-        snapshot.repliesDropped = repliesDropped
+        snapshot.repliesDropped = drops.count
         snapshot.uptime = MonotonicClock.now - startedAt
         return snapshot
     }

@@ -25,7 +25,8 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(object["a"]?.object?["x"]?.string, "y\né😀")
         XCTAssertEqual(object["n"]?.number?.integer, 0)
         XCTAssertEqual(object["b"]?.array?[1].number?.value, -2500)
-        XCTAssertNil(object["b"]?.array?[1].number?.integer, "an exponent is not an integer spelling")
+        XCTAssertEqual(object["b"]?.array?[1].number?.integer, -2500, "a whole value is an integer however it is spelt (JSON Schema)")
+        XCTAssertNil(try parse("2.5").number?.integer)
     }
 
     func testNumbersKeepTheirSpellingAndOverflowToInfinity() throws {

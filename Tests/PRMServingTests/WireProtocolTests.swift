@@ -77,7 +77,7 @@ final class WireProtocolTests: XCTestCase {
                     mentioning: "5 entries; the limit is 4")
         assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p","candidates":["a"],"user_id":5}"#, .badRequest, id: seven,
                     mentioning: "'user_id' must be a string or null")
-        for k in ["0", "-1", "1.5", "1e400", "\"2\"", "[1]"] {
+        for k in ["0", "-1", "1.5", "0.0", "1e400", "\"2\"", "[1]"] {
             assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p","candidates":["a"],"top_k":\#(k)}"#, .badRequest, id: seven,
                         mentioning: "'top_k' must be a positive integer")
         }

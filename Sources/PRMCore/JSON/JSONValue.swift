@@ -48,10 +48,12 @@ public struct JSONNumber: Sendable, Equatable {
         self.value = Double(value)
     }
 
-    /// The number as an Int when it is written as an integer that fits (`3`, not `3.0` or `3e0`).
+    /// The number as an Int when its value is a whole number that fits (`3`, `3.0`, `3e0`): JSON
+    /// Schema's "integer", which judges the value, not the spelling.
     public var integer: Int? {
-        guard !text.contains(where: { $0 == "." || $0 == "e" || $0 == "E" }) else { return nil }
-        return Int(text)
+        if let exact = Int(text) { return exact }
+        guard value.isFinite, value == value.rounded(), abs(value) < 9.0e15 else { return nil }
+        return Int(value)
     }
 }
 
