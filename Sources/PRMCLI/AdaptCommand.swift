@@ -53,7 +53,7 @@ enum AdaptCommand: Subcommand {
             throw CLIError("\(path): \(known.count) user(s) already in the model (\(known.prefix(5).joined(separator: ", "))); "
                            + "adapt adds new users only")
         }
-        let encoded = InputPreparer(model: model, users: users).encode(data.comparisons)
+        let encoded = try TrainCommand.encode(data, name: path, InputPreparer(model: model, users: users))
         let adapter = try UserAdapter(model: model, users: users, settings: settings)
         let start = Date()
         var added: [[String: Any]] = []

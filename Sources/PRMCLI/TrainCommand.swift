@@ -100,9 +100,10 @@ enum TrainCommand: Subcommand {
         }
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
                  + "\(settings.userModel.rawValue) users, \(settings.aggregator.rawValue), T_u \(settings.userTokens), alpha \(settings.alpha)")
-        let trainer = try Trainer(model: model, users: users, settings: settings,
-                                  train: InputPreparer(model: model, users: users).encode(train.comparisons),
-                                  dev: dev.map { InputPreparer(model: model, users: users).encode($0.comparisons) } ?? [])
+        let preparer = InputPreparer(model: model, users: users)
+        let encodedTrain = try encode(train, name: dataFile, preparer)
+        let encodedDev = try dev.map { try encode($0, name: settings.validationFraction > 0 ? "validation split" : arguments.string("dev") ?? "", preparer) } ?? []
+        let trainer = try Trainer(model: model, users: users, settings: settings, train: encodedTrain, dev: encodedDev)
         if resume {
             try TrainingState.restore(trainer, from: out)
             guard trainer.optimizer.step < trainer.totalSteps else {
@@ -165,7 +166,7 @@ enum TrainCommand: Subcommand {
         guard seed >= 0 else { throw a.usageError("--seed must be non-negative") }
         s.seed = UInt64(seed)
         s.logEvery = try integer("log-every")
-        s.validationFraction = Double(try number("val-fraction"))
+        s.validationFraction = try a.double("val-fraction") ?? 0
         if a.isSet("val-fraction") && a.isSet("dev") { throw a.usageError("--val-fraction and --dev cannot be combined: choose one held-out set") }
         do { try s.validate() } catch let error as TrainingError { throw a.usageError(error.description) }
         return s
@@ -177,6 +178,18 @@ enum TrainCommand: Subcommand {
             throw a.usageError("--\(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")); got '\(raw)'")
         }
         return value
+    }
+
+    /// Tokenizes once and checks what tokenization can break; user text longer than the window
+    /// allows is cut (a warning says how often): refusing would drop the user's comparisons.
+    static func encode(_ data: PreferenceDataset, name: String, _ preparer: InputPreparer) throws -> [EncodedComparison] {
+        let encoded = preparer.encode(data.comparisons)
+        let (cut, limit) = try encoded.checked(for: preparer.window, name: name)
+        if cut > 0 {
+            Log.warning("\(name): the user text of \(cut) comparisons is longer than the \(limit) tokens the window leaves it "
+                        + "(--max-length \(preparer.window.maxLength)); it is cut to its first \(limit) tokens")
+        }
+        return encoded
     }
 
     static func loadData(_ path: String, _ arguments: ParsedArguments) throws -> PreferenceDataset {

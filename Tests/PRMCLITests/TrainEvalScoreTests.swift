@@ -102,7 +102,7 @@ final class TrainEvalScoreTests: XCTestCase {
         let config = try jsonObject(run.out.appendingPathComponent("config.json"))
         XCTAssertEqual(config["hidden_size"] as? Int, 32, "the backbone's own keys are kept")
         let prm = try XCTUnwrap(config["prm"] as? [String: Any])
-        XCTAssertEqual(prm["aggregator"] as? String, "soft-prompt")
+        XCTAssertEqual(prm["aggregator"] as? String, "linear-head", "the default aggregator")
         XCTAssertEqual(prm["max_length"] as? Int, 64)
 
         let users = try jsonObject(run.out.appendingPathComponent("users.json"))
