@@ -150,18 +150,12 @@ public final class Trainer {
             if epochOrder?.epoch != epoch { epochOrder = (epoch, order(epoch: epoch)) }
             let offset = (step % stepsPerEpoch) * settings.batchSize
             let indices = Array(epochOrder!.order[offset..<min(offset + settings.batchSize, train.count)])
-            var stepLoss: Float = 0
-            for micro in stride(from: 0, to: indices.count, by: settings.microBatch) {
-                // Masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
-                model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(micro)
-                let part = indices[micro..<min(micro + settings.microBatch, indices.count)].map { train[$0] }
-                let result = microStep(part, scale: 1 / Float(indices.count))
-                stepLoss += result.loss
-                window.loss += result.loss
-                window.correct += result.correct
-                window.count += part.count
-                tokens += model.lastForwardTokens
-            }
+            let result = accumulateGradients(indices.map { train[$0] }, step: step)
+            let stepLoss = result.loss
+            window.loss += result.loss
+            window.correct += result.correct
+            window.count += indices.count
+            tokens += result.tokens
             let norm = optimizer.clipGradients(maxNorm: settings.gradientClip)
             if stepLoss.isFinite && norm.isFinite {
                 optimizer.update()
@@ -215,6 +209,22 @@ public final class Trainer {
                 throw TrainingError("parameter \(entry.name)[\(bad)] is \(v[bad]); not writing a checkpoint with non-finite weights")
             }
         }
+    }
+
+    /// Forward and backward over one optimizer step's comparisons in micro-batches; the gradients
+    /// accumulate to those of the batch's mean loss. Returns the summed loss, the comparisons the
+    /// personalized reward ordered right, and the backbone tokens run.
+    func accumulateGradients(_ batch: [EncodedComparison], step: Int) -> (loss: Float, correct: Int, tokens: Int) {
+        var total: (loss: Float, correct: Int, tokens: Int) = (0, 0, 0)
+        for micro in stride(from: 0, to: batch.count, by: settings.microBatch) {
+            // Masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
+            model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(micro)
+            let result = microStep(Array(batch[micro..<min(micro + settings.microBatch, batch.count)]), scale: 1 / Float(batch.count))
+            total.loss += result.loss
+            total.correct += result.correct
+            total.tokens += model.lastForwardTokens
+        }
+        return total
     }
 
     /// Forward, loss and backward for a few comparisons; gradients are scaled by `scale` so
