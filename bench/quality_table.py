@@ -16,7 +16,14 @@ import re
 import statistics
 import sys
 
-CELLS = ["seen/majority", "seen/minority", "unseen/majority", "unseen/minority"]
+def labels(report):
+    """Group labels of a report, largest first (majority before minority)."""
+    groups = report.get("by_group", {})
+    return sorted((k for k in groups if "/" not in k), key=lambda k: (-groups[k]["n"], k))
+
+
+def cells(report):
+    return [f"{side}/{label}" for side in ("seen", "unseen") for label in labels(report)]
 
 
 def load(path):
@@ -88,30 +95,33 @@ def order(runs):
 
 def test(folder):
     runs = seeds_by_run(folder)
-    lines = ["| model | seeds | " + " | ".join(CELLS) + " | seen | unseen | unseen, generic user |",
-             "|---|---:|" + "---:|" * (len(CELLS) + 3)]
+    first = next(iter(runs.values()))[0]
+    names = cells(first)
+    lines = ["| model | seeds | " + " | ".join(names) + " | seen | unseen | unseen, generic user |",
+             "|---|---:|" + "---:|" * (len(names) + 3)]
     for run in order(runs):
         reports = runs[run]
-        cells = [mean_sd([cell_accuracy(r, c) for r in reports]) for c in CELLS + ["seen", "unseen"]]
+        row = [mean_sd([cell_accuracy(r, c) for r in reports]) for c in names + ["seen", "unseen"]]
         generic = mean_sd([cell_accuracy(r, "unseen", generic=True) for r in reports])
-        lines.append(f"| {run} | {len(reports)} | " + " | ".join(cells) + f" | {generic} |")
-    first = next(iter(runs.values()))[0]
-    sizes = ", ".join(f"{c} n={first['by_group'][c]['n']}" for c in CELLS if c in first.get("by_group", {}))
+        lines.append(f"| {run} | {len(reports)} | " + " | ".join(row) + f" | {generic} |")
+    sizes = ", ".join(f"{c} n={first['by_group'][c]['n']}" for c in names if c in first.get("by_group", {}))
     lines += ["", f"Mean ± sample standard deviation over seeds; {sizes}. Unseen users are scored as the generic user 0."]
     return "\n".join(lines)
 
 
 def fewshot(folder):
     runs = seeds_by_run(folder)
-    lines = ["| model | K | unseen/majority adapted | generic | unseen/minority adapted | generic |",
-             "|---|---:|---:|---:|---:|---:|"]
+    first = next(iter(runs.values()))[0]
+    groups = labels(first)
+    lines = ["| model | K | " + " | ".join(f"unseen/{g} adapted | generic" for g in groups) + " |",
+             "|---|---:|" + "---:|---:|" * len(groups)]
     for run in order(runs):
         reports = [r for r in runs[run] if r.get("few_shot")]
         if not reports:
             continue
         for i, row in enumerate(reports[0]["few_shot"]):
             cells = []
-            for label in ("majority", "minority"):
+            for label in groups:
                 for generic in (False, True):
                     key = "generic_accuracy" if generic else "accuracy"
                     cells.append(mean_sd([r["few_shot"][i]["by_group"].get(label, {}).get(key) for r in reports]))

@@ -72,6 +72,7 @@ enum AdaptCommand: Subcommand {
     }
 
     static func adaptSettings(_ arguments: ParsedArguments) throws -> AdaptSettings {
+        // Both options declare AdaptSettings()'s values as their defaults.
         var settings = AdaptSettings()
         if let steps = try arguments.int("adapt-steps") { settings.steps = steps }
         if let lr = try arguments.double("adapt-lr") { settings.learningRate = Float(lr) }
