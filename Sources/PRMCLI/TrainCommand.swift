@@ -22,9 +22,14 @@ enum TrainCommand: Subcommand {
         users.json), the optimizer state for --resume, and train_log.jsonl (one JSON object per logging step). \
         Checkpoints are written at each epoch end.
 
+        The defaults are the recipe chosen on a validation split of lengthpref's train.jsonl \
+        (bench/recipe.sh, bench/results/recipe) and then tested once on dev.jsonl and on a second \
+        preference set over three seeds (bench/quality.sh, bench/results/quality).
+
         Examples:
-          prm train --data data/lengthpref/train.jsonl --dev data/lengthpref/dev.jsonl --out runs/prm
-          prm train --data train.jsonl --out runs/lin --aggregator linear-head --user-tokens 1
+          prm train --data data/lengthpref/train.jsonl --out runs/prm
+          prm train --data train.jsonl --out runs/prm --val-fraction 0.2          (choose settings on a held-back split)
+          prm train --data train.jsonl --out runs/soft --aggregator soft-prompt
           prm train --data train.jsonl --out runs/vanilla --vanilla
           prm train --data train.jsonl --out runs/prm --resume
         """,
