@@ -1,47 +1,56 @@
 #!/usr/bin/env bash
-# Reproduces the P-RM quality table of issue 3 on lengthpref (train → dev): vanilla RM, P-RM
-# individual with soft prompt and with linear head, cluster users K=2 and K=10, each evaluated
-# per seen/unseen × majority/minority group. Labels come from the data (bench/label_users.py).
+# The test table of issue 8: `prm train` with its defaults (the recipe chosen on a validation split
+# by bench/recipe.sh) and the vanilla reward model, each over several seeds, trained on train.jsonl
+# and evaluated once on dev.jsonl per seen/unseen x group; the default model also runs the
+# few-shot protocol (`prm eval --few-shot`) on dev's unseen users.
 #
-#   bash bench/quality.sh                 # all runs, ~40 min on 2 cores
-#   EPOCHS=2 bash bench/quality.sh        # shorter schedule
-#   RUNS="vanilla prm-soft-prompt" bash bench/quality.sh
+#   bash bench/quality.sh                         # lengthpref, seeds 1 2 3, runs "default vanilla"
+#   SET=stylepref bash bench/quality.sh           # the second preference set
+#   SEEDS="1" RUNS="default" bash bench/quality.sh
+# Results: bench/results/quality/<set>/<run>.seed<N>.{json,txt,train_log.jsonl}, tables in
+# quality.md and fewshot.md; the README's tables are rebuilt from them by
+# `python3 bench/quality_table.py readme README.md`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PRM=${PRM:-.build/release/prm}
-OUT=${OUT:-bench/results/quality}
-RUNDIR=${RUNDIR:-runs/quality}
-EPOCHS=${EPOCHS:-3}
-MAXLEN=${MAXLEN:-128}
-# Every run shares one recipe. A few hundred comparisons per group are easy to memorise for a
-# 22M-parameter encoder: at lr 3e-5 without dropout dev accuracy peaked after one epoch and then
-# fell while train accuracy reached 100%; lr 1e-5 with dropout 0.1 keeps improving.
-RECIPE=${RECIPE:-"--lr 1e-5 --dropout 0.1"}
-TRAIN=data/lengthpref/train.jsonl
-DEV=data/lengthpref/dev.jsonl
-RUNS=${RUNS:-"prm-linear-head vanilla prm-soft-prompt prm-cluster-k2 prm-cluster-k10"}
-
+SET=${SET:-lengthpref}
+SEEDS=${SEEDS:-"1 2 3"}
+RUNS=${RUNS:-"default vanilla"}
+FEWSHOT=${FEWSHOT:-1,2,5,10}
+OUT=${OUT:-bench/results/quality/$SET}
+RUNDIR=${RUNDIR:-runs/quality/$SET}
+LOCK=${LOCK:-/tmp/prm-cpu.lock}
+TRAIN=data/$SET/train.jsonl
+DEV=data/$SET/dev.jsonl
 mkdir -p "$OUT" "$RUNDIR"
-python3 bench/label_users.py --train "$TRAIN" --dev "$DEV" --out "$OUT/groups.json"
+# lengthpref ships no labels (a model has to learn them): derive them from the data.
+LABELS=data/$SET/groups.json
+if [[ ! -f "$LABELS" ]]; then
+    LABELS=$OUT/groups.json
+    python3 bench/label_users.py --train "$TRAIN" --dev "$DEV" --out "$LABELS"
+fi
 
 flags() {
     case "$1" in
-        vanilla)          echo "--vanilla" ;;
-        prm-soft-prompt)  echo "--aggregator soft-prompt --user-model individual" ;;
-        prm-linear-head)  echo "--aggregator linear-head --user-model individual" ;;
-        prm-cluster-k2)   echo "--aggregator linear-head --user-model cluster --clusters 2" ;;
-        prm-cluster-k10)  echo "--aggregator linear-head --user-model cluster --clusters 10" ;;
+        default) echo "" ;;
+        vanilla) echo "--vanilla" ;;
         *) echo "unknown run $1" >&2; exit 2 ;;
     esac
 }
 
-for run in $RUNS; do
-    echo "== $run" >&2
-    # shellcheck disable=SC2046
-    "$PRM" train --data "$TRAIN" --dev "$DEV" --out "$RUNDIR/$run" --epochs "$EPOCHS" --max-length "$MAXLEN" $RECIPE $(flags "$run")
-    "$PRM" eval --model "$RUNDIR/$run" --data "$DEV" --groups "$OUT/groups.json" --json "$OUT/$run.json" > "$OUT/$run.txt"
-    cp "$RUNDIR/$run/train_log.jsonl" "$OUT/$run.train_log.jsonl"
+for seed in $SEEDS; do
+    for run in $RUNS; do
+        name=$run.seed$seed
+        echo "== $SET $name" >&2
+        # shellcheck disable=SC2046
+        flock "$LOCK" "$PRM" train --data "$TRAIN" --out "$RUNDIR/$name" --seed "$seed" $(flags "$run")
+        few=()
+        [[ "$run" == default && -n "$FEWSHOT" ]] && few=(--few-shot "$FEWSHOT")
+        flock "$LOCK" "$PRM" eval --model "$RUNDIR/$name" --data "$DEV" --groups "$LABELS" --json "$OUT/$name.json" "${few[@]}" > "$OUT/$name.txt"
+        cp "$RUNDIR/$name/train_log.jsonl" "$OUT/$name.train_log.jsonl"
+    done
 done
-python3 bench/quality_table.py "$OUT" > "$OUT/quality.md"
-cat "$OUT/quality.md"
+python3 bench/quality_table.py test "$OUT" > "$OUT/quality.md"
+python3 bench/quality_table.py fewshot "$OUT" > "$OUT/fewshot.md"
+cat "$OUT/quality.md" "$OUT/fewshot.md"

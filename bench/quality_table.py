@@ -1,37 +1,158 @@
 #!/usr/bin/env python3
-"""Builds the markdown quality table from the `prm eval --json` reports in a results folder."""
+"""Markdown tables from committed results, so every number in the README comes from a file.
+
+  quality_table.py recipe DIR     recipe search: validation accuracy per run (DIR/<run>.json from
+                                  `prm eval` on the run's val.jsonl, DIR/<run>.train_log.jsonl, DIR/<run>.flags)
+  quality_table.py test DIR       test table: mean and spread over seeds of DIR/<run>.seed<N>.json
+                                  (`prm eval --json` on dev.jsonl), per seen/unseen x group
+  quality_table.py fewshot DIR    few-shot table from the "few_shot" part of DIR/<run>.seed<N>.json
+  quality_table.py readme README  rewrites the README blocks between <!-- table:NAME --> and
+                                  <!-- /table --> markers; NAME is "test:DIR", "fewshot:DIR" or "recipe:DIR"
+"""
+import glob
 import json
 import os
+import re
+import statistics
 import sys
 
-RUNS = ["vanilla", "prm-soft-prompt", "prm-linear-head", "prm-cluster-k2", "prm-cluster-k10"]
-CELLS = ["seen/majority", "seen/minority", "unseen/majority", "unseen/minority"]
+def labels(report):
+    """Group labels of a report, largest first (majority before minority)."""
+    groups = report.get("by_group", {})
+    return sorted((k for k in groups if "/" not in k), key=lambda k: (-groups[k]["n"], k))
 
 
-def main(folder):
-    lines = ["| model | " + " | ".join(CELLS) + " | seen | unseen | overall |",
-             "|---|" + "---:|" * (len(CELLS) + 3)]
-    for run in RUNS:
-        path = os.path.join(folder, run + ".json")
-        if not os.path.exists(path):
+def cells(report):
+    return [f"{side}/{label}" for side in ("seen", "unseen") for label in labels(report)]
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def pct(x):
+    return f"{100 * x:.1f}"
+
+
+def cell_accuracy(report, name, generic=False):
+    key = "generic_accuracy" if generic else "accuracy"
+    if name in ("seen", "unseen", "overall"):
+        return report[name][key] if report[name]["n"] else None
+    cell = report.get("by_group", {}).get(name)
+    return cell[key] if cell else None
+
+
+def val_curve(log_path):
+    """Held-out accuracy at each epoch end, from a training log."""
+    if not os.path.exists(log_path):
+        return []
+    with open(log_path, encoding="utf-8") as f:
+        return [json.loads(line).get("dev_accuracy") for line in f if '"dev_accuracy"' in line]
+
+
+def recipe(folder):
+    lines = ["| run | flags | val acc by epoch | seen/majority | seen/minority | seen |",
+             "|---|---|---|---:|---:|---:|"]
+    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+        run = os.path.basename(path)[:-5]
+        report = load(path)
+        flags_path = os.path.join(folder, run + ".flags")
+        flags = open(flags_path, encoding="utf-8").read().strip() if os.path.exists(flags_path) else ""
+        curve = " → ".join(pct(a) for a in val_curve(os.path.join(folder, run + ".train_log.jsonl")) if a is not None)
+        cells = [cell_accuracy(report, c) for c in ("seen/majority", "seen/minority", "seen")]
+        n = [report["by_group"].get(c, {}).get("n", 0) for c in ("seen/majority", "seen/minority")] + [report["seen"]["n"]]
+        lines.append(f"| {run} | `{flags}` | {curve} | "
+                     + " | ".join(f"{pct(a)}% (n={k})" if a is not None else "-" for a, k in zip(cells, n)) + " |")
+    lines += ["", "Validation split: 20% of every seen user's comparisons in train.jsonl, held back from training",
+              "(`--val-fraction 0.2`, seed 42); accuracy at each epoch end from the training log, per group from",
+              "`prm eval` on the held-back val.jsonl. dev.jsonl is not read. Reproduce: bash bench/recipe.sh"]
+    return "\n".join(lines)
+
+
+def seeds_by_run(folder):
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.seed*.json"))):
+        match = re.match(r"(.+)\.seed(\d+)\.json$", os.path.basename(path))
+        if match:
+            runs.setdefault(match.group(1), []).append(load(path))
+    return runs
+
+
+def mean_sd(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{pct(values[0])}%"
+    return f"{pct(statistics.mean(values))} ± {pct(statistics.stdev(values))}%"
+
+
+def order(runs):
+    preferred = ["vanilla", "default"]
+    return sorted(runs, key=lambda r: (preferred.index(r) if r in preferred else len(preferred), r))
+
+
+def test(folder):
+    runs = seeds_by_run(folder)
+    first = next(iter(runs.values()))[0]
+    names = cells(first)
+    lines = ["| model | seeds | " + " | ".join(names) + " | seen | unseen | unseen, generic user |",
+             "|---|---:|" + "---:|" * (len(names) + 3)]
+    for run in order(runs):
+        reports = runs[run]
+        row = [mean_sd([cell_accuracy(r, c) for r in reports]) for c in names + ["seen", "unseen"]]
+        generic = mean_sd([cell_accuracy(r, "unseen", generic=True) for r in reports])
+        lines.append(f"| {run} | {len(reports)} | " + " | ".join(row) + f" | {generic} |")
+    sizes = ", ".join(f"{c} n={first['by_group'][c]['n']}" for c in names if c in first.get("by_group", {}))
+    lines += ["", f"Mean ± sample standard deviation over seeds; {sizes}. Unseen users are scored as the generic user 0."]
+    return "\n".join(lines)
+
+
+def fewshot(folder):
+    runs = seeds_by_run(folder)
+    first = next(iter(runs.values()))[0]
+    groups = labels(first)
+    lines = ["| model | K | " + " | ".join(f"unseen/{g} adapted | generic" for g in groups) + " |",
+             "|---|---:|" + "---:|---:|" * len(groups)]
+    for run in order(runs):
+        reports = [r for r in runs[run] if r.get("few_shot")]
+        if not reports:
             continue
-        with open(path) as f:
-            report = json.load(f)
-        groups = report.get("by_group", {})
-        cells = [f"{100 * groups[c]['accuracy']:.1f}% (n={groups[c]['n']})" if c in groups else "-" for c in CELLS]
-        lines.append(f"| {run} | " + " | ".join(cells)
-                     + f" | {100 * report['seen']['accuracy']:.1f}% | {100 * report['unseen']['accuracy']:.1f}%"
-                     + f" | {100 * report['overall']['accuracy']:.1f}% |")
-    lines += ["", "Personalized accuracy on lengthpref dev (unseen users are scored as the generic user 0);",
-              "generic-user accuracy for every slice is in each run's JSON report (`generic_accuracy`).",
-              "Every run: MiniLM-L6 backbone fine-tuned, 3 epochs, batch 16, lr 1e-5 (user tables and head 1e-2),",
-              "dropout 0.1, max length 128, alpha 0.5 (vanilla: uniform users, 0 user tokens, alpha 1);",
-              "P-RM: individual users (soft prompt with T_u 10, or linear head); cluster runs: linear head with K centres",
-              "(mixture logits at 10x the user learning rate).",
-              "Majority/minority labels come from the data itself (bench/label_users.py).",
-              "Reproduce: bash bench/quality.sh"]
-    print("\n".join(lines))
+        for i, row in enumerate(reports[0]["few_shot"]):
+            cells = []
+            for label in groups:
+                for generic in (False, True):
+                    key = "generic_accuracy" if generic else "accuracy"
+                    cells.append(mean_sd([r["few_shot"][i]["by_group"].get(label, {}).get(key) for r in reports]))
+            lines.append(f"| {run} | {row['k']} | " + " | ".join(cells) + " |")
+    lines += ["", "Each unseen user is adapted on their first K comparisons (`prm eval --few-shot`; backbone, head and",
+              "trained users frozen) and scored on the rest; 'generic' scores the same comparisons as user 0."]
+    return "\n".join(lines)
+
+
+def readme(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    makers = {"test": test, "fewshot": fewshot, "recipe": recipe}
+
+    def replace(match):
+        kind, folder = match.group(1).split(":", 1)
+        return f"<!-- table:{match.group(1)} -->\n{makers[kind](folder)}\n<!-- /table -->"
+
+    text = re.sub(r"<!-- table:(\S+) -->\n.*?<!-- /table -->", replace, text, flags=re.S)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def main(argv):
+    if len(argv) != 3 or argv[1] not in ("recipe", "test", "fewshot", "readme"):
+        sys.exit(__doc__)
+    if argv[1] == "readme":
+        readme(argv[2])
+    else:
+        print({"recipe": recipe, "test": test, "fewshot": fewshot}[argv[1]](argv[2]))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "bench/results/quality")
+    main(sys.argv)

@@ -7,7 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PRM=${PRM:-.build/release/prm}
 OUT=${OUT:-runs/demo}
-EPOCHS=${EPOCHS:-2}
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -15,9 +14,8 @@ say "1. embeddings from the pretrained encoder (all-MiniLM-L6-v2, read from mode
 "$PRM" embed "A man is eating food." "A man is eating a piece of bread." "The new movie is awesome." \
     | python3 scripts/show.py cosine
 
-say "2. train a personalized reward model (P-RM, linear head, individual users; $EPOCHS epochs)"
-"$PRM" train --data data/lengthpref/train.jsonl --out "$OUT" --aggregator linear-head \
-    --epochs "$EPOCHS" --max-length 128 --lr 1e-5 --dropout 0.1
+say "2. train a personalized reward model with prm train's defaults (linear head, individual users, 2 epochs)"
+"$PRM" train --data data/lengthpref/train.jsonl --out "$OUT"
 
 prompt=$'Human: I have trouble falling asleep at night. Any tips?\n\nAssistant:'
 short="Keep a regular bedtime and avoid screens before bed."

@@ -31,7 +31,7 @@ enum BenchTrain {
             .map { BenchKernels.measureGemm(m: $0.0, n: $0.1, k: $0.2, repeats: 3) }.max() ?? 1
         progress.advance(by: 1, extra: String(format: "sgemm peak %.0f GFLOP/s", peak))
 
-        var settings = TrainingSettings()  // the paper's defaults: individual users, soft prompt, T_u 10, alpha 0.5
+        var settings = TrainingSettings.paper  // individual users, soft prompt, T_u 10, alpha 0.5, 256 tokens
         settings.epochs = 1
         settings.logEvery = 1_000_000
         let dataset = try PreferenceDataset.load(data)

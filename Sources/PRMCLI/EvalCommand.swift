@@ -17,8 +17,15 @@ enum EvalCommand: Subcommand {
         --groups FILE.json maps user ids to labels (e.g. majority/minority) and adds per-label and \
         seen/unseen × label rows.
 
+        --few-shot K[,K...] evaluates `prm adapt`'s protocol: each unseen user (absent from the model) \
+        is fitted on their first K comparisons in file order, with everything trained frozen, and \
+        scored on the rest; 'adapted' is that accuracy, 'generic' the same comparisons scored as \
+        the generic user 0. Users with K or fewer comparisons do not count for that K. The JSON \
+        report gets a "few_shot" list.
+
         Example:
           prm eval --model runs/prm --data data/lengthpref/dev.jsonl --json runs/prm/dev-eval.json
+          prm eval --model runs/prm --data data/lengthpref/dev.jsonl --few-shot 1,2,5,10
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train)."),
@@ -26,25 +33,49 @@ enum EvalCommand: Subcommand {
             .value("json", placeholder: "FILE", help: "Write the report as JSON."),
             .value("groups", placeholder: "FILE", help: "JSON object: user id -> group label."),
             .value("batch-size", placeholder: "N", help: "Comparisons per forward pass.", default: "16"),
+            .value("few-shot", placeholder: "K,...", help: "Also adapt each unseen user on their first K comparisons and score the rest."),
+            .value("adapt-steps", placeholder: "N", help: "Soft prompt: optimizer steps per adapted user.", default: "\(AdaptSettings().steps)"),
+            .value("adapt-lr", placeholder: "LR", help: "Soft prompt: learning rate of the adapted user's tokens.",
+                   default: "\(AdaptSettings().learningRate)"),
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
-        let batchSize = try arguments.int("batch-size", default: 16)
+        guard let batchSize = try arguments.int("batch-size") else { throw arguments.usageError("--batch-size has no value") }
         guard batchSize >= 1 else { throw arguments.usageError("--batch-size must be at least 1, got \(batchSize)") }
         let (model, users, _) = try Checkpoint.load(URL(fileURLWithPath: try arguments.require("model")))
         let path = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
         let groups = try arguments.string("groups").map(loadGroups) ?? [:]
-        let encoded = InputPreparer(model: model, users: users).encode(data.comparisons)
+        let encoded = try TrainCommand.encode(data, name: path, InputPreparer(model: model, users: users))
         let progress = ProgressBar(total: encoded.count, label: "eval", unit: "pair")
-        let report = Evaluator(model: model, users: users, batchSize: batchSize)
-            .evaluate(encoded, groups: groups, progress: progress)
+        let evaluator = Evaluator(model: model, users: users, batchSize: batchSize)
+        var report = evaluator.evaluate(encoded, groups: groups, progress: progress)
         progress.finish()
+        if let ks = try fewShotCounts(arguments) {
+            let settings = try AdaptCommand.adaptSettings(arguments)
+            let unseen = encoded.filter { !users.contains($0.userID) }.count
+            let fewShotProgress = ProgressBar(total: unseen, label: "few-shot", unit: "pair")
+            report.fewShot = try FewShotEvaluation.evaluate(encoded, ks: ks, scorer: evaluator.scorer, groups: groups,
+                                                            settings: settings, progress: fewShotProgress)
+            fewShotProgress.finish()
+        }
         if let json = arguments.string("json") { try AtomicFile.writeJSON(report, to: URL(fileURLWithPath: json)) }
         out.write(report.table() + "\n")
+        if let rows = report.fewShot { out.write("\n" + FewShotEvaluation.table(rows) + "\n") }
         return 0
+    }
+
+    /// --few-shot "1,2,5,10": distinct positive counts, ascending.
+    static func fewShotCounts(_ arguments: ParsedArguments) throws -> [Int]? {
+        guard let text = arguments.string("few-shot") else { return nil }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let ks = parts.compactMap { Int($0) }
+        guard ks.count == parts.count, !ks.isEmpty, ks.allSatisfy({ $0 >= 1 }) else {
+            throw arguments.usageError("--few-shot expects positive integers separated by commas (e.g. 1,2,5,10), got '\(text)'")
+        }
+        return Array(Set(ks)).sorted()
     }
 
     static func loadGroups(_ path: String) throws -> [String: String] {

@@ -22,42 +22,60 @@ enum TrainCommand: Subcommand {
         users.json), the optimizer state for --resume, and train_log.jsonl (one JSON object per logging step). \
         Checkpoints are written at each epoch end.
 
+        The defaults are the recipe chosen on a validation split of lengthpref's train.jsonl \
+        (bench/recipe.sh, bench/results/recipe) and then tested once on dev.jsonl and on a second \
+        preference set over three seeds (bench/quality.sh, bench/results/quality).
+
         Examples:
-          prm train --data data/lengthpref/train.jsonl --dev data/lengthpref/dev.jsonl --out runs/prm
-          prm train --data train.jsonl --out runs/lin --aggregator linear-head --user-tokens 1
+          prm train --data data/lengthpref/train.jsonl --out runs/prm
+          prm train --data train.jsonl --out runs/prm --val-fraction 0.2          (choose settings on a held-back split)
+          prm train --data train.jsonl --out runs/soft --aggregator soft-prompt
           prm train --data train.jsonl --out runs/vanilla --vanilla
           prm train --data train.jsonl --out runs/prm --resume
         """,
-        options: [
+        options: options)
+
+    /// Every default comes from `TrainingSettings()`: written once, shown by --help, returned by the getters.
+    static var options: [OptionSpec] {
+        let d = TrainingSettings()
+        func text(_ value: Float) -> String { "\(value)" }
+        return [
             .value("data", placeholder: "FILE", help: "Training comparisons (JSONL).", default: "data/lengthpref/train.jsonl"),
-            .value("dev", placeholder: "FILE", help: "Development comparisons, evaluated at each epoch end."),
+            .value("dev", placeholder: "FILE", help: "Held-out comparisons, evaluated at each epoch end (a test file: choose recipes with --val-fraction instead)."),
+            .value("val-fraction", placeholder: "F", help: "Hold back this share of each user's comparisons, evaluate them at each epoch end and "
+                   + "write them to DIR/val.jsonl: the split to choose a recipe on.", default: "\(d.validationFraction)"),
             .value("out", placeholder: "DIR", help: "Checkpoint folder (required)."),
             .value("backbone", placeholder: "DIR", help: "Pretrained Hugging Face folder.", default: "models/all-MiniLM-L6-v2"),
-            .value("user-model", placeholder: "KIND", help: "uniform | individual | cluster.", default: "individual"),
-            .value("aggregator", placeholder: "KIND", help: "soft-prompt | linear-head.", default: "soft-prompt"),
-            .value("user-tokens", placeholder: "N", help: "T_u, user tokens per user (linear-head: 1).", default: "10"),
-            .value("clusters", placeholder: "K", help: "Cluster centres for --user-model cluster.", default: "10"),
+            .value("user-model", placeholder: "KIND", help: "uniform | individual | cluster.", default: d.userModel.rawValue),
+            .value("aggregator", placeholder: "KIND", help: "soft-prompt | linear-head. \(TrainingSettings.Rationale.aggregator)", default: d.aggregator.rawValue),
+            .value("user-tokens", placeholder: "N", help: "T_u, user tokens per user (default: 1 with linear-head, "
+                   + "\(TrainingSettings.softPromptUserTokens) with soft-prompt)."),
+            .value("clusters", placeholder: "K", help: "Cluster centres for --user-model cluster.", default: "\(d.clusters)"),
             .flag("no-shared-generic", help: "Individual users without the shared generic part (e_i = o_i)."),
-            .value("alpha", placeholder: "A", help: "Weight of the personalized term; 1 - A on the generic user.", default: "0.5"),
+            .value("alpha", placeholder: "A", help: "Weight of the personalized term; 1 - A on the generic user.", default: text(d.alpha)),
             .flag("vanilla", help: "Vanilla reward model: uniform users, 0 user tokens, alpha 1."),
-            .value("epochs", placeholder: "N", help: "Passes over the data.", default: "3"),
-            .value("lr", placeholder: "LR", help: "Peak learning rate of the backbone.", default: "3e-5"),
-            .value("user-lr", placeholder: "LR", help: "Peak learning rate of user tables and head.", default: "1e-2"),
-            .value("mixture-lr-scale", placeholder: "X", help: "Cluster users: mixture logits' rate relative to --user-lr.", default: "10"),
-            .value("weight-decay", placeholder: "W", help: "AdamW decoupled weight decay (matrices only).", default: "0.01"),
-            .value("warmup", placeholder: "FRACTION", help: "Warm-up share of all steps.", default: "0.1"),
-            .value("batch-size", placeholder: "N", help: "Comparisons per optimizer step (effective batch).", default: "16"),
-            .value("micro-batch", placeholder: "N", help: "Comparisons per forward pass (gradient accumulation).", default: "8"),
-            .value("max-length", placeholder: "N", help: "Tokens per input, user tokens included; the prompt is trimmed from the left.", default: "256"),
-            .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm.", default: "1.0"),
+            .value("epochs", placeholder: "N", help: "Passes over the data. \(TrainingSettings.Rationale.epochs)", default: "\(d.epochs)"),
+            .value("lr", placeholder: "LR", help: "Peak learning rate of the backbone. \(TrainingSettings.Rationale.learningRate)", default: text(d.learningRate)),
+            .value("user-lr", placeholder: "LR", help: "Peak learning rate of user tables and head. \(TrainingSettings.Rationale.userLearningRate)",
+                   default: text(d.userLearningRate)),
+            .value("mixture-lr-scale", placeholder: "X", help: "Cluster users: mixture logits' rate relative to --user-lr.",
+                   default: text(d.mixtureLearningRateScale)),
+            .value("weight-decay", placeholder: "W", help: "AdamW decoupled weight decay (matrices only).", default: text(d.weightDecay)),
+            .value("warmup", placeholder: "FRACTION", help: "Warm-up share of all steps, in [0, 1].", default: text(d.warmupFraction)),
+            .value("batch-size", placeholder: "N", help: "Comparisons per optimizer step (effective batch).", default: "\(d.batchSize)"),
+            .value("micro-batch", placeholder: "N", help: "Comparisons per forward pass (gradient accumulation).", default: "\(d.microBatch)"),
+            .value("max-length", placeholder: "N", help: "Tokens per input, user tokens included; the prompt is trimmed from the left. "
+                   + TrainingSettings.Rationale.maxLength, default: "\(d.maxLength)"),
+            .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm (0: no clipping).", default: text(d.gradientClip)),
             .flag("freeze-backbone", help: "Train only the user model and head."),
-            .value("dropout", placeholder: "P", help: "Hidden-state dropout while training.", default: "0"),
-            .value("seed", placeholder: "N", help: "Seed for initialisation and data order.", default: "42"),
-            .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "10"),
+            .value("dropout", placeholder: "P", help: "Hidden-state dropout while training. \(TrainingSettings.Rationale.dropout)", default: text(d.dropout)),
+            .value("seed", placeholder: "N", help: "Seed for initialisation, data order, dropout and the validation split.", default: "\(d.seed)"),
+            .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "\(d.logEvery)"),
             .value("limit", placeholder: "N", help: "Use only the first N training comparisons (quick runs)."),
             .flag("resume", help: "Continue the run saved in --out exactly (its settings and, unless --data is given, its data file are reused)."),
             .flag("skip-invalid", help: "Skip invalid data rows (reported with a count) instead of stopping."),
-        ])
+        ]
+    }
 
     /// Training writes no results to stdout: progress and logs go to stderr, the model to --out.
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
@@ -67,10 +85,15 @@ enum TrainCommand: Subcommand {
 
         // A resumed run reads the file it was started on unless --data says otherwise.
         let recorded = resume && !arguments.isSet("data") ? try TrainingState.dataFile(in: out) : nil
-        let dataPath = recorded ?? arguments.string("data", default: "data/lengthpref/train.jsonl")
-        var train = try loadData(dataPath, arguments)
+        let dataPath = try arguments.require("data")
+        let dataFile = recorded ?? dataPath
+        var train = try loadData(dataFile, arguments)
         if let limit = try arguments.int("limit") { train.comparisons = Array(train.comparisons.prefix(max(limit, 1))) }
-        let dev = try arguments.string("dev").map { try loadData($0, arguments) }
+        var dev = try arguments.string("dev").map { try loadData($0, arguments) }
+        if settings.validationFraction > 0 {
+            (train, dev) = train.split(validationFraction: settings.validationFraction, seed: settings.seed)
+            Log.info("validation split: \(dev?.comparisons.count ?? 0) comparisons held back (\(settings.validationFraction) of each user's)")
+        }
 
         let model: RewardModel, users: UserTable
         if resume {
@@ -82,9 +105,10 @@ enum TrainCommand: Subcommand {
         }
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
                  + "\(settings.userModel.rawValue) users, \(settings.aggregator.rawValue), T_u \(settings.userTokens), alpha \(settings.alpha)")
-        let trainer = try Trainer(model: model, users: users, settings: settings,
-                                  train: InputPreparer(model: model, users: users).encode(train.comparisons),
-                                  dev: dev.map { InputPreparer(model: model, users: users).encode($0.comparisons) } ?? [])
+        let preparer = InputPreparer(model: model, users: users)
+        let encodedTrain = try encode(train, name: dataFile, preparer)
+        let encodedDev = try dev.map { try encode($0, name: settings.validationFraction > 0 ? "validation split" : arguments.string("dev") ?? "", preparer) } ?? []
+        let trainer = try Trainer(model: model, users: users, settings: settings, train: encodedTrain, dev: encodedDev)
         if resume {
             try TrainingState.restore(trainer, from: out)
             guard trainer.optimizer.step < trainer.totalSteps else {
@@ -94,6 +118,7 @@ enum TrainCommand: Subcommand {
             Log.info("resuming at step \(trainer.optimizer.step) of \(trainer.totalSteps)")
         }
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        if settings.validationFraction > 0, let dev { try dev.write(to: out.appendingPathComponent("val.jsonl")) }
         let logWriter = try JSONLogWriter(url: out.appendingPathComponent("train_log.jsonl"), append: resume)
         let progress = ProgressBar(total: trainer.totalSteps - trainer.optimizer.step, label: "train", unit: "step")
         trainer.progress = progress
@@ -103,39 +128,51 @@ enum TrainCommand: Subcommand {
                 Log.info(String(format: "step %d epoch %.2f: loss %.4f train acc %.3f dev acc %.3f", entry.step, entry.epoch, entry.loss, entry.accuracy, dev))
             }
         }
-        let dataFile = URL(fileURLWithPath: dataPath).path
-        try trainer.run { _ in try TrainingState.save(trainer, dataFile: dataFile, to: out) }
+        let absoluteDataFile = URL(fileURLWithPath: dataFile).path
+        try trainer.run { _ in try TrainingState.save(trainer, dataFile: absoluteDataFile, to: out) }
         progress.finish()
         Log.info("saved \(out.path)")
         return 0
     }
 
+    /// Settings from the command line; every option falls back to its declared default.
     static func settingsFrom(_ a: ParsedArguments) throws -> TrainingSettings {
+        func number(_ name: String) throws -> Float {
+            guard let value = try a.double(name) else { throw a.usageError("--\(name) has no value") }
+            return Float(value)
+        }
+        func integer(_ name: String) throws -> Int {
+            guard let value = try a.int(name) else { throw a.usageError("--\(name) has no value") }
+            return value
+        }
         var s = TrainingSettings()
         s.userModel = try choice(a, "user-model", UserModelKind.self)
         s.aggregator = try choice(a, "aggregator", Aggregator.self)
         // The linear head has one user vector; only an explicit --user-tokens overrides that.
-        s.userTokens = a.isSet("user-tokens") || s.aggregator == .softPrompt ? try a.int("user-tokens", default: 10) : 1
-        s.clusters = try a.int("clusters", default: 10)
+        s.userTokens = a.isSet("user-tokens") ? try integer("user-tokens")
+            : s.aggregator == .softPrompt ? TrainingSettings.softPromptUserTokens : 1
+        s.clusters = try integer("clusters")
         s.sharedGeneric = !a.flag("no-shared-generic")
-        s.alpha = Float(try a.double("alpha", default: 0.5))
+        s.alpha = try number("alpha")
         if a.flag("vanilla") { s.makeVanilla() }
-        s.epochs = try a.int("epochs", default: 3)
-        s.learningRate = Float(try a.double("lr", default: 3e-5))
-        s.userLearningRate = Float(try a.double("user-lr", default: 1e-2))
-        s.mixtureLearningRateScale = Float(try a.double("mixture-lr-scale", default: 10))
-        s.weightDecay = Float(try a.double("weight-decay", default: 0.01))
-        s.warmupFraction = Float(try a.double("warmup", default: 0.1))
-        s.batchSize = try a.int("batch-size", default: 16)
-        s.microBatch = try a.int("micro-batch", default: 8)
-        s.maxLength = try a.int("max-length", default: 256)
-        s.gradientClip = Float(try a.double("grad-clip", default: 1))
+        s.epochs = try integer("epochs")
+        s.learningRate = try number("lr")
+        s.userLearningRate = try number("user-lr")
+        s.mixtureLearningRateScale = try number("mixture-lr-scale")
+        s.weightDecay = try number("weight-decay")
+        s.warmupFraction = try number("warmup")
+        s.batchSize = try integer("batch-size")
+        s.microBatch = try integer("micro-batch")
+        s.maxLength = try integer("max-length")
+        s.gradientClip = try number("grad-clip")
         s.freezeBackbone = a.flag("freeze-backbone")
-        s.dropout = Float(try a.double("dropout", default: 0))
-        let seed = try a.int("seed", default: 42)
+        s.dropout = try number("dropout")
+        let seed = try integer("seed")
         guard seed >= 0 else { throw a.usageError("--seed must be non-negative") }
         s.seed = UInt64(seed)
-        s.logEvery = max(1, try a.int("log-every", default: 10))
+        s.logEvery = try integer("log-every")
+        s.validationFraction = try a.double("val-fraction") ?? 0
+        if a.isSet("val-fraction") && a.isSet("dev") { throw a.usageError("--val-fraction and --dev cannot be combined: choose one held-out set") }
         do { try s.validate() } catch let error as TrainingError { throw a.usageError(error.description) }
         return s
     }
@@ -146,6 +183,18 @@ enum TrainCommand: Subcommand {
             throw a.usageError("--\(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")); got '\(raw)'")
         }
         return value
+    }
+
+    /// Tokenizes once and checks what tokenization can break; user text longer than the window
+    /// allows is cut (a warning says how often): refusing would drop the user's comparisons.
+    static func encode(_ data: PreferenceDataset, name: String, _ preparer: InputPreparer) throws -> [EncodedComparison] {
+        let encoded = preparer.encode(data.comparisons)
+        let (cut, limit) = try encoded.checked(for: preparer.window, name: name)
+        if cut > 0 {
+            Log.warning("\(name): the user text of \(cut) comparisons is longer than the \(limit) tokens the window leaves it "
+                        + "(--max-length \(preparer.window.maxLength)); it is cut to its first \(limit) tokens")
+        }
+        return encoded
     }
 
     static func loadData(_ path: String, _ arguments: ParsedArguments) throws -> PreferenceDataset {

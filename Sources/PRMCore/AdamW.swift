@@ -250,6 +250,10 @@ public final class AdamW {
         step += 1
     }
 
+    /// Counts a step without updating anything: the trainer skips a step whose loss or gradient
+    /// norm is not finite (like PyTorch's GradScaler), and the schedule moves on as if it ran.
+    public func skipStep() { step += 1 }
+
     /// The update of `count` contiguous floats; the tail goes through the same formula in one
     /// lane, so a float's result does not depend on where it falls in its run.
     /// p, g, m, v: (count)

@@ -12,12 +12,18 @@ public struct BertConfig: Codable, Sendable {
     public var typeVocabSize: Int
     public var layerNormEps: Float
     public var hiddenAct: String
+    /// Keys whose other values change the computation in ways this encoder does not implement;
+    /// read so that such a config is refused instead of silently computing something else.
+    public var positionEmbeddingType: String
+    public var isDecoder: Bool
+    public var addCrossAttention: Bool
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", hiddenSize = "hidden_size", numHiddenLayers = "num_hidden_layers"
         case numAttentionHeads = "num_attention_heads", intermediateSize = "intermediate_size"
         case maxPositionEmbeddings = "max_position_embeddings", typeVocabSize = "type_vocab_size"
         case layerNormEps = "layer_norm_eps", hiddenAct = "hidden_act"
+        case positionEmbeddingType = "position_embedding_type", isDecoder = "is_decoder", addCrossAttention = "add_cross_attention"
     }
 
     public init(from decoder: Decoder) throws {
@@ -31,6 +37,9 @@ public struct BertConfig: Codable, Sendable {
         typeVocabSize = try c.decodeIfPresent(Int.self, forKey: .typeVocabSize) ?? 2
         layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-12
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "gelu"
+        positionEmbeddingType = try c.decodeIfPresent(String.self, forKey: .positionEmbeddingType) ?? "absolute"
+        isDecoder = try c.decodeIfPresent(Bool.self, forKey: .isDecoder) ?? false
+        addCrossAttention = try c.decodeIfPresent(Bool.self, forKey: .addCrossAttention) ?? false
     }
 
     func validated(_ url: URL) throws -> BertConfig {
@@ -39,6 +48,10 @@ public struct BertConfig: Codable, Sendable {
         try require(numAttentionHeads > 0 && hiddenSize % numAttentionHeads == 0, url,
                     "hidden_size \(hiddenSize) is not divisible by num_attention_heads \(numAttentionHeads)")
         try require(geluForm != nil, url, "unsupported hidden_act '\(hiddenAct)' (supported: gelu, gelu_new, gelu_pytorch_tanh)")
+        try require(positionEmbeddingType == "absolute", url,
+                    "position_embedding_type '\(positionEmbeddingType)' is not implemented (only 'absolute')")
+        try require(!isDecoder, url, "is_decoder true is not implemented (a causal BERT); use a GPT-2 backbone")
+        try require(!addCrossAttention, url, "add_cross_attention true is not implemented")
         return self
     }
 

@@ -20,16 +20,30 @@ public enum Checkpoint {
                             metadata: [String: String] = [:], to directory: URL) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = model.backbone.configObject
+        var userModel = model.config.userModel
+        userModel.users = model.userModel.users
         config["prm"] = [
             "format": format,
             "aggregator": model.config.aggregator.rawValue,
-            "user_model": try jsonObject(model.config.userModel),
+            "user_model": try jsonObject(userModel),
             "max_length": model.config.maxLength,
             "training": training,
         ] as [String: Any]
         let p = model.parameters
+        // Users added after training go after the trained rows of their table.
+        let perUser = model.userModel.config.kind == .cluster ? model.userModel.weights : model.userModel.table
+        let added = model.userModel.added
+        let grown = UnsafeMutablePointer<Float>.allocate(capacity: (perUser.map { p.entry($0).count } ?? 0) + (added?.count ?? 0))
+        defer { grown.deallocate() }
         let entries = p.entries.enumerated().map { index, entry in
-            SafetensorsWriter.Entry(name: entry.name, shape: entry.shape, data: UnsafePointer(p.value(Parameters.Handle(index: index))))
+            let handle = Parameters.Handle(index: index)
+            guard handle == perUser, let added else {
+                return SafetensorsWriter.Entry(name: entry.name, shape: entry.shape, data: UnsafePointer(p.value(handle)))
+            }
+            grown.update(from: p.value(handle), count: entry.count)
+            (grown + entry.count).update(from: added.values.data, count: added.count)
+            return SafetensorsWriter.Entry(name: entry.name, shape: [entry.shape[0] + model.userModel.addedUsers] + entry.shape.dropFirst(),
+                                           data: UnsafePointer(grown))
         }
         try SafetensorsWriter.write(entries, metadata: metadata.merging(["format": "pt", "prm": format]) { $1 },
                                     to: directory.appendingPathComponent("model.safetensors"))

@@ -12,11 +12,19 @@ public struct GPT2Config: Codable, Sendable {
     public var layerNormEpsilon: Float
     public var activationFunction: String
     public var eosTokenID: Int?
+    /// Keys whose non-default values change the computation in ways this decoder does not
+    /// implement; read so that such a config is refused instead of silently computing something else.
+    public var scaleAttnWeights: Bool
+    public var scaleAttnByInverseLayerIdx: Bool
+    public var reorderAndUpcastAttn: Bool
+    public var addCrossAttention: Bool
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", nPositions = "n_positions", nCtx = "n_ctx", nEmbd = "n_embd", nLayer = "n_layer"
         case nHead = "n_head", nInner = "n_inner", layerNormEpsilon = "layer_norm_epsilon"
         case activationFunction = "activation_function", eosTokenID = "eos_token_id"
+        case scaleAttnWeights = "scale_attn_weights", scaleAttnByInverseLayerIdx = "scale_attn_by_inverse_layer_idx"
+        case reorderAndUpcastAttn = "reorder_and_upcast_attn", addCrossAttention = "add_cross_attention"
     }
 
     public init(from decoder: Decoder) throws {
@@ -30,6 +38,10 @@ public struct GPT2Config: Codable, Sendable {
         layerNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5
         activationFunction = try c.decodeIfPresent(String.self, forKey: .activationFunction) ?? "gelu_new"
         eosTokenID = try c.decodeIfPresent(Int.self, forKey: .eosTokenID)
+        scaleAttnWeights = try c.decodeIfPresent(Bool.self, forKey: .scaleAttnWeights) ?? true
+        scaleAttnByInverseLayerIdx = try c.decodeIfPresent(Bool.self, forKey: .scaleAttnByInverseLayerIdx) ?? false
+        reorderAndUpcastAttn = try c.decodeIfPresent(Bool.self, forKey: .reorderAndUpcastAttn) ?? false
+        addCrossAttention = try c.decodeIfPresent(Bool.self, forKey: .addCrossAttention) ?? false
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -43,6 +55,10 @@ public struct GPT2Config: Codable, Sendable {
         try c.encode(layerNormEpsilon, forKey: .layerNormEpsilon)
         try c.encode(activationFunction, forKey: .activationFunction)
         try c.encodeIfPresent(eosTokenID, forKey: .eosTokenID)
+        try c.encode(scaleAttnWeights, forKey: .scaleAttnWeights)
+        try c.encode(scaleAttnByInverseLayerIdx, forKey: .scaleAttnByInverseLayerIdx)
+        try c.encode(reorderAndUpcastAttn, forKey: .reorderAndUpcastAttn)
+        try c.encode(addCrossAttention, forKey: .addCrossAttention)
     }
 
     var inner: Int { nInner ?? 4 * nEmbd }
@@ -59,6 +75,10 @@ public struct GPT2Config: Codable, Sendable {
         try require(nEmbd > 0 && nLayer > 0 && vocabSize > 0 && nPositions > 0 && inner > 0, url, "sizes must be positive")
         try require(nHead > 0 && nEmbd % nHead == 0, url, "n_embd \(nEmbd) is not divisible by n_head \(nHead)")
         try require(geluForm != nil, url, "unsupported activation_function '\(activationFunction)' (supported: gelu_new, gelu)")
+        try require(scaleAttnWeights, url, "scale_attn_weights false is not implemented (attention is always scaled by 1/sqrt(head size))")
+        try require(!scaleAttnByInverseLayerIdx, url, "scale_attn_by_inverse_layer_idx true is not implemented")
+        try require(!reorderAndUpcastAttn, url, "reorder_and_upcast_attn true is not implemented")
+        try require(!addCrossAttention, url, "add_cross_attention true is not implemented")
         return self
     }
 }

@@ -51,9 +51,15 @@ public struct InputWindow: Sendable {
         leadingSpecialTokens = tokenizer.addingSpecialTokens([probe]).firstIndex(of: probe) ?? 0
     }
 
+    /// Most explicit user-text tokens a sequence keeps: half the window, and never so many that
+    /// the implicit user tokens, the special tokens and one text token no longer fit.
+    public var explicitLimit: Int {
+        max(min(maxLength / 2, maxLength - userTokens - tokenizer.specialTokensPerSequence - 1), 0)
+    }
+
     /// The sequence for `input`, and whether anything (user text, prompt or reply) was cut.
     public func sequence(for input: RewardInput) -> (sequence: ModelSequence, truncated: Bool) {
-        let explicit = Array(input.explicit.prefix(max(maxLength / 2, 0)))
+        let explicit = Array(input.explicit.prefix(explicitLimit))
         let room = maxLength - explicit.count - userTokens
         let (text, replyStart, cut) = textTokens(prompt: input.prompt, reply: input.reply, room: room)
         let sequence = ModelSequence(implicitUser: userTokens > 0 ? input.user : nil, explicit: explicit,

@@ -75,6 +75,11 @@ public final class RewardModel {
         tokenizerJSON = try HFConfig.readFile(tokenizerFile)
         var layout = Parameters.Layout()
         let backbone = try Backbones.make(config: backboneConfig, layout: &layout)
+        // An id past the embedding table would read (and, training, write) outside it.
+        guard tokenizer.vocabularySize <= backbone.vocabularySize else {
+            throw ModelError(file: tokenizerFile, "the tokenizer has \(tokenizer.vocabularySize) ids but the backbone's vocab_size "
+                             + "(\(backboneConfig.lastPathComponent)) is \(backbone.vocabularySize): the two files do not belong together")
+        }
         guard config.maxLength > config.userModel.tokens + tokenizer.specialTokensPerSequence + 1 else {
             throw ModelError("max length \(config.maxLength) leaves no room for text after \(config.userModel.tokens) user tokens")
         }

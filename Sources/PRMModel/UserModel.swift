@@ -45,6 +45,11 @@ public final class UserModel {
     /// cluster only: user weights (U+1, K) before the softmax.
     let weights: Parameters.Handle?
     private var parameters: Parameters?
+    /// Users added after training (`prm adapt`, a service's adapt op), indices U+1, U+2, …: one
+    /// own row each (see `rowSize`) in a small buffer of their own, "user.added" (n, rowSize), so
+    /// adding a user is a table append that never reallocates or copies the trained parameters.
+    /// Checkpoints write these rows after the trained ones, so a saved model has them in its table.
+    public private(set) var added: Parameters?
 
     public init(config: UserModelConfig, width: Int, layout: inout Parameters.Layout) {
         self.config = config
@@ -77,6 +82,54 @@ public final class UserModel {
 
     /// Floats per user embedding (T_u · C).
     public var size: Int { config.tokens * width }
+
+    /// Floats of one user's own parameters: the T_u · C vectors (individual) or the K mixture
+    /// logits (cluster); 0 for the uniform model, whose users share everything.
+    public var rowSize: Int {
+        guard table != nil else { return 0 }
+        switch config.kind {
+        case .uniform: return 0
+        case .individual: return size
+        case .cluster: return config.clusters
+        }
+    }
+
+    /// Users added with `appendUsers`.
+    public var addedUsers: Int { added.map { $0.count / max(rowSize, 1) } ?? 0 }
+
+    /// Known users, trained and added: valid indices are 0...users.
+    public var users: Int { config.users + addedUsers }
+
+    /// Appends users whose own rows are `rows` (a multiple of `rowSize` floats, in the layout of
+    /// `row(_:)`) and returns their indices. Only the small added-users buffer is reallocated.
+    @discardableResult
+    public func appendUsers(_ rows: [Float]) -> ClosedRange<Int>? {
+        let n = rowSize
+        guard n > 0, !rows.isEmpty, rows.count % n == 0 else { return nil }
+        let old = addedUsers
+        var layout = Parameters.Layout()
+        _ = layout.add("user.added", [old + rows.count / n, n], group: .user)
+        let grown = Parameters(layout)
+        if let added { grown.values.data.update(from: added.values.data, count: added.count) }
+        rows.withUnsafeBufferPointer { (grown.values.data + old * n).update(from: $0.baseAddress!, count: rows.count) }
+        added = grown
+        return (config.users + old + 1)...(config.users + old + rows.count / n)
+    }
+
+    /// A user's own row, value and gradient: (T_u, C) offsets or vectors for the individual model,
+    /// (K) logits for the cluster model. nil for the uniform model.
+    public func row(_ user: Int) -> (value: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>)? {
+        let n = rowSize
+        guard n > 0 else { return nil }
+        precondition((0...users).contains(user), "user index \(user) outside 0...\(users)")
+        if user > config.users, let added {
+            let offset = (user - config.users - 1) * n
+            return (added.values.data + offset, added.grads.data + offset)
+        }
+        let p = params
+        guard let handle = config.kind == .cluster ? weights : table else { return nil }
+        return (p.value(handle) + user * n, p.grad(handle) + user * n)
+    }
 
     /// Initialises from randomly drawn rows of the token-embedding table, as the paper's reference
     /// code does, so user vectors start on the scale of real token embeddings. Individual offsets
@@ -113,7 +166,7 @@ public final class UserModel {
         case .uniform:
             out.update(from: p.value(table), count: n)
         case .individual:
-            let own = p.value(table) + user * n
+            guard let own = row(user)?.value else { return }
             out.update(from: own, count: n)
             if config.sharedGeneric && user != 0 {
                 let generic = p.value(table)
@@ -139,14 +192,14 @@ public final class UserModel {
             let d = p.grad(table)
             for i in 0..<n { d[i] += dout[i] }
         case .individual:
-            let own = p.grad(table) + user * n
+            guard let own = row(user)?.grad else { return }
             for i in 0..<n { own[i] += dout[i] }
             if config.sharedGeneric && user != 0 {
                 let generic = p.grad(table)
                 for i in 0..<n { generic[i] += dout[i] }
             }
         case .cluster:
-            guard let weights else { return }
+            guard let dw = row(user)?.grad else { return }
             let mixture = clusterMixture(user)
             let centres = p.value(table), dCentres = p.grad(table)
             // ds_k = ⟨C_k, dout⟩; dC_k += s_k · dout; then the softmax backward into w_user.
@@ -160,15 +213,13 @@ public final class UserModel {
                 ds[k] = dot
             }
             let inner = zip(mixture, ds).reduce(Float(0)) { $0 + $1.0 * $1.1 }
-            let dw = p.grad(weights) + user * config.clusters
             for k in 0..<mixture.count { dw[k] += mixture[k] * (ds[k] - inner) }
         }
     }
 
     /// softmax(w_user) over the K clusters.
     public func clusterMixture(_ user: Int) -> [Float] {
-        guard let weights else { return [] }
-        let w = params.value(weights) + user * config.clusters
+        guard weights != nil, let w = row(user)?.value else { return [] }
         let m = (0..<config.clusters).map { w[$0] }.max() ?? 0
         let e = (0..<config.clusters).map { Foundation.exp(w[$0] - m) }
         let z = e.reduce(0, +)

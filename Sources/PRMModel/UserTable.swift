@@ -18,4 +18,10 @@ public struct UserTable: Sendable, Equatable {
     public func index(of id: String) -> Int { indices[id] ?? 0 }
 
     public func contains(_ id: String) -> Bool { indices[id] != nil }
+
+    /// Records a user added after training (`UserModel.appendUsers` gave the index).
+    public mutating func add(_ id: String, index: Int) {
+        precondition(indices[id] == nil, "user \(id) is already in the table")
+        indices[id] = index
+    }
 }

@@ -36,3 +36,20 @@ extension InputPreparer {
         }
     }
 }
+
+extension Array where Element == EncodedComparison {
+    /// Refuses comparisons the model cannot score (a reply the tokenizer turns into no tokens:
+    /// both replies would be the bare prompt, or a causal backbone would get an empty sequence)
+    /// and counts those whose explicit user text the window cuts (`InputWindow.explicitLimit`).
+    /// `name` names the data in messages; rows are counted from 1 in file order.
+    public func checked(for window: InputWindow, name: String) throws -> (cutUserText: Int, limit: Int) {
+        for (i, c) in enumerated() {
+            for (field, reply) in [("chosen", c.chosen), ("rejected", c.rejected)] where reply.isEmpty {
+                throw TrainingError("\(name): comparison \(i + 1) (user '\(c.userID)'): '\(field)' has no tokens after tokenization "
+                                    + "(the tokenizer drops every character of it)")
+            }
+        }
+        let limit = window.explicitLimit
+        return (filter { $0.explicit.count > limit }.count, limit)
+    }
+}

@@ -77,8 +77,10 @@ public struct EvaluationReport: Codable, Sendable {
     public var byUser: [String: UserAccuracy] = [:]
     /// Per label, and per "seen/<label>" and "unseen/<label>".
     public var byGroup: [String: AccuracyCell] = [:]
+    /// `prm eval --few-shot`: accuracy of unseen users adapted on K comparisons, per K.
+    public var fewShot: [FewShotRow]?
 
-    enum CodingKeys: String, CodingKey { case overall, seen, unseen, byUser = "by_user", byGroup = "by_group" }
+    enum CodingKeys: String, CodingKey { case overall, seen, unseen, byUser = "by_user", byGroup = "by_group", fewShot = "few_shot" }
 }
 
 /// Scores comparisons through the `Scorer` and tallies pairwise accuracy.

@@ -147,4 +147,23 @@ public struct PreferenceDataset: Sendable {
         return (PreferenceDataset(url: url, comparisons: train, skipped: skipped, issues: issues),
                 PreferenceDataset(url: url, comparisons: dev))
     }
+
+    /// Writes the comparisons as JSONL in the native layout (`user_id`, `prompt`, `chosen`,
+    /// `rejected`, and `user_info` when present), atomically: what `load` reads back unchanged.
+    public func write(to url: URL) throws {
+        var bytes: [UInt8] = []
+        for c in comparisons {
+            var w = JSONWriter()
+            w.beginObject()
+            w.key("user_id"); w.string(c.userID)
+            w.key("prompt"); w.string(c.prompt)
+            w.key("chosen"); w.string(c.chosen)
+            w.key("rejected"); w.string(c.rejected)
+            if let info = c.userInfo { w.key("user_info"); w.string(info) }
+            w.endObject()
+            bytes += w.bytes
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        try AtomicFile.write(Data(bytes), to: url)
+    }
 }

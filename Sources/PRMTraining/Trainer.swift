@@ -2,7 +2,8 @@ import Foundation
 import PRMCore
 import PRMModel
 
-/// One logging step, written to the JSON log.
+/// One logging step, written to the JSON log. Non-finite numbers are written as null (JSON has
+/// no NaN), so a diverging run still leaves its line in the log.
 public struct TrainingLogEntry: Codable, Sendable {
     public var step: Int
     public var epoch: Double
@@ -13,12 +14,64 @@ public struct TrainingLogEntry: Codable, Sendable {
     public var gradientNorm: Float
     public var tokensPerSecond: Double
     public var elapsedSeconds: Double
+    /// Accuracy on the held-out comparisons (the --dev file, or the --val-fraction split).
     public var devAccuracy: Float?
+    /// Updates skipped so far because the loss or the gradient norm was not finite.
+    public var skippedUpdates: Int
 
     enum CodingKeys: String, CodingKey {
         case step, epoch, loss, accuracy, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
         case gradientNorm = "gradient_norm", tokensPerSecond = "tokens_per_second", elapsedSeconds = "elapsed_seconds"
-        case devAccuracy = "dev_accuracy"
+        case devAccuracy = "dev_accuracy", skippedUpdates = "skipped_updates"
+    }
+
+    public init(step: Int, epoch: Double, loss: Float, accuracy: Float, learningRate: Float, userLearningRate: Float,
+                gradientNorm: Float, tokensPerSecond: Double, elapsedSeconds: Double, devAccuracy: Float? = nil, skippedUpdates: Int = 0) {
+        self.step = step
+        self.epoch = epoch
+        self.loss = loss
+        self.accuracy = accuracy
+        self.learningRate = learningRate
+        self.userLearningRate = userLearningRate
+        self.gradientNorm = gradientNorm
+        self.tokensPerSecond = tokensPerSecond
+        self.elapsedSeconds = elapsedSeconds
+        self.devAccuracy = devAccuracy
+        self.skippedUpdates = skippedUpdates
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func number<T: Decodable & FloatingPoint>(_ key: CodingKeys) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? .nan }
+        step = try c.decode(Int.self, forKey: .step)
+        epoch = try number(.epoch)
+        loss = try number(.loss)
+        accuracy = try number(.accuracy)
+        learningRate = try number(.learningRate)
+        userLearningRate = try number(.userLearningRate)
+        gradientNorm = try number(.gradientNorm)
+        tokensPerSecond = try number(.tokensPerSecond)
+        elapsedSeconds = try number(.elapsedSeconds)
+        devAccuracy = try c.decodeIfPresent(Float.self, forKey: .devAccuracy)
+        skippedUpdates = try c.decodeIfPresent(Int.self, forKey: .skippedUpdates) ?? 0
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        func number<T: Encodable & FloatingPoint>(_ value: T, _ key: CodingKeys) throws {
+            if value.isFinite { try c.encode(value, forKey: key) } else { try c.encodeNil(forKey: key) }
+        }
+        try c.encode(step, forKey: .step)
+        try number(epoch, .epoch)
+        try number(loss, .loss)
+        try number(accuracy, .accuracy)
+        try number(learningRate, .learningRate)
+        try number(userLearningRate, .userLearningRate)
+        try number(gradientNorm, .gradientNorm)
+        try number(tokensPerSecond, .tokensPerSecond)
+        try number(elapsedSeconds, .elapsedSeconds)
+        if let devAccuracy { try number(devAccuracy, .devAccuracy) }
+        try c.encode(skippedUpdates, forKey: .skippedUpdates)
     }
 }
 
@@ -40,6 +93,12 @@ public final class Trainer {
 
     public var stepsPerEpoch: Int { (train.count + settings.batchSize - 1) / settings.batchSize }
     public var totalSteps: Int { stepsPerEpoch * settings.epochs }
+    /// Updates skipped because the loss or the gradient norm was not finite.
+    public private(set) var skippedUpdates = 0
+    /// Skipped updates in a row after which the run stops: one bad batch is noise, several in a
+    /// row mean the weights or the data are broken and more steps cannot help.
+    public static let maxConsecutiveSkips = 3
+    private var consecutiveSkips = 0
 
     public init(model: RewardModel, users: UserTable, settings: TrainingSettings,
                 train: [EncodedComparison], dev: [EncodedComparison] = []) throws {
@@ -50,6 +109,10 @@ public final class Trainer {
         self.settings = settings
         self.train = train
         self.dev = dev
+        let steps = (train.count + settings.batchSize - 1) / settings.batchSize
+        guard settings.epochs <= Int(Int32.max) / steps else {
+            throw TrainingError("--epochs \(settings.epochs) × \(steps) steps per epoch overflows the step counter")
+        }
         model.backbone.computesParameterGradients = !settings.freezeBackbone
         model.backbone.hiddenDropout.probability = settings.dropout
         let total = (train.count + settings.batchSize - 1) / settings.batchSize * settings.epochs
@@ -87,18 +150,19 @@ public final class Trainer {
             if epochOrder?.epoch != epoch { epochOrder = (epoch, order(epoch: epoch)) }
             let offset = (step % stepsPerEpoch) * settings.batchSize
             let indices = Array(epochOrder!.order[offset..<min(offset + settings.batchSize, train.count)])
-            for micro in stride(from: 0, to: indices.count, by: settings.microBatch) {
-                // Masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
-                model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(micro)
-                let part = indices[micro..<min(micro + settings.microBatch, indices.count)].map { train[$0] }
-                let result = microStep(part, scale: 1 / Float(indices.count))
-                window.loss += result.loss
-                window.correct += result.correct
-                window.count += part.count
-                tokens += model.lastForwardTokens
-            }
+            let result = accumulateGradients(indices.map { train[$0] }, step: step)
+            let stepLoss = result.loss
+            window.loss += result.loss
+            window.correct += result.correct
+            window.count += indices.count
+            tokens += result.tokens
             let norm = optimizer.clipGradients(maxNorm: settings.gradientClip)
-            optimizer.update()
+            if stepLoss.isFinite && norm.isFinite {
+                optimizer.update()
+                consecutiveSkips = 0
+            } else {
+                try skipUpdate(step: step, loss: stepLoss / Float(indices.count), norm: norm)
+            }
             model.parameters.zeroGrad()
             let done = optimizer.step
             let epochEnds = done % stepsPerEpoch == 0 || done == totalSteps
@@ -109,15 +173,58 @@ public final class Trainer {
                     accuracy: Float(window.correct) / Float(max(window.count, 1)),
                     learningRate: optimizer.learningRate(.backbone), userLearningRate: optimizer.learningRate(.user),
                     gradientNorm: norm, tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed,
-                    devAccuracy: nil)
+                    skippedUpdates: skippedUpdates)
                 if epochEnds && !dev.isEmpty { entry.devAccuracy = Evaluator(model: model, users: users).accuracy(dev) }
                 log.append(entry)
                 onLog?(entry)
                 window = (0, 0, 0)
             }
             progress?.advance(by: 1, extra: log.last.map { String(format: "loss %.3f acc %.3f %.0f tok/s", $0.loss, $0.accuracy, $0.tokensPerSecond) } ?? "")
-            if epochEnds { try checkpoint?(done) }
+            if epochEnds, let checkpoint {
+                try requireFiniteWeights()
+                try checkpoint(done)
+            }
         }
+    }
+
+    /// A step whose loss or gradient norm is NaN or infinite changes nothing (its gradients are
+    /// dropped); the run stops after `maxConsecutiveSkips` such steps in a row.
+    private func skipUpdate(step: Int, loss: Float, norm: Float) throws {
+        optimizer.skipStep()
+        skippedUpdates += 1
+        consecutiveSkips += 1
+        Log.warning("step \(step + 1): loss \(loss), gradient norm \(norm): not finite, update skipped (\(skippedUpdates) so far)")
+        guard consecutiveSkips < Self.maxConsecutiveSkips else {
+            throw TrainingError("\(consecutiveSkips) updates in a row had a non-finite loss or gradient norm (last at step \(step + 1): "
+                                + "loss \(loss), gradient norm \(norm)); stopping. Lower --lr/--user-lr or check the data")
+        }
+    }
+
+    /// Refuses to checkpoint weights that are NaN or infinite.
+    func requireFiniteWeights() throws {
+        let p = model.parameters
+        for entry in p.entries {
+            let v = p.values.data + entry.offset
+            if let bad = (0..<entry.count).first(where: { !v[$0].isFinite }) {
+                throw TrainingError("parameter \(entry.name)[\(bad)] is \(v[bad]); not writing a checkpoint with non-finite weights")
+            }
+        }
+    }
+
+    /// Forward and backward over one optimizer step's comparisons in micro-batches; the gradients
+    /// accumulate to those of the batch's mean loss. Returns the summed loss, the comparisons the
+    /// personalized reward ordered right, and the backbone tokens run.
+    func accumulateGradients(_ batch: [EncodedComparison], step: Int) -> (loss: Float, correct: Int, tokens: Int) {
+        var total: (loss: Float, correct: Int, tokens: Int) = (0, 0, 0)
+        for micro in stride(from: 0, to: batch.count, by: settings.microBatch) {
+            // Masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
+            model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(micro)
+            let result = microStep(Array(batch[micro..<min(micro + settings.microBatch, batch.count)]), scale: 1 / Float(batch.count))
+            total.loss += result.loss
+            total.correct += result.correct
+            total.tokens += model.lastForwardTokens
+        }
+        return total
     }
 
     /// Forward, loss and backward for a few comparisons; gradients are scaled by `scale` so

@@ -7,11 +7,12 @@ import PRMCLI
 final class SubcommandHelpTests: XCTestCase {
     /// The options each command must offer, written out so that dropping one fails here.
     static let expectedOptions: [String: [String]] = [
-        "train": ["--data", "--dev", "--out", "--backbone", "--user-model", "--aggregator", "--user-tokens", "--clusters",
+        "train": ["--data", "--dev", "--val-fraction", "--out", "--backbone", "--user-model", "--aggregator", "--user-tokens", "--clusters",
                   "--no-shared-generic", "--alpha", "--vanilla", "--epochs", "--lr", "--user-lr", "--mixture-lr-scale", "--weight-decay", "--warmup",
                   "--batch-size", "--micro-batch", "--max-length", "--grad-clip", "--freeze-backbone", "--dropout", "--seed", "--log-every",
                   "--limit", "--resume", "--skip-invalid"],
-        "eval": ["--model", "--data", "--json", "--groups", "--batch-size", "--skip-invalid"],
+        "eval": ["--model", "--data", "--json", "--groups", "--batch-size", "--few-shot", "--adapt-steps", "--adapt-lr", "--skip-invalid"],
+        "adapt": ["--model", "--data", "--out", "--adapt-steps", "--adapt-lr", "--skip-invalid"],
         "score": ["--model", "--server", "--timeout", "--retries", "--curve-secret-key", "--curve-server-key", "--user", "--user-info", "--prompt", "--input"],
         "proxy": ["--front", "--back", "--heartbeat-ms", "--liveness", "--resends", "--max-candidates", "--max-message-bytes", "--max-queued",
                   "--curve-secret-key", "--allow-keys", "--metrics-http"],

@@ -104,7 +104,7 @@ final class TrainEvalScoreTests: XCTestCase {
         let config = try jsonObject(run.out.appendingPathComponent("config.json"))
         XCTAssertEqual(config["hidden_size"] as? Int, 32, "the backbone's own keys are kept")
         let prm = try XCTUnwrap(config["prm"] as? [String: Any])
-        XCTAssertEqual(prm["aggregator"] as? String, "soft-prompt")
+        XCTAssertEqual(prm["aggregator"] as? String, "linear-head", "the default aggregator")
         XCTAssertEqual(prm["max_length"] as? Int, 64)
 
         let users = try jsonObject(run.out.appendingPathComponent("users.json"))
@@ -267,6 +267,56 @@ final class TrainEvalScoreTests: XCTestCase {
             let result = PRM.run("eval", "--model", run.out.path, "--data", run.data.path, "--batch-size", value)
             assertUsageError(result, command: "eval", message: "--batch-size must be at least 1, got \(value)")
         }
+    }
+
+    // MARK: - adapt and few-shot
+
+    func testAdaptAddsNewUsersToACopyOfTheModel() throws {
+        let run = try trainedRun()
+        assertSucceeded(run.train)
+        let folder = try scratchFolder()
+        let data = folder.appendingPathComponent("newcomer.jsonl"), out = folder.appendingPathComponent("adapted")
+        var newcomer = Array(run.comparisons.suffix(10))
+        for i in newcomer.indices { newcomer[i].userID = "newcomer" }
+        try JSONL.write(newcomer, to: data)
+        let before = try folderSnapshot(run.out)
+
+        let result = PRM.run("adapt", "--model", run.out.path, "--data", data.path, "--out", out.path)
+        assertSucceeded(result)
+        XCTAssertEqual(result.stdout, "newcomer\t5\t10 comparisons\n")
+        XCTAssertEqual(try folderSnapshot(run.out), before, "the trained run is left as it was")
+        let users = try jsonObject(out.appendingPathComponent("users.json"))
+        XCTAssertEqual(users["newcomer"] as? Int, 5)
+        XCTAssertEqual(users.count, 5)
+        let prm = try XCTUnwrap(try jsonObject(out.appendingPathComponent("config.json"))["prm"] as? [String: Any])
+        XCTAssertEqual((prm["user_model"] as? [String: Any])?["users"] as? Int, 5)
+        let adapted = TrainedRun(root: run.root, backbone: run.backbone, data: run.data, out: out, train: run.train, comparisons: run.comparisons)
+        XCTAssertTrue(try score(adapted, user: "newcomer").knownUser)
+
+        assertFailed(PRM.run("adapt", "--model", out.path, "--data", data.path, "--out", folder.appendingPathComponent("again").path),
+                     command: "adapt", mentioning: [data.path, "already in the model (newcomer)"])
+        assertUsageError(PRM.run("adapt", "--model", run.out.path, "--data", data.path, "--out", run.out.path), command: "adapt",
+                         message: "--out must be another folder than --model (the trained run stays as it was)")
+    }
+
+    func testEvalFewShotAdaptsEachUnseenUser() throws {
+        let run = try trainedRun()
+        assertSucceeded(run.train)
+        let folder = try scratchFolder()
+        let data = folder.appendingPathComponent("mixed.jsonl"), json = folder.appendingPathComponent("report.json")
+        var newcomer = Array(run.comparisons.suffix(10))
+        for i in newcomer.indices { newcomer[i].userID = "newcomer" }
+        try JSONL.write(Array(run.comparisons.prefix(4)) + newcomer, to: data)
+        let result = PRM.run("eval", "--model", run.out.path, "--data", data.path, "--json", json.path, "--few-shot", "5,1")
+        assertSucceeded(result)
+        XCTAssertTrue(result.stdout.contains("few-shot"), result.stdout)
+        let report = try jsonObject(json)
+        let rows = try XCTUnwrap(report["few_shot"] as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["k"] as? Int }, [1, 5])
+        XCTAssertEqual(rows.map { $0["users"] as? Int }, [1, 1])
+        XCTAssertEqual(rows.map { ($0["scored"] as? [String: Any])?["n"] as? Int }, [9, 5], "the first K adapt, the rest are scored")
+        assertUsageError(PRM.run("eval", "--model", run.out.path, "--data", data.path, "--few-shot", "0,2"), command: "eval",
+                         message: "--few-shot expects positive integers separated by commas (e.g. 1,2,5,10), got '0,2'")
     }
 
     // MARK: - score

@@ -22,12 +22,12 @@ struct GradientCheck {
                         relativeTolerance: Float = 2e-2, samples: Int = 48,
                         file: StaticString = #filePath, line: UInt = #line, loss: () -> Double) {
         XCTAssertEqual(input.count, analytic.count, "\(label): gradient shape", file: file, line: line)
-        let indices = input.count <= samples ? Array(0..<input.count)
-            : (0..<samples).map { _ in Int(rng.next() % UInt64(input.count)) }
-        var largest: Float = 1e-6
-        for i in 0..<analytic.count { largest = max(largest, abs(analytic[i])) }
+        var seed = rng.next()
+        let indices = FiniteDifferences.sample(input.count, samples, seed: &seed)
+        let noise = FiniteDifferences.noise(values: input.data, analytic: analytic.data, indices: Array(indices.prefix(8)), step: step, loss: loss)
+        let floor = FiniteDifferences.floor(analytic: analytic.data, count: analytic.count, noiseFloor: noise)
         let wrong = FiniteDifferences.disagreements(values: input.data, analytic: analytic.data, indices: indices, step: step,
-                                                    relativeTolerance: relativeTolerance, absoluteFloor: 1e-3 * largest, loss: loss)
+                                                    relativeTolerance: relativeTolerance, absoluteFloor: floor, loss: loss)
         for d in wrong.prefix(5) { XCTFail("\(label)\(d)", file: file, line: line) }
         let failures = wrong.count
         XCTAssertEqual(failures, 0, "\(label): \(failures) of \(indices.count) entries disagree", file: file, line: line)

@@ -273,4 +273,68 @@ final class KernelGradientTests: XCTestCase {
             for c in 0..<C { XCTAssertEqual(out[n * C + c], single[c]) }
         }
     }
+
+    /// LayerNorm's backward on a shape that splits rows across the cores (per-chunk partial sums
+    /// of dweight and dbias): equal to the serial path (one row at a time) and to finite differences.
+    func testLayerNormBackwardParallelReduction() {
+        var g = GradientCheck()
+        let (N, C) = (300, 64)
+        XCTAssertGreaterThan(Parallel.chunkCount(N, costPerItem: 6 * C), 1, "the shape must take the parallel path")
+        let x = g.tensor([N, C], scale: 2), w = g.tensor([C]), b = g.tensor([C]), up = g.tensor([N, C])
+        let out = Tensor(shape: [N, C]), mean = Tensor(shape: [N]), rstd = Tensor(shape: [N])
+        func loss() -> Double {
+            LayerNorm.forward(out: out.data, mean: mean.data, rstd: rstd.data, inp: x.data, weight: w.data, bias: b.data, N: N, C: C, eps: 1e-5)
+            return weightedSum(out, up)
+        }
+        _ = loss()
+        let dx = Tensor(shape: x.shape), dw = Tensor(shape: w.shape), db = Tensor(shape: b.shape)
+        LayerNorm.backward(dinp: dx.data, dweight: dw.data, dbias: db.data, dout: up.data, inp: x.data, weight: w.data,
+                           mean: mean.data, rstd: rstd.data, N: N, C: C)
+        // Serial: each row alone (one chunk), accumulated in Double.
+        let dx1 = Tensor(shape: [1, C]), dw1 = Tensor(shape: [C]), db1 = Tensor(shape: [C])
+        var dwSerial = [Double](repeating: 0, count: C), dbSerial = [Double](repeating: 0, count: C)
+        for n in 0..<N {
+            dx1.zero(); dw1.zero(); db1.zero()
+            LayerNorm.backward(dinp: dx1.data, dweight: dw1.data, dbias: db1.data, dout: up.data + n * C, inp: x.data + n * C,
+                               weight: w.data, mean: mean.data + n, rstd: rstd.data + n, N: 1, C: C)
+            for c in 0..<C {
+                XCTAssertEqual(dx[n * C + c], dx1[c], accuracy: 1e-6 * max(1, abs(dx1[c])))
+                dwSerial[c] += Double(dw1[c])
+                dbSerial[c] += Double(db1[c])
+            }
+        }
+        for c in 0..<C {
+            XCTAssertEqual(Double(dw[c]), dwSerial[c], accuracy: 1e-4 * max(1, abs(dwSerial[c])), "dweight[\(c)]")
+            XCTAssertEqual(Double(db[c]), dbSerial[c], accuracy: 1e-4 * max(1, abs(dbSerial[c])), "dbias[\(c)]")
+        }
+        g.check("layernorm (parallel) dinp", input: x, analytic: dx, step: 3e-3, samples: 64, loss: loss)
+        g.check("layernorm (parallel) dweight", input: w, analytic: dw, samples: 64, loss: loss)
+        g.check("layernorm (parallel) dbias", input: b, analytic: db, samples: 64, loss: loss)
+    }
+
+    /// ColumnSum (Linear's bias gradient) on a shape split across the cores: equal to a serial
+    /// Double sum and, through Linear, to finite differences of the bias.
+    func testColumnSumParallelReduction() {
+        var g = GradientCheck()
+        let (N, C, OC) = (700, 16, 64)
+        XCTAssertGreaterThan(Parallel.chunkCount(N, costPerItem: OC), 1, "the shape must take the parallel path")
+        let x = g.tensor([N, C]), wt = g.tensor([OC, C], scale: 0.3), bias = g.tensor([OC]), up = g.tensor([N, OC])
+        let sums = Tensor(shape: [OC])
+        ColumnSum.accumulate(into: sums.data, up.data, rows: N, columns: OC)
+        for c in 0..<OC {
+            let serial = (0..<N).reduce(0.0) { $0 + Double(up[$1 * OC + c]) }
+            XCTAssertEqual(Double(sums[c]), serial, accuracy: 1e-4 * max(1, abs(serial)), "column \(c)")
+        }
+        let out = Tensor(shape: [N, OC])
+        func loss() -> Double {
+            Linear.forward(out: out.data, inp: x.data, weight: wt.data, bias: bias.data, N: N, C: C, OC: OC, layout: .outIn)
+            return weightedSum(out, up)
+        }
+        _ = loss()
+        let dx = Tensor(shape: x.shape), dw = Tensor(shape: wt.shape), db = Tensor(shape: bias.shape)
+        Linear.backward(dinp: dx.data, dweight: dw.data, dbias: db.data, dout: up.data, inp: x.data, weight: wt.data,
+                        N: N, C: C, OC: OC, layout: .outIn)
+        g.check("linear (parallel) dbias", input: bias, analytic: db, samples: 64, loss: loss)
+        g.check("linear (parallel) dweight", input: wt, analytic: dw, samples: 64, loss: loss)
+    }
 }

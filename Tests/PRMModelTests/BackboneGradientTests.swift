@@ -65,17 +65,22 @@ func checkBackbone(_ model: any Backbone, parameters: Parameters, lengths: [Int]
     parameters.zeroGrad()
     let dEmbeddings = Tensor(shape: embeddings.shape)
     dEmbeddings.data.update(from: model.backward(dhidden: w.data), count: dEmbeddings.count)
-    // Float32 noise in L bounds what differences can resolve; scale the absolute floor to the
-    // model's largest gradient (some gradients are exactly zero: attention's key bias shifts
-    // every score of a row equally, which softmax ignores).
-    let largest = max(dEmbeddings.array.map(abs).max() ?? 0, parameters.grads.array.map(abs).max() ?? 0)
-    g.check("d embeddings", values: embeddings.data, count: embeddings.count, analytic: dEmbeddings.data,
-            absoluteFloor: 1e-3 * largest, file: file, line: line, loss: loss)
+    // Each tensor is judged against its own largest gradient, down to the rounding noise of a
+    // difference measured at this point (a tensor whose true gradient is exactly zero, like
+    // attention's key bias that softmax ignores, shows only that noise).
+    var probeSeed: UInt64 = 5
+    let noise = FiniteDifferences.noise(values: embeddings.data, analytic: dEmbeddings.data,
+                                        indices: FiniteDifferences.sample(embeddings.count, 8, seed: &probeSeed), step: 3e-3, loss: loss)
+    g.check("d embeddings", values: embeddings.data, count: embeddings.count, analytic: dEmbeddings.data, samples: 48,
+            absoluteFloor: FiniteDifferences.floor(analytic: dEmbeddings.data, count: dEmbeddings.count, noiseFloor: noise),
+            file: file, line: line, loss: loss)
     for (index, entry) in parameters.entries.enumerated() {
         let handle = Parameters.Handle(index: index)
         // Rows of position/word tables that the batch never touches have zero gradient; sample anyway.
-        g.check(entry.name, values: parameters.value(handle), count: entry.count, analytic: parameters.grad(handle),
-                samples: 6, absoluteFloor: 1e-3 * largest, file: file, line: line, loss: loss)
+        let analytic = parameters.grad(handle)
+        g.check(entry.name, values: parameters.value(handle), count: entry.count, analytic: analytic, samples: 24,
+                absoluteFloor: FiniteDifferences.floor(analytic: analytic, count: entry.count, noiseFloor: noise),
+                file: file, line: line, loss: loss)
     }
 }
 
@@ -92,7 +97,8 @@ struct GradientCheckModel {
     mutating func check(_ label: String, values: UnsafeMutablePointer<Float>, count: Int, analytic: UnsafePointer<Float>,
                         samples: Int = 24, step: Float = 3e-3, absoluteFloor: Float,
                         file: StaticString = #filePath, line: UInt = #line, loss: () -> Double) {
-        let indices = (0..<min(samples, count)).map { _ in Int(rng.next() % UInt64(count)) }
+        var seed = rng.next()
+        let indices = FiniteDifferences.sample(count, samples, seed: &seed)
         let wrong = FiniteDifferences.disagreements(values: values, analytic: analytic, indices: indices, step: step,
                                                     relativeTolerance: 3e-2, absoluteFloor: absoluteFloor, loss: loss)
         for d in wrong.prefix(3) { XCTFail("\(label)\(d)", file: file, line: line) }

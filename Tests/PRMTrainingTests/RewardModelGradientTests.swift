@@ -70,22 +70,31 @@ final class RewardModelGradientTests: XCTestCase {
         let p = model.parameters
         let largest = p.grads.array.map(abs).max() ?? 0
         XCTAssertGreaterThan(largest, 0, "\(label): no gradient at all")
-        var rng = RandomSource(seed: 17)
-        // Every user/head float; a sample of each backbone tensor; the word-table rows of the
-        // explicit-text and reply tokens.
-        var indices: [Int] = []
-        for entry in p.entries {
-            indices += entry.group == .backbone
-                ? (0..<4).map { _ in entry.offset + Int(rng.next() % UInt64(entry.count)) } : Array(entry.offset..<entry.offset + entry.count)
-        }
+        // Each tensor against its own scale: every user/head float, 16 samples of each backbone
+        // tensor, and 4 coordinates of every word-table row the inputs use (their text and
+        // explicit-user-text tokens; special tokens included).
+        var seed: UInt64 = 17
         let table = p.entry(model.backbone.wordEmbeddings), C = model.backbone.hiddenSize
-        indices += ids("vegetarian Pasta").map { table.offset + Int($0) * C + Int(rng.next() % UInt64(C)) }
-        let wrong = FiniteDifferences.disagreements(values: p.values.data, analytic: p.grads.data, indices: indices, step: 3e-3,
-                                                    relativeTolerance: 3e-2, absoluteFloor: 1e-3 * largest, loss: loss)
-        for d in wrong.prefix(5) {
-            let name = p.entries.last { $0.offset <= d.index }?.name ?? "?"
-            XCTFail("\(label): \(name)\(d)")
+        let noise = FiniteDifferences.noise(values: p.values.data, analytic: p.grads.data,
+                                            indices: p.entries.filter { $0.name != table.name }.map { $0.offset + $0.count / 2 }, step: 3e-3, loss: loss)
+        var wrong: [(String, FiniteDifferences.Disagreement)] = []
+        func check(_ name: String, _ indices: [Int], scaleOf range: Range<Int>) {
+            let floor = FiniteDifferences.floor(analytic: p.grads.data + range.lowerBound, count: range.count, noiseFloor: noise)
+            wrong += FiniteDifferences.disagreements(values: p.values.data, analytic: p.grads.data, indices: indices, step: 3e-3,
+                                                     relativeTolerance: 3e-2, absoluteFloor: floor, loss: loss).map { (name, $0) }
         }
+        for entry in p.entries where entry.name != table.name {
+            let range = entry.offset..<(entry.offset + entry.count)
+            let indices = entry.group == .backbone ? FiniteDifferences.sample(entry.count, 16, seed: &seed).map { entry.offset + $0 } : Array(range)
+            check(entry.name, indices, scaleOf: range)
+        }
+        let window = model.window
+        let used = Set(inputs.flatMap { window.sequence(for: $0).sequence.explicit + window.sequence(for: $0).sequence.text })
+        for id in used.sorted() {
+            let row = table.offset + Int(id) * C
+            check("\(table.name)[\(id)]", FiniteDifferences.sample(C, 4, seed: &seed).map { row + $0 }, scaleOf: row..<(row + C))
+        }
+        for (name, d) in wrong.prefix(5) { XCTFail("\(label): \(name)\(d)") }
         let failures = wrong.count
         XCTAssertEqual(failures, 0, "\(label): \(failures) gradient entries disagree")
     }

@@ -36,6 +36,7 @@ enum TinyModels {
         s.batchSize = 16
         s.microBatch = 16
         s.warmupFraction = 0.05
+        s.dropout = 0
         s.logEvery = 1000
         return s
     }

@@ -63,29 +63,89 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(loaded.config, trainer.model.config)
     }
 
+    /// Stopped mid-epoch, saved, loaded and resumed: bit-identical to an uninterrupted run, with
+    /// and without dropout (its masks are a function of seed, step and micro-batch).
     func testResumeEqualsAnUninterruptedRun() throws {
         let folder = try TinyModels.backboneFolder()
-        var settings = TinyModels.settings(.softPrompt, .individual)
-        settings.epochs = 2
-        let users = UserTable(ids: Self.data.comparisons.map(\.userID))
+        for dropout: Float in [0, 0.2] {
+            var settings = TinyModels.settings(.softPrompt, .individual)
+            settings.epochs = 2
+            settings.dropout = dropout
+            settings.microBatch = 8
+            let users = UserTable(ids: Self.data.comparisons.map(\.userID))
 
-        let whole = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
-        let encoded = InputPreparer(model: whole, users: users).encode(Self.data.comparisons)
-        try Trainer(model: whole, users: users, settings: settings, train: encoded).run()
+            let whole = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
+            let encoded = InputPreparer(model: whole, users: users).encode(Self.data.comparisons)
+            try Trainer(model: whole, users: users, settings: settings, train: encoded).run()
 
-        let first = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
-        let interrupted = try Trainer(model: first, users: users, settings: settings, train: encoded)
-        try interrupted.run(untilStep: interrupted.stepsPerEpoch + 3)  // stop mid-epoch
-        let out = try TestSupport.temporaryDirectory("resume")
-        try TrainingState.save(interrupted, to: out)
+            let first = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
+            let interrupted = try Trainer(model: first, users: users, settings: settings, train: encoded)
+            try interrupted.run(untilStep: interrupted.stepsPerEpoch + 3)  // stop mid-epoch
+            let out = try TestSupport.temporaryDirectory("resume")
+            try TrainingState.save(interrupted, to: out)
 
-        let (restored, restoredUsers, _) = try Checkpoint.load(out)
-        let resumed = try Trainer(model: restored, users: restoredUsers, settings: try TrainingState.settings(in: out), train: encoded)
-        try TrainingState.restore(resumed, from: out)
-        XCTAssertEqual(resumed.optimizer.step, interrupted.stepsPerEpoch + 3)
-        try resumed.run()
-        XCTAssertEqual(resumed.optimizer.step, resumed.totalSteps)
-        XCTAssertEqual(restored.parameters.values.array, whole.parameters.values.array, "resumed parameters differ from the uninterrupted run")
+            let (restored, restoredUsers, _) = try Checkpoint.load(out)
+            let resumed = try Trainer(model: restored, users: restoredUsers, settings: try TrainingState.settings(in: out), train: encoded)
+            try TrainingState.restore(resumed, from: out)
+            XCTAssertEqual(resumed.optimizer.step, interrupted.stepsPerEpoch + 3)
+            try resumed.run()
+            XCTAssertEqual(resumed.optimizer.step, resumed.totalSteps)
+            XCTAssertEqual(restored.parameters.values.array, whole.parameters.values.array,
+                           "dropout \(dropout): resumed parameters differ from the uninterrupted run")
+            if dropout > 0 {
+                // The masks matter: without dropout the same run ends elsewhere.
+                var plain = settings
+                plain.dropout = 0
+                let other = try TinyModels.rewardModel(plain, users: users.count, folder: folder)
+                try Trainer(model: other, users: users, settings: plain, train: encoded).run()
+                XCTAssertNotEqual(other.parameters.values.array, whole.parameters.values.array)
+            }
+        }
+    }
+
+    /// The whole training loss by finite differences: α on the user's term, 1 − α on the generic
+    /// user's, averaged over a batch that micro-batches of 2 split unevenly (5 = 2 + 2 + 1).
+    func testTrainingLossGradientMatchesFiniteDifferences() throws {
+        for aggregator in [Aggregator.linearHead, .softPrompt] {
+            var settings = TinyModels.settings(aggregator, .individual)
+            settings.alpha = 0.3
+            settings.microBatch = 2
+            let users = UserTable(ids: Self.data.comparisons.map(\.userID))
+            let model = try TinyModels.rewardModel(settings, users: users.count, folder: TinyModels.backboneFolder(hidden: 16))
+            var rng = RandomSource(seed: 8)
+            for entry in model.parameters.entries where entry.group == .user {
+                for i in 0..<entry.count { model.parameters.values[entry.offset + i] += 0.3 * rng.nextNormal() }
+            }
+            let encoded = InputPreparer(model: model, users: users).encode(Self.data.comparisons)
+            let batch = [0, 30, 77, 120, 181].map { encoded[$0] }
+            let trainer = try Trainer(model: model, users: users, settings: settings, train: encoded)
+            func loss() -> Double {
+                var total = 0.0
+                for c in batch {
+                    let r = model.forward([c.personalized().chosen, c.personalized().rejected, c.generic().chosen, c.generic().rejected]).map(Double.init)
+                    let softplus = { (x: Double) in log1p(exp(x)) }
+                    total += Double(settings.alpha) * softplus(r[1] - r[0]) + Double(1 - settings.alpha) * softplus(r[3] - r[2])
+                }
+                return total / Double(batch.count)
+            }
+            model.parameters.zeroGrad()
+            let accumulated = trainer.accumulateGradients(batch, step: 0)
+            XCTAssertEqual(Double(accumulated.loss) / Double(batch.count), loss(), accuracy: 1e-5, "\(aggregator): the loss itself")
+            let p = model.parameters
+            var seed: UInt64 = 3
+            let probes = p.entries.map { $0.offset + $0.count / 2 }
+            let noise = FiniteDifferences.noise(values: p.values.data, analytic: p.grads.data, indices: probes, step: 3e-3, loss: loss)
+            var failures = 0
+            for entry in p.entries where entry.group != .backbone || entry.name.contains("layer.0") {
+                let indices = entry.group == .backbone ? FiniteDifferences.sample(entry.count, 8, seed: &seed) : Array(0..<entry.count)
+                let floor = FiniteDifferences.floor(analytic: p.grads.data + entry.offset, count: entry.count, noiseFloor: noise)
+                let wrong = FiniteDifferences.disagreements(values: p.values.data, analytic: p.grads.data, indices: indices.map { entry.offset + $0 },
+                                                            step: 3e-3, relativeTolerance: 3e-2, absoluteFloor: floor, loss: loss)
+                for d in wrong.prefix(3) { XCTFail("\(aggregator): \(entry.name)\(d)") }
+                failures += wrong.count
+            }
+            XCTAssertEqual(failures, 0, "\(aggregator)")
+        }
     }
 
     func testResumeRefusesDifferentData() throws {
