@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Pretty-prints prm's JSONL output for the demo: `show.py cosine` (prm embed) or `show.py ranking` (prm score)."""
+"""Pretty-prints prm's JSONL output for the demo: `show.py cosine` (prm embed), `show.py ranking`
+(prm score), or `show.py compare A.jsonl B.jsonl` (whether two users' rankings differ)."""
 import json
 import sys
 
@@ -17,6 +18,17 @@ def ranking(rows):
             print(f"  {rank}. {c['score']:+.3f}  ({len(c['text'].split()):2d} words) {c['text'][:72]}")
 
 
+def compare(first, second):
+    a, b = ([json.loads(line) for line in open(path) if line.strip()][0] for path in (first, second))
+    order_a = [c["index"] for c in a["ranking"]]
+    order_b = [c["index"] for c in b["ranking"]]
+    verdict = "differ" if order_a != order_b else "are the SAME (the model did not personalize these candidates)"
+    print(f"\n  {a['user_id']} ranks {order_a}, {b['user_id']} ranks {order_b}: the orders {verdict}")
+
+
 if __name__ == "__main__":
-    rows = [json.loads(line) for line in sys.stdin if line.strip()]
-    {"cosine": cosine, "ranking": ranking}[sys.argv[1]](rows)
+    if sys.argv[1] == "compare":
+        compare(sys.argv[2], sys.argv[3])
+    else:
+        rows = [json.loads(line) for line in sys.stdin if line.strip()]
+        {"cosine": cosine, "ranking": ranking}[sys.argv[1]](rows)
