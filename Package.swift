@@ -14,11 +14,16 @@ let package = Package(
         .executable(name: "prm", targets: ["prm"]),
     ],
     targets: [
-        // System libraries: Debian's OpenBLAS (pthread build) and libzmq.
+        // System libraries: Debian's OpenBLAS (pthread build), oneDNN (OpenMP build; Debian ships no
+        // .pc file for it) and libzmq.
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "pkg-config"])]
+        ),
+        .systemLibrary(
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
         ),
         .systemLibrary(
             name: "CZeroMQ",
@@ -27,7 +32,7 @@ let package = Package(
         ),
 
         // Tensors, kernels with explicit backward passes, safetensors, optimizer, logging.
-        .target(name: "PRMCore", dependencies: ["CBLAS"], swiftSettings: optimised),
+        .target(name: "PRMCore", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimised),
         // tokenizer.json: BERT WordPiece and byte-level BPE.
         .target(name: "PRMTokenizers", dependencies: ["PRMCore"], swiftSettings: optimised),
         // Backbones from Hugging Face folders, user models, aggregators, reward model, checkpoints.
@@ -38,8 +43,9 @@ let package = Package(
         .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMModel"], swiftSettings: optimised),
         .executableTarget(name: "prm", dependencies: ["PRMCLI"], swiftSettings: optimised),
 
-        // Shared by the test targets: locating the repository, the pretrained model, Python references.
-        .target(name: "PRMTestSupport", path: "Tests/PRMTestSupport"),
+        // Shared by the test targets: locating the repository, the pretrained model, Python references,
+        // running a check on every sgemm backend.
+        .target(name: "PRMTestSupport", dependencies: ["PRMCore"], path: "Tests/PRMTestSupport"),
         .testTarget(name: "PRMCoreTests", dependencies: ["PRMCore", "PRMTestSupport"]),
         .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
         .testTarget(name: "PRMModelTests", dependencies: ["PRMModel", "PRMTestSupport"]),

@@ -67,7 +67,7 @@ enum BenchKernels {
         }
         progress.finish()
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: machineDescription(),
-                            blasThreads: BLAS.threads, peakGflops: peak, gemm: gemm, forward: forward,
+                            blasThreads: Compute.threads, peakGflops: peak, gemm: gemm, forward: forward,
                             command: "prm bench kernels " + CommandLine.arguments.dropFirst(3).joined(separator: " "))
         if let output { try writeResults(report, markdown: markdown(report), to: output) }
         return report

@@ -282,18 +282,16 @@ public final class GPT2Model: Backbone {
             let out = a.attention.ensure(N * C)
             let qkv = UnsafePointer(a.qkv.data)
             let prefixK = UnsafePointer(cache.keys[l].data), prefixV = UnsafePointer(cache.values[l].data)
-            BLAS.singleThreaded {
-                Parallel.forEach(batch.count * NH) { item in
-                    let (b, h) = (item / NH, item % NH)
-                    let T = batch.lengths[b]
-                    let q = qkv + batch.starts[b] * 3 * C + h * hs
-                    let probs = UnsafeMutablePointer<Float>.allocate(capacity: max(1, T * (P + T)))
-                    defer { probs.deallocate() }
-                    Attention.attendHeadAfterPrefix(out: out + batch.starts[b] * C + h * hs, ldo: C, probs: probs,
-                                                    q: q, k: q + C, v: q + 2 * C, ld: 3 * C,
-                                                    prefixK: prefixK + h * hs, prefixV: prefixV + h * hs, ldPrefix: C,
-                                                    P: P, T: T, hs: hs)
-                }
+            Parallel.forEach(batch.count * NH) { item in
+                let (b, h) = (item / NH, item % NH)
+                let T = batch.lengths[b]
+                let q = qkv + batch.starts[b] * 3 * C + h * hs
+                let probs = UnsafeMutablePointer<Float>.allocate(capacity: max(1, T * (P + T)))
+                defer { probs.deallocate() }
+                Attention.attendHeadAfterPrefix(out: out + batch.starts[b] * C + h * hs, ldo: C, probs: probs,
+                                                q: q, k: q + C, v: q + 2 * C, ld: 3 * C,
+                                                prefixK: prefixK + h * hs, prefixV: prefixV + h * hs, ldPrefix: C,
+                                                P: P, T: T, hs: hs)
             }
         }
     }

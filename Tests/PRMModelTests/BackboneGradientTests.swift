@@ -4,7 +4,7 @@ import PRMCore
 import PRMTestSupport
 @testable import PRMModel
 
-/// Whole-backbone backward passes against finite differences on tiny random models.
+/// Whole-backbone backward passes against finite differences on tiny random models, on every backend.
 final class BackboneGradientTests: XCTestCase {
     static func tinyBertConfig(activation: String = "gelu") throws -> BertConfig {
         let json = """
@@ -32,7 +32,7 @@ final class BackboneGradientTests: XCTestCase {
         let parameters = Parameters(layout)
         model.bind(parameters)
         Self.randomize(parameters, seed: 3)
-        checkBackbone(model, parameters: parameters, lengths: [5, 1, 7])
+        TestSupport.eachBackend { _ in checkBackbone(model, parameters: parameters, lengths: [5, 1, 7]) }
     }
 
     func testBertBackwardWithDropoutMatchesFiniteDifferences() throws {
@@ -41,7 +41,7 @@ final class BackboneGradientTests: XCTestCase {
         let parameters = Parameters(layout)
         model.bind(parameters)
         Self.randomize(parameters, seed: 4)
-        checkBackbone(model, parameters: parameters, lengths: [6, 3], dropout: 0.3)
+        TestSupport.eachBackend { _ in checkBackbone(model, parameters: parameters, lengths: [6, 3], dropout: 0.3) }
     }
 }
 
@@ -69,12 +69,12 @@ func checkBackbone(_ model: any Backbone, parameters: Parameters, lengths: [Int]
     // model's largest gradient (some gradients are exactly zero: attention's key bias shifts
     // every score of a row equally, which softmax ignores).
     let largest = max(dEmbeddings.array.map(abs).max() ?? 0, parameters.grads.array.map(abs).max() ?? 0)
-    g.check("d embeddings", values: embeddings.data, count: embeddings.count, analytic: dEmbeddings.data,
+    g.check("\(Compute.backend) d embeddings", values: embeddings.data, count: embeddings.count, analytic: dEmbeddings.data,
             absoluteFloor: 1e-3 * largest, file: file, line: line, loss: loss)
     for (index, entry) in parameters.entries.enumerated() {
         let handle = Parameters.Handle(index: index)
         // Rows of position/word tables that the batch never touches have zero gradient; sample anyway.
-        g.check(entry.name, values: parameters.value(handle), count: entry.count, analytic: parameters.grad(handle),
+        g.check("\(Compute.backend) \(entry.name)", values: parameters.value(handle), count: entry.count, analytic: parameters.grad(handle),
                 samples: 6, absoluteFloor: 1e-3 * largest, file: file, line: line, loss: loss)
     }
 }
