@@ -104,6 +104,12 @@ public final class BertModel: Backbone {
     // Gradient scratch.
     private let dx = GrowableBuffer(), dA = GrowableBuffer(), dB = GrowableBuffer()
     private let dWide = GrowableBuffer(), dWide2 = GrowableBuffer(), dQKV = GrowableBuffer()
+    // Inference: five buffers reused by every layer and batch, sized by the largest batch seen.
+    private let inferX = GrowableBuffer()       // (N, C) the hidden state, updated in place
+    private let inferAttention = GrowableBuffer() // (N, C)
+    private let inferDense = GrowableBuffer()   // (N, C) a dense layer's output before bias and residual
+    private let inferWide = GrowableBuffer()    // (N, max(3C, I)): Q|K|V, then the FFN's inner activations
+    private let inferScratch = GrowableBuffer() // attention scores, one (T, T) block per worker
 
     public init(config: BertConfig, layout: inout Parameters.Layout) {
         self.config = config
@@ -196,6 +202,37 @@ public final class BertModel: Backbone {
             x = UnsafePointer(a.ln2.data)
         }
         return x
+    }
+
+    /// The same function as `forward(…, training: false)` with nothing kept for a backward pass:
+    /// biases, residuals, GELU and LayerNorms are fused into the passes after each sgemm
+    /// (x ← LN(x + a·Wo + bo); inner ← gelu(x·Wi + bi); x ← LN(x + inner·Wo2 + bo2)).
+    public func infer(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
+        let (N, C, I, NH) = (batch.tokens, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)
+        let eps = config.layerNormEps
+        let form = config.geluForm ?? .erf
+        precondition(batch.maxLength <= maxPositions, "sequence longer than \(maxPositions) positions")
+        let p = params
+        let x = inferX.ensure(N * C), attention = inferAttention.ensure(N * C), dense = inferDense.ensure(N * C)
+        let wide = inferWide.ensure(N * max(3 * C, I)), scratch = inferScratch.ensure(Attention.inferenceScratch(batch: batch))
+
+        // Embeddings: LN(inputs + position + token type 0); type 0's row is the LayerNorm's "bias" term.
+        Embedding.addPositions(out: x, inp: embeddings, table: p.value(positionEmbeddings), batch: batch, C: C)
+        ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: nil, bias: p.value(typeEmbeddings),
+                                  weight: p.value(embLNWeight), lnBias: p.value(embLNBias), N: N, C: C, eps: eps)
+        for w in layers {
+            Linear.forward(out: wide, inp: x, weight: p.value(w.qkvWeight), bias: p.value(w.qkvBias), N: N, C: C, OC: 3 * C)
+            Attention.infer(out: attention, scratch: scratch, qkv: wide, batch: batch, NH: NH, C: C, causal: false)
+            Linear.forward(out: dense, inp: attention, weight: p.value(w.attnOutWeight), bias: nil, N: N, C: C, OC: C)
+            ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: dense, bias: p.value(w.attnOutBias),
+                                      weight: p.value(w.ln1Weight), lnBias: p.value(w.ln1Bias), N: N, C: C, eps: eps)
+            Linear.forward(out: wide, inp: x, weight: p.value(w.interWeight), bias: nil, N: N, C: C, OC: I)
+            GELU.forwardAddingBias(wide, bias: p.value(w.interBias), N: N, I: I, form: form)
+            Linear.forward(out: dense, inp: wide, weight: p.value(w.outWeight), bias: nil, N: N, C: I, OC: C)
+            ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: dense, bias: p.value(w.outBias),
+                                      weight: p.value(w.ln2Weight), lnBias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
+        }
+        return UnsafePointer(x)
     }
 
     public func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float> {

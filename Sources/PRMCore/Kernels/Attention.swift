@@ -21,6 +21,27 @@ public enum Attention {
         }
     }
 
+    /// Inference: out (N, C) from qkv (N, 3C), keeping no probabilities. Each worker scores one
+    /// (sequence, head) at a time in its own slice of `scratch` (`inferenceScratch(batch:)` floats).
+    public static func infer(out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                             qkv: UnsafePointer<Float>, batch: PackedBatch, NH: Int, C: Int, causal: Bool) {
+        let hs = C / NH
+        let block = batch.maxLength * batch.maxLength
+        Parallel.forEachItem(batch.count * NH) { worker, item in
+            let (b, h) = (item / NH, item % NH)
+            let T = batch.lengths[b]
+            let q = qkv + batch.starts[b] * 3 * C + h * hs
+            attendHead(out: out + batch.starts[b] * C + h * hs, ldo: C, probs: scratch + worker * block,
+                       q: q, ldq: 3 * C, k: q + C, ldk: 3 * C, v: q + 2 * C, ldv: 3 * C,
+                       Tq: T, Tk: T, hs: hs, causalOffset: causal ? 0 : nil)
+        }
+    }
+
+    /// Floats of scratch `infer` needs: one (T, T) block per worker for the longest sequence.
+    public static func inferenceScratch(batch: PackedBatch) -> Int {
+        Parallel.workers * batch.maxLength * batch.maxLength
+    }
+
     /// Accumulates dqkv (N, 3C) from dout (N, C).
     public static func backward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
