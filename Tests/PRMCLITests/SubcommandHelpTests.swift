@@ -14,7 +14,7 @@ final class SubcommandHelpTests: XCTestCase {
         "eval": ["--model", "--data", "--json", "--groups", "--batch-size", "--skip-invalid"],
         "score": ["--model", "--user", "--user-info", "--prompt", "--input"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
-        "bench": ["--model", "--repeats", "--data", "--steps", "--json"],
+        "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--all-backends", "--dump-inputs"],
     ]
 
     func testEveryCommandHasHelpListingItsOptions() {
