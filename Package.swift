@@ -3,8 +3,12 @@ import PackageDescription
 
 /// Release builds compile each module as a whole (WMO) and keep bounds checks off the hot loops
 /// by using unsafe buffers there explicitly; debug builds stay as SwiftPM makes them.
+/// They target the CPU they are built on (`-target-cpu native`, like `-march=native`): without it
+/// LLVM may only use SSE2, so the element-wise kernels' 16-lane SIMD code ran four lanes at a time
+/// on machines with AVX-512. prm is built where it runs (scripts/setup.sh, CI); a binary copied to
+/// an older CPU can stop with an illegal instruction.
 let optimised: [SwiftSetting] = [
-    .unsafeFlags(["-wmo"], .when(configuration: .release)),
+    .unsafeFlags(["-wmo", "-target-cpu", "native"], .when(configuration: .release)),
 ]
 
 let package = Package(
