@@ -248,6 +248,7 @@ public final class AdamW {
             }
         }
         step += 1
+        parameters.markChanged()
     }
 
     /// The update of `count` contiguous floats; the tail goes through the same formula in one

@@ -84,6 +84,13 @@ public final class Parameters: @unchecked Sendable {
 
     public var count: Int { values.count }
 
+    /// Changes each time the values are changed as a whole (loading, an optimizer step), so that
+    /// copies derived from them (a backbone's inference layout) know when to be remade. Code that
+    /// writes values through pointers outside the loaders and the optimizer calls `markChanged()`.
+    public private(set) var version = 0
+
+    public func markChanged() { version &+= 1 }
+
     public func entry(_ handle: Handle) -> Entry { entries[handle.index] }
     public func handle(named name: String) -> Handle? { indexByName[name].map(Handle.init) }
 

@@ -103,6 +103,7 @@ public enum Backbones {
                 values[i] = entry.shape.count >= 2 ? 0.02 * rng.nextNormal() : (isGain ? 1 : 0)
             }
         }
+        parameters.markChanged()
     }
 
     /// Reads every tensor of `group` from a safetensors file, by name, checking shapes.
@@ -119,5 +120,6 @@ public enum Backbones {
             guard file.contains(key) else { throw ModelError(file: url, "missing tensor '\(key)'") }
             try file.read(key, into: parameters.value(Parameters.Handle(index: index)), shape: entry.shape)
         }
+        parameters.markChanged()
     }
 }

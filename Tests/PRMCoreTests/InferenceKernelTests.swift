@@ -77,6 +77,17 @@ final class InferenceKernelTests: XCTestCase {
         assertClose(out, expected, 0, "positions")
     }
 
+    func testTransposeOnOddAndTiledShapes() {
+        var g = GradientCheck()
+        for (R, C) in [(1, 1), (3, 70), (33, 31), (1152, 384)] {
+            let x = g.tensor([R, C]), out = Tensor(shape: [C, R])
+            Transpose.forward(out: out.data, inp: x.data, rows: R, columns: C)
+            var wrong = 0
+            for r in 0..<R { for c in 0..<C where out[c * R + r] != x[r * C + c] { wrong += 1 } }
+            XCTAssertEqual(wrong, 0, "\(R)×\(C)")
+        }
+    }
+
     /// Inference attention (one score block per worker, reused) against the training forward
     /// (all probabilities kept), ragged with a length-1 sequence, both masks, every backend.
     func testAttentionInferEqualsForward() {

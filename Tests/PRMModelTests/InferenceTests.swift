@@ -21,6 +21,19 @@ final class InferenceTests: XCTestCase {
         try assertInferEqualsForward(f.model, parameters: f.parameters, batches: [[9, 1, 64, 30, 2], [3, 17]], seed: 4)
     }
 
+    /// BERT's inference reads an [in, out] copy of its matrices: changed weights (an optimizer
+    /// step, loading, or a direct write announced with markChanged) must reach it.
+    func testMiniLMInferSeesChangedWeights() throws {
+        let model = try Backbones.load(folder: TestSupport.miniLMDirectory())
+        try assertInferEqualsForward(model.backbone, parameters: model.parameters, batches: [[12, 5]], seed: 5)
+        for entry in model.parameters.entries where entry.name.hasSuffix("dense.weight") || entry.name.hasSuffix("query.weight") {
+            let values = model.parameters.values.data + entry.offset
+            for i in 0..<entry.count { values[i] *= 1.1 }
+        }
+        model.parameters.markChanged()
+        try assertInferEqualsForward(model.backbone, parameters: model.parameters, batches: [[12, 5]], seed: 5)
+    }
+
     /// Embedding texts (the inference path end to end) never allocates parameter gradients.
     func testInferenceHoldsNoGradients() throws {
         let model = try Backbones.load(folder: TestSupport.miniLMDirectory())
