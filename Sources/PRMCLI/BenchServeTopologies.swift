@@ -124,20 +124,20 @@ enum ClientLoad {
 
     static func run(endpoint: String, requests: [(prompt: String, candidates: [String])], clients: Int, keys: Curve.ClientKeys?,
                     topology: ServeTopology, curve: Bool) throws -> Point {
-        let latencies = UncheckedSendable(NSMutableArray()), overheads = UncheckedSendable(NSMutableArray())
+        let latencies = SharedList<Double>(), overheads = SharedList<Double>()
         let seconds = try drive(endpoint: endpoint, keys: keys, clients: clients, requests: requests.count) { client, r in
             let t = MonotonicClock.now
             let reply = try client.rank(prompt: requests[r].prompt, candidates: requests[r].candidates)
             let ms = (MonotonicClock.now - t) * 1000
-            latencies.value.add(ms)
-            overheads.value.add(ms - reply.queueMs - reply.computeMs)
+            latencies.append(ms)
+            overheads.append(ms - reply.queueMs - reply.computeMs)
         }
         let items = requests.reduce(0) { $0 + $1.candidates.count }
         return Point(topology: topology.rawValue, clients: clients, candidates: requests.first?.candidates.count ?? 0, curve: curve,
                      requests: requests.count, seconds: seconds, requestsPerSecond: Double(requests.count) / seconds,
                      itemsPerSecond: Double(items) / seconds,
-                     latencyMs: BenchServe.Percentiles((latencies.value as? [Double]) ?? []),
-                     overheadMs: BenchServe.Percentiles((overheads.value as? [Double]) ?? []))
+                     latencyMs: BenchServe.Percentiles(latencies.elements),
+                     overheadMs: BenchServe.Percentiles(overheads.elements))
     }
 
     /// Runs `clients` concurrent clients, each on its own thread with its own socket, sending
@@ -146,7 +146,7 @@ enum ClientLoad {
     /// are cores. The first client failure is thrown once all have finished.
     static func drive(endpoint: String, keys: Curve.ClientKeys?, clients: Int, requests: Int,
                       _ send: @escaping @Sendable (ScoringClient, Int) throws -> Void) throws -> Double {
-        let failures = UncheckedSendable(NSMutableArray())
+        let failures = SharedList<String>()
         let group = DispatchGroup()
         let start = MonotonicClock.now
         for worker in 0..<clients {
@@ -157,14 +157,14 @@ enum ClientLoad {
                     let client = try ScoringClient(endpoint: endpoint, timeout: 300, retries: 0, keys: keys)
                     for r in stride(from: worker, to: requests, by: clients) { try send(client, r) }
                 } catch {
-                    failures.value.add("client \(worker): \(error)")
+                    failures.append("client \(worker): \(error)")
                 }
             }
             thread.start()
         }
         group.wait()
         let seconds = MonotonicClock.now - start
-        if let failure = failures.value.firstObject { throw CLIError("bench serve: \(failure)") }
+        if let failure = failures.elements.first { throw CLIError("bench serve: \(failure)") }
         return seconds
     }
 }
@@ -265,4 +265,15 @@ struct TopologyResults: Codable {
                   String(format: "- CURVE costs **%.1f%%** of throughput (%d clients).", 100 * curveCostFraction, compareClients), ""]
         return lines.joined(separator: "\n")
     }
+}
+
+/// A list that client threads append to concurrently (Foundation's NSMutableArray is not safe
+/// for that on Linux: concurrent appends crashed the benchmark).
+final class SharedList<Element: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [Element] = []
+
+    func append(_ element: Element) { lock.withLock { stored.append(element) } }
+
+    var elements: [Element] { lock.withLock { stored } }
 }
