@@ -117,7 +117,8 @@ enum BenchServe {
         }
         var topologies: TopologyResults?
         if deployments, let binary {
-            let pool = try makeWorkload(data: data, tokenizer: inProcess, requests: 64, candidates: 64)
+            let pool = try makeWorkload(data: data, tokenizer: inProcess, requests: TopologyResults.mostRequests(quick: quick),
+                                        candidates: TopologyResults.mostCandidates(quick: quick))
             topologies = try TopologyResults.measure(model: folder, binary: binary, quick: quick, workload: { requests, n in
                 guard requests <= pool.requests.count else { throw CLIError("bench serve: at most \(pool.requests.count) requests per case") }
                 return pool.requests.prefix(requests).map { ($0.prompt, Array($0.candidates.prefix(n))) }

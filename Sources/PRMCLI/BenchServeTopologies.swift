@@ -182,6 +182,14 @@ struct TopologyResults: Codable {
     var curveCostFraction = 0.0
     var compareClients = 0
 
+    static func clientCounts(quick: Bool) -> [Int] { quick ? [1, 2, 4] : [1, 2, 4, 8, 16, 32] }
+    static func candidateCounts(quick: Bool) -> [Int] { quick ? [1, 4] : [1, 4, 16, 64] }
+    /// Requests per case: enough that every client sends several.
+    static func requestCount(clients: Int, quick: Bool) -> Int { quick ? max(8, 2 * clients) : max(64, 4 * clients) }
+    /// The workload pool the cases draw their requests from.
+    static func mostRequests(quick: Bool) -> Int { clientCounts(quick: quick).map { requestCount(clients: $0, quick: quick) }.max() ?? 1 }
+    static func mostCandidates(quick: Bool) -> Int { candidateCounts(quick: quick).max() ?? 1 }
+
     /// Runs every case; `workload(requests, candidates)` makes distinct-prompt requests.
     static func measure(model: URL, binary: URL, quick: Bool,
                         workload: (Int, Int) throws -> [(prompt: String, candidates: [String])],
@@ -190,12 +198,12 @@ struct TopologyResults: Codable {
         let folder = try FileManager.default.url(for: .itemReplacementDirectory, in: .userDomainMask,
                                                  appropriateFor: FileManager.default.temporaryDirectory, create: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let clientCounts = quick ? [1, 2, 4] : [1, 2, 4, 8, 16, 32]
-        let candidateCounts = quick ? [1, 4] : [1, 4, 16, 64]
+        let clientCounts = Self.clientCounts(quick: quick)
+        let candidateCounts = Self.candidateCounts(quick: quick)
         let n = quick ? 4 : 16
         results.compareClients = quick ? 4 : 8
         func requests(for clients: Int, candidates: Int) throws -> [(prompt: String, candidates: [String])] {
-            try workload(quick ? max(8, 2 * clients) : max(64, 4 * clients), candidates)
+            try workload(requestCount(clients: clients, quick: quick), candidates)
         }
         for topology in ServeTopology.allCases {
             let running = try RunningTopology(topology, model: model, binary: binary, folder: folder, curve: nil, workerCurve: [])
