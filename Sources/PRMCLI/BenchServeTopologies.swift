@@ -259,6 +259,8 @@ struct TopologyResults: Codable {
 
     func markdown() -> String {
         var lines = ["## Deployments (separate processes on loopback, h cache off)", "",
+                     "Overhead is the round trip minus the server's queue and compute time; behind the proxy it also holds "
+                     + "the wait at the proxy for a free worker slot, which dominates once clients outnumber the slots.", "",
                      "| topology | clients | N | requests/s | items/s | p50 ms | p95 ms | p99 ms | overhead p50 ms |",
                      "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for p in concurrency + candidates + curve {
