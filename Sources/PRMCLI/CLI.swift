@@ -25,7 +25,8 @@ public enum CLI {
     /// Every subcommand `prm` knows, in the order the overview lists them.
     /// Add new commands here (`embed`, `train`, `eval`, `score`, `bench`).
     public static let commands: [any Subcommand.Type] = [
-        TrainCommand.self, EvalCommand.self, ScoreCommand.self, ServeCommand.self, ProxyCommand.self, KeygenCommand.self, EmbedCommand.self, BenchCommand.self,
+        TrainCommand.self, EvalCommand.self, ScoreCommand.self, ServeCommand.self, ProxyCommand.self, KeygenCommand.self, EmbedCommand.self,
+        SftCommand.self, BenchCommand.self,
     ]
 
     /// Called by `main.swift` with the arguments after the program name.
