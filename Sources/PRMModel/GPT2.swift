@@ -76,19 +76,24 @@ public final class KVCache {
         self.width = width
     }
 
+    /// Room for `rows` rows per layer, the cached ones kept. A decoder that knows its longest
+    /// sequence reserves it once, and every later append writes in place.
+    public func reserve(rows: Int) {
+        let C = width
+        guard keys.first.map({ $0.capacity < rows * C }) ?? false else { return }
+        for buffer in keys + values {
+            let kept = Array(UnsafeBufferPointer(start: buffer.data, count: count * C))
+            let data = buffer.ensure(rows * C)
+            kept.withUnsafeBufferPointer { if let base = $0.baseAddress { data.update(from: base, count: kept.count) } }
+        }
+    }
+
     /// Appends rows (T, C) of keys and values from a packed (T, 3C) QKV block.
     func append(layer: Int, qkv: UnsafePointer<Float>, rows T: Int, at start: Int) {
         let C = width
+        // Grows geometrically when nothing was reserved: amortised, never per token.
+        if keys[layer].capacity < (start + T) * C { reserve(rows: 2 * (start + T)) }
         let k = keys[layer], v = values[layer]
-        if k.capacity < (start + T) * C {
-            // Grow, keeping the cached rows.
-            let oldK = Array(UnsafeBufferPointer(start: k.data, count: start * C))
-            let oldV = Array(UnsafeBufferPointer(start: v.data, count: start * C))
-            _ = k.ensure((start + T) * 2 * C)
-            _ = v.ensure((start + T) * 2 * C)
-            oldK.withUnsafeBufferPointer { k.data.update(from: $0.baseAddress!, count: oldK.count) }
-            oldV.withUnsafeBufferPointer { v.data.update(from: $0.baseAddress!, count: oldV.count) }
-        }
         for t in 0..<T {
             (k.data + (start + t) * C).update(from: qkv + t * 3 * C + C, count: C)
             (v.data + (start + t) * C).update(from: qkv + t * 3 * C + 2 * C, count: C)
@@ -270,6 +275,39 @@ public final class GPT2Model: Backbone {
     public func continuations(after cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
         precondition(batch.lengths.allSatisfy { cache.count + $0 <= maxPositions }, "sequence longer than \(maxPositions) positions")
         return forwardAfterPrefix(cache, embeddings: embeddings, batch: batch, append: false)
+    }
+
+    /// One decoding step for B sequences at once: sequence b is `prefixes[b]` (read, never changed:
+    /// a prompt's cache shared by all its samples) followed by `own[b]` (its reply so far), and
+    /// `embeddings` (B, C) holds its next token. Appends each token's keys and values to `own[b]`
+    /// and returns hidden states (B, C). The B tokens go through every linear layer as one batch.
+    public func decodeStep(prefixes: [KVCache], own: [KVCache], embeddings: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        precondition(prefixes.count == own.count, "one prefix per sequence")
+        let B = own.count
+        let positions = (0..<B).map { Int32(prefixes[$0].count + own[$0].count) }
+        precondition(positions.allSatisfy { Int($0) < maxPositions }, "sequence longer than \(maxPositions) positions")
+        hiddenDropout.begin(training: false)
+        let (C, NH) = (config.nEmbd, config.nHead)
+        let hs = C / NH
+        let hidden = run(embeddings: embeddings, positions: positions, cache: nil) { l, a, N in
+            let qkv = UnsafePointer(a.qkv.data)
+            for b in 0..<B { own[b].append(layer: l, qkv: qkv + b * 3 * C, rows: 1, at: own[b].count) }
+            let out = a.attention.ensure(N * C)
+            BLAS.singleThreaded {
+                Parallel.forEach(B * NH) { item in
+                    let (b, h) = (item / NH, item % NH)
+                    let (prefix, mine) = (prefixes[b], own[b])
+                    let (P, R) = (prefix.count, mine.count + 1)
+                    let probs = UnsafeMutablePointer<Float>.allocate(capacity: P + R)
+                    defer { probs.deallocate() }
+                    Attention.attendHeadStep(out: out + b * C + h * hs, probs: probs, q: qkv + b * 3 * C + h * hs,
+                                             prefixK: prefix.keys[l].data + h * hs, prefixV: prefix.values[l].data + h * hs, ldPrefix: C, P: P,
+                                             ownK: mine.keys[l].data + h * hs, ownV: mine.values[l].data + h * hs, ldOwn: C, R: R, hs: hs)
+                }
+            }
+        }
+        for cache in own { cache.setCount(cache.count + 1) }
+        return hidden
     }
 
     private func forwardAfterPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch, append: Bool) -> UnsafePointer<Float> {

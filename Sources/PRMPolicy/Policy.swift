@@ -153,6 +153,12 @@ public final class Policy {
         tokens.suffix(max(maxPositions - userRows - reserve, 1))
     }
 
+    /// A prompt's ids as the policy reads it: the dialogue format's, windowed to leave
+    /// `maxNewTokens` positions for the reply.
+    public func promptIDs(_ prompt: String, maxNewTokens: Int) -> [Int32] {
+        Array(window(format.encodePrompt(prompt), reserve: maxNewTokens))
+    }
+
     // MARK: - Training forward and backward
 
     /// The outputs of a training forward pass for the R scored tokens, in sequence order.
@@ -225,4 +231,76 @@ public final class Policy {
 
     /// Tokens the last forward pass ran (user rows included), for throughput.
     public var lastForwardTokens: Int { batch.tokens }
+
+    /// Input rows (T_u + tokens, C): the user's vectors, then the tokens' word embeddings.
+    private func inputRows(user: Int, tokens: [Int32], into out: UnsafeMutablePointer<Float>) {
+        let (C, U) = (backbone.hiddenSize, userRows)
+        if U > 0 { userModel.forward(out: out, user: user) }
+        tokens.withUnsafeBufferPointer { ids in
+            guard let first = ids.baseAddress else { return }
+            Embedding.forward(out: out + U * C, ids: first, table: parameters.value(backbone.wordEmbeddings), N: ids.count, C: C)
+        }
+    }
+
+    // MARK: - Incremental decoding
+
+    /// A prompt computed once: the KV cache of [user rows ; prompt] and the logits (V) predicting
+    /// the reply's first token. Every reply sampled after it reads this cache; none copies it.
+    public final class Prompt {
+        let cache: KVCache
+        public let firstLogits: [Float]
+
+        init(cache: KVCache, firstLogits: [Float]) {
+            self.cache = cache
+            self.firstLogits = firstLogits
+        }
+    }
+
+    /// A reply being decoded after a prompt: the prompt's cache (shared), then its own rows.
+    public final class Continuation {
+        let prompt: Prompt
+        let cache: KVCache
+
+        init(prompt: Prompt, cache: KVCache) {
+            self.prompt = prompt
+            self.cache = cache
+        }
+    }
+
+    /// Runs [user rows ; prompt] once.
+    public func prefill(user: Int, prompt: [Int32]) -> Prompt {
+        let (C, V) = (backbone.hiddenSize, vocabularySize)
+        let rows = userRows + prompt.count
+        precondition(rows <= maxPositions, "prompt longer than the model's positions")
+        let cache = backbone.makeCache()
+        cache.reserve(rows: rows)
+        let input = stepRows.ensure(rows * C)
+        inputRows(user: user, tokens: prompt, into: input)
+        let hidden = backbone.extend(cache, embeddings: input, count: rows)
+        let logits = stepLogits.ensure(V)
+        backbone.logits(out: logits, hidden: hidden + (rows - 1) * C, N: 1)
+        return Prompt(cache: cache, firstLogits: Array(UnsafeBufferPointer(start: logits, count: V)))
+    }
+
+    /// A new reply after `prompt` with room for `maxTokens` tokens reserved, so its cache grows in place.
+    public func continuation(of prompt: Prompt, maxTokens: Int) -> Continuation {
+        let cache = backbone.makeCache()
+        cache.reserve(rows: maxTokens)
+        return Continuation(prompt: prompt, cache: cache)
+    }
+
+    /// Appends `tokens[b]` to continuation b, all in one batched step, and returns the logits
+    /// (B, V) predicting each one's next token (valid until the next call).
+    public func decode(_ continuations: [Continuation], tokens: [Int32]) -> UnsafePointer<Float> {
+        let (C, V, B) = (backbone.hiddenSize, vocabularySize, continuations.count)
+        let input = stepRows.ensure(B * C)
+        tokens.withUnsafeBufferPointer { ids in
+            guard let first = ids.baseAddress else { return }
+            Embedding.forward(out: input, ids: first, table: parameters.value(backbone.wordEmbeddings), N: B, C: C)
+        }
+        let hidden = backbone.decodeStep(prefixes: continuations.map(\.prompt.cache), own: continuations.map(\.cache), embeddings: input)
+        let logits = stepLogits.ensure(B * V)
+        backbone.logits(out: logits, hidden: hidden, N: B)
+        return UnsafePointer(logits)
+    }
 }

@@ -19,6 +19,9 @@ final class SubcommandHelpTests: XCTestCase {
         "serve": ["--model", "--bind", "--connect", "--slots", "--heartbeat-ms", "--liveness", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
                   "--max-request-tokens", "--max-queued", "--stall-ms", "--curve-secret-key", "--allow-keys", "--curve-server-key", "--metrics-http"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
+        "sft": ["--data", "--dev", "--tokenizer", "--out", "--layers", "--heads", "--embedding", "--positions", "--user-tokens", "--epochs", "--lr",
+                "--weight-decay", "--warmup", "--batch-size", "--grad-clip", "--dropout", "--seed", "--log-every", "--limit", "--resume"],
+        "generate": ["--policy", "--prompt", "--input", "--user", "--samples", "--temperature", "--top-k", "--top-p", "--max-new-tokens", "--batch", "--seed"],
         "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments"],
     ]
 

@@ -1,0 +1,76 @@
+import Foundation
+import XCTest
+import PRMCLI
+import PRMCore
+import PRMModel
+import PRMTestSupport
+import PRMTraining
+
+/// prm generate (and prm ppo's failures) through the real commands: the output `prm score` reads,
+/// and one-line errors for bad inputs.
+final class PolicyCommandTests: XCTestCase {
+    /// A tiny policy trained for one step by the real `prm sft`.
+    func tinyPolicy() throws -> URL {
+        let out = try scratchFolder("prm-policy").appendingPathComponent("sft")
+        let sft = PRM.run("sft", "--out", out.path, "--limit", "8", "--epochs", "1", "--batch-size", "16", "--layers", "1",
+                          "--heads", "2", "--embedding", "16", "--positions", "96", "--user-tokens", "2",
+                          "--data", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/train.jsonl").path,
+                          "--dev", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/dev.jsonl").path,
+                          "--tokenizer", TestSupport.repoRoot.appendingPathComponent("data/policy/tokenizer.json").path)
+        assertSucceeded(sft)
+        return out
+    }
+
+    /// A tiny reward model trained for one epoch by the real `prm train` on synthetic comparisons.
+    func tinyRewardModel() throws -> URL {
+        let root = try scratchFolder("prm-policy-rm")
+        let backbone = root.appendingPathComponent("tiny-bert")
+        try TinyBert.makeFolder(backbone)
+        let data = root.appendingPathComponent("pairs.jsonl"), out = root.appendingPathComponent("rm")
+        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 6, seed: 5).comparisons, to: data)
+        assertSucceeded(PRM.run("train", "--backbone", backbone.path, "--data", data.path, "--out", out.path,
+                                "--epochs", "1", "--max-length", "64", "--batch-size", "8"))
+        return out
+    }
+
+    func testGenerateWritesWhatScoreReads() throws {
+        let policy = try tinyPolicy()
+        let result = PRM.run("generate", "--policy", policy.path, "--prompt", "Human: Hi\n\nAssistant:", "--prompt", "What is a cat?",
+                             "--user", "worker-3", "-n", "3", "--max-new-tokens", "12", "--seed", "7")
+        assertSucceeded(result)
+        XCTAssertEqual(result.stdoutLines.count, 2)
+        for (line, prompt) in zip(result.stdoutLines, ["Human: Hi\n\nAssistant:", "What is a cat?"]) {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            XCTAssertEqual(object["user_id"] as? String, "worker-3")
+            XCTAssertEqual(object["prompt"] as? String, prompt)
+            XCTAssertEqual((object["candidates"] as? [String])?.count, 3)
+        }
+        // The same seed gives the same replies; the input file form gives the same as --prompt.
+        let again = PRM.run("generate", "--policy", policy.path, "--prompt", "Human: Hi\n\nAssistant:", "--prompt", "What is a cat?",
+                            "--user", "worker-3", "-n", "3", "--max-new-tokens", "12", "--seed", "7")
+        XCTAssertEqual(again.stdout, result.stdout)
+        let input = try scratchFolder().appendingPathComponent("prompts.jsonl")
+        try Data((#"{"user_id": "worker-3", "prompt": "Human: Hi\n\nAssistant:"}"# + "\n" + #"{"user_id": "worker-3", "prompt": "What is a cat?"}"# + "\n").utf8)
+            .write(to: input)
+        let fromFile = PRM.run("generate", "--policy", policy.path, "--input", input.path, "-n", "3", "--max-new-tokens", "12", "--seed", "7")
+        XCTAssertEqual(fromFile.stdout, result.stdout)
+        // prm score ranks what prm generate wrote.
+        try Data(result.stdout.utf8).write(to: input)
+        let scored = PRM.run("score", "--model", try tinyRewardModel().path, "--input", input.path)
+        XCTAssertEqual(scored.status, 0, "\(scored)")
+        XCTAssertEqual(scored.stdoutLines.count, 2, "\(scored)")
+    }
+
+    func testGenerateErrors() throws {
+        let missing = try scratchFolder().appendingPathComponent("no-policy").path
+        assertFailed(PRM.run("generate", "--policy", missing, "--prompt", "hi"), command: "generate", mentioning: [missing, "policy folder not found"])
+        // A reward model is not a policy.
+        let notPolicy = try scratchFolder()
+        try Data(#"{"model_type": "gpt2", "prm": {"format": "prm-reward-model-v1"}}"#.utf8).write(to: notPolicy.appendingPathComponent("config.json"))
+        assertFailed(PRM.run("generate", "--policy", notPolicy.path, "--prompt", "hi"), command: "generate",
+                     mentioning: ["config.json", "expected 'prm-policy-v1'"])
+        let policy = try tinyPolicy()
+        assertUsageError(PRM.run("generate", "--policy", policy.path, "--prompt", "hi", "--top-p", "0"), command: "generate",
+                         message: "--top-p must be in (0, 1], got 0.0")
+    }
+}
