@@ -73,4 +73,53 @@ final class PolicyCommandTests: XCTestCase {
         assertUsageError(PRM.run("generate", "--policy", policy.path, "--prompt", "hi", "--top-p", "0"), command: "generate",
                          message: "--top-p must be in (0, 1], got 0.0")
     }
+
+    /// A short real run: both groups logged every iteration, the policy saved with its users.
+    func testPPOAgainstARewardModel() throws {
+        let policy = try tinyPolicy(), model = try tinyRewardModel()
+        let root = try scratchFolder()
+        let data = root.appendingPathComponent("prompts.jsonl"), groups = root.appendingPathComponent("groups.json")
+        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 3, seed: 9).comparisons, to: data)
+        try Data(#"{"user-1": "majority", "user-2": "majority", "user-3": "majority", "user-4": "minority"}"#.utf8).write(to: groups)
+        let out = root.appendingPathComponent("ppo")
+        let result = PRM.run("ppo", "--policy", policy.path, "--reward-model", model.path, "--data", data.path, "--groups", groups.path,
+                             "--out", out.path, "--iterations", "2", "--rollouts", "8", "--minibatch", "4", "--ppo-epochs", "2",
+                             "--max-new-tokens", "8")
+        assertSucceeded(result)
+        let lines = try String(contentsOf: out.appendingPathComponent("ppo_log.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        for line in lines {
+            let entry = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            for key in ["iteration", "reward", "kl", "entropy", "value_loss", "clip_fraction", "length_tokens", "rollout_seconds",
+                        "scoring_seconds", "update_seconds"] {
+                XCTAssertNotNil(entry[key], "log lacks \(key): \(line)")
+            }
+            XCTAssertEqual((entry["groups"] as? [String: Any]).map { Set($0.keys) }, ["majority", "minority"])
+        }
+        let users = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("users.json"))) as? [String: Int])
+        XCTAssertEqual(Set(users.keys), ["user-1", "user-2", "user-3", "user-4"])
+        // The trained policy generates for its users.
+        assertSucceeded(PRM.run("generate", "--policy", out.path, "--prompt", "Hi", "--user", "user-4", "-n", "2", "--max-new-tokens", "6"))
+    }
+
+    func testPPOErrors() throws {
+        let policy = try tinyPolicy()
+        let root = try scratchFolder()
+        let out = root.appendingPathComponent("ppo")
+        let missing = root.appendingPathComponent("no-reward-model").path
+        assertFailed(PRM.run("ppo", "--policy", policy.path, "--reward-model", missing, "--out", out.path), command: "ppo",
+                     mentioning: [missing])
+        // A port nobody listens on: health times out after the retries.
+        let unreachable = "tcp://127.0.0.1:1"
+        assertFailed(PRM.run("ppo", "--policy", policy.path, "--reward-server", unreachable, "--timeout", "0.2", "--retries", "1",
+                             "--out", out.path), command: "ppo", mentioning: ["reward server", unreachable])
+        let noPolicy = root.appendingPathComponent("no-policy").path
+        assertFailed(PRM.run("ppo", "--policy", noPolicy, "--reward-server", unreachable, "--out", out.path), command: "ppo",
+                     mentioning: [noPolicy, "policy folder not found"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "ppo created its output before failing")
+        assertUsageError(PRM.run("ppo", "--policy", policy.path, "--out", out.path), command: "ppo",
+                         message: "give --reward-model DIR (in process) or --reward-server ENDPOINT")
+        assertUsageError(PRM.run("ppo", "--policy", policy.path, "--reward-server", unreachable, "--out", out.path, "--rollouts", "1"),
+                         command: "ppo", message: "--rollouts must be at least 2 (rewards and advantages are whitened across them), got 1")
+    }
 }

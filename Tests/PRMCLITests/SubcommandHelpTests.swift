@@ -22,6 +22,10 @@ final class SubcommandHelpTests: XCTestCase {
         "sft": ["--data", "--dev", "--tokenizer", "--out", "--layers", "--heads", "--embedding", "--positions", "--user-tokens", "--epochs", "--lr",
                 "--weight-decay", "--warmup", "--batch-size", "--grad-clip", "--dropout", "--seed", "--log-every", "--limit", "--resume"],
         "generate": ["--policy", "--prompt", "--input", "--user", "--samples", "--temperature", "--top-k", "--top-p", "--max-new-tokens", "--batch", "--seed"],
+        "ppo": ["--policy", "--reference", "--reward-model", "--reward-server", "--timeout", "--retries", "--data", "--groups", "--out",
+                "--iterations", "--rollouts", "--minibatch", "--ppo-epochs", "--lr", "--user-lr", "--kl-coef", "--target-kl", "--kl-horizon",
+                "--clip-range", "--value-clip-range", "--vf-coef", "--gamma", "--lambda", "--no-whiten", "--max-new-tokens", "--grad-clip",
+                "--seed", "--checkpoint-every"],
         "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments"],
     ]
 
