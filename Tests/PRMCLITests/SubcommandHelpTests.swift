@@ -26,7 +26,7 @@ final class SubcommandHelpTests: XCTestCase {
                 "--iterations", "--rollouts", "--minibatch", "--ppo-epochs", "--lr", "--user-lr", "--kl-coef", "--target-kl", "--kl-horizon",
                 "--clip-range", "--value-clip-range", "--vf-coef", "--gamma", "--lambda", "--no-whiten", "--max-new-tokens", "--grad-clip",
                 "--seed", "--checkpoint-every"],
-        "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments"],
+        "bench": ["--model", "--repeats", "--data", "--steps", "--policy", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments"],
     ]
 
     func testEveryCommandHasHelpListingItsOptions() {
