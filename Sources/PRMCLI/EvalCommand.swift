@@ -36,7 +36,7 @@ enum EvalCommand: Subcommand {
         let path = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
-        let groups = try arguments.string("groups").map(loadGroups) ?? [:]
+        let groups = try arguments.string("groups").map(InputFiles.groups) ?? [:]
         let encoded = InputPreparer(model: model, users: users).encode(data.comparisons)
         let progress = ProgressBar(total: encoded.count, label: "eval", unit: "pair")
         let report = Evaluator(model: model, users: users, batchSize: batchSize)
@@ -45,18 +45,5 @@ enum EvalCommand: Subcommand {
         if let json = arguments.string("json") { try AtomicFile.writeJSON(report, to: URL(fileURLWithPath: json)) }
         out.write(report.table() + "\n")
         return 0
-    }
-
-    static func loadGroups(_ path: String) throws -> [String: String] {
-        let data = try InputFiles.read(path)
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw CLIError("\(path): expected a JSON object mapping user ids to labels")
-        }
-        var groups: [String: String] = [:]
-        for (user, label) in object {
-            guard let label = label as? String else { throw CLIError("\(path): label of user '\(user)' is not a string") }
-            groups[user] = label
-        }
-        return groups
     }
 }

@@ -84,10 +84,11 @@ final class PolicyCommandTests: XCTestCase {
         let out = root.appendingPathComponent("ppo")
         let result = PRM.run("ppo", "--policy", policy.path, "--reward-model", model.path, "--data", data.path, "--groups", groups.path,
                              "--out", out.path, "--iterations", "2", "--rollouts", "8", "--minibatch", "4", "--ppo-epochs", "2",
-                             "--max-new-tokens", "8")
+                             "--max-new-tokens", "8", "--target-kl", "0.5", "--kl-horizon", "16", "--kl-coef", "0.1")
         assertSucceeded(result)
         let lines = try String(contentsOf: out.appendingPathComponent("ppo_log.jsonl"), encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 2)
+        var coefficients: [Double] = []
         for line in lines {
             let entry = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             for key in ["iteration", "reward", "kl", "entropy", "value_loss", "clip_fraction", "length_tokens", "rollout_seconds",
@@ -95,7 +96,12 @@ final class PolicyCommandTests: XCTestCase {
                 XCTAssertNotNil(entry[key], "log lacks \(key): \(line)")
             }
             XCTAssertEqual((entry["groups"] as? [String: Any]).map { Set($0.keys) }, ["majority", "minority"])
+            coefficients.append(entry["kl_coefficient"] as? Double ?? .nan)
         }
+        // --target-kl adapts β after the first iteration: its KL is 0 (policy = reference), below the target, so β falls
+        // by the controller's largest step, 20% of 8 replies over a horizon of 16.
+        XCTAssertEqual(coefficients[0], 0.1, accuracy: 1e-6)
+        XCTAssertEqual(coefficients[1], 0.1 * (1 - 0.2 * 8 / 16), accuracy: 1e-6)
         let users = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("users.json"))) as? [String: Int])
         XCTAssertEqual(Set(users.keys), ["user-1", "user-2", "user-3", "user-4"])
         // The trained policy generates for its users.
