@@ -48,8 +48,11 @@ let package = Package(
         .target(name: "PRMServing", dependencies: ["PRMScoring", "CZeroMQ"], swiftSettings: optimised),
         // Data sets, trainer, evaluation.
         .target(name: "PRMTraining", dependencies: ["PRMScoring"], swiftSettings: optimised),
+        // The optional RL loop: a user-conditioned GPT-2 policy, SFT, sampling with the KV cache, PPO
+        // against the scoring path (in process) or a scoring service (the v1 score op).
+        .target(name: "PRMPolicy", dependencies: ["PRMServing", "PRMScoring", "PRMModel"], swiftSettings: optimised),
         // Argument parsing and the subcommands; `prm`'s main.swift stays thin.
-        .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMServing", "PRMScoring", "PRMModel"], swiftSettings: optimised),
+        .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMPolicy", "PRMServing", "PRMScoring", "PRMModel"], swiftSettings: optimised),
         .executableTarget(name: "prm", dependencies: ["PRMCLI"], swiftSettings: optimised),
 
         // Shared by the test targets: locating the repository, the pretrained model, Python references,
@@ -61,6 +64,7 @@ let package = Package(
         .testTarget(name: "PRMScoringTests", dependencies: ["PRMScoring", "PRMTestSupport"]),
         .testTarget(name: "PRMServingTests", dependencies: ["PRMServing", "PRMScoring", "PRMTestSupport"]),
         .testTarget(name: "PRMTrainingTests", dependencies: ["PRMTraining", "PRMScoring", "PRMTestSupport"]),
+        .testTarget(name: "PRMPolicyTests", dependencies: ["PRMPolicy", "PRMServing", "PRMScoring", "PRMTestSupport"]),
         .testTarget(name: "PRMCLITests", dependencies: ["PRMCLI", "PRMServing", "PRMScoring", "PRMTestSupport"]),
     ]
 )

@@ -17,6 +17,8 @@ enum BenchCommand: Subcommand {
         1×128, 32×128 and a ragged batch of 32 real replies, as fractions of the measured peak.
           train     reward-model training steps (MiniLM, paper defaults) on full 256-token windows: \
         tokens/s, fraction of the sgemm peak, and the time one epoch of --data would take.
+          generate  a policy's sampling tokens/s (--policy DIR from prm sft / prm ppo): 32 prompts one at a \
+        time against the same 32 decoded as one batch, and 8 samples each of 4 prompts sharing their prompt's cache.
           serve     the ZeroMQ service on a checkpoint (--model DIR from prm train): latency of one \
         client (wire + JSON + queueing against compute), --clients concurrent clients against \
         in-process batched throughput, and one candidate set ranked for --users users with and \
@@ -32,12 +34,14 @@ enum BenchCommand: Subcommand {
           prm bench kernels --json bench/results/kernels.json
           prm bench train --json bench/results/train.json
           prm bench serve --model runs/demo --json bench/results/serve.json
+          prm bench generate --policy runs/sft --json bench/results/generate.json
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Encoder folder.", default: "models/all-MiniLM-L6-v2"),
             .value("repeats", placeholder: "N", help: "Timed runs per case (best is reported).", default: "5"),
             .value("data", placeholder: "FILE", help: "JSONL with 'chosen' replies for the ragged batch.", default: "data/lengthpref/train.jsonl"),
             .value("steps", placeholder: "N", help: "Timed training steps (train suite).", default: "4"),
+            .value("policy", placeholder: "DIR", help: "generate: the policy folder."),
             .value("json", placeholder: "FILE", help: "Write results as JSON (and .md beside it)."),
             .value("endpoint", placeholder: "ENDPOINT", help: "serve: measure this running server instead of starting one."),
             .value("requests", placeholder: "N", help: "serve: requests per case.", default: "64"),
@@ -50,7 +54,7 @@ enum BenchCommand: Subcommand {
             .flag("all-backends", help: "Run every case on each sgemm backend (score suite)."),
             .value("dump-inputs", placeholder: "FILE", help: "Write each case's token ids as JSON (score suite)."),
         ],
-        positionals: [.required("suite", help: "Which benchmark: score, kernels, train or serve.")])
+        positionals: [.required("suite", help: "Which benchmark: score, kernels, train, serve or generate.")])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let suite = arguments.positional("suite") ?? ""
@@ -80,8 +84,13 @@ enum BenchCommand: Subcommand {
                                             data: data ?? DefaultData.lengthprefTrain(), quick: arguments.flag("quick"),
                                             binary: arguments.flag("no-deployments") ? nil : try prmBinary(arguments), output: output)
             out.write(BenchServe.markdown(report) + "\n")
+        case "generate":
+            let policy = URL(fileURLWithPath: try arguments.require("policy"))
+            let report = try BenchGenerate.run(policy: policy, data: data ?? DefaultData.lengthprefTrain(),
+                                               repeats: try positive(arguments, "repeats"), output: output)
+            out.write(BenchGenerate.markdown(report))
         default:
-            throw arguments.usageError("unknown suite '\(suite)' (available: score, kernels, train, serve)")
+            throw arguments.usageError("unknown suite '\(suite)' (available: score, kernels, train, serve, generate)")
         }
         return 0
     }

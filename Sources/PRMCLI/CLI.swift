@@ -26,7 +26,7 @@ public enum CLI {
     /// Add new commands here (`embed`, `train`, `eval`, `score`, `bench`).
     public static let commands: [any Subcommand.Type] = [
         TrainCommand.self, EvalCommand.self, AdaptCommand.self, ScoreCommand.self, ServeCommand.self, ProxyCommand.self, KeygenCommand.self,
-        EmbedCommand.self, BenchCommand.self,
+        EmbedCommand.self, SftCommand.self, GenerateCommand.self, PpoCommand.self, BenchCommand.self,
     ]
 
     /// Called by `main.swift` with the arguments after the program name.

@@ -47,7 +47,7 @@ enum EvalCommand: Subcommand {
         let path = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
-        let groups = try arguments.string("groups").map(loadGroups) ?? [:]
+        let groups = try arguments.string("groups").map(InputFiles.groups) ?? [:]
         let encoded = try TrainCommand.encode(data, name: path, InputPreparer(model: model, users: users))
         let progress = ProgressBar(total: encoded.count, label: "eval", unit: "pair")
         let evaluator = Evaluator(model: model, users: users, batchSize: batchSize)
@@ -76,18 +76,5 @@ enum EvalCommand: Subcommand {
             throw arguments.usageError("--few-shot expects positive integers separated by commas (e.g. 1,2,5,10), got '\(text)'")
         }
         return Array(Set(ks)).sorted()
-    }
-
-    static func loadGroups(_ path: String) throws -> [String: String] {
-        let data = try InputFiles.read(path)
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw CLIError("\(path): expected a JSON object mapping user ids to labels")
-        }
-        var groups: [String: String] = [:]
-        for (user, label) in object {
-            guard let label = label as? String else { throw CLIError("\(path): label of user '\(user)' is not a string") }
-            groups[user] = label
-        }
-        return groups
     }
 }

@@ -7,5 +7,18 @@ enum InputFiles {
         guard FileManager.default.fileExists(atPath: path) else { throw CLIError("\(path): file not found") }
         do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw CLIError("\(path): cannot read: \(error.localizedDescription)") }
     }
-}
 
+    /// --groups of eval and ppo: a JSON object mapping user ids to group labels.
+    static func groups(_ path: String) throws -> [String: String] {
+        let data = try InputFiles.read(path)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CLIError("\(path): expected a JSON object mapping user ids to labels")
+        }
+        var groups: [String: String] = [:]
+        for (user, label) in object {
+            guard let label = label as? String else { throw CLIError("\(path): label of user '\(user)' is not a string") }
+            groups[user] = label
+        }
+        return groups
+    }
+}

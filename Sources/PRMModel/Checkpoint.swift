@@ -81,7 +81,9 @@ public enum Checkpoint {
         return (model, users, prm["training"] as? [String: Any] ?? [:])
     }
 
-    static func loadUsers(_ url: URL, expected: Int) throws -> UserTable {
+    /// Reads users.json, checking it names exactly `expected` users with indices 1...expected
+    /// (also the policy checkpoint's users file).
+    public static func loadUsers(_ url: URL, expected: Int) throws -> UserTable {
         let object = try jsonDictionary(url)
         var indices: [String: Int] = [:]
         for (id, value) in object {
@@ -94,7 +96,8 @@ public enum Checkpoint {
         return UserTable(indices: indices)
     }
 
-    static func jsonDictionary(_ url: URL) throws -> [String: Any] {
+    /// A JSON object file, or an error naming the file.
+    public static func jsonDictionary(_ url: URL) throws -> [String: Any] {
         let data = try HFConfig.readFile(url)
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ModelError(file: url, "not a JSON object")

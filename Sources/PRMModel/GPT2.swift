@@ -96,6 +96,12 @@ public final class KVCache {
         self.width = width
     }
 
+    /// Room for `rows` rows per layer, the cached ones kept. A decoder that knows its longest
+    /// sequence reserves it once, and every later append writes in place.
+    public func reserve(rows: Int) {
+        for buffer in keys + values { _ = buffer.ensure(rows * width, keeping: count * width) }
+    }
+
     /// Appends rows (T, C) of keys and values from a packed (T, 3C) QKV block.
     func append(layer: Int, qkv: UnsafePointer<Float>, rows T: Int, at start: Int) {
         let C = width
@@ -307,7 +313,7 @@ public final class GPT2Model: Backbone {
         precondition(batch.maxLength <= maxPositions, "sequence longer than \(maxPositions) positions")
         let (C, NH) = (config.nEmbd, config.nHead)
         let scratch = inferScratch.ensure(Attention.inferenceScratch(batch: batch))
-        return inferBlocks(embeddings: embeddings, batch: batch, positionOffset: 0, cache: nil) { _, qkv, out in
+        return inferBlocks(embeddings: embeddings, batch: batch, positions: .after(0), cache: nil) { _, qkv, out in
             Attention.infer(out: out, scratch: scratch, qkv: qkv, batch: batch, NH: NH, C: C, causal: true)
         }
     }
@@ -331,6 +337,36 @@ public final class GPT2Model: Backbone {
         return inferAfterPrefix(cache, embeddings: embeddings, batch: batch, append: false)
     }
 
+    /// One decoding step for B sequences at once: sequence b is `prefixes[b]` (read, never changed:
+    /// a prompt's cache shared by all its samples) followed by `own[b]` (its reply so far), and
+    /// `embeddings` (B, C) holds its next token. Appends each token's keys and values to `own[b]`
+    /// and returns hidden states (B, C). The B tokens go through every linear layer as one batch.
+    public func decodeStep(prefixes: [KVCache], own: [KVCache], embeddings: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        precondition(prefixes.count == own.count, "one prefix per sequence")
+        let B = own.count
+        let positions = (0..<B).map { Int32(prefixes[$0].count + own[$0].count) }
+        precondition(positions.allSatisfy { Int($0) < maxPositions }, "sequence longer than \(maxPositions) positions")
+        let (C, NH) = (config.nEmbd, config.nHead)
+        let hs = C / NH
+        // Each worker's probabilities for one (sequence, head): at most the longest sequence.
+        let longest = (0..<B).map { prefixes[$0].count + own[$0].count + 1 }.max() ?? 1
+        let scratch = inferScratch.ensure(Parallel.workers * longest)
+        let batch = PackedBatch(lengths: Array(repeating: 1, count: B))
+        let hidden = inferBlocks(embeddings: embeddings, batch: batch, positions: .explicit(positions), cache: nil) { l, qkv, out in
+            for b in 0..<B { own[b].append(layer: l, qkv: qkv + b * 3 * C, rows: 1, at: own[b].count) }
+            Parallel.forEachItem(B * NH) { worker, item in
+                let (b, h) = (item / NH, item % NH)
+                let (prefix, mine) = (prefixes[b], own[b])
+                let (P, R) = (prefix.count, mine.count + 1)
+                Attention.attendHeadStep(out: out + b * C + h * hs, probs: scratch + worker * longest, q: qkv + b * 3 * C + h * hs,
+                                         prefixK: prefix.keys[l].data + h * hs, prefixV: prefix.values[l].data + h * hs, ldPrefix: C, P: P,
+                                         ownK: mine.keys[l].data + h * hs, ownV: mine.values[l].data + h * hs, ldOwn: C, R: R, hs: hs)
+            }
+        }
+        for cache in own { cache.setCount(cache.count + 1) }
+        return hidden
+    }
+
     /// Attention of each sequence over the cached prefix and its own earlier tokens, in two parts
     /// (no prefix copy); each worker scores in its own (T, P + T) slice of the scratch buffer.
     private func inferAfterPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch, append: Bool) -> UnsafePointer<Float> {
@@ -339,7 +375,7 @@ public final class GPT2Model: Backbone {
         let hs = C / NH
         let block = batch.maxLength * (P + batch.maxLength)
         let scratch = inferScratch.ensure(Parallel.workers * block)
-        return inferBlocks(embeddings: embeddings, batch: batch, positionOffset: P, cache: append ? cache : nil) { l, qkv, out in
+        return inferBlocks(embeddings: embeddings, batch: batch, positions: .after(P), cache: append ? cache : nil) { l, qkv, out in
             let prefixK = UnsafePointer(cache.keys[l].data), prefixV = UnsafePointer(cache.values[l].data)
             Parallel.forEachItem(batch.count * NH) { worker, item in
                 let (b, h) = (item / NH, item % NH)
@@ -352,11 +388,19 @@ public final class GPT2Model: Backbone {
         }
     }
 
-    /// The inference block stack: positions (after `positionOffset` cached tokens), blocks with the
+    /// Where the rows of an inference batch sit in their sequences.
+    private enum RowPositions {
+        /// Each packed sequence's rows follow this many cached tokens.
+        case after(Int)
+        /// One position per row (decoding steps of sequences of different lengths).
+        case explicit([Int32])
+    }
+
+    /// The inference block stack: positions (`RowPositions`), blocks with the
     /// caller's attention over qkv (N, 3C) into out (N, C), keys and values appended to `cache`,
     /// final LayerNorm. Each LayerNorm is fused with the residual before it:
     /// x ← x + a·Wp + bp, h = LN2(x); x ← x + gelu(h·Wfc + bfc)·Wproj + bproj, h = LN1'(x) (LN_f last).
-    private func inferBlocks(embeddings: UnsafePointer<Float>, batch: PackedBatch, positionOffset: Int, cache: KVCache?,
+    private func inferBlocks(embeddings: UnsafePointer<Float>, batch: PackedBatch, positions: RowPositions, cache: KVCache?,
                              attention: (_ layer: Int, _ qkv: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void)
         -> UnsafePointer<Float> {
         let (N, C, I) = (batch.tokens, config.nEmbd, config.inner)
@@ -365,7 +409,14 @@ public final class GPT2Model: Backbone {
         let p = params
         let x = inferX.ensure(N * C), h = inferNormed.ensure(N * C)
         let attended = inferAttention.ensure(N * C), dense = inferDense.ensure(N * C), wide = inferWide.ensure(N * max(3 * C, I))
-        Embedding.addPositions(out: x, inp: embeddings, table: p.value(positionEmbeddings), batch: batch, offset: positionOffset, C: C)
+        switch positions {
+        case .after(let offset):
+            Embedding.addPositions(out: x, inp: embeddings, table: p.value(positionEmbeddings), batch: batch, offset: offset, C: C)
+        case .explicit(let ids):
+            precondition(ids.count == N, "one position per row")
+            x.update(from: embeddings, count: N * C)
+            ids.withUnsafeBufferPointer { Embedding.forward(out: x, ids: $0.baseAddress!, table: p.value(positionEmbeddings), N: N, C: C, accumulate: true) }
+        }
         // The LayerNorm each block starts with, and the final one after the last block.
         func norm(after l: Int) -> (Parameters.Handle, Parameters.Handle) {
             l + 1 < blocks.count ? (blocks[l + 1].ln1Weight, blocks[l + 1].ln1Bias) : (lnFWeight, lnFBias)

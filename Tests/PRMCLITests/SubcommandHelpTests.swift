@@ -20,7 +20,14 @@ final class SubcommandHelpTests: XCTestCase {
         "serve": ["--model", "--bind", "--threads", "--connect", "--slots", "--heartbeat-ms", "--liveness", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
                   "--max-request-tokens", "--max-queued", "--stall-ms", "--curve-secret-key", "--allow-keys", "--curve-server-key", "--metrics-http"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
-        "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments", "--all-backends", "--dump-inputs"],
+        "sft": ["--data", "--dev", "--tokenizer", "--out", "--layers", "--heads", "--embedding", "--positions", "--user-tokens", "--epochs", "--lr",
+                "--weight-decay", "--warmup", "--batch-size", "--grad-clip", "--dropout", "--seed", "--log-every", "--limit", "--resume"],
+        "generate": ["--policy", "--prompt", "--input", "--user", "--samples", "--temperature", "--top-k", "--top-p", "--max-new-tokens", "--batch", "--seed"],
+        "ppo": ["--policy", "--reference", "--reward-model", "--reward-server", "--timeout", "--retries", "--data", "--groups", "--out",
+                "--iterations", "--rollouts", "--minibatch", "--ppo-epochs", "--lr", "--user-lr", "--kl-coef", "--target-kl", "--kl-horizon",
+                "--clip-range", "--value-clip-range", "--vf-coef", "--gamma", "--lambda", "--no-whiten", "--max-new-tokens", "--grad-clip",
+                "--seed", "--checkpoint-every"],
+        "bench": ["--model", "--repeats", "--data", "--steps", "--policy", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments", "--all-backends", "--dump-inputs"],
     ]
 
     func testEveryCommandHasHelpListingItsOptions() {

@@ -107,4 +107,21 @@ public enum Attention {
         BLAS.gemm(m: T, n: hs, k: P, a: probs, lda: width, b: prefixV, ldb: ldPrefix, beta: 0, c: out, ldc: ldo)
         BLAS.gemm(m: T, n: hs, k: T, a: probs + P, lda: width, b: v, ldb: ld, beta: 1, c: out, ldc: ldo)
     }
+
+    /// One decoding step of one head: a single query over P keys of a shared prefix (a prompt's
+    /// cache, read by all its samples) and R keys of its own (the reply so far, the query's own
+    /// token last). The query is the newest token, so it sees every key: no mask. probs (P + R) is scratch.
+    public static func attendHeadStep(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                                      prefixK: UnsafePointer<Float>, prefixV: UnsafePointer<Float>, ldPrefix: Int, P: Int,
+                                      ownK: UnsafePointer<Float>, ownV: UnsafePointer<Float>, ldOwn: Int, R: Int, hs: Int) {
+        guard R > 0 else { return }
+        let scale = 1 / Float(hs).squareRoot()
+        let width = P + R
+        BLAS.gemm(transB: true, m: 1, n: P, k: hs, alpha: scale, a: q, lda: hs, b: prefixK, ldb: ldPrefix, beta: 0, c: probs, ldc: width)
+        BLAS.gemm(transB: true, m: 1, n: R, k: hs, alpha: scale, a: q, lda: hs, b: ownK, ldb: ldOwn, beta: 0, c: probs + P, ldc: width)
+        Softmax.normalizeRow(probs, valid: width, width: width)
+        out.update(repeating: 0, count: hs)
+        BLAS.gemm(m: 1, n: hs, k: P, a: probs, lda: width, b: prefixV, ldb: ldPrefix, beta: 1, c: out, ldc: hs)
+        BLAS.gemm(m: 1, n: hs, k: R, a: probs + P, lda: width, b: ownV, ldb: ldOwn, beta: 1, c: out, ldc: hs)
+    }
 }

@@ -1,0 +1,127 @@
+import Foundation
+import PRMCore
+import PRMModel
+import PRMPolicy
+import PRMTraining
+
+/// `prm sft`: train a GPT-2-style policy from scratch on the dialogues of preference data.
+enum SftCommand: Subcommand {
+    /// The settings' own defaults, shown in the help and used when an option is absent.
+    static let defaults = SFTSettings()
+
+    static let spec = CommandSpec(
+        name: "sft",
+        abstract: "Train a small GPT-2-style policy from scratch on dialogues (supervised fine-tuning).",
+        discussion: """
+        Every row of --data gives two dialogues, its prompt with each of its two replies; the policy \
+        learns next-token prediction on the assistant turns only (the text and the end-of-reply token \
+        of every assistant turn, the final reply's included), read as the generic user 0. Dialogues \
+        are written in the format of data/policy/README.md with the vocabulary --tokenizer; a \
+        dialogue longer than --positions keeps its end.
+
+        At each epoch end the validation perplexity over --dev's assistant turns is logged beside a \
+        unigram baseline (training-reply token frequencies, add-one smoothing), and --out receives a \
+        prm-policy-v1 checkpoint (config.json, model.safetensors, tokenizer.json, users.json), the \
+        optimizer state for --resume and sft_log.jsonl.
+
+        Examples:
+          prm sft --out runs/sft
+          prm sft --out runs/sft --resume
+        """,
+        options: [
+            .value("data", placeholder: "FILE", help: "Dialogues: preference JSONL (prompt, chosen, rejected).", default: "data/lengthpref/train.jsonl"),
+            .value("dev", placeholder: "FILE", help: "Validation dialogues for perplexity (same format).", default: "data/lengthpref/dev.jsonl"),
+            .value("tokenizer", placeholder: "FILE", help: "Byte-level BPE with the role tokens.", default: "data/policy/tokenizer.json"),
+            .value("out", placeholder: "DIR", help: "Policy checkpoint folder (required)."),
+            .value("layers", placeholder: "N", help: "Transformer blocks.", default: "\(defaults.layers)"),
+            .value("heads", placeholder: "N", help: "Attention heads.", default: "\(defaults.heads)"),
+            .value("embedding", placeholder: "C", help: "Width of the hidden states.", default: "\(defaults.embedding)"),
+            .value("positions", placeholder: "N", help: "Context length: user vectors, prompt and reply.", default: "\(defaults.positions)"),
+            .value("user-tokens", placeholder: "N", help: "T_u, user vectors before the prompt.", default: "\(defaults.userTokens)"),
+            .value("epochs", placeholder: "N", help: "Passes over the dialogues.", default: "\(defaults.epochs)"),
+            .value("lr", placeholder: "LR", help: "Peak learning rate (warm-up, cosine to a tenth).", default: "\(defaults.learningRate)"),
+            .value("weight-decay", placeholder: "W", help: "AdamW decoupled weight decay (matrices only).", default: "\(defaults.weightDecay)"),
+            .value("warmup", placeholder: "FRACTION", help: "Warm-up share of all steps.", default: "\(defaults.warmupFraction)"),
+            .value("batch-size", placeholder: "N", help: "Dialogues per optimizer step.", default: "\(defaults.batchSize)"),
+            .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm.", default: "\(defaults.gradientClip)"),
+            .value("dropout", placeholder: "P", help: "Hidden-state dropout while training.", default: "\(defaults.dropout)"),
+            .value("seed", placeholder: "N", help: "Seed for initialisation, data order and dropout.", default: "\(defaults.seed)"),
+            .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "\(defaults.logEvery)"),
+            .value("limit", placeholder: "N", help: "Use only the first N rows of --data (quick runs)."),
+            .flag("resume", help: "Continue the run saved in --out exactly (its settings and, unless --data is given, its data file)."),
+        ])
+
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
+        let out = URL(fileURLWithPath: try arguments.require("out"))
+        let resume = arguments.flag("resume")
+        let state = resume ? try SFTState.load(from: out) : nil
+        let settings = try state?.settings ?? settingsFrom(arguments)
+        let dataPath = (resume && !arguments.isSet("data") ? state?.dataFile : nil) ?? arguments.string("data", default: "data/lengthpref/train.jsonl")
+        var rows = try PreferenceDataset.load(URL(fileURLWithPath: dataPath)).comparisons
+        if let limit = try arguments.int("limit") { rows = Array(rows.prefix(max(limit, 1))) }
+        let devRows = try PreferenceDataset.load(URL(fileURLWithPath: arguments.string("dev", default: "data/lengthpref/dev.jsonl"))).comparisons
+
+        let policy = resume ? try PolicyCheckpoint.load(out).policy
+            : try settings.makePolicy(tokenizerFile: URL(fileURLWithPath: arguments.string("tokenizer", default: "data/policy/tokenizer.json")))
+        let train = SFTTrainer.sequences(dialogues(rows), policy: policy), dev = SFTTrainer.sequences(dialogues(devRows), policy: policy)
+        let trainer = try SFTTrainer(policy: policy, settings: settings, train: train, dev: dev)
+        let unigram = UnigramBaseline(train, vocabularySize: policy.vocabularySize).perplexity(dev)
+        Log.info("\(train.count) training dialogues (\(train.reduce(0) { $0 + $1.scored.count }) reply tokens), \(dev.count) validation; "
+                 + "\(policy.parameters.count) parameters; unigram baseline: validation perplexity \(String(format: "%.1f", unigram))")
+        if let state {
+            try state.restore(into: trainer, from: out)
+            guard trainer.optimizer.step < trainer.totalSteps else {
+                Log.info("\(out.path): the run already finished (step \(trainer.optimizer.step) of \(trainer.totalSteps)); nothing to do")
+                return 0
+            }
+            Log.info("resuming at step \(trainer.optimizer.step) of \(trainer.totalSteps)")
+        }
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let logWriter = try JSONLogWriter(url: out.appendingPathComponent("sft_log.jsonl"), append: resume)
+        let progress = ProgressBar(total: trainer.totalSteps - trainer.optimizer.step, label: "sft", unit: "step")
+        trainer.progress = progress
+        trainer.onLog = { entry in
+            logWriter.write(entry)
+            if let perplexity = entry.devPerplexity {
+                Log.info(String(format: "step %d epoch %.2f: loss %.3f, validation perplexity %.2f (unigram %.1f)",
+                                entry.step, entry.epoch, entry.loss, perplexity, unigram))
+            }
+        }
+        let dataFile = URL(fileURLWithPath: dataPath).path
+        try trainer.run { _ in
+            var summary: [String: Any] = ["unigram_dev_perplexity": unigram]
+            if let perplexity = trainer.log.last?.devPerplexity { summary["dev_perplexity"] = perplexity }
+            try SFTState.save(trainer, dataFile: dataFile, summary: summary, to: out)
+        }
+        progress.finish()
+        Log.info("saved \(out.path)")
+        return 0
+    }
+
+    /// Each comparison's prompt with each of its replies.
+    static func dialogues(_ rows: [Comparison]) -> [(prompt: String, reply: String)] {
+        rows.flatMap { [($0.prompt, $0.chosen), ($0.prompt, $0.rejected)] }
+    }
+
+    static func settingsFrom(_ a: ParsedArguments) throws -> SFTSettings {
+        var s = SFTSettings()
+        s.layers = try a.int("layers", default: s.layers)
+        s.heads = try a.int("heads", default: s.heads)
+        s.embedding = try a.int("embedding", default: s.embedding)
+        s.positions = try a.int("positions", default: s.positions)
+        s.userTokens = try a.int("user-tokens", default: s.userTokens)
+        s.epochs = try a.int("epochs", default: s.epochs)
+        s.learningRate = Float(try a.double("lr", default: Double(s.learningRate)))
+        s.weightDecay = Float(try a.double("weight-decay", default: Double(s.weightDecay)))
+        s.warmupFraction = Float(try a.double("warmup", default: Double(s.warmupFraction)))
+        s.batchSize = try a.int("batch-size", default: s.batchSize)
+        s.gradientClip = Float(try a.double("grad-clip", default: Double(s.gradientClip)))
+        s.dropout = Float(try a.double("dropout", default: Double(s.dropout)))
+        let seed = try a.int("seed", default: Int(s.seed))
+        guard seed >= 0 else { throw a.usageError("--seed must be non-negative") }
+        s.seed = UInt64(seed)
+        s.logEvery = max(1, try a.int("log-every", default: s.logEvery))
+        do { try s.validate() } catch let error as PolicyError { throw a.usageError(error.description) }
+        return s
+    }
+}

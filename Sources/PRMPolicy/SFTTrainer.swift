@@ -1,0 +1,168 @@
+import Foundation
+import PRMCore
+import PRMModel
+
+/// One logging step of SFT, written to the JSON log.
+public struct SFTLogEntry: Codable, Sendable {
+    public var step: Int
+    public var epoch: Double
+    /// Mean next-token cross-entropy (nats) over the supervised tokens since the last entry.
+    public var loss: Float
+    public var learningRate: Float
+    public var gradientNorm: Float
+    public var tokensPerSecond: Double
+    public var elapsedSeconds: Double
+    /// At epoch ends: validation cross-entropy and perplexity over the dev dialogues' reply tokens.
+    public var devLoss: Double?
+    public var devPerplexity: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case step, epoch, loss, learningRate = "learning_rate", gradientNorm = "gradient_norm"
+        case tokensPerSecond = "tokens_per_second", elapsedSeconds = "elapsed_seconds"
+        case devLoss = "dev_loss", devPerplexity = "dev_perplexity"
+    }
+}
+
+/// Supervised fine-tuning of a policy from scratch on dialogues (nanoGPT's loop): set LR →
+/// forward → next-token cross-entropy on the reply tokens only → backward → clip → AdamW →
+/// zero grads → log; evaluate and checkpoint at epoch ends. Every dialogue is read as the generic
+/// user 0, whose vectors train with the backbone, so every user starts PPO from the same policy.
+public final class SFTTrainer {
+    public let policy: Policy
+    public let settings: SFTSettings
+    public let optimizer: AdamW
+    let train: [PolicySequence]
+    let dev: [PolicySequence]
+    public private(set) var log: [SFTLogEntry] = []
+    public var onLog: ((SFTLogEntry) -> Void)?
+    public var progress: ProgressBar?
+    private let probs = GrowableBuffer(), dlogits = GrowableBuffer()
+
+    public var stepsPerEpoch: Int { (train.count + settings.batchSize - 1) / settings.batchSize }
+    public var totalSteps: Int { stepsPerEpoch * settings.epochs }
+
+    public init(policy: Policy, settings: SFTSettings, train: [PolicySequence], dev: [PolicySequence] = []) throws {
+        try settings.validate()
+        guard !train.isEmpty else { throw PolicyError("no training dialogues") }
+        self.policy = policy
+        self.settings = settings
+        self.train = train
+        self.dev = dev
+        policy.backbone.hiddenDropout.probability = settings.dropout
+        let total = (train.count + settings.batchSize - 1) / settings.batchSize * settings.epochs
+        let schedule = LearningRateSchedule(peak: settings.learningRate, warmupSteps: Int((Float(total) * settings.warmupFraction).rounded()),
+                                            totalSteps: total, floorFraction: 0.1)
+        // One rate for everything: the generic user's vectors are part of the language model here.
+        optimizer = AdamW(parameters: policy.parameters, groups: Dictionary(uniqueKeysWithValues: Parameters.Group.allCases.map {
+            ($0, AdamW.GroupSettings(schedule: schedule))
+        }))
+        optimizer.weightDecay = settings.weightDecay
+    }
+
+    /// Dialogues as training sequences for `policy`: the generic user, the end of each dialogue
+    /// that fits the model's positions, scored on its supervised ids. Identical dialogues are kept once.
+    public static func sequences(_ dialogues: [(prompt: String, reply: String)], policy: Policy) -> [PolicySequence] {
+        var seen = Set<[Int32]>()
+        return dialogues.compactMap { dialogue in
+            let (ids, supervised) = policy.format.encodeDialogue(prompt: dialogue.prompt, reply: dialogue.reply)
+            let keep = policy.window(ids, reserve: 0).count
+            let tokens = Array(ids.suffix(keep)), mask = supervised.suffix(keep)
+            guard seen.insert(tokens).inserted else { return nil }
+            let scored = mask.enumerated().compactMap { index, trained in trained && index >= 1 ? index : nil }
+            return scored.isEmpty ? nil : PolicySequence(user: 0, tokens: tokens, scored: scored)
+        }
+    }
+
+    /// The dialogue order of an epoch: a fixed function of seed and epoch, so a resumed run sees
+    /// exactly the batches an uninterrupted one would.
+    func order(epoch: Int) -> [Int] {
+        var rng = RandomSource(seed: settings.seed &+ 0x9E37 &* UInt64(epoch + 1))
+        return Array(train.indices).shuffled(using: &rng)
+    }
+
+    /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
+    /// calling `checkpoint` at each epoch end.
+    public func run(untilStep: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
+        let end = min(untilStep ?? totalSteps, totalSteps)
+        let start = Date()
+        var tokens = 0, window = (loss: 0.0, count: 0)
+        var epochOrder: (epoch: Int, order: [Int])? = nil
+        policy.parameters.zeroGrad()
+        while optimizer.step < end {
+            let step = optimizer.step
+            let epoch = step / stepsPerEpoch
+            if epochOrder?.epoch != epoch { epochOrder = (epoch, order(epoch: epoch)) }
+            let offset = (step % stepsPerEpoch) * settings.batchSize
+            let batch = epochOrder!.order[offset..<min(offset + settings.batchSize, train.count)].map { train[$0] }
+            // Masks are a function of (seed, step): a resumed run draws the same ones.
+            policy.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000
+            let loss = crossEntropyStep(batch)
+            window.loss += loss.sum
+            window.count += loss.count
+            tokens += policy.lastForwardTokens
+            let norm = optimizer.clipGradients(maxNorm: settings.gradientClip)
+            optimizer.update()
+            policy.parameters.zeroGrad()
+            let done = optimizer.step
+            let epochEnds = done % stepsPerEpoch == 0 || done == totalSteps
+            if done % settings.logEvery == 0 || epochEnds || done == end {
+                let elapsed = Date().timeIntervalSince(start)
+                var entry = SFTLogEntry(step: done, epoch: Double(done) / Double(stepsPerEpoch),
+                                        loss: Float(window.loss / Double(max(window.count, 1))),
+                                        learningRate: optimizer.learningRate(.backbone), gradientNorm: norm,
+                                        tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed)
+                if epochEnds && !dev.isEmpty {
+                    let devLoss = evaluate(dev)
+                    entry.devLoss = devLoss
+                    entry.devPerplexity = Foundation.exp(devLoss)
+                }
+                log.append(entry)
+                onLog?(entry)
+                window = (0, 0)
+            }
+            progress?.advance(by: 1, extra: log.last.map { String(format: "loss %.3f %.0f tok/s", $0.loss, $0.tokensPerSecond) } ?? "")
+            if epochEnds { try checkpoint?(done) }
+        }
+    }
+
+    /// Forward, mean cross-entropy over the batch's scored tokens, backward. Returns the summed
+    /// loss and the token count.
+    func crossEntropyStep(_ batch: [PolicySequence]) -> (sum: Double, count: Int) {
+        let outputs = policy.forward(batch, training: true)
+        let (R, V) = (outputs.rows, policy.vocabularySize)
+        guard R > 0 else { return (0, 0) }
+        let targets = Self.targets(batch)
+        let p = probs.ensure(R * V)
+        var losses = [Float](repeating: 0, count: R)
+        CrossEntropy.forward(losses: &losses, probs: p, logits: outputs.logits, targets: targets, N: R, V: V)
+        let d = dlogits.zeroed(R * V)
+        CrossEntropy.backward(dlogits: d, dlosses: [Float](repeating: 1 / Float(R), count: R), probs: p, targets: targets, N: R, V: V)
+        policy.backward(dlogits: d, dvalues: nil)
+        return (losses.reduce(0) { $0 + Double($1) }, R)
+    }
+
+    /// Mean next-token cross-entropy (nats) over the scored tokens of `sequences`, no dropout.
+    public func evaluate(_ sequences: [PolicySequence]) -> Double {
+        var sum = 0.0, count = 0
+        let V = policy.vocabularySize
+        for start in stride(from: 0, to: sequences.count, by: settings.batchSize) {
+            let batch = Array(sequences[start..<min(start + settings.batchSize, sequences.count)])
+            let outputs = policy.forward(batch, training: false)
+            let R = outputs.rows
+            guard R > 0 else { continue }
+            var losses = [Float](repeating: 0, count: R)
+            CrossEntropy.forward(losses: &losses, probs: probs.ensure(R * V), logits: outputs.logits, targets: Self.targets(batch), N: R, V: V)
+            sum += losses.reduce(0) { $0 + Double($1) }
+            count += R
+        }
+        return sum / Double(max(count, 1))
+    }
+
+    /// The scored token ids of each sequence, in the order `Policy.forward` returns their rows.
+    static func targets(_ batch: [PolicySequence]) -> [Int32] {
+        batch.flatMap { sequence in sequence.scored.map { sequence.tokens[$0] } }
+    }
+
+    /// The data's identity for `--resume`.
+    var fingerprint: DataFingerprint { DataFingerprint(train.map(\.tokens)) }
+}

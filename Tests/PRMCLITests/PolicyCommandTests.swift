@@ -1,0 +1,131 @@
+import Foundation
+import XCTest
+import PRMCLI
+import PRMCore
+import PRMModel
+import PRMTestSupport
+import PRMTraining
+
+/// prm generate (and prm ppo's failures) through the real commands: the output `prm score` reads,
+/// and one-line errors for bad inputs.
+final class PolicyCommandTests: XCTestCase {
+    /// A tiny policy trained for one step by the real `prm sft`.
+    func tinyPolicy() throws -> URL {
+        let out = try scratchFolder("prm-policy").appendingPathComponent("sft")
+        let sft = PRM.run("sft", "--out", out.path, "--limit", "8", "--epochs", "1", "--batch-size", "16", "--layers", "1",
+                          "--heads", "2", "--embedding", "16", "--positions", "96", "--user-tokens", "2",
+                          "--data", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/train.jsonl").path,
+                          "--dev", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/dev.jsonl").path,
+                          "--tokenizer", TestSupport.repoRoot.appendingPathComponent("data/policy/tokenizer.json").path)
+        assertSucceeded(sft)
+        return out
+    }
+
+    /// A tiny reward model trained for one epoch by the real `prm train` on synthetic comparisons.
+    func tinyRewardModel() throws -> URL {
+        let root = try scratchFolder("prm-policy-rm")
+        let backbone = root.appendingPathComponent("tiny-bert")
+        try TinyBert.makeFolder(backbone)
+        let data = root.appendingPathComponent("pairs.jsonl"), out = root.appendingPathComponent("rm")
+        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 6, seed: 5).comparisons, to: data)
+        assertSucceeded(PRM.run("train", "--backbone", backbone.path, "--data", data.path, "--out", out.path,
+                                "--epochs", "1", "--max-length", "64", "--batch-size", "8"))
+        return out
+    }
+
+    func testGenerateWritesWhatScoreReads() throws {
+        let policy = try tinyPolicy()
+        let result = PRM.run("generate", "--policy", policy.path, "--prompt", "Human: Hi\n\nAssistant:", "--prompt", "What is a cat?",
+                             "--user", "worker-3", "-n", "3", "--max-new-tokens", "12", "--seed", "7")
+        assertSucceeded(result)
+        XCTAssertEqual(result.stdoutLines.count, 2)
+        for (line, prompt) in zip(result.stdoutLines, ["Human: Hi\n\nAssistant:", "What is a cat?"]) {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            XCTAssertEqual(object["user_id"] as? String, "worker-3")
+            XCTAssertEqual(object["prompt"] as? String, prompt)
+            XCTAssertEqual((object["candidates"] as? [String])?.count, 3)
+        }
+        // The same seed gives the same replies; the input file form gives the same as --prompt.
+        let again = PRM.run("generate", "--policy", policy.path, "--prompt", "Human: Hi\n\nAssistant:", "--prompt", "What is a cat?",
+                            "--user", "worker-3", "-n", "3", "--max-new-tokens", "12", "--seed", "7")
+        XCTAssertEqual(again.stdout, result.stdout)
+        let input = try scratchFolder().appendingPathComponent("prompts.jsonl")
+        try Data((#"{"user_id": "worker-3", "prompt": "Human: Hi\n\nAssistant:"}"# + "\n" + #"{"user_id": "worker-3", "prompt": "What is a cat?"}"# + "\n").utf8)
+            .write(to: input)
+        let fromFile = PRM.run("generate", "--policy", policy.path, "--input", input.path, "-n", "3", "--max-new-tokens", "12", "--seed", "7")
+        XCTAssertEqual(fromFile.stdout, result.stdout)
+        // prm score ranks what prm generate wrote.
+        try Data(result.stdout.utf8).write(to: input)
+        let scored = PRM.run("score", "--model", try tinyRewardModel().path, "--input", input.path)
+        XCTAssertEqual(scored.status, 0, "\(scored)")
+        XCTAssertEqual(scored.stdoutLines.count, 2, "\(scored)")
+    }
+
+    func testGenerateErrors() throws {
+        let missing = try scratchFolder().appendingPathComponent("no-policy").path
+        assertFailed(PRM.run("generate", "--policy", missing, "--prompt", "hi"), command: "generate", mentioning: [missing, "policy folder not found"])
+        // A reward model is not a policy.
+        let notPolicy = try scratchFolder()
+        try Data(#"{"model_type": "gpt2", "prm": {"format": "prm-reward-model-v1"}}"#.utf8).write(to: notPolicy.appendingPathComponent("config.json"))
+        assertFailed(PRM.run("generate", "--policy", notPolicy.path, "--prompt", "hi"), command: "generate",
+                     mentioning: ["config.json", "expected 'prm-policy-v1'"])
+        let policy = try tinyPolicy()
+        assertUsageError(PRM.run("generate", "--policy", policy.path, "--prompt", "hi", "--top-p", "0"), command: "generate",
+                         message: "--top-p must be in (0, 1], got 0.0")
+    }
+
+    /// A short real run: both groups logged every iteration, the policy saved with its users.
+    func testPPOAgainstARewardModel() throws {
+        let policy = try tinyPolicy(), model = try tinyRewardModel()
+        let root = try scratchFolder()
+        let data = root.appendingPathComponent("prompts.jsonl"), groups = root.appendingPathComponent("groups.json")
+        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 3, seed: 9).comparisons, to: data)
+        try Data(#"{"user-1": "majority", "user-2": "majority", "user-3": "majority", "user-4": "minority"}"#.utf8).write(to: groups)
+        let out = root.appendingPathComponent("ppo")
+        let result = PRM.run("ppo", "--policy", policy.path, "--reward-model", model.path, "--data", data.path, "--groups", groups.path,
+                             "--out", out.path, "--iterations", "2", "--rollouts", "8", "--minibatch", "4", "--ppo-epochs", "2",
+                             "--max-new-tokens", "8", "--target-kl", "0.5", "--kl-horizon", "16", "--kl-coef", "0.1")
+        assertSucceeded(result)
+        let lines = try String(contentsOf: out.appendingPathComponent("ppo_log.jsonl"), encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+        var coefficients: [Double] = []
+        for line in lines {
+            let entry = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            for key in ["iteration", "reward", "kl", "entropy", "value_loss", "clip_fraction", "length_tokens", "rollout_seconds",
+                        "scoring_seconds", "update_seconds"] {
+                XCTAssertNotNil(entry[key], "log lacks \(key): \(line)")
+            }
+            XCTAssertEqual((entry["groups"] as? [String: Any]).map { Set($0.keys) }, ["majority", "minority"])
+            coefficients.append(entry["kl_coefficient"] as? Double ?? .nan)
+        }
+        // --target-kl adapts β after the first iteration: its KL is 0 (policy = reference), below the target, so β falls
+        // by the controller's largest step, 20% of 8 replies over a horizon of 16.
+        XCTAssertEqual(coefficients[0], 0.1, accuracy: 1e-6)
+        XCTAssertEqual(coefficients[1], 0.1 * (1 - 0.2 * 8 / 16), accuracy: 1e-6)
+        let users = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("users.json"))) as? [String: Int])
+        XCTAssertEqual(Set(users.keys), ["user-1", "user-2", "user-3", "user-4"])
+        // The trained policy generates for its users.
+        assertSucceeded(PRM.run("generate", "--policy", out.path, "--prompt", "Hi", "--user", "user-4", "-n", "2", "--max-new-tokens", "6"))
+    }
+
+    func testPPOErrors() throws {
+        let policy = try tinyPolicy()
+        let root = try scratchFolder()
+        let out = root.appendingPathComponent("ppo")
+        let missing = root.appendingPathComponent("no-reward-model").path
+        assertFailed(PRM.run("ppo", "--policy", policy.path, "--reward-model", missing, "--out", out.path), command: "ppo",
+                     mentioning: [missing])
+        // A port nobody listens on: health times out after the retries.
+        let unreachable = "tcp://127.0.0.1:1"
+        assertFailed(PRM.run("ppo", "--policy", policy.path, "--reward-server", unreachable, "--timeout", "0.2", "--retries", "1",
+                             "--out", out.path), command: "ppo", mentioning: ["reward server", unreachable])
+        let noPolicy = root.appendingPathComponent("no-policy").path
+        assertFailed(PRM.run("ppo", "--policy", noPolicy, "--reward-server", unreachable, "--out", out.path), command: "ppo",
+                     mentioning: [noPolicy, "policy folder not found"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path), "ppo created its output before failing")
+        assertUsageError(PRM.run("ppo", "--policy", policy.path, "--out", out.path), command: "ppo",
+                         message: "give --reward-model DIR (in process) or --reward-server ENDPOINT")
+        assertUsageError(PRM.run("ppo", "--policy", policy.path, "--reward-server", unreachable, "--out", out.path, "--rollouts", "1"),
+                         command: "ppo", message: "--rollouts must be at least 2 (rewards and advantages are whitened across them), got 1")
+    }
+}
