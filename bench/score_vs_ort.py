@@ -12,6 +12,8 @@
    python3 that loads onnxruntime and the exported graph and embeds it (median wall time of
    several alternating runs), then both over the 512 replies and over 5,000 texts (wall time
    and peak RSS of the child, from os.wait4).
+4. With --reward-model DIR (a `prm train` checkpoint), prm's report also holds one prompt's
+   N = 1, 4, 16, 64 candidates ranked through its Scorer, shown as a prm-only table.
 
 Writes bench/results/score.{json,md} and score_throughput.png, score_latency.png: prm's figures
 as ratios to ORT's best strategy per case, and as fractions of the sgemm peak prm measured in
@@ -55,7 +57,8 @@ def run_prm_bench(prm, args, workdir):
         fail(f"{prm} has no `bench score` suite; build a prm that has it (`swift build -c release`)")
     report, inputs = os.path.join(workdir, "prm.json"), os.path.join(workdir, "inputs.json")
     argv = [prm, "bench", "score", "--model", args.model, "--data", args.data, "--repeats", str(args.repeats),
-            "--json", report] + (["--all-backends"] if args.all_backends else [])
+            "--json", report] + (["--all-backends"] if args.all_backends else []) \
+        + (["--reward-model", args.reward_model] if args.reward_model else [])
     dumps = "--dump-inputs" in usage
     if dumps:
         argv += ["--dump-inputs", inputs]
@@ -261,6 +264,17 @@ def markdown(score):
               "python3 + onnxruntime + tokenizers loading the exported fused graph (`ort_peer.py embed`). 'others' CPU' is the share of "
               "the machine's CPU time other processes (and hypervisor steal) used meanwhile. "
               f"Peak RSS is the child's ru_maxrss (os.wait4), which cannot read below the launcher's own peak, {floor:.0f} MB."]
+    ranking = prm.get("ranking") if isinstance(prm, dict) else None
+    if isinstance(ranking, dict):
+        lines += ["", "## Reward model ranking one prompt's N candidates (prm's Scorer; no ORT counterpart)", ""]
+        if ranking.get("note"):
+            lines.append(f"Reward model cases {ranking['note']}.")
+        if ranking.get("cases"):
+            lines += [f"Checkpoint `{ranking.get('reward_model')}`; tokenization, window, packed inference and reward head, "
+                      "best of the repeats, no h cache.", "",
+                      "| candidates | backend | tokens | ms | candidates/s | peak RSS MB |", "|---:|---|---:|---:|---:|---:|"]
+            lines += [f"| {c['candidates']} | {c['backend']} | {c['tokens']} | {c['seconds'] * 1e3:.1f} | "
+                      f"{c['candidates_per_s']:.1f} | {c['peak_rss_mb']:.0f} |" for c in ranking["cases"]]
     sgemm = prm.get("sgemm") if isinstance(prm, dict) else None
     if isinstance(sgemm, list) and sgemm and all(isinstance(r, dict) for r in sgemm):
         keys = list(dict.fromkeys(["backend", "shape", "gflops"] + [k for r in sgemm for k in r]))
@@ -330,6 +344,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per in-process case, best reported (default 5)")
     parser.add_argument("--runs", type=int, default=7, help="whole-process runs of one short text, median reported (default 7)")
     parser.add_argument("--all-backends", action="store_true", help="prm runs every case on each sgemm backend")
+    parser.add_argument("--reward-model", help="a prm train checkpoint: prm also times one prompt's N = 1, 4, 16, 64 "
+                        "candidates ranked through its Scorer (prm only; skipped without it)")
     parser.add_argument("--out", default=os.path.join("bench", "results"), help="results folder (default bench/results)")
     args = parser.parse_args()
     if args.repeats < 1 or args.runs < 1:

@@ -12,7 +12,9 @@ enum BenchCommand: Subcommand {
         uniform 32×128 and 64×64, one 128-token sequence; seq/s, tokens/s, fraction of the sgemm \
         peak and peak resident memory per case; sgemm on MiniLM's shapes per backend. \
         --all-backends runs every case on each backend; --dump-inputs writes every case's token ids \
-        (JSON {"case": [[ids...], ...]}) for bench/ort_peer.py.
+        (JSON {"case": [[ids...], ...]}) for bench/ort_peer.py. --reward-model DIR (a checkpoint from \
+        prm train) adds one prompt's N = 1, 4, 16, 64 candidates ranked through the Scorer, with \
+        peak resident memory; without it those cases are skipped with a note.
           kernels   sgemm GFLOP/s (1024³ and MiniLM's shapes) and MiniLM forward throughput for \
         1×128, 32×128 and a ragged batch of 32 real replies, as fractions of the measured peak.
           train     reward-model training steps (MiniLM, paper defaults) on full 256-token windows: \
@@ -53,6 +55,7 @@ enum BenchCommand: Subcommand {
             .flag("no-deployments", help: "serve: skip the deployment cases (processes of servers, proxy and workers)."),
             .flag("all-backends", help: "Run every case on each sgemm backend (score suite)."),
             .value("dump-inputs", placeholder: "FILE", help: "Write each case's token ids as JSON (score suite)."),
+            .value("reward-model", placeholder: "DIR", help: "score: a reward-model checkpoint to time ranking N candidates with."),
         ],
         positionals: [.required("suite", help: "Which benchmark: score, kernels, train, serve or generate.")])
 
@@ -63,6 +66,7 @@ enum BenchCommand: Subcommand {
         switch suite {
         case "score":
             let report = try BenchScore.run(model: try EmbedCommand.modelFolder(arguments), data: data ?? DefaultData.lengthprefTrain(),
+                                            rewardModel: arguments.string("reward-model").map { URL(fileURLWithPath: $0) },
                                             repeats: max(1, try arguments.int("repeats", default: 5)),
                                             allBackends: arguments.flag("all-backends"),
                                             dumpInputs: arguments.string("dump-inputs").map { URL(fileURLWithPath: $0) }, output: output)

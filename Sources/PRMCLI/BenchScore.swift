@@ -1,11 +1,13 @@
 import Foundation
 import PRMCore
 import PRMModel
+import PRMScoring
 
 /// `prm bench score`: scoring-path throughput and latency of the sentence embedder's inference
 /// pass from token ids, with sgemm on MiniLM's shapes for every backend measured in the same run,
 /// and the process's peak resident memory per case. `--dump-inputs` writes every case's token ids
-/// so a peer (bench/ort_peer.py, ONNX Runtime) runs exactly the same inputs.
+/// so a peer (bench/ort_peer.py, ONNX Runtime) runs exactly the same inputs. With a reward-model
+/// checkpoint it also times one prompt's N candidates ranked through the `Scorer`.
 enum BenchScore {
     struct GemmResult: Codable {
         var backend: String
@@ -37,6 +39,33 @@ enum BenchScore {
         }
     }
 
+    /// One prompt's candidates ranked by the reward model: the service's scoring path (`Scorer`:
+    /// tokenization, window, packed `Backbone.infer`, head), no h cache.
+    struct RankingResult: Codable {
+        var backend: String
+        var candidates: Int
+        /// Tokens the backbone read (prompt and reply windows of every candidate).
+        var tokens: Int
+        /// Best wall time of one ranking over the repeats.
+        var seconds: Double
+        var candidatesPerSecond: Double
+        /// The process's resident high-water mark during the case (reset before it).
+        var peakRSSMB: Double
+
+        enum CodingKeys: String, CodingKey {
+            case backend, candidates, tokens, seconds, candidatesPerSecond = "candidates_per_s", peakRSSMB = "peak_rss_mb"
+        }
+    }
+
+    struct Ranking: Codable {
+        /// The checkpoint, or nil when none was given (the cases were skipped; `note` says so).
+        var rewardModel: String?
+        var note: String?
+        var cases: [RankingResult]
+
+        enum CodingKeys: String, CodingKey { case rewardModel = "reward_model", note, cases }
+    }
+
     struct Tokenization: Codable {
         var texts: Int
         var tokens: Int
@@ -57,10 +86,11 @@ enum BenchScore {
         var sgemm: [GemmResult]
         var tokenize: Tokenization
         var cases: [CaseResult]
+        var ranking: Ranking
         var command: String
 
         enum CodingKeys: String, CodingKey {
-            case date, machine, backend, threads, tokenBudget = "token_budget", repeats, sgemm, tokenize, cases, command
+            case date, machine, backend, threads, tokenBudget = "token_budget", repeats, sgemm, tokenize, cases, ranking, command
         }
     }
 
@@ -81,9 +111,27 @@ enum BenchScore {
     static let replies = 512
     static let maxTokens = 128
     static let tokenBudget = 8192
+    static let candidateCounts = [1, 4, 16, 64]
 
-    static func run(model folder: URL, data: URL, repeats: Int, allBackends: Bool, dumpInputs: URL?, output: URL?) throws -> Report {
+    static func run(model folder: URL, data: URL, rewardModel: URL?, repeats: Int, allBackends: Bool, dumpInputs: URL?,
+                    output: URL?) throws -> Report {
         let backends = allBackends ? Compute.Backend.allCases : [Compute.backend]
+        let (sgemm, tokenization, results) = try embedderCases(model: folder, data: data, repeats: repeats, backends: backends,
+                                                               dumpInputs: dumpInputs)
+        // After the embedder cases have released their model, so the peaks are the reward model's.
+        let ranking = try rewardModel.map { try rankingCases(checkpoint: $0, data: data, repeats: repeats, backends: backends) }
+            ?? Ranking(rewardModel: nil, note: "skipped: no --reward-model checkpoint given", cases: [])
+        let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
+                            backend: Compute.backend.rawValue, threads: Compute.threads, tokenBudget: tokenBudget, repeats: repeats,
+                            sgemm: sgemm, tokenize: tokenization, cases: results, ranking: ranking,
+                            command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))
+        if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
+        return report
+    }
+
+    /// sgemm per backend, tokenization, and the embedder's cases (a)-(c).
+    static func embedderCases(model folder: URL, data: URL, repeats: Int, backends: [Compute.Backend],
+                              dumpInputs: URL?) throws -> ([GemmResult], Tokenization, [CaseResult]) {
         let model = try Backbones.load(folder: folder)
         guard let bert = model.backbone as? BertModel else { throw CLIError("bench score expects a BERT-family encoder") }
         let embedder = SentenceEmbedder(model: model, maxTokens: maxTokens, tokensPerBatch: tokenBudget)
@@ -145,12 +193,39 @@ enum BenchScore {
             }
         }
         progress.finish()
-        let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
-                            backend: Compute.backend.rawValue, threads: Compute.threads, tokenBudget: tokenBudget, repeats: repeats,
-                            sgemm: sgemm, tokenize: tokenization, cases: results,
-                            command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))
-        if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
-        return report
+        return (sgemm, tokenization, results)
+    }
+
+    /// (d) The first row's prompt of `data` with N of its distinct replies as candidates, ranked
+    /// for the row's user through a `Scorer` on the checkpoint (no h cache, so every ranking
+    /// computes every candidate), for each N in `candidateCounts`.
+    static func rankingCases(checkpoint: URL, data: URL, repeats: Int, backends: [Compute.Backend]) throws -> Ranking {
+        let scorer = try Scorer(checkpoint: checkpoint, tokensPerBatch: tokenBudget)
+        let (prompt, user) = try firstPrompt(data: data)
+        let candidates = try distinctReplies(data: data, count: candidateCounts.max() ?? 1)
+        let progress = ProgressBar(total: backends.count * candidateCounts.count, label: "bench score ranking", unit: "case")
+        var cases: [RankingResult] = []
+        for count in candidateCounts {
+            let items = candidates.prefix(count).map { ScoringItem(userID: user, prompt: prompt, response: $0) }
+            let tokens = scorer.preparer.prepare(items).reduce(0) { $0 + $1.tokens }
+            for backend in backends {
+                try ResidentMemory.resetPeak()
+                let seconds = Compute.with(backend: backend) { BenchKernels.measure(repeats: repeats) { _ = scorer.score(items) } }
+                cases.append(RankingResult(backend: backend.rawValue, candidates: count, tokens: tokens, seconds: seconds,
+                                           candidatesPerSecond: Double(count) / seconds, peakRSSMB: try ResidentMemory.peakMegabytes()))
+                progress.advance(extra: String(format: "%@ N=%d: %.1f ms", backend.rawValue, count, seconds * 1000))
+            }
+        }
+        progress.finish()
+        return Ranking(rewardModel: checkpoint.path, note: nil, cases: cases)
+    }
+
+    /// The first row's prompt and user id (nil when the row has none) of a preference file.
+    static func firstPrompt(data url: URL) throws -> (prompt: String, user: String?) {
+        for (_, value) in try JSONLines.values(try InputFiles.read(url.path), name: url.path) {
+            if let row = value.object, let prompt = row["prompt"]?.string { return (prompt, row["user_id"]?.string) }
+        }
+        throw CLIError("\(url.path): no row with a 'prompt' string")
     }
 
     /// The case's packed batches, each at most the token budget.
@@ -226,6 +301,18 @@ enum BenchScore {
                   "L2 normalisation), best of \(r.repeats), \(r.tokenBudget)-token packed batches (no padding). 'arrival' packs",
                   "replies in the order they come, 'sorted' is the embedder's length-sorted grouping. 'of peak' divides by the",
                   "best sgemm rate of the same backend above. Peak RSS is the whole process (weights included) during the case."]
+        lines += ["", "## Reward model: one prompt's N candidates ranked through the Scorer", ""]
+        if let note = r.ranking.note { lines.append("Reward model cases \(note).") }
+        if !r.ranking.cases.isEmpty {
+            lines += ["Checkpoint `\(r.ranking.rewardModel ?? "")`.", "",
+                      "| candidates | backend | tokens | ms | candidates/s | peak RSS MB |", "|---:|---|---:|---:|---:|---:|"]
+            for c in r.ranking.cases {
+                lines.append("| \(c.candidates) | \(c.backend) | \(c.tokens) | "
+                             + String(format: "%.1f | %.1f | %.0f |", c.seconds * 1000, c.candidatesPerSecond, c.peakRSSMB))
+            }
+            lines += ["", "One ranking: tokenization, the window (prompt cut from the left, whole reply kept), packed inference and",
+                      "the reward head, best of \(r.repeats), no h cache. Peak RSS is the whole process with the reward model loaded."]
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

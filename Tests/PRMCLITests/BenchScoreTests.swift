@@ -18,6 +18,10 @@ final class BenchScoreTests: XCTestCase {
         XCTAssertEqual(replies[0], firstRow["chosen"] as? String)
         XCTAssertEqual(replies[1], firstRow["rejected"] as? String)
         XCTAssertThrowsError(try BenchScore.distinctReplies(data: data, count: 1_000_000))
+        // The ranking cases' prompt and user are the first row's.
+        let (prompt, user) = try BenchScore.firstPrompt(data: data)
+        XCTAssertEqual(prompt, firstRow["prompt"] as? String)
+        XCTAssertEqual(user, firstRow["user_id"] as? String)
 
         let embedder = SentenceEmbedder(model: try Backbones.load(folder: TestSupport.miniLMDirectory()),
                                         maxTokens: BenchScore.maxTokens, tokensPerBatch: BenchScore.tokenBudget)

@@ -55,17 +55,21 @@ final class ScorerTests: XCTestCase {
         }
         let expected = model.forward(inputs, training: false)
         for (k, (got, want)) in zip(scored, expected).enumerated() {
-            XCTAssertEqual(got.score, want, accuracy: 1e-5 * max(1, abs(want)), "item \(k)", file: file, line: line)
+            XCTAssertEqual(got.score, want, accuracy: 1e-5 * max(1, abs(want)), "item \(k) on \(Compute.backend)", file: file, line: line)
         }
         XCTAssertEqual(scored.map(\.knownUser), Self.items.map { $0.userID.map(Self.users.contains) ?? false }, file: file, line: line)
         XCTAssertEqual(scored.map(\.truncated), Self.items.map { $0.prompt.count > 200 }, "the long prompt is cut to the window", file: file, line: line)
     }
 
+    /// On both sgemm backends: the Scorer runs `Backbone.infer`, whose kernels differ from the
+    /// training forward's (fused passes, [in, out] matrices, per-worker attention scratch).
     func testEveryAggregatorAndUserModelOnBERT() throws {
         let folder = try TinyBackbones.bert()
-        for aggregator in Aggregator.allCases {
-            for kind in UserModelKind.allCases {
-                try assertScorerMatchesForward(try Self.model(aggregator, kind, folder: folder))
+        try TestSupport.eachBackend { _ in
+            for aggregator in Aggregator.allCases {
+                for kind in UserModelKind.allCases {
+                    try assertScorerMatchesForward(try Self.model(aggregator, kind, folder: folder))
+                }
             }
         }
     }
@@ -77,10 +81,12 @@ final class ScorerTests: XCTestCase {
     /// GPT-2 shares each prompt's prefix through the KV cache; scores must equal full forwards.
     func testCausalPrefixSharingOnGPT2() throws {
         let folder = try TinyBackbones.gpt2()
-        for aggregator in Aggregator.allCases {
-            let model = try Self.model(aggregator, .individual, folder: folder, maxLength: 96)
-            try assertScorerMatchesForward(model)
-            try assertScorerMatchesForward(model, tokensPerBatch: 40)
+        try TestSupport.eachBackend { _ in
+            for aggregator in Aggregator.allCases {
+                let model = try Self.model(aggregator, .individual, folder: folder, maxLength: 96)
+                try assertScorerMatchesForward(model)
+                try assertScorerMatchesForward(model, tokensPerBatch: 40)
+            }
         }
     }
 

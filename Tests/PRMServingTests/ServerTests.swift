@@ -86,7 +86,7 @@ final class ServerTests: XCTestCase {
         let expected = ["ann", "bob", "stranger"].map { user in
             reference.score(candidates.map { ScoringItem(userID: user, prompt: prompt, response: $0) }).map(\.score)
         }
-        let failures = UncheckedSendable(NSMutableArray())
+        let failures = Outcomes()
         DispatchQueue.concurrentPerform(iterations: 6) { worker in
             do {
                 let client = try ScoringClient(endpoint: endpoint, timeout: 20, retries: 0)
@@ -94,14 +94,14 @@ final class ServerTests: XCTestCase {
                     let user = (worker + round) % 3
                     let reply = try client.rank(prompt: Self.prompt, candidates: Self.candidates, userID: ["ann", "bob", "stranger"][user])
                     for (got, want) in zip(reply.scores, expected[user]) where abs(got - want) > 1e-5 {
-                        failures.value.add("worker \(worker) round \(round): \(got) vs \(want)")
+                        failures.add("worker \(worker) round \(round): \(got) vs \(want)")
                     }
                 }
             } catch {
-                failures.value.add("worker \(worker): \(error)")
+                failures.add("worker \(worker): \(error)")
             }
         }
-        XCTAssertEqual(failures.value.count, 0, "\(failures.value)")
+        XCTAssertEqual(failures.all, [])
         let metrics = try ScoringClient(endpoint: endpoint, timeout: 10).metrics()
         XCTAssertEqual(metrics["requests"]?.object?["rank"]?.number?.integer, 60)
     }
@@ -109,7 +109,7 @@ final class ServerTests: XCTestCase {
     /// A drain answers every request already accepted before run() returns.
     func testShutdownAnswersEverythingAccepted() throws {
         let (endpoint, server, stop) = try serve(try Self.scorer())
-        let replies = UncheckedSendable(NSMutableArray())
+        let replies = Outcomes()
         let group = DispatchGroup()
         for worker in 0..<4 {
             group.enter()
@@ -119,11 +119,11 @@ final class ServerTests: XCTestCase {
                 for _ in 0..<5 {
                     do {
                         _ = try client.rank(prompt: Self.prompt, candidates: Self.candidates, userID: "ann")
-                        replies.value.add("ok")
+                        replies.add("ok")
                     } catch ClientError.server(let code, _) {
-                        replies.value.add(code)
+                        replies.add(code)
                     } catch {
-                        replies.value.add("lost \(worker): \(error)")
+                        replies.add("lost \(worker): \(error)")
                     }
                 }
             }.start()
@@ -131,11 +131,30 @@ final class ServerTests: XCTestCase {
         Thread.sleep(forTimeInterval: 0.05)
         stop()
         XCTAssertEqual(group.wait(timeout: .now() + 30), .success)
-        let outcomes = (replies.value as? [String]) ?? []
+        let outcomes = replies.all
         XCTAssertEqual(outcomes.count, 20)
         XCTAssertTrue(outcomes.allSatisfy { $0 == "ok" || $0 == "shutting_down" || $0.hasPrefix("lost") }, "\(outcomes)")
         XCTAssertEqual(outcomes.filter { $0.hasPrefix("lost") && !$0.contains("timeout") && !$0.contains("no reply") }, [],
                        "nothing failed in another way")
         _ = server
+    }
+}
+
+/// Strings appended by several client threads at once (NSMutableArray is not thread-safe: unguarded
+/// appends from four threads crashed testShutdownAnswersEverythingAccepted).
+private final class Outcomes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [String] = []
+
+    func add(_ item: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        items.append(item)
+    }
+
+    var all: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return items
     }
 }
