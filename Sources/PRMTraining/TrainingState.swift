@@ -48,7 +48,8 @@ public enum TrainingState {
     /// The checkpoint's training record of the final refit of seen users (`Trainer.refitSeenUsers`).
     public static let refitKey = "refit_seen"
 
-    static func jsonObject<T: Encodable>(_ value: T) throws -> Any { try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) }
+    /// A value as the JSON object the checkpoint's training record holds.
+    public static func jsonObject<T: Encodable>(_ value: T) throws -> Any { try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) }
 
     /// The settings a run in `directory` was started with.
     public static func settings(in directory: URL) throws -> TrainingSettings {
