@@ -6,6 +6,8 @@
   quality_table.py test DIR       test table: mean and spread over seeds of DIR/<run>.seed<N>.json
                                   (`prm eval --json` on dev.jsonl), per seen/unseen x group
   quality_table.py fewshot DIR    few-shot table from the "few_shot" part of DIR/<run>.seed<N>.json
+  quality_table.py refit DIR      refit of seen users on the validation split: DIR/<ckpt>.none.json (as
+                                  trained) and DIR/<ckpt>.tau<TAU>.json with its .refit.json record (bench/refit.sh)
   quality_table.py readme README  rewrites the README blocks between <!-- table:NAME --> and
                                   <!-- /table --> markers; NAME is "test:DIR", "fewshot:DIR" or "recipe:DIR"
 """
@@ -131,10 +133,38 @@ def fewshot(folder):
     return "\n".join(lines)
 
 
+def refit(folder):
+    lines = ["| checkpoint | seen users' vectors | seen/majority | seen/minority | seen | own training comparisons ordered right | their mean loss |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    rows = []
+    for path in glob.glob(os.path.join(folder, "*.json")):
+        match = re.match(r"(.+)\.(none|tau([0-9.e+-]+))\.json$", os.path.basename(path))
+        if match:
+            tau = float(match.group(3)) if match.group(3) else None
+            rows.append((match.group(1), -1 if tau is None else tau, match.group(3), path))
+    n = {}
+    for ckpt, _, tau, path in sorted(rows):
+        report = load(path)
+        n = {c: report["by_group"].get(c, {}).get("n", 0) for c in ("seen/majority", "seen/minority")} | {"seen": report["seen"]["n"]}
+        cells = [cell_accuracy(report, c) for c in ("seen/majority", "seen/minority", "seen")]
+        fit = "-", "-"
+        if tau is not None:
+            record = load(path[:-5] + ".refit.json")
+            b, a = record["before"], record["after"]
+            fit = (f"{pct(b['accuracy'])}% → {pct(a['accuracy'])}% (n={a['n']})", f"{b['mean_loss']:.3f} → {a['mean_loss']:.3f}")
+        what = "as trained (SGD)" if tau is None else f"refitted, prior scale τ = {tau}"
+        lines.append(f"| {ckpt} | {what} | " + " | ".join(f"{pct(x)}%" if x is not None else "-" for x in cells) + f" | {fit[0]} | {fit[1]} |")
+    sizes = ", ".join(f"{c} n={k}" for c, k in n.items())
+    lines += ["", f"Held-back validation split of train.jsonl ({sizes}); each seen user's vector refitted on the run's",
+              "training part with backbone, head and user 0 frozen (`prm adapt --refit-seen --refit-prior-scale τ`).",
+              "dev.jsonl is not read. Reproduce: MODE=val bash bench/refit.sh"]
+    return "\n".join(lines)
+
+
 def readme(path):
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    makers = {"test": test, "fewshot": fewshot, "recipe": recipe}
+    makers = {"test": test, "fewshot": fewshot, "recipe": recipe, "refit": refit}
 
     def replace(match):
         kind, folder = match.group(1).split(":", 1)
@@ -146,12 +176,12 @@ def readme(path):
 
 
 def main(argv):
-    if len(argv) != 3 or argv[1] not in ("recipe", "test", "fewshot", "readme"):
+    if len(argv) != 3 or argv[1] not in ("recipe", "test", "fewshot", "refit", "readme"):
         sys.exit(__doc__)
     if argv[1] == "readme":
         readme(argv[2])
     else:
-        print({"recipe": recipe, "test": test, "fewshot": fewshot}[argv[1]](argv[2]))
+        print({"recipe": recipe, "test": test, "fewshot": fewshot, "refit": refit}[argv[1]](argv[2]))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,20 @@ enum AdaptCommand: Subcommand {
         centred on the generic user 0: with a handful of comparisons a new user moves the way \
         trained users differ (e.g. towards short replies) and otherwise stays generic. Seconds \
         per user. Soft prompt: the user's tokens are optimised with the backbone frozen \
-        (--steps, --lr); each step runs the backbone over the user's comparisons.
+        (--adapt-steps, --adapt-lr); each step runs the backbone over the user's comparisons.
+
+        --refit-seen (linear head): users of --data that the model knows are refitted instead of \
+        refused: each one's vector is replaced by the same regularised fit on all of their \
+        comparisons in --data (normally the training file), the prior estimated from the vectors \
+        as trained and widened by --refit-prior-scale. This is the last stage of prm train, for \
+        checkpoints trained without it; users of --data the model does not know are then added \
+        as usual (their prior comes from the refitted vectors).
 
         Only individual user models have per-user vectors to fit.
 
         Example:
           prm adapt --model runs/prm --data new_users.jsonl --out runs/prm-plus
+          prm adapt --model runs/old --data data/lengthpref/train.jsonl --out runs/old-refit --refit-seen
           prm eval --model runs/prm --data data/lengthpref/dev.jsonl --few-shot 1,2,5,10   (the protocol, measured)
         """,
         options: [
@@ -34,6 +42,11 @@ enum AdaptCommand: Subcommand {
             .value("out", placeholder: "DIR", help: "Checkpoint folder to write, with the users added (not --model)."),
             .value("adapt-steps", placeholder: "N", help: "Soft prompt: optimizer steps per user.", default: "\(AdaptSettings().steps)"),
             .value("adapt-lr", placeholder: "LR", help: "Soft prompt: learning rate of the user's tokens.", default: "\(AdaptSettings().learningRate)"),
+            .value("prior-scale", placeholder: "TAU", help: "Width of a new user's prior (its covariance times TAU).",
+                   default: "\(AdaptSettings().priorScale)"),
+            .flag("refit-seen", help: "Refit the users the model knows on their comparisons in --data instead of refusing them."),
+            .value("refit-prior-scale", placeholder: "TAU", help: "Width of the prior for --refit-seen. \(TrainingSettings.Rationale.refitPriorScale)",
+                   default: "\(TrainingSettings().refitPriorScale)"),
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])
 
@@ -48,23 +61,38 @@ enum AdaptCommand: Subcommand {
         var (model, users, training) = try Checkpoint.load(modelDir)
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
+        let refitSeen = arguments.flag("refit-seen")
         let known = data.userIDs.filter(users.contains)
-        guard known.isEmpty else {
+        guard known.isEmpty || refitSeen else {
             throw CLIError("\(path): \(known.count) user(s) already in the model (\(known.prefix(5).joined(separator: ", "))); "
-                           + "adapt adds new users only")
+                           + "adapt adds new users only (--refit-seen refits them)")
         }
         let encoded = try TrainCommand.encode(data, name: path, InputPreparer(model: model, users: users))
-        let adapter = try UserAdapter(model: model, users: users, settings: settings)
         let start = Date()
+        if refitSeen {
+            var refitSettings = settings
+            guard let tau = try arguments.double("refit-prior-scale") else { throw arguments.usageError("--refit-prior-scale has no value") }
+            refitSettings.priorScale = tau
+            do { try refitSettings.validate(priorScaleOption: "--refit-prior-scale") } catch let error as TrainingError {
+                throw arguments.usageError(error.description)
+            }
+            let refit = try UserAdapter(model: model, users: users, settings: refitSettings).refitSeenUsers(encoded)
+            Log.info(String(format: "refitted %d seen users in %.1f s (prior scale %g): their comparisons ordered right %.3f -> %.3f, "
+                            + "loss %.4f -> %.4f", refit.users, Date().timeIntervalSince(start), refit.priorScale,
+                            refit.before.accuracy, refit.after.accuracy, refit.before.meanLoss, refit.after.meanLoss))
+            out.write("refitted \(refit.users) seen users on \(refit.after.n) comparisons\n")
+            training[TrainingState.refitKey] = try TrainingState.jsonObject(refit)
+        }
+        let adapter = try UserAdapter(model: model, users: users, settings: settings)
         var added: [[String: Any]] = []
-        for id in data.userIDs {
+        for id in data.userIDs where !known.contains(id) {
             let mine = encoded.filter { $0.userID == id }
             let index = try adapter.addUser(mine)
             users.add(id, index: index)
             added.append(["user_id": id, "index": index, "comparisons": mine.count])
             out.write("\(id)\t\(index)\t\(mine.count) comparisons\n")
         }
-        Log.info(String(format: "fitted %d users in %.1f s", added.count, Date().timeIntervalSince(start)))
+        if !added.isEmpty { Log.info(String(format: "fitted %d users in %.1f s", added.count, Date().timeIntervalSince(start))) }
         training["adapted"] = ((training["adapted"] as? [[String: Any]]) ?? []) + added
         try Checkpoint.save(model, users: users, training: training, to: outDir)
         Log.info("saved \(outDir.path) (\(users.count) users)")
@@ -72,12 +100,12 @@ enum AdaptCommand: Subcommand {
     }
 
     static func adaptSettings(_ arguments: ParsedArguments) throws -> AdaptSettings {
-        // Both options declare AdaptSettings()'s values as their defaults.
+        // The options declare AdaptSettings()'s values as their defaults.
         var settings = AdaptSettings()
         if let steps = try arguments.int("adapt-steps") { settings.steps = steps }
         if let lr = try arguments.double("adapt-lr") { settings.learningRate = Float(lr) }
-        guard settings.steps >= 0 else { throw arguments.usageError("--adapt-steps must be non-negative, got \(settings.steps)") }
-        guard settings.learningRate >= 0 else { throw arguments.usageError("--adapt-lr must be non-negative, got \(settings.learningRate)") }
+        if let tau = try arguments.double("prior-scale") { settings.priorScale = tau }
+        do { try settings.validate() } catch let error as TrainingError { throw arguments.usageError(error.description) }
         return settings
     }
 }

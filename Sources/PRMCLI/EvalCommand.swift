@@ -37,6 +37,8 @@ enum EvalCommand: Subcommand {
             .value("adapt-steps", placeholder: "N", help: "Soft prompt: optimizer steps per adapted user.", default: "\(AdaptSettings().steps)"),
             .value("adapt-lr", placeholder: "LR", help: "Soft prompt: learning rate of the adapted user's tokens.",
                    default: "\(AdaptSettings().learningRate)"),
+            .value("prior-scale", placeholder: "TAU", help: "Width of an adapted user's prior (its covariance times TAU).",
+                   default: "\(AdaptSettings().priorScale)"),
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])
 

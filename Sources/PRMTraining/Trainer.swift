@@ -99,6 +99,8 @@ public final class Trainer {
     /// row mean the weights or the data are broken and more steps cannot help.
     public static let maxConsecutiveSkips = 3
     private var consecutiveSkips = 0
+    /// The final refit of seen users' vectors, once `refitSeenUsers()` has run.
+    public private(set) var refit: SeenUserRefit?
 
     public init(model: RewardModel, users: UserTable, settings: TrainingSettings,
                 train: [EncodedComparison], dev: [EncodedComparison] = []) throws {
@@ -185,6 +187,33 @@ public final class Trainer {
                 try checkpoint(done)
             }
         }
+    }
+
+    /// Whether the final stage applies: asked for, and a model whose users it can refit
+    /// (linear head, individual users with trained vectors).
+    public var refitsSeenUsers: Bool {
+        settings.refitSeenUsers && settings.aggregator == .linearHead && settings.userModel == .individual && model.userModel.rowSize > 0
+    }
+
+    /// The stage after the last epoch: every seen user's vector refitted on their training
+    /// comparisons with backbone, head and user 0 frozen (`UserAdapter.refitSeenUsers`, prior
+    /// scale `settings.refitPriorScale`). The held-out accuracy (--dev or the validation split)
+    /// is measured before and after. nil when `refitsSeenUsers` is false.
+    @discardableResult
+    public func refitSeenUsers() throws -> SeenUserRefit? {
+        guard refitsSeenUsers else { return nil }
+        var adapt = AdaptSettings()
+        adapt.priorScale = settings.refitPriorScale
+        let evaluator = dev.isEmpty ? nil : Evaluator(model: model, users: users)
+        // The last epoch end measured it already, unless this process only resumed into the refit.
+        let measured = log.last.flatMap { $0.step == totalSteps ? $0.devAccuracy : nil }
+        let heldOutBefore = measured ?? evaluator?.accuracy(dev)
+        var result = try UserAdapter(model: model, users: users, settings: adapt).refitSeenUsers(train)
+        try requireFiniteWeights()
+        result.heldOutBefore = heldOutBefore
+        result.heldOutAfter = evaluator?.accuracy(dev)
+        refit = result
+        return result
     }
 
     /// A step whose loss or gradient norm is NaN or infinite changes nothing (its gradients are

@@ -34,9 +34,9 @@ public enum TrainingState {
     /// training file the run reads, recorded for `--resume`.
     public static func save(_ trainer: Trainer, dataFile: String? = nil, to directory: URL) throws {
         let step = trainer.optimizer.step
-        let settings = try JSONSerialization.jsonObject(with: JSONEncoder().encode(trainer.settings))
-        try Checkpoint.save(trainer.model, users: trainer.users, training: ["settings": settings, "step": step],
-                            metadata: ["step": String(step)], to: directory)
+        var training: [String: Any] = ["settings": try jsonObject(trainer.settings), "step": step]
+        if let refit = trainer.refit { training[refitKey] = try jsonObject(refit) }
+        try Checkpoint.save(trainer.model, users: trainer.users, training: training, metadata: ["step": String(step)], to: directory)
         let o = trainer.optimizer
         try SafetensorsWriter.write([.init(name: "adamw.m", shape: [o.m.count], data: o.m.data),
                                      .init(name: "adamw.v", shape: [o.v.count], data: o.v.data)],
@@ -44,6 +44,12 @@ public enum TrainingState {
         let saved = Saved(step: step, settings: trainer.settings, data: fingerprint(trainer.train), dataFile: dataFile)
         try AtomicFile.writeJSON(saved, to: directory.appendingPathComponent(stateFile))
     }
+
+    /// The checkpoint's training record of the final refit of seen users (`Trainer.refitSeenUsers`).
+    public static let refitKey = "refit_seen"
+
+    /// A value as the JSON object the checkpoint's training record holds.
+    public static func jsonObject<T: Encodable>(_ value: T) throws -> Any { try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) }
 
     /// The settings a run in `directory` was started with.
     public static func settings(in directory: URL) throws -> TrainingSettings {

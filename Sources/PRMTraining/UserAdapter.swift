@@ -3,17 +3,91 @@ import PRMCore
 import PRMModel
 import PRMScoring
 
-/// How `UserAdapter` fits a soft-prompt user (the linear head needs no settings: its problem is
-/// solved exactly).
+/// How `UserAdapter` fits a user: the prior's width for both aggregators, and the soft prompt's
+/// optimizer (the linear head's problem is solved exactly).
 public struct AdaptSettings: Codable, Sendable, Equatable {
     /// AdamW steps on the new user's T_u vectors, each over all of the user's comparisons.
     public var steps = 30
     /// Their learning rate (constant): the user tables' training rate.
     public var learningRate: Float = 1e-2
+    /// τ: the prior's covariance is τ·Σ. 1 for new users (a handful of comparisons, measured by
+    /// `prm eval --few-shot`); refitting seen users takes its own value (`TrainingSettings.refitPriorScale`).
+    public var priorScale = 1.0
 
-    enum CodingKeys: String, CodingKey { case steps, learningRate = "learning_rate" }
+    enum CodingKeys: String, CodingKey { case steps, learningRate = "learning_rate", priorScale = "prior_scale" }
 
     public init() {}
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = AdaptSettings()
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        learningRate = try c.decodeIfPresent(Float.self, forKey: .learningRate) ?? d.learningRate
+        priorScale = try c.decodeIfPresent(Double.self, forKey: .priorScale) ?? d.priorScale
+    }
+
+    /// Checks ranges; `option` names the command-line option that set the prior scale.
+    public func validate(priorScaleOption option: String = "--prior-scale") throws {
+        guard steps >= 0 else { throw TrainingError("--adapt-steps must be non-negative, got \(steps)") }
+        guard learningRate >= 0 && learningRate.isFinite else { throw TrainingError("--adapt-lr must be non-negative, got \(learningRate)") }
+        guard priorScale > 0 && priorScale.isFinite else { throw TrainingError("\(option) must be a positive number, got \(priorScale)") }
+    }
+}
+
+/// How well users' own vectors order their training comparisons: −log σ summed, and the count
+/// ordered right (`UserAdapter.refitSeenUsers` reports it before and after).
+public struct ComparisonFit: Codable, Sendable, Equatable {
+    public var n = 0
+    public var correct = 0
+    public var loss = 0.0
+
+    public var accuracy: Double { n == 0 ? 0 : Double(correct) / Double(n) }
+    public var meanLoss: Double { n == 0 ? 0 : loss / Double(n) }
+
+    enum CodingKeys: String, CodingKey { case n, correct, loss, accuracy, meanLoss = "mean_loss" }
+
+    public init() {}
+
+    /// Adds comparisons whose reward differences (chosen − rejected) are `z`.
+    mutating func add(_ z: [Double]) {
+        n += z.count
+        correct += z.filter { $0 > 0 }.count
+        loss += z.reduce(0) { $0 + UserAdapter.softplus(-$1) }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        n = try c.decode(Int.self, forKey: .n)
+        correct = try c.decode(Int.self, forKey: .correct)
+        loss = try c.decode(Double.self, forKey: .loss)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(n, forKey: .n)
+        try c.encode(correct, forKey: .correct)
+        try c.encode(loss, forKey: .loss)
+        try c.encode(accuracy, forKey: .accuracy)
+        try c.encode(meanLoss, forKey: .meanLoss)
+    }
+}
+
+/// What `UserAdapter.refitSeenUsers` did: users refitted, the prior scale, and the users' fit to
+/// their own training comparisons before and after. Recorded in the checkpoint ("refit_seen").
+public struct SeenUserRefit: Codable, Sendable, Equatable {
+    public var users = 0
+    public var priorScale: Double
+    public var before = ComparisonFit()
+    public var after = ComparisonFit()
+    /// Personalized accuracy on held-out comparisons before and after, when the caller measured it.
+    public var heldOutBefore: Float?
+    public var heldOutAfter: Float?
+
+    enum CodingKeys: String, CodingKey {
+        case users, priorScale = "prior_scale", before, after, heldOutBefore = "held_out_before", heldOutAfter = "held_out_after"
+    }
+
+    public init(priorScale: Double) { self.priorScale = priorScale }
 }
 
 /// Adds users to a trained model from a few of their comparisons, with the backbone, the head
@@ -34,8 +108,14 @@ public struct AdaptSettings: Codable, Sendable, Equatable {
 /// from the scoring path (InputPreparer's window, RewardModel.pooledStates), computed once per text.
 ///
 /// **Soft prompt**: the reward is not linear in the user's tokens; AdamW moves only the new
-/// row (backbone frozen, no dropout) on the same objective, the prior as ½|x|²/s̄² with s̄² the
+/// row (backbone frozen, no dropout) on the same objective, the prior as ½|x|²/(τs̄²) with s̄² the
 /// trained offsets' mean variance per float.
+///
+/// **Seen users** (`refitSeenUsers`, linear head): joint training moves every user vector by SGD
+/// while the backbone under it keeps moving, so at the end a trained user's vector is not the
+/// best one for the final h. The same MAP problem, solved once per trained user on all of their
+/// training comparisons against the final h, replaces it; the prior stays the one estimated from
+/// the vectors as trained.
 public final class UserAdapter {
     public let model: RewardModel
     public let preparer: InputPreparer
@@ -93,10 +173,11 @@ public final class UserAdapter {
 
     // MARK: - Linear head
 
-    /// Σ·v = (1/U) Σ_i o_i ⟨o_i, v⟩ + s²·v.
+    /// τΣ·v = τ·((1/U) Σ_i o_i ⟨o_i, v⟩ + s²·v).
     func priorTimes(_ v: [Double]) -> [Double] {
-        var out = v.map { $0 * isotropicVariance }
-        let scale = 1 / Double(offsets.count)
+        let tau = settings.priorScale
+        var out = v.map { $0 * isotropicVariance * tau }
+        let scale = tau / Double(offsets.count)
         for o in offsets {
             let dot = zip(o, v).reduce(0) { $0 + $1.0 * $1.1 } * scale
             for i in out.indices { out[i] += dot * o[i] }
@@ -119,7 +200,11 @@ public final class UserAdapter {
     }
 
     func fitLinearHead(_ comparisons: [EncodedComparison]) -> [Float] {
-        let d = differences(comparisons)
+        ownRow(mapOffset(differences(comparisons)))
+    }
+
+    /// The MAP offset x from e_0 for comparisons whose pooled-state differences are `d`.
+    func mapOffset(_ d: [[Double]]) -> [Double] {
         let sd = d.map(priorTimes)
         let K = d.count
         let z0 = d.map { zip(generic, $0).reduce(0) { $0 + $1.0 * $1.1 } }
@@ -128,7 +213,35 @@ public final class UserAdapter {
         let beta = Self.newton(z0: z0, gram: G)
         var x = [Double](repeating: 0, count: generic.count)
         for k in 0..<K { for i in x.indices { x[i] += beta[k] * sd[k][i] } }
-        return ownRow(x)
+        return x
+    }
+
+    /// Replaces the vector of every trained user (1...U) that has comparisons in `data` with its
+    /// MAP fit on all of them against the current h (see the type's comment); comparisons of the
+    /// generic user 0 and of users added after training are left out, and so are those users.
+    /// Backbone, head and user 0 do not change. Users are fitted independently (the prior was
+    /// fixed at `init`), so the result does not depend on their order.
+    public func refitSeenUsers(_ data: [EncodedComparison]) throws -> SeenUserRefit {
+        guard model.config.aggregator == .linearHead else {
+            throw TrainingError("refitting seen users needs the linear-head aggregator (its user vectors are a convex fit); "
+                                + "this model has \(model.config.aggregator.rawValue)")
+        }
+        let trained = 1...offsets.count
+        let mine = data.filter { trained.contains($0.user) }
+        let d = differences(mine)
+        var rows: [Int: [Int]] = [:]
+        for (k, c) in mine.enumerated() { rows[c.user, default: []].append(k) }
+        var result = SeenUserRefit(priorScale: settings.priorScale)
+        for user in rows.keys.sorted() {
+            guard let own = rows[user].map({ $0.map { d[$0] } }), let row = model.userModel.row(user) else { continue }
+            func margins(_ x: [Double]) -> [Double] { own.map { dk in (0..<dk.count).reduce(0) { $0 + (generic[$1] + x[$1]) * dk[$1] } } }
+            result.before.add(margins(offsets[user - 1]))
+            let x = mapOffset(own)
+            result.after.add(margins(x))
+            row.value.update(from: ownRow(x), count: x.count)
+            result.users += 1
+        }
+        return result
     }
 
     /// Damped Newton on J(β) = −Σ log σ(z0 + Gβ) + ½βᵀGβ. With r = 1 − σ(z) and W = diag(σ(1−σ)),
@@ -208,7 +321,7 @@ public final class UserAdapter {
         }
         let n = userModel.rowSize
         let centre = ownRow([Double](repeating: 0, count: generic.count))
-        let precision = Float(1 / (isotropicVariance / Self.isotropicShare))
+        let precision = Float(1 / (settings.priorScale * isotropicVariance / Self.isotropicShare))
         let optimizer = AdamW(parameters: added, groups: [.user: .init(schedule: .constant(settings.learningRate))])
         optimizer.weightDecay = 0
         var inputs: [RewardInput] = []

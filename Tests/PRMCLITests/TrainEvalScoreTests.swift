@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import PRMTestSupport
+import PRMModel
 import PRMScoring
 import PRMServing
 import PRMTraining
@@ -297,6 +298,45 @@ final class TrainEvalScoreTests: XCTestCase {
                      command: "adapt", mentioning: [data.path, "already in the model (newcomer)"])
         assertUsageError(PRM.run("adapt", "--model", run.out.path, "--data", data.path, "--out", run.out.path), command: "adapt",
                          message: "--out must be another folder than --model (the trained run stays as it was)")
+    }
+
+    /// `prm train`'s last stage and `prm adapt --refit-seen` on a run trained without it give the
+    /// same weights; both record what the refit did; the written folder holds exactly the
+    /// checkpoint's files (each written to a temporary name and renamed: none is left behind).
+    func testTrainRefitsSeenUsersAsAdaptRefitSeenDoes() throws {
+        let run = try trainedRun()
+        assertSucceeded(run.train)
+        let folder = try scratchFolder()
+        let plain = folder.appendingPathComponent("plain"), refitted = folder.appendingPathComponent("refitted")
+        assertSucceeded(PRM.run("train", "--backbone", run.backbone.path, "--data", run.data.path, "--out", plain.path,
+                                "--epochs", "1", "--max-length", "64", "--batch-size", "8", "--no-refit-seen"))
+        let before = try folderSnapshot(plain)
+        let result = PRM.run("adapt", "--refit-seen", "--model", plain.path, "--data", run.data.path, "--out", refitted.path)
+        assertSucceeded(result)
+        XCTAssertEqual(result.stdout, "refitted 4 seen users on 40 comparisons\n")
+        XCTAssertEqual(try folderSnapshot(plain), before, "the trained run is left as it was")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: refitted.path).sorted(),
+                       ["config.json", "model.safetensors", "tokenizer.json", "users.json"])
+
+        let (trainStage, _, trainRecord) = try Checkpoint.load(run.out)
+        let (adaptStage, _, adaptRecord) = try Checkpoint.load(refitted)
+        let (unrefitted, _, plainRecord) = try Checkpoint.load(plain)
+        XCTAssertEqual(adaptStage.parameters.values.array, trainStage.parameters.values.array, "the same refit, in train and in adapt")
+        XCTAssertNotEqual(unrefitted.parameters.values.array, trainStage.parameters.values.array)
+        XCTAssertNil(plainRecord["refit_seen"], "--no-refit-seen skips the stage")
+        for record in [trainRecord, adaptRecord] {
+            let refit = try XCTUnwrap(record["refit_seen"] as? [String: Any], "\(record)")
+            XCTAssertEqual(refit["users"] as? Int, 4)
+            XCTAssertEqual(refit["prior_scale"] as? Double, TrainingSettings().refitPriorScale)
+            let fit = try ["before", "after"].map { try XCTUnwrap((refit[$0] as? [String: Any])?["mean_loss"] as? Double) }
+            XCTAssertLessThan(fit[1], fit[0], "the refit fits the training comparisons better: \(refit)")
+        }
+
+        assertUsageError(PRM.run("adapt", "--refit-seen", "--refit-prior-scale", "0", "--model", plain.path, "--data", run.data.path,
+                                 "--out", folder.appendingPathComponent("zero").path),
+                         command: "adapt", message: "--refit-prior-scale must be a positive number, got 0.0")
+        assertUsageError(PRM.run("train", "--data", run.data.path, "--out", folder.appendingPathComponent("zero").path, "--refit-prior-scale", "-1"),
+                         command: "train", message: "--refit-prior-scale must be a positive number, got -1.0")
     }
 
     func testEvalFewShotAdaptsEachUnseenUser() throws {

@@ -93,6 +93,71 @@ final class UserAdapterTests: XCTestCase {
         XCTAssertEqual(model.parameters.values.array, before, "only the added row may change")
     }
 
+    /// Personalized fit of every comparison's own user, through the model's forward pass:
+    /// comparisons ordered right and the summed −log σ(r_chosen − r_rejected).
+    func ownFit(_ model: RewardModel, on data: [EncodedComparison]) -> (correct: Int, loss: Double) {
+        let r = model.forward(data.flatMap { c in
+            [RewardInput(user: c.user, explicit: c.explicit, prompt: c.prompt, reply: c.chosen),
+             RewardInput(user: c.user, explicit: c.explicit, prompt: c.prompt, reply: c.rejected)]
+        })
+        let margins = data.indices.map { Double(r[2 * $0]) - Double(r[2 * $0 + 1]) }
+        return (margins.filter { $0 > 0 }.count, margins.reduce(0) { $0 + log1p(exp(-$1)) })
+    }
+
+    /// Refitting seen users after a short SGD run fits their own training comparisons better,
+    /// as the model itself scores them; the report agrees with the model; only the seen users'
+    /// rows move (backbone, head and the generic user 0 do not); and a second refit from the same
+    /// trained state is bit-identical.
+    func testRefitSeenUsersFitsTheirTrainingComparisonsBetter() throws {
+        var settings = TinyModels.settings(.linearHead, .individual)
+        settings.epochs = 2  // joint SGD leaves the user vectors short of their fit
+        let users = UserTable(ids: Self.trained.comparisons.map(\.userID))
+        let model = try TinyModels.rewardModel(settings, users: users.count, folder: TinyModels.backboneFolder())
+        let train = InputPreparer(model: model, users: users).encode(Self.trained.comparisons)
+        try Trainer(model: model, users: users, settings: settings, train: train).run()
+        let trained = model.parameters.values.array
+        let before = ownFit(model, on: train)
+
+        var adapt = AdaptSettings()
+        adapt.priorScale = TrainingSettings().refitPriorScale
+        let report = try UserAdapter(model: model, users: users, settings: adapt).refitSeenUsers(train)
+        let after = ownFit(model, on: train)
+        XCTAssertEqual(report.users, users.count)
+        XCTAssertEqual(report.after.n, train.count)
+        XCTAssertLessThan(after.loss, 0.9 * before.loss, "refitted vectors fit their training comparisons better")
+        XCTAssertGreaterThanOrEqual(after.correct, before.correct)
+        XCTAssertEqual(report.before.correct, before.correct, "the report's 'before' is the model as trained")
+        XCTAssertEqual(report.after.correct, after.correct)
+        XCTAssertEqual(report.before.loss, before.loss, accuracy: 1e-3 * before.loss)
+        XCTAssertEqual(report.after.loss, after.loss, accuracy: 1e-3 * after.loss)
+
+        let refitted = model.parameters.values.array
+        let p = model.parameters
+        let table = try XCTUnwrap(p.entries.first { $0.name == "user.embeddings" })
+        let seenRows = (table.offset + model.userModel.rowSize)..<(table.offset + table.count)
+        for i in refitted.indices where !seenRows.contains(i) {
+            guard refitted[i] != trained[i] else { continue }
+            XCTFail("parameter \(i) outside the seen users' rows changed: \(trained[i]) -> \(refitted[i])")
+            break
+        }
+        XCTAssertNotEqual(Array(refitted[seenRows]), Array(trained[seenRows]))
+
+        trained.withUnsafeBufferPointer { p.values.data.update(from: $0.baseAddress!, count: $0.count) }
+        let again = try UserAdapter(model: model, users: users, settings: adapt).refitSeenUsers(train)
+        XCTAssertEqual(model.parameters.values.array, refitted, "the refit is a deterministic function of the trained model and data")
+        XCTAssertEqual(again, report)
+    }
+
+    func testRefitSeenUsersNeedsTheLinearHead() throws {
+        let users = UserTable(ids: Self.trained.comparisons.map(\.userID))
+        let model = try TinyModels.rewardModel(TinyModels.settings(.softPrompt, .individual), users: users.count,
+                                               folder: TinyModels.backboneFolder())
+        let train = InputPreparer(model: model, users: users).encode(Self.trained.comparisons)
+        XCTAssertThrowsError(try UserAdapter(model: model, users: users).refitSeenUsers(train)) { error in
+            XCTAssertTrue("\(error)".contains("needs the linear-head aggregator"), "\(error)")
+        }
+    }
+
     /// The dual Newton solution satisfies the optimality condition β = 1 − σ(z0 + Gβ) (∇J = G(β − r) = 0).
     func testNewtonSolvesTheDualProblem() {
         var rng = RandomSource(seed: 4)
