@@ -15,7 +15,7 @@ import pytest
 
 import sys
 
-from harness import DATA, PRM, REPO, SMALL_LIMITS, Pool, Schemas, Server, Wire, load_dialogues, prm_score
+from harness import DATA, PRM, REPO, SMALL_LIMITS, Pool, Schemas, Secure, Server, Wire, load_dialogues, prm_score
 
 # The package under test is the source tree next to the tests, not whatever copy is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -60,8 +60,8 @@ def start_server(checkpoint: Path, work_dir: Path) -> Iterator[Callable[..., Ser
     is stopped with SIGTERM and must exit 0."""
     servers: list[Server] = []
 
-    def start(*args: str, port: int | None = None) -> Server:
-        server = Server(checkpoint, work_dir, args, port=port)
+    def start(*args: str, port: int | None = None, secure: Secure | None = None) -> Server:
+        server = Server(checkpoint, work_dir, args, port=port, secure=secure)
         servers.append(server)
         return server.start()
 

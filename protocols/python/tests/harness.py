@@ -39,6 +39,10 @@ REPLY_TIMEOUT = 60.0
 HEARTBEAT_MS = 200.0
 LIVENESS = 3
 
+#: Makes a socket a CURVE client before it connects (``prm_client.CurveKeys.apply``), for the
+#: harness's own sockets on a server or proxy that requires CURVE.
+Secure = Callable[["zmq.Socket[bytes]"], None]
+
 
 #: Ports already handed out by ``free_port`` in this session (a restarted process reuses its own).
 _handed_out: set[int] = set()
@@ -166,10 +170,13 @@ def op_of(body: bytes | Mapping[str, Any]) -> str | None:
 class Wire:
     """A raw socket (DEALER by default) on a server; every reply is parsed and schema-checked."""
 
-    def __init__(self, endpoint: str, schemas: Schemas, kind: int = zmq.DEALER, context: zmq.Context[Any] | None = None) -> None:
+    def __init__(self, endpoint: str, schemas: Schemas, kind: int = zmq.DEALER, context: zmq.Context[Any] | None = None,
+                 secure: Secure | None = None) -> None:
         self.schemas = schemas
         self.socket: zmq.Socket[bytes] = (context or zmq.Context.instance()).socket(kind)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if secure is not None:
+            secure(self.socket)
         self.socket.connect(endpoint)
 
     def close(self) -> None:
@@ -207,11 +214,13 @@ def encode(body: Mapping[str, Any]) -> bytes:
 
 
 def await_answer(endpoint: str, process: subprocess.Popen[bytes], what: str, log: Callable[[], str],
-                 timeout: float) -> None:
+                 timeout: float, secure: Secure | None = None) -> None:
     """Waits until ``endpoint`` answers a ``health`` request; fails the test if the process exits
     or stays silent for ``timeout`` seconds."""
     probe: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
     probe.setsockopt(zmq.LINGER, 0)
+    if secure is not None:
+        secure(probe)
     probe.connect(endpoint)
     deadline = time.monotonic() + timeout
     try:
@@ -304,9 +313,11 @@ class Server(PrmProcess):
 
     role = "serve"
 
-    def __init__(self, model: Path, log_dir: Path, args: Iterable[str] = (), port: int | None = None) -> None:
+    def __init__(self, model: Path, log_dir: Path, args: Iterable[str] = (), port: int | None = None,
+                 secure: Secure | None = None) -> None:
         self.model = model
         self.args = list(args)
+        self.secure = secure
         self.port = port if port is not None else free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.port}"
         super().__init__(log_dir, str(self.port))
@@ -314,7 +325,7 @@ class Server(PrmProcess):
     def start(self, ready_timeout: float = 120.0) -> Server:
         """Starts the process and waits until it answers ``health``; fails the test otherwise."""
         process = self.launch(["--model", str(self.model), "--bind", self.endpoint, *self.args])
-        await_answer(self.endpoint, process, "prm serve", self.log, ready_timeout)
+        await_answer(self.endpoint, process, "prm serve", self.log, ready_timeout, self.secure)
         return self
 
 
@@ -324,8 +335,9 @@ class Proxy(PrmProcess):
     role = "proxy"
 
     def __init__(self, log_dir: Path, args: Iterable[str] = (), front_port: int | None = None,
-                 back_port: int | None = None) -> None:
+                 back_port: int | None = None, secure: Secure | None = None) -> None:
         self.args = list(args)
+        self.secure = secure
         self.front_port = front_port if front_port is not None else free_port()
         self.back_port = back_port if back_port is not None else free_port()
         self.endpoint = f"tcp://127.0.0.1:{self.front_port}"
@@ -334,7 +346,7 @@ class Proxy(PrmProcess):
 
     def start(self, ready_timeout: float = 60.0) -> Proxy:
         process = self.launch(["--front", self.endpoint, "--back", self.back, *self.args])
-        await_answer(self.endpoint, process, "prm proxy", self.log, ready_timeout)
+        await_answer(self.endpoint, process, "prm proxy", self.log, ready_timeout, self.secure)
         return self
 
 
@@ -359,7 +371,9 @@ class Pool:
     """A proxy and its workers, all with the same heartbeat, torn down together."""
 
     def __init__(self, model: Path, log_dir: Path, schemas: Schemas, heartbeat_ms: float = HEARTBEAT_MS,
-                 liveness: int = LIVENESS, proxy_args: Iterable[str] = (), worker_args: Iterable[str] = ()) -> None:
+                 liveness: int = LIVENESS, proxy_args: Iterable[str] = (), worker_args: Iterable[str] = (),
+                 secure: Secure | None = None) -> None:
+        """``secure``: the CURVE keys of the harness's own requests to a proxy that requires them."""
         self.model = model
         self.log_dir = log_dir
         self.schemas = schemas
@@ -367,7 +381,8 @@ class Pool:
         self.liveness = liveness
         self.proxy_args = [*proxy_args, "--heartbeat-ms", str(heartbeat_ms), "--liveness", str(liveness)]
         self.worker_args = [*worker_args, "--heartbeat-ms", str(heartbeat_ms), "--liveness", str(liveness)]
-        self.proxy = Proxy(log_dir, self.proxy_args)
+        self.secure = secure
+        self.proxy = Proxy(log_dir, self.proxy_args, secure=secure)
         self.proxies = [self.proxy]
         self.workers: list[Worker] = []
 
@@ -395,13 +410,13 @@ class Pool:
     def restart_proxy(self) -> Proxy:
         """A new proxy process on the same ports (the old one must have exited)."""
         assert not self.proxy.running
-        self.proxy = Proxy(self.log_dir, self.proxy_args, self.proxy.front_port, self.proxy.back_port).start()
+        self.proxy = Proxy(self.log_dir, self.proxy_args, self.proxy.front_port, self.proxy.back_port, self.secure).start()
         self.proxies.append(self.proxy)
         return self.proxy
 
     def call(self, op: str) -> dict[str, Any]:
         """``health``, ``info`` or ``metrics`` through the proxy, schema-checked."""
-        with Wire(self.endpoint, self.schemas) as wire:
+        with Wire(self.endpoint, self.schemas, secure=self.secure) as wire:
             return wire.call({"v": 1, "id": op, "op": op}, timeout=10).body
 
     def wait_for(self, condition: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60.0) -> dict[str, Any]:
