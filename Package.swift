@@ -3,8 +3,12 @@ import PackageDescription
 
 /// Release builds compile each module as a whole (WMO) and keep bounds checks off the hot loops
 /// by using unsafe buffers there explicitly; debug builds stay as SwiftPM makes them.
+/// They target the CPU they are built on (`-target-cpu native`, like `-march=native`): without it
+/// LLVM may only use SSE2, so the element-wise kernels' 16-lane SIMD code ran four lanes at a time
+/// on machines with AVX-512. prm is built where it runs (scripts/setup.sh, CI); a binary copied to
+/// an older CPU can stop with an illegal instruction.
 let optimised: [SwiftSetting] = [
-    .unsafeFlags(["-wmo"], .when(configuration: .release)),
+    .unsafeFlags(["-wmo", "-target-cpu", "native"], .when(configuration: .release)),
 ]
 
 let package = Package(
@@ -14,11 +18,16 @@ let package = Package(
         .executable(name: "prm", targets: ["prm"]),
     ],
     targets: [
-        // System libraries: Debian's OpenBLAS (pthread build) and libzmq.
+        // System libraries: Debian's OpenBLAS (pthread build), oneDNN (OpenMP build; Debian ships no
+        // .pc file for it) and libzmq.
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "pkg-config"])]
+        ),
+        .systemLibrary(
+            name: "CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
         ),
         .systemLibrary(
             name: "CZeroMQ",
@@ -28,7 +37,7 @@ let package = Package(
         ),
 
         // Tensors, kernels with explicit backward passes, safetensors, optimizer, logging.
-        .target(name: "PRMCore", dependencies: ["CBLAS"], swiftSettings: optimised),
+        .target(name: "PRMCore", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimised),
         // tokenizer.json: BERT WordPiece and byte-level BPE.
         .target(name: "PRMTokenizers", dependencies: ["PRMCore"], swiftSettings: optimised),
         // Backbones from Hugging Face folders, user models, aggregators, reward model, checkpoints.
@@ -43,8 +52,9 @@ let package = Package(
         .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMServing", "PRMScoring", "PRMModel"], swiftSettings: optimised),
         .executableTarget(name: "prm", dependencies: ["PRMCLI"], swiftSettings: optimised),
 
-        // Shared by the test targets: locating the repository, the pretrained model, Python references.
-        .target(name: "PRMTestSupport", path: "Tests/PRMTestSupport"),
+        // Shared by the test targets: locating the repository, the pretrained model, Python references,
+        // running a check on every sgemm backend.
+        .target(name: "PRMTestSupport", dependencies: ["PRMCore"], path: "Tests/PRMTestSupport"),
         .testTarget(name: "PRMCoreTests", dependencies: ["PRMCore", "PRMTestSupport"]),
         .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
         .testTarget(name: "PRMModelTests", dependencies: ["PRMModel", "PRMTestSupport"]),

@@ -4,9 +4,15 @@ import PRMCore
 enum BenchCommand: Subcommand {
     static let spec = CommandSpec(
         name: "bench",
-        abstract: "Benchmark kernels and training against this machine's sgemm peak.",
+        abstract: "Benchmark scoring, kernels and training against this machine's sgemm peak.",
         discussion: """
         Suites:
+          score     the sentence embedder's inference pass from token ids: 512 real replies of --data \
+        (first distinct chosen/rejected, ≤ 128 tokens) packed in arrival order and length-sorted, \
+        uniform 32×128 and 64×64, one 128-token sequence; seq/s, tokens/s, fraction of the sgemm \
+        peak and peak resident memory per case; sgemm on MiniLM's shapes per backend. \
+        --all-backends runs every case on each backend; --dump-inputs writes every case's token ids \
+        (JSON {"case": [[ids...], ...]}) for bench/ort_peer.py.
           kernels   sgemm GFLOP/s (1024³ and MiniLM's shapes) and MiniLM forward throughput for \
         1×128, 32×128 and a ragged batch of 32 real replies, as fractions of the measured peak.
           train     reward-model training steps (MiniLM, paper defaults) on full 256-token windows: \
@@ -22,6 +28,7 @@ enum BenchCommand: Subcommand {
         Results go to --json (and a markdown table beside it, same name with .md).
 
         Examples:
+          prm bench score --all-backends --json /tmp/score.json   (bench/score_vs_ort.py runs it beside ONNX Runtime)
           prm bench kernels --json bench/results/kernels.json
           prm bench train --json bench/results/train.json
           prm bench serve --model runs/demo --json bench/results/serve.json
@@ -40,14 +47,22 @@ enum BenchCommand: Subcommand {
             .flag("quick", help: "serve: the deployment cases in seconds (CI), not minutes."),
             .value("prm-binary", placeholder: "FILE", help: "serve: the prm executable that runs the deployment cases' processes (default: this one)."),
             .flag("no-deployments", help: "serve: skip the deployment cases (processes of servers, proxy and workers)."),
+            .flag("all-backends", help: "Run every case on each sgemm backend (score suite)."),
+            .value("dump-inputs", placeholder: "FILE", help: "Write each case's token ids as JSON (score suite)."),
         ],
-        positionals: [.required("suite", help: "Which benchmark: kernels, train or serve.")])
+        positionals: [.required("suite", help: "Which benchmark: score, kernels, train or serve.")])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let suite = arguments.positional("suite") ?? ""
         let data = arguments.isSet("data") ? arguments.string("data").map { URL(fileURLWithPath: $0) } : nil
         let output = arguments.string("json").map { URL(fileURLWithPath: $0) }
         switch suite {
+        case "score":
+            let report = try BenchScore.run(model: try EmbedCommand.modelFolder(arguments), data: data ?? DefaultData.lengthprefTrain(),
+                                            repeats: max(1, try arguments.int("repeats", default: 5)),
+                                            allBackends: arguments.flag("all-backends"),
+                                            dumpInputs: arguments.string("dump-inputs").map { URL(fileURLWithPath: $0) }, output: output)
+            out.write(BenchScore.markdown(report))
         case "kernels":
             let report = try BenchKernels.run(model: try EmbedCommand.modelFolder(arguments),
                                               repeats: try arguments.int("repeats", default: 5), data: data, output: output)
@@ -66,7 +81,7 @@ enum BenchCommand: Subcommand {
                                             binary: arguments.flag("no-deployments") ? nil : try prmBinary(arguments), output: output)
             out.write(BenchServe.markdown(report) + "\n")
         default:
-            throw arguments.usageError("unknown suite '\(suite)' (available: kernels, train, serve)")
+            throw arguments.usageError("unknown suite '\(suite)' (available: score, kernels, train, serve)")
         }
         return 0
     }

@@ -2,10 +2,11 @@ import Foundation
 import PRMCore
 import PRMModel
 
-/// `prm bench kernels`: the machine's sgemm peak and MiniLM forward throughput measured in one run,
-/// so encoder speed is reported as a fraction of what this machine's BLAS can do.
+/// `prm bench kernels`: the machine's sgemm peak on every backend and MiniLM forward throughput on
+/// the selected one, measured in one run, so encoder speed is reported as a fraction of what this
+/// machine's sgemm can do.
 enum BenchKernels {
-    struct GemmResult: Codable { var shape: String; var m: Int; var n: Int; var k: Int; var gflops: Double }
+    struct GemmResult: Codable { var backend: String; var shape: String; var m: Int; var n: Int; var k: Int; var gflops: Double }
     struct ForwardResult: Codable {
         var name: String
         var sequences: Int
@@ -21,7 +22,9 @@ enum BenchKernels {
     struct Report: Codable {
         var date: String
         var machine: String
-        var blasThreads: Int
+        /// The backend the forward passes ran on; `peakGflops` is its best sgemm rate.
+        var backend: String
+        var threads: Int
         var peakGflops: Double
         var gemm: [GemmResult]
         var forward: [ForwardResult]
@@ -36,13 +39,16 @@ enum BenchKernels {
                       ("qkv 4096×384→1152", 4096, 3 * C, C), ("ffn-in 4096×384→1536", 4096, I, C),
                       ("ffn-out 4096×1536→384", 4096, C, I), ("attn-out 4096×384→384", 4096, C, C),
                       ("ffn-in 128×384→1536", 128, I, C)]
-        let progress = ProgressBar(total: shapes.count + 3, label: "bench kernels", unit: "case")
+        let progress = ProgressBar(total: Compute.Backend.allCases.count * shapes.count + 3, label: "bench kernels", unit: "case")
         var gemm: [GemmResult] = []
-        for (name, m, n, k) in shapes {
-            gemm.append(GemmResult(shape: name, m: m, n: n, k: k, gflops: measureGemm(m: m, n: n, k: k, repeats: repeats)))
-            progress.advance(by: 1, extra: "\(name): \(Int(gemm.last!.gflops)) GFLOP/s")
+        for backend in Compute.Backend.allCases {
+            for (name, m, n, k) in shapes {
+                let gflops = Compute.with(backend: backend) { measureGemm(m: m, n: n, k: k, repeats: repeats) }
+                gemm.append(GemmResult(backend: backend.rawValue, shape: name, m: m, n: n, k: k, gflops: gflops))
+                progress.advance(by: 1, extra: "\(backend) \(name): \(Int(gflops)) GFLOP/s")
+            }
         }
-        let peak = gemm.map(\.gflops).max() ?? 1
+        let peak = gemm.filter { $0.backend == Compute.backend.rawValue }.map(\.gflops).max() ?? 1
 
         let embedder = SentenceEmbedder(model: model, maxTokens: 512)
         let replies = try realReplies(data: data, count: 32)
@@ -67,8 +73,8 @@ enum BenchKernels {
         }
         progress.finish()
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: machineDescription(),
-                            blasThreads: BLAS.threads, peakGflops: peak, gemm: gemm, forward: forward,
-                            command: "prm bench kernels " + CommandLine.arguments.dropFirst(3).joined(separator: " "))
+                            backend: Compute.backend.rawValue, threads: Compute.threads, peakGflops: peak, gemm: gemm, forward: forward,
+                            command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))
         if let output { try writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
@@ -128,10 +134,10 @@ enum BenchKernels {
     }
 
     static func markdown(_ r: Report) -> String {
-        var lines = ["# prm bench kernels", "", "\(r.machine); OpenBLAS threads \(r.blasThreads); \(r.date)", "",
-                     "Command: `\(r.command)`", "", "| sgemm shape | GFLOP/s |", "|---|---:|"]
-        for g in r.gemm { lines.append("| \(g.shape) | \(String(format: "%.1f", g.gflops)) |") }
-        lines += ["", "Peak (best of the above): \(String(format: "%.1f", r.peakGflops)) GFLOP/s", "",
+        var lines = ["# prm bench kernels", "", "\(r.machine); \(r.threads) threads; \(r.date)", "",
+                     "Command: `\(r.command)`", "", "| backend | sgemm shape | GFLOP/s |", "|---|---|---:|"]
+        for g in r.gemm { lines.append("| \(g.backend) | \(g.shape) | \(String(format: "%.1f", g.gflops)) |") }
+        lines += ["", "Forward passes on \(r.backend); its peak (best of the above): \(String(format: "%.1f", r.peakGflops)) GFLOP/s", "",
                   "| MiniLM forward | seqs | tokens | padded tokens | ms | seq/s | GFLOP/s | of peak | padding waste |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for f in r.forward {

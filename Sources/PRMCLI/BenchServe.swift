@@ -200,29 +200,10 @@ enum BenchServe {
 
     static func measureThroughput(endpoint: String, workload: Workload, clients: Int, inProcessRate: Double) throws -> Throughput {
         let requests = workload.requests
-        let failures = UncheckedSendable(NSMutableArray())
         let before = try ScoringClient(endpoint: endpoint, timeout: 30).metrics()
-        // One thread per client (concurrentPerform would run only as many as there are cores).
-        let group = DispatchGroup()
-        let start = MonotonicClock.now
-        for worker in 0..<clients {
-            group.enter()
-            let thread = Thread {
-                defer { group.leave() }
-                do {
-                    let client = try ScoringClient(endpoint: endpoint, timeout: 300, retries: 0)
-                    for r in stride(from: worker, to: requests.count, by: clients) {
-                        _ = try client.rank(prompt: requests[r].prompt, candidates: requests[r].candidates)
-                    }
-                } catch {
-                    failures.value.add("client \(worker): \(error)")
-                }
-            }
-            thread.start()
+        let seconds = try ClientLoad.drive(endpoint: endpoint, keys: nil, clients: clients, requests: requests.count) { client, r in
+            _ = try client.rank(prompt: requests[r].prompt, candidates: requests[r].candidates)
         }
-        group.wait()
-        let seconds = MonotonicClock.now - start
-        if let failure = failures.value.firstObject { throw CLIError("bench serve: \(failure)") }
         let after = try ScoringClient(endpoint: endpoint, timeout: 30).metrics()
         func batches(_ m: JSONObject) -> (Int, Int) {
             let b = m["batches"]?.object

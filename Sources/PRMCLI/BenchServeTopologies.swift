@@ -125,6 +125,27 @@ enum ClientLoad {
     static func run(endpoint: String, requests: [(prompt: String, candidates: [String])], clients: Int, keys: Curve.ClientKeys?,
                     topology: ServeTopology, curve: Bool) throws -> Point {
         let latencies = UncheckedSendable(NSMutableArray()), overheads = UncheckedSendable(NSMutableArray())
+        let seconds = try drive(endpoint: endpoint, keys: keys, clients: clients, requests: requests.count) { client, r in
+            let t = MonotonicClock.now
+            let reply = try client.rank(prompt: requests[r].prompt, candidates: requests[r].candidates)
+            let ms = (MonotonicClock.now - t) * 1000
+            latencies.value.add(ms)
+            overheads.value.add(ms - reply.queueMs - reply.computeMs)
+        }
+        let items = requests.reduce(0) { $0 + $1.candidates.count }
+        return Point(topology: topology.rawValue, clients: clients, candidates: requests.first?.candidates.count ?? 0, curve: curve,
+                     requests: requests.count, seconds: seconds, requestsPerSecond: Double(requests.count) / seconds,
+                     itemsPerSecond: Double(items) / seconds,
+                     latencyMs: BenchServe.Percentiles((latencies.value as? [Double]) ?? []),
+                     overheadMs: BenchServe.Percentiles((overheads.value as? [Double]) ?? []))
+    }
+
+    /// Runs `clients` concurrent clients, each on its own thread with its own socket, sending
+    /// requests `0..<requests` round-robin one at a time through `send(client, index)`; returns
+    /// the wall time. One thread per client: concurrentPerform would run only as many as there
+    /// are cores. The first client failure is thrown once all have finished.
+    static func drive(endpoint: String, keys: Curve.ClientKeys?, clients: Int, requests: Int,
+                      _ send: @escaping @Sendable (ScoringClient, Int) throws -> Void) throws -> Double {
         let failures = UncheckedSendable(NSMutableArray())
         let group = DispatchGroup()
         let start = MonotonicClock.now
@@ -134,13 +155,7 @@ enum ClientLoad {
                 defer { group.leave() }
                 do {
                     let client = try ScoringClient(endpoint: endpoint, timeout: 300, retries: 0, keys: keys)
-                    for r in stride(from: worker, to: requests.count, by: clients) {
-                        let t = MonotonicClock.now
-                        let reply = try client.rank(prompt: requests[r].prompt, candidates: requests[r].candidates)
-                        let ms = (MonotonicClock.now - t) * 1000
-                        latencies.value.add(ms)
-                        overheads.value.add(ms - reply.queueMs - reply.computeMs)
-                    }
+                    for r in stride(from: worker, to: requests, by: clients) { try send(client, r) }
                 } catch {
                     failures.value.add("client \(worker): \(error)")
                 }
@@ -150,12 +165,7 @@ enum ClientLoad {
         group.wait()
         let seconds = MonotonicClock.now - start
         if let failure = failures.value.firstObject { throw CLIError("bench serve: \(failure)") }
-        let items = requests.reduce(0) { $0 + $1.candidates.count }
-        return Point(topology: topology.rawValue, clients: clients, candidates: requests.first?.candidates.count ?? 0, curve: curve,
-                     requests: requests.count, seconds: seconds, requestsPerSecond: Double(requests.count) / seconds,
-                     itemsPerSecond: Double(items) / seconds,
-                     latencyMs: BenchServe.Percentiles((latencies.value as? [Double]) ?? []),
-                     overheadMs: BenchServe.Percentiles((overheads.value as? [Double]) ?? []))
+        return seconds
     }
 }
 

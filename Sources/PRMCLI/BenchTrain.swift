@@ -10,7 +10,10 @@ enum BenchTrain {
     struct Report: Codable {
         var date: String
         var machine: String
+        /// The backend training ran on; `peakGflops` is its best sgemm rate, `peaks` every backend's.
+        var backend: String
         var peakGflops: Double
+        var peaks: [String: Double]
         var windowTokens: Int
         var comparisonsPerStep: Int
         var sequencesPerStep: Int
@@ -27,9 +30,15 @@ enum BenchTrain {
 
     static func run(model folder: URL, data: URL, steps: Int, output: URL?) throws -> Report {
         let progress = ProgressBar(total: steps + 2, label: "bench train", unit: "step")
-        let peak = [(1024, 1024, 1024), (4096, 1536, 384), (4096, 384, 1536)]
-            .map { BenchKernels.measureGemm(m: $0.0, n: $0.1, k: $0.2, repeats: 3) }.max() ?? 1
-        progress.advance(by: 1, extra: String(format: "sgemm peak %.0f GFLOP/s", peak))
+        var peaks: [String: Double] = [:]
+        for backend in Compute.Backend.allCases {
+            peaks[backend.rawValue] = Compute.with(backend: backend) {
+                [(1024, 1024, 1024), (4096, 1536, 384), (4096, 384, 1536)]
+                    .map { BenchKernels.measureGemm(m: $0.0, n: $0.1, k: $0.2, repeats: 3) }.max() ?? 1
+            }
+        }
+        let peak = peaks[Compute.backend.rawValue] ?? 1
+        progress.advance(by: 1, extra: String(format: "%@ sgemm peak %.0f GFLOP/s", Compute.backend.rawValue, peak))
 
         var settings = TrainingSettings.paper  // individual users, soft prompt, T_u 10, alpha 0.5, 256 tokens
         settings.epochs = 1
@@ -68,12 +77,12 @@ enum BenchTrain {
             total + [c.chosen, c.rejected].reduce(0) { $0 + 2 * min(settings.maxLength, settings.userTokens + model.tokenizer.specialTokensPerSequence + c.prompt.count + $1.count) }
         }
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
-                            peakGflops: peak, windowTokens: settings.maxLength, comparisonsPerStep: perStep,
+                            backend: Compute.backend.rawValue, peakGflops: peak, peaks: peaks, windowTokens: settings.maxLength, comparisonsPerStep: perStep,
                             sequencesPerStep: sequencesPerStep, tokensPerStep: tokensPerStep, secondsPerStep: seconds,
                             tokensPerSecond: Double(tokensPerStep) / seconds, gflops: gflops, fractionOfPeak: gflops / peak,
                             estimatedEpochSeconds: Double(epochTokens) / (Double(tokensPerStep) / seconds),
                             epochComparisons: encoded.count,
-                            command: "prm bench " + CommandLine.arguments.dropFirst(2).joined(separator: " "))
+                            command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))
         if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
@@ -82,7 +91,7 @@ enum BenchTrain {
         """
         # prm bench train
 
-        \(r.machine); \(r.date)
+        \(r.machine); \(r.date); training on \(r.backend) (sgemm peaks: \(r.peaks.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f", $0.key, $0.value) }.joined(separator: ", ")) GFLOP/s)
 
         Command: `\(r.command)`
 

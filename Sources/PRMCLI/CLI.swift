@@ -41,6 +41,39 @@ public enum CLI {
     public static func run<Out: TextOutputStream, Err: TextOutputStream>(
         _ arguments: [String], commands: [any Subcommand.Type], stdout: inout Out, stderr: inout Err
     ) -> Int32 {
+        var arguments = arguments[...]
+        // Global options come before the command: they apply to whatever it computes.
+        var backend: Compute.Backend?
+        while let first = arguments.first, first == "--backend" || first.hasPrefix("--backend=") {
+            let value: String
+            if first == "--backend" {
+                guard arguments.count > 1 else {
+                    stderr.write("\(program): --backend needs a value (\(Compute.Backend.names))\nusage: \(usage)\n")
+                    return 2
+                }
+                value = arguments[arguments.startIndex + 1]
+                arguments = arguments.dropFirst(2)
+            } else {
+                value = String(first.dropFirst("--backend=".count))
+                arguments = arguments.dropFirst()
+            }
+            guard let chosen = Compute.Backend(rawValue: value) else {
+                stderr.write("\(program): unknown backend '\(value)' (available: \(Compute.Backend.names))\nusage: \(usage)\n")
+                return 2
+            }
+            backend = chosen
+        }
+        guard let backend else { return dispatch(Array(arguments), commands: commands, stdout: &stdout, stderr: &stderr) }
+        // Chosen for this run only, so in-process callers (tests) get the previous backend back.
+        return Compute.with(backend: backend) { dispatch(Array(arguments), commands: commands, stdout: &stdout, stderr: &stderr) }
+    }
+
+    /// The overview's usage line.
+    static let usage = "\(program) [--backend NAME] <command> [options]"
+
+    private static func dispatch<Out: TextOutputStream, Err: TextOutputStream>(
+        _ arguments: [String], commands: [any Subcommand.Type], stdout: inout Out, stderr: inout Err
+    ) -> Int32 {
         guard let first = arguments.first else {
             stdout.write(overview(commands: commands))
             return 0
@@ -112,10 +145,12 @@ public enum CLI {
     /// `prm`'s own help: the command list with abstracts.
     public static func overview(commands: [any Subcommand.Type]) -> String {
         var out = "\(program) \(version): personalized reward models\n\n"
-        out += "usage: \(program) <command> [options]\n"
+        out += "usage: \(usage)\n"
         out += "       \(program) help <command>\n"
         let commandRows = commands.map { ($0.spec.name, $0.spec.abstract) }
-        let optionRows = [("-h, --help", "Show this overview and exit."), ("    --version", "Print the version and exit.")]
+        let optionRows = [("-h, --help", "Show this overview and exit."), ("    --version", "Print the version and exit."),
+                          ("    --backend NAME", "Matrix library for every sgemm: \(Compute.Backend.names.replacingOccurrences(of: ", ", with: " or ")) "
+                           + "(default \(Compute.defaultBackend); the PRM_BACKEND environment variable sets it too).")]
         // One help column for both tables, so commands and options line up.
         let column = HelpFormatter.column(for: commandRows + optionRows)
         out += "\nCommands:\n"

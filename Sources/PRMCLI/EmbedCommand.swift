@@ -10,8 +10,9 @@ enum EmbedCommand: Subcommand {
         discussion: """
         Texts come from the arguments, or from --input (a JSONL file of {"text": ...} objects or JSON \
         strings; '-' for stdin), or else one per line on stdin. Output is one line per text: \
-        {"text": ..., "embedding": [...]}, in input order. Batches are packed without padding and \
-        grouped by length.
+        {"text": ..., "embedding": [...]}, in input order. Texts are read \(window) at a time, grouped \
+        by length and packed without padding, so memory does not grow with the input; a bad input \
+        line stops the command after the texts before its window were written.
 
         Examples:
           prm embed "A man is eating food." "A man is eating pasta."
@@ -28,8 +29,12 @@ enum EmbedCommand: Subcommand {
         ],
         positionals: [.variadic("text", help: "Texts to embed.")])
 
+    /// Texts read, sorted by length, embedded and written per window: peak memory depends on the
+    /// window and the batch budget, not on how many texts there are.
+    static let window = 1024
+
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
-        let texts = try readTexts(arguments)
+        let source = try TextSource(arguments)
         let folder = try modelFolder(arguments)
         let maxTokens = try arguments.int("max-tokens", default: 256), batchTokens = try arguments.int("batch-tokens", default: 8192)
         let model = try Backbones.load(folder: folder)
@@ -40,14 +45,25 @@ enum EmbedCommand: Subcommand {
             throw arguments.usageError("--max-tokens must be at least \(special + 1) (the model adds \(special) special tokens), got \(maxTokens)")
         }
         let embedder = SentenceEmbedder(model: model, maxTokens: maxTokens, tokensPerBatch: batchTokens)
-        let progress = ProgressBar(total: texts.count, label: "embed", unit: "text")
-        let vectors = embedder.embed(texts, progress: progress)
-        progress.finish()
-        for (text, vector) in zip(texts, vectors) {
-            let line = try JSONSerialization.data(withJSONObject: ["text": text, "embedding": vector.map(Double.init)],
-                                                  options: [.sortedKeys, .withoutEscapingSlashes])
-            out.write(String(decoding: line, as: UTF8.self) + "\n")
+        let progress = ProgressBar(total: source.knownCount, label: "embed", unit: "text")
+        var line = ""
+        var written = 0
+        while case let texts = try source.next(window), !texts.isEmpty {
+            for (text, vector) in zip(texts, embedder.embed(texts, progress: progress)) {
+                // {"embedding": [...], "text": ...}: JSONSerialization's sorted-key layout, written directly.
+                line.removeAll(keepingCapacity: true)
+                line += "{\"embedding\":"
+                do { try JSONText.appendArray(vector, to: &line) } catch {
+                    throw CLIError("text \(written + 1): the embedding is not finite (\(error))")
+                }
+                line += ",\"text\":"
+                JSONText.appendString(text, to: &line)
+                line += "}\n"
+                out.write(line)
+                written += 1
+            }
         }
+        progress.finish()
         return 0
     }
 
@@ -55,18 +71,5 @@ enum EmbedCommand: Subcommand {
     static func modelFolder(_ arguments: ParsedArguments, option: String = "model") throws -> URL {
         if arguments.isSet(option), let path = arguments.string(option) { return URL(fileURLWithPath: path) }
         return try ModelLocator.defaultBackbone()
-    }
-
-    static func readTexts(_ arguments: ParsedArguments) throws -> [String] {
-        let positional = arguments.positionalList("text")
-        if let input = arguments.string("input") {
-            guard positional.isEmpty else { throw arguments.usageError("give texts as arguments or with --input, not both") }
-            let data = try InputFiles.read(input)
-            return try JSONLines.texts(data, name: input, field: arguments.string("field", default: "text"))
-        }
-        if !positional.isEmpty { return positional }
-        let data = FileHandle.standardInput.readDataToEndOfFile()
-        guard let text = String(data: data, encoding: .utf8) else { throw CLIError("stdin is not valid UTF-8") }
-        return text.split(separator: "\n", omittingEmptySubsequences: true).map { String($0.hasSuffix("\r") ? $0.dropLast() : $0) }
     }
 }

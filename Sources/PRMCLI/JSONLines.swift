@@ -10,15 +10,25 @@ enum JSONLines {
         return lines.values
     }
 
+    /// One line's value, nil for a blank line (streamed input reads a line at a time).
+    static func value<Bytes: Collection<UInt8>>(_ raw: Bytes, name: String, line: Int) throws -> JSONValue? {
+        let bytes = Array(raw)
+        if bytes.allSatisfy(JSONByte.isJSONWhitespace) { return nil }
+        do { return try JSONReader.parse(bytes) } catch { throw CLIError("\(name):\(line): \(error)") }
+    }
+
     /// Texts from JSONL lines holding objects with `field` or bare JSON strings.
     static func texts(_ data: Data, name: String, field: String) throws -> [String] {
-        try values(data, name: name).map { line, value in
-            if let text = value.string { return text }
-            if let object = value.object {
-                guard let text = object[field]?.string else { throw CLIError("\(name):\(line): field '\(field)' missing or not a string") }
-                return text
-            }
-            throw CLIError("\(name):\(line): expected a JSON object or string, got \(value.kind.withArticle)")
+        try values(data, name: name).map { line, value in try text(value, name: name, line: line, field: field) }
+    }
+
+    /// The text a line holds: a JSON string, or an object's string `field`.
+    static func text(_ value: JSONValue, name: String, line: Int, field: String) throws -> String {
+        if let text = value.string { return text }
+        if let object = value.object {
+            guard let text = object[field]?.string else { throw CLIError("\(name):\(line): field '\(field)' missing or not a string") }
+            return text
         }
+        throw CLIError("\(name):\(line): expected a JSON object or string, got \(value.kind.withArticle)")
     }
 }

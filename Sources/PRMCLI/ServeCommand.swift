@@ -49,12 +49,17 @@ enum ServeCommand: Subcommand {
                    default: "\(defaults.limits.maxQueuedRequests)"),
             .value("stall-ms", placeholder: "MS", help: "health reports the compute thread stalled after this long without progress.",
                    default: "\(defaults.stallMs)"),
+            .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores.",
+                   default: "\(Parallel.cores)"),
             .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464)."),
             CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         let settings = try settingsFrom(arguments)
+        let threads = try positive(arguments, "threads"), savedThreads = Compute.threads
+        Compute.threads = threads
+        defer { Compute.threads = savedThreads }  // in-process callers (tests) get theirs back
         let scorer = try Scorer(checkpoint: URL(fileURLWithPath: settings.modelPath), tokensPerBatch: settings.batchTokens,
                                 cacheEntries: settings.cacheEntries)
         let server = try ScoringServer(scorer: scorer, settings: settings)
@@ -67,7 +72,7 @@ enum ServeCommand: Subcommand {
                      + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens")
             Log.info("limits: \(limits.maxCandidates) candidates, \(limits.maxMessageBytes) bytes, \(limits.maxRequestTokens) tokens per request, "
                      + "\(limits.maxQueuedRequests) queued; batches of \(settings.batchTokens) tokens, wait \(settings.maxWaitMs) ms, "
-                     + "cache \(settings.cacheEntries) entries")
+                     + "cache \(settings.cacheEntries) entries; \(Compute.threads) threads on \(Compute.backend)")
         }
         return 0
     }

@@ -248,6 +248,7 @@ public final class AdamW {
             }
         }
         step += 1
+        parameters.markChanged()
     }
 
     /// Counts a step without updating anything: the trainer skips a step whose loss or gradient

@@ -21,6 +21,19 @@ public final class GrowableBuffer: @unchecked Sendable {
         return data
     }
 
+    /// A buffer of at least `count` floats whose first `kept` floats survive growing (a KV cache).
+    public func ensure(_ count: Int, keeping kept: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            let grownCapacity = max(count, capacity + capacity / 2)
+            let grown = UnsafeMutablePointer<Float>.allocate(capacity: grownCapacity)
+            grown.update(from: data, count: min(kept, capacity))
+            data.deallocate()
+            data = grown
+            capacity = grownCapacity
+        }
+        return data
+    }
+
     /// `ensure(count)` with the first `count` floats set to zero (gradients accumulate into these).
     public func zeroed(_ count: Int) -> UnsafeMutablePointer<Float> {
         let p = ensure(count)

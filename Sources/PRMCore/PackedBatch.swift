@@ -5,6 +5,8 @@ public struct PackedBatch: Sendable, Equatable {
     public let starts: [Int]
     /// Total tokens N = Σ lengths.
     public let tokens: Int
+    /// The longest sequence's length (0 for an empty batch).
+    public let maxLength: Int
     /// Offsets of each sequence's (T_b, T_b) attention-probability blocks, per head.
     private let squareStarts: [Int]
     private let squareTotal: Int
@@ -20,6 +22,7 @@ public struct PackedBatch: Sendable, Equatable {
         }
         self.starts = starts
         self.tokens = tokens
+        self.maxLength = lengths.max() ?? 0
         self.squareStarts = squares
         self.squareTotal = square
     }

@@ -1,6 +1,11 @@
+import Foundation
+
 /// All trainable tensors of a model in one contiguous buffer, with a gradient buffer of the same
 /// layout (llm.c's habit): the optimizer is one flat loop, zeroing gradients is one memset and a
 /// checkpoint is one pass over named views.
+///
+/// The gradient buffer is allocated on first use, so a process that only scores never holds a
+/// second copy of the weights' size.
 public final class Parameters: @unchecked Sendable {
     /// Which optimizer group a tensor belongs to: groups get their own learning rate and can be frozen.
     /// `mixture` holds the cluster user model's per-user logits, which need a faster rate than the
@@ -49,17 +54,42 @@ public final class Parameters: @unchecked Sendable {
 
     public let entries: [Entry]
     public let values: Tensor
-    public let grads: Tensor
     private let indexByName: [String: Int]
+    // Guards the first allocation of `storedGrads` (backward passes may first ask from any thread).
+    private let gradsLock = NSLock()
+    private var storedGrads: Tensor?
 
     public init(_ layout: Layout) {
         entries = layout.entries
         values = Tensor(shape: [layout.count])
-        grads = Tensor(shape: [layout.count])
         indexByName = Dictionary(uniqueKeysWithValues: layout.entries.enumerated().map { ($1.name, $0) })
     }
 
+    /// The gradients, same layout as `values`; allocated (zeroed) on first access.
+    public var grads: Tensor {
+        gradsLock.lock()
+        defer { gradsLock.unlock() }
+        if let storedGrads { return storedGrads }
+        let grads = Tensor(shape: [values.count])
+        storedGrads = grads
+        return grads
+    }
+
+    /// Whether the gradient buffer exists yet (inference never creates it).
+    public var hasGradients: Bool {
+        gradsLock.lock()
+        defer { gradsLock.unlock() }
+        return storedGrads != nil
+    }
+
     public var count: Int { values.count }
+
+    /// Changes each time the values are changed as a whole (loading, an optimizer step), so that
+    /// copies derived from them (a backbone's inference layout) know when to be remade. Code that
+    /// writes values through pointers outside the loaders and the optimizer calls `markChanged()`.
+    public private(set) var version = 0
+
+    public func markChanged() { version &+= 1 }
 
     public func entry(_ handle: Handle) -> Entry { entries[handle.index] }
     public func handle(named name: String) -> Handle? { indexByName[name].map(Handle.init) }
@@ -75,5 +105,11 @@ public final class Parameters: @unchecked Sendable {
         return Tensor(viewOf: values, offset: e.offset, shape: e.shape)
     }
 
-    public func zeroGrad() { grads.zero() }
+    /// Zeroes the gradients; before any exist there is nothing to clear.
+    public func zeroGrad() {
+        gradsLock.lock()
+        let grads = storedGrads
+        gradsLock.unlock()
+        grads?.zero()
+    }
 }

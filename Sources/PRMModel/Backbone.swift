@@ -28,8 +28,14 @@ public protocol Backbone: AnyObject {
 
     /// Points the model at its tensors once the shared parameter buffer is allocated.
     func bind(_ parameters: Parameters)
-    /// hidden (N, C) for embeddings (N, C); valid until the next forward.
+    /// hidden (N, C) for embeddings (N, C); valid until the next forward. Keeps every activation
+    /// the backward pass needs (the training path).
     func forward(embeddings: UnsafePointer<Float>, batch: PackedBatch, training: Bool) -> UnsafePointer<Float>
+    /// Inference: hidden (N, C) for embeddings (N, C), equal to `forward(…, training: false)` up to
+    /// float rounding, keeping nothing for a backward pass. A few buffers sized by the largest batch
+    /// seen are reused; attention scores live one (sequence, head) at a time per worker. Valid
+    /// until the next `infer`; independent of `forward`'s activations.
+    func infer(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float>
     /// Accumulates parameter gradients from dhidden (N, C) and returns d embeddings (N, C).
     func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float>
     /// Key prefixes under which Hugging Face files may store this backbone's tensors.
@@ -97,6 +103,7 @@ public enum Backbones {
                 values[i] = entry.shape.count >= 2 ? 0.02 * rng.nextNormal() : (isGain ? 1 : 0)
             }
         }
+        parameters.markChanged()
     }
 
     /// Reads every tensor of `group` from a safetensors file, by name, checking shapes.
@@ -113,5 +120,6 @@ public enum Backbones {
             guard file.contains(key) else { throw ModelError(file: url, "missing tensor '\(key)'") }
             try file.read(key, into: parameters.value(Parameters.Handle(index: index)), shape: entry.shape)
         }
+        parameters.markChanged()
     }
 }

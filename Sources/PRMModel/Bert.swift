@@ -117,6 +117,18 @@ public final class BertModel: Backbone {
     // Gradient scratch.
     private let dx = GrowableBuffer(), dA = GrowableBuffer(), dB = GrowableBuffer()
     private let dWide = GrowableBuffer(), dWide2 = GrowableBuffer(), dQKV = GrowableBuffer()
+    // Inference: five buffers reused by every layer and batch, sized by the largest batch seen.
+    private let inferX = GrowableBuffer()       // (N, C) the hidden state, updated in place
+    private let inferAttention = GrowableBuffer() // (N, C)
+    private let inferDense = GrowableBuffer()   // (N, C) a dense layer's output before bias and residual
+    private let inferWide = GrowableBuffer()    // (N, max(3C, I)): Q|K|V, then the FFN's inner activations
+    private let inferScratch = GrowableBuffer() // attention scores, one (T, T) block per worker
+    /// The layer matrices transposed to [in, out], one block per layer: Wqkvᵀ (C, 3C), Woᵀ (C, C),
+    /// Wiᵀ (C, I), Wo2ᵀ (I, C). dnnl_sgemm runs these shapes up to 1.7× faster with B
+    /// untransposed (bench/README.md); ~42 MB for MiniLM. Made by the first `infer` and again
+    /// whenever the parameters' version has changed since (loading, an optimizer step).
+    private let inferWeights = GrowableBuffer()
+    private var inferWeightsVersion: Int?
 
     public init(config: BertConfig, layout: inout Parameters.Layout) {
         self.config = config
@@ -209,6 +221,59 @@ public final class BertModel: Backbone {
             x = UnsafePointer(a.ln2.data)
         }
         return x
+    }
+
+    /// The same function as `forward(…, training: false)` with nothing kept for a backward pass:
+    /// biases, residuals, GELU and LayerNorms are fused into the passes after each sgemm
+    /// (x ← LN(x + a·Wo + bo); inner ← gelu(x·Wi + bi); x ← LN(x + inner·Wo2 + bo2)), and the
+    /// matrices are read from their [in, out] copy.
+    public func infer(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
+        let (N, C, I, NH) = (batch.tokens, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)
+        let eps = config.layerNormEps
+        let form = config.geluForm ?? .erf
+        precondition(batch.maxLength <= maxPositions, "sequence longer than \(maxPositions) positions")
+        let p = params
+        let x = inferX.ensure(N * C), attention = inferAttention.ensure(N * C), dense = inferDense.ensure(N * C)
+        let wide = inferWide.ensure(N * max(3 * C, I)), scratch = inferScratch.ensure(Attention.inferenceScratch(batch: batch))
+        let matrices = inferenceMatrices()
+        let perLayer = 4 * C * C + 2 * C * I
+
+        // Embeddings: LN(inputs + position + token type 0); type 0's row is the LayerNorm's "bias" term.
+        Embedding.addPositions(out: x, inp: embeddings, table: p.value(positionEmbeddings), batch: batch, C: C)
+        ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: nil, bias: p.value(typeEmbeddings),
+                                  weight: p.value(embLNWeight), lnBias: p.value(embLNBias), N: N, C: C, eps: eps)
+        for (l, w) in layers.enumerated() {
+            let qkvT = matrices + l * perLayer, attnOutT = qkvT + 3 * C * C, interT = attnOutT + C * C, outT = interT + C * I
+            Linear.forward(out: wide, inp: x, weight: qkvT, bias: p.value(w.qkvBias), N: N, C: C, OC: 3 * C, layout: .inOut)
+            Attention.infer(out: attention, scratch: scratch, qkv: wide, batch: batch, NH: NH, C: C, causal: false)
+            Linear.forward(out: dense, inp: attention, weight: attnOutT, bias: nil, N: N, C: C, OC: C, layout: .inOut)
+            ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: dense, bias: p.value(w.attnOutBias),
+                                      weight: p.value(w.ln1Weight), lnBias: p.value(w.ln1Bias), N: N, C: C, eps: eps)
+            Linear.forward(out: wide, inp: x, weight: interT, bias: nil, N: N, C: C, OC: I, layout: .inOut)
+            GELU.forwardAddingBias(wide, bias: p.value(w.interBias), N: N, I: I, form: form)
+            Linear.forward(out: dense, inp: wide, weight: outT, bias: nil, N: N, C: I, OC: C, layout: .inOut)
+            ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: dense, bias: p.value(w.outBias),
+                                      weight: p.value(w.ln2Weight), lnBias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
+        }
+        return UnsafePointer(x)
+    }
+
+    /// The [in, out] copy of every layer's matrices, remade when the parameters changed.
+    private func inferenceMatrices() -> UnsafePointer<Float> {
+        let p = params
+        let (C, I) = (config.hiddenSize, config.intermediateSize)
+        let perLayer = 4 * C * C + 2 * C * I
+        let matrices = inferWeights.ensure(layers.count * perLayer)
+        guard inferWeightsVersion != p.version else { return UnsafePointer(matrices) }
+        for (l, w) in layers.enumerated() {
+            let qkvT = matrices + l * perLayer, attnOutT = qkvT + 3 * C * C, interT = attnOutT + C * C, outT = interT + C * I
+            Transpose.forward(out: qkvT, inp: p.value(w.qkvWeight), rows: 3 * C, columns: C)
+            Transpose.forward(out: attnOutT, inp: p.value(w.attnOutWeight), rows: C, columns: C)
+            Transpose.forward(out: interT, inp: p.value(w.interWeight), rows: I, columns: C)
+            Transpose.forward(out: outT, inp: p.value(w.outWeight), rows: C, columns: I)
+        }
+        inferWeightsVersion = p.version
+        return UnsafePointer(matrices)
     }
 
     public func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float> {

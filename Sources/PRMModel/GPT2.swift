@@ -99,19 +99,12 @@ public final class KVCache {
     /// Appends rows (T, C) of keys and values from a packed (T, 3C) QKV block.
     func append(layer: Int, qkv: UnsafePointer<Float>, rows T: Int, at start: Int) {
         let C = width
-        let k = keys[layer], v = values[layer]
-        if k.capacity < (start + T) * C {
-            // Grow, keeping the cached rows.
-            let oldK = Array(UnsafeBufferPointer(start: k.data, count: start * C))
-            let oldV = Array(UnsafeBufferPointer(start: v.data, count: start * C))
-            _ = k.ensure((start + T) * 2 * C)
-            _ = v.ensure((start + T) * 2 * C)
-            oldK.withUnsafeBufferPointer { k.data.update(from: $0.baseAddress!, count: oldK.count) }
-            oldV.withUnsafeBufferPointer { v.data.update(from: $0.baseAddress!, count: oldV.count) }
-        }
+        // Capacity grows geometrically, keeping the cached rows.
+        let k = keys[layer].ensure((start + T) * C, keeping: start * C)
+        let v = values[layer].ensure((start + T) * C, keeping: start * C)
         for t in 0..<T {
-            (k.data + (start + t) * C).update(from: qkv + t * 3 * C + C, count: C)
-            (v.data + (start + t) * C).update(from: qkv + t * 3 * C + 2 * C, count: C)
+            (k + (start + t) * C).update(from: qkv + t * 3 * C + C, count: C)
+            (v + (start + t) * C).update(from: qkv + t * 3 * C + 2 * C, count: C)
         }
     }
 
@@ -157,6 +150,14 @@ public final class GPT2Model: Backbone {
     private let hidden = GrowableBuffer(), lnFMean = GrowableBuffer(), lnFRstd = GrowableBuffer()
     private let dx = GrowableBuffer(), dA = GrowableBuffer(), dB = GrowableBuffer()
     private let dWide = GrowableBuffer(), dWide2 = GrowableBuffer(), dQKV = GrowableBuffer()
+    // Inference (packed, KV-cached and continuations alike): six buffers reused by every block and
+    // batch, sized by the largest batch seen; the training activations above are never touched.
+    private let inferX = GrowableBuffer()         // (N, C) the residual stream, updated in place
+    private let inferNormed = GrowableBuffer()    // (N, C) its LayerNorm: each block's input, last the hidden states
+    private let inferAttention = GrowableBuffer() // (N, C)
+    private let inferDense = GrowableBuffer()     // (N, C) a projection's output before bias and residual
+    private let inferWide = GrowableBuffer()      // (N, max(3C, I)): Q|K|V, then the MLP's inner activations
+    private let inferScratch = GrowableBuffer()   // attention scores, one block per worker
 
     public init(config: GPT2Config, layout: inout Parameters.Layout) {
         self.config = config
@@ -204,11 +205,39 @@ public final class GPT2Model: Backbone {
         self.batch = batch
         positions = batch.lengths.flatMap { (0..<$0).map(Int32.init) }
         hiddenDropout.begin(training: training)
-        return run(embeddings: embeddings, positions: positions, cache: nil) { l, a, N in
-            let C = config.nEmbd
-            Attention.forward(out: a.attention.ensure(N * C), probs: a.probs.ensure(batch.probsCount(heads: config.nHead)),
-                              qkv: a.qkv.data, batch: batch, NH: config.nHead, C: C, causal: true)
+        let (N, C, I, NH) = (batch.tokens, config.nEmbd, config.inner, config.nHead)
+        let eps = config.layerNormEpsilon
+        let form = config.geluForm ?? .tanh
+        let p = params
+        let x0 = embeddingSum.ensure(N * C)
+        x0.update(from: embeddings, count: N * C)
+        positions.withUnsafeBufferPointer { Embedding.forward(out: x0, ids: $0.baseAddress!, table: p.value(positionEmbeddings), N: N, C: C, accumulate: true) }
+        var x = UnsafePointer(x0)
+        for (l, (w, a)) in zip(blocks, acts).enumerated() {
+            LayerNorm.forward(out: a.ln1.ensure(N * C), mean: a.ln1Mean.ensure(N), rstd: a.ln1Rstd.ensure(N), inp: x,
+                              weight: p.value(w.ln1Weight), bias: p.value(w.ln1Bias), N: N, C: C, eps: eps)
+            Linear.forward(out: a.qkv.ensure(N * 3 * C), inp: a.ln1.data, weight: p.value(w.attnWeight), bias: p.value(w.attnBias),
+                           N: N, C: C, OC: 3 * C, layout: .inOut)
+            Attention.forward(out: a.attention.ensure(N * C), probs: a.probs.ensure(batch.probsCount(heads: NH)),
+                              qkv: a.qkv.data, batch: batch, NH: NH, C: C, causal: true)
+            Linear.forward(out: a.proj.ensure(N * C), inp: a.attention.data, weight: p.value(w.projWeight), bias: p.value(w.projBias),
+                           N: N, C: C, OC: C, layout: .inOut)
+            hiddenDropout.forward(a.proj.data, site: 2 * l, count: N * C)
+            Residual.forward(out: a.residual1.ensure(N * C), a: x, b: a.proj.data, count: N * C)
+            LayerNorm.forward(out: a.ln2.ensure(N * C), mean: a.ln2Mean.ensure(N), rstd: a.ln2Rstd.ensure(N), inp: a.residual1.data,
+                              weight: p.value(w.ln2Weight), bias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
+            Linear.forward(out: a.fc.ensure(N * I), inp: a.ln2.data, weight: p.value(w.fcWeight), bias: p.value(w.fcBias),
+                           N: N, C: C, OC: I, layout: .inOut)
+            GELU.forward(out: a.gelu.ensure(N * I), inp: a.fc.data, count: N * I, form: form)
+            Linear.forward(out: a.fcProj.ensure(N * C), inp: a.gelu.data, weight: p.value(w.fcProjWeight), bias: p.value(w.fcProjBias),
+                           N: N, C: I, OC: C, layout: .inOut)
+            hiddenDropout.forward(a.fcProj.data, site: 2 * l + 1, count: N * C)
+            Residual.forward(out: a.residual2.ensure(N * C), a: a.residual1.data, b: a.fcProj.data, count: N * C)
+            x = UnsafePointer(a.residual2.data)
         }
+        LayerNorm.forward(out: hidden.ensure(N * C), mean: lnFMean.ensure(N), rstd: lnFRstd.ensure(N), inp: x,
+                          weight: p.value(lnFWeight), bias: p.value(lnFBias), N: N, C: C, eps: eps)
+        return UnsafePointer(hidden.data)
     }
 
     public func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float> {
@@ -271,7 +300,17 @@ public final class GPT2Model: Backbone {
                         dout: dlogits, inp: hidden, weight: params.value(wordEmbeddings), N: N, C: config.nEmbd, OC: config.vocabSize)
     }
 
-    // MARK: - KV-cached inference
+    // MARK: - Inference: packed batches, KV cache, continuations
+
+    /// The same function as `forward(…, training: false)` with nothing kept for a backward pass.
+    public func infer(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
+        precondition(batch.maxLength <= maxPositions, "sequence longer than \(maxPositions) positions")
+        let (C, NH) = (config.nEmbd, config.nHead)
+        let scratch = inferScratch.ensure(Attention.inferenceScratch(batch: batch))
+        return inferBlocks(embeddings: embeddings, batch: batch, positionOffset: 0, cache: nil) { _, qkv, out in
+            Attention.infer(out: out, scratch: scratch, qkv: qkv, batch: batch, NH: NH, C: C, causal: true)
+        }
+    }
 
     public func makeCache() -> KVCache { KVCache(layers: config.nLayer, width: config.nEmbd) }
 
@@ -280,7 +319,7 @@ public final class GPT2Model: Backbone {
     public func extend(_ cache: KVCache, embeddings: UnsafePointer<Float>, count T: Int) -> UnsafePointer<Float> {
         let P = cache.count
         precondition(P + T <= maxPositions, "sequence longer than \(maxPositions) positions")
-        let out = forwardAfterPrefix(cache, embeddings: embeddings, batch: PackedBatch(lengths: [T]), append: true)
+        let out = inferAfterPrefix(cache, embeddings: embeddings, batch: PackedBatch(lengths: [T]), append: true)
         cache.setCount(P + T)
         return out
     }
@@ -288,72 +327,66 @@ public final class GPT2Model: Backbone {
     /// Hidden states (N, C) of several continuations, each following the cached prefix; the cache
     /// is read, not changed. The prefix is computed once however many continuations there are.
     public func continuations(after cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
-        precondition(batch.lengths.allSatisfy { cache.count + $0 <= maxPositions }, "sequence longer than \(maxPositions) positions")
-        return forwardAfterPrefix(cache, embeddings: embeddings, batch: batch, append: false)
+        precondition(cache.count + batch.maxLength <= maxPositions, "sequence longer than \(maxPositions) positions")
+        return inferAfterPrefix(cache, embeddings: embeddings, batch: batch, append: false)
     }
 
-    private func forwardAfterPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch, append: Bool) -> UnsafePointer<Float> {
+    /// Attention of each sequence over the cached prefix and its own earlier tokens, in two parts
+    /// (no prefix copy); each worker scores in its own (T, P + T) slice of the scratch buffer.
+    private func inferAfterPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch, append: Bool) -> UnsafePointer<Float> {
         let P = cache.count
-        let cachedPositions = batch.lengths.flatMap { (0..<$0).map { Int32(P + $0) } }
-        hiddenDropout.begin(training: false)
         let (C, NH) = (config.nEmbd, config.nHead)
         let hs = C / NH
-        return run(embeddings: embeddings, positions: cachedPositions, cache: append ? cache : nil) { l, a, N in
-            let out = a.attention.ensure(N * C)
-            let qkv = UnsafePointer(a.qkv.data)
+        let block = batch.maxLength * (P + batch.maxLength)
+        let scratch = inferScratch.ensure(Parallel.workers * block)
+        return inferBlocks(embeddings: embeddings, batch: batch, positionOffset: P, cache: append ? cache : nil) { l, qkv, out in
             let prefixK = UnsafePointer(cache.keys[l].data), prefixV = UnsafePointer(cache.values[l].data)
-            BLAS.singleThreaded {
-                Parallel.forEach(batch.count * NH) { item in
-                    let (b, h) = (item / NH, item % NH)
-                    let T = batch.lengths[b]
-                    let q = qkv + batch.starts[b] * 3 * C + h * hs
-                    let probs = UnsafeMutablePointer<Float>.allocate(capacity: max(1, T * (P + T)))
-                    defer { probs.deallocate() }
-                    Attention.attendHeadAfterPrefix(out: out + batch.starts[b] * C + h * hs, ldo: C, probs: probs,
-                                                    q: q, k: q + C, v: q + 2 * C, ld: 3 * C,
-                                                    prefixK: prefixK + h * hs, prefixV: prefixV + h * hs, ldPrefix: C,
-                                                    P: P, T: T, hs: hs)
-                }
+            Parallel.forEachItem(batch.count * NH) { worker, item in
+                let (b, h) = (item / NH, item % NH)
+                let q = qkv + batch.starts[b] * 3 * C + h * hs
+                Attention.attendHeadAfterPrefix(out: out + batch.starts[b] * C + h * hs, ldo: C, probs: scratch + worker * block,
+                                                q: q, k: q + C, v: q + 2 * C, ld: 3 * C,
+                                                prefixK: prefixK + h * hs, prefixV: prefixV + h * hs, ldPrefix: C,
+                                                P: P, T: batch.lengths[b], hs: hs)
             }
         }
     }
 
-    /// The shared layer stack: embeddings + positions, blocks (attention supplied by the caller:
-    /// packed training attention or attention after a cached prefix), final LayerNorm.
-    private func run(embeddings: UnsafePointer<Float>, positions: [Int32], cache: KVCache?,
-                     attention: (Int, BlockActivations, Int) -> Void) -> UnsafePointer<Float> {
-        let (N, C, I) = (positions.count, config.nEmbd, config.inner)
+    /// The inference block stack: positions (after `positionOffset` cached tokens), blocks with the
+    /// caller's attention over qkv (N, 3C) into out (N, C), keys and values appended to `cache`,
+    /// final LayerNorm. Each LayerNorm is fused with the residual before it:
+    /// x ← x + a·Wp + bp, h = LN2(x); x ← x + gelu(h·Wfc + bfc)·Wproj + bproj, h = LN1'(x) (LN_f last).
+    private func inferBlocks(embeddings: UnsafePointer<Float>, batch: PackedBatch, positionOffset: Int, cache: KVCache?,
+                             attention: (_ layer: Int, _ qkv: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void)
+        -> UnsafePointer<Float> {
+        let (N, C, I) = (batch.tokens, config.nEmbd, config.inner)
         let eps = config.layerNormEpsilon
         let form = config.geluForm ?? .tanh
         let p = params
-        let x0 = embeddingSum.ensure(N * C)
-        x0.update(from: embeddings, count: N * C)
-        positions.withUnsafeBufferPointer { Embedding.forward(out: x0, ids: $0.baseAddress!, table: p.value(positionEmbeddings), N: N, C: C, accumulate: true) }
-        var x = UnsafePointer(x0)
-        for (l, (w, a)) in zip(blocks, acts).enumerated() {
-            LayerNorm.forward(out: a.ln1.ensure(N * C), mean: a.ln1Mean.ensure(N), rstd: a.ln1Rstd.ensure(N), inp: x,
-                              weight: p.value(w.ln1Weight), bias: p.value(w.ln1Bias), N: N, C: C, eps: eps)
-            Linear.forward(out: a.qkv.ensure(N * 3 * C), inp: a.ln1.data, weight: p.value(w.attnWeight), bias: p.value(w.attnBias),
-                           N: N, C: C, OC: 3 * C, layout: .inOut)
-            attention(l, a, N)
-            if let cache { cache.append(layer: l, qkv: a.qkv.data, rows: N, at: cache.count) }
-            Linear.forward(out: a.proj.ensure(N * C), inp: a.attention.data, weight: p.value(w.projWeight), bias: p.value(w.projBias),
-                           N: N, C: C, OC: C, layout: .inOut)
-            hiddenDropout.forward(a.proj.data, site: 2 * l, count: N * C)
-            Residual.forward(out: a.residual1.ensure(N * C), a: x, b: a.proj.data, count: N * C)
-            LayerNorm.forward(out: a.ln2.ensure(N * C), mean: a.ln2Mean.ensure(N), rstd: a.ln2Rstd.ensure(N), inp: a.residual1.data,
-                              weight: p.value(w.ln2Weight), bias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
-            Linear.forward(out: a.fc.ensure(N * I), inp: a.ln2.data, weight: p.value(w.fcWeight), bias: p.value(w.fcBias),
-                           N: N, C: C, OC: I, layout: .inOut)
-            GELU.forward(out: a.gelu.ensure(N * I), inp: a.fc.data, count: N * I, form: form)
-            Linear.forward(out: a.fcProj.ensure(N * C), inp: a.gelu.data, weight: p.value(w.fcProjWeight), bias: p.value(w.fcProjBias),
-                           N: N, C: I, OC: C, layout: .inOut)
-            hiddenDropout.forward(a.fcProj.data, site: 2 * l + 1, count: N * C)
-            Residual.forward(out: a.residual2.ensure(N * C), a: a.residual1.data, b: a.fcProj.data, count: N * C)
-            x = UnsafePointer(a.residual2.data)
+        let x = inferX.ensure(N * C), h = inferNormed.ensure(N * C)
+        let attended = inferAttention.ensure(N * C), dense = inferDense.ensure(N * C), wide = inferWide.ensure(N * max(3 * C, I))
+        Embedding.addPositions(out: x, inp: embeddings, table: p.value(positionEmbeddings), batch: batch, offset: positionOffset, C: C)
+        // The LayerNorm each block starts with, and the final one after the last block.
+        func norm(after l: Int) -> (Parameters.Handle, Parameters.Handle) {
+            l + 1 < blocks.count ? (blocks[l + 1].ln1Weight, blocks[l + 1].ln1Bias) : (lnFWeight, lnFBias)
         }
-        LayerNorm.forward(out: hidden.ensure(N * C), mean: lnFMean.ensure(N), rstd: lnFRstd.ensure(N), inp: x,
-                          weight: p.value(lnFWeight), bias: p.value(lnFBias), N: N, C: C, eps: eps)
-        return UnsafePointer(hidden.data)
+        let (gain, shift) = norm(after: -1)
+        ResidualLayerNorm.forward(out: h, sum: nil, inp: x, delta: nil, bias: nil, weight: p.value(gain), lnBias: p.value(shift),
+                                  N: N, C: C, eps: eps)
+        for (l, w) in blocks.enumerated() {
+            Linear.forward(out: wide, inp: h, weight: p.value(w.attnWeight), bias: p.value(w.attnBias), N: N, C: C, OC: 3 * C, layout: .inOut)
+            attention(l, wide, attended)
+            if let cache { cache.append(layer: l, qkv: wide, rows: N, at: cache.count) }
+            Linear.forward(out: dense, inp: attended, weight: p.value(w.projWeight), bias: nil, N: N, C: C, OC: C, layout: .inOut)
+            ResidualLayerNorm.forward(out: h, sum: x, inp: x, delta: dense, bias: p.value(w.projBias),
+                                      weight: p.value(w.ln2Weight), lnBias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
+            Linear.forward(out: wide, inp: h, weight: p.value(w.fcWeight), bias: nil, N: N, C: C, OC: I, layout: .inOut)
+            GELU.forwardAddingBias(wide, bias: p.value(w.fcBias), N: N, I: I, form: form)
+            Linear.forward(out: dense, inp: wide, weight: p.value(w.fcProjWeight), bias: nil, N: N, C: I, OC: C, layout: .inOut)
+            let (gain, shift) = norm(after: l)
+            ResidualLayerNorm.forward(out: h, sum: x, inp: x, delta: dense, bias: p.value(w.fcProjBias),
+                                      weight: p.value(gain), lnBias: p.value(shift), N: N, C: C, eps: eps)
+        }
+        return UnsafePointer(h)
     }
 }

@@ -181,7 +181,7 @@ public final class RewardModel {
         for (b, index) in members.enumerated() {
             embedRows(sequences[index], from: 0, count: batch.lengths[b], into: rows + batch.starts[b] * C)
         }
-        let hidden = backbone.forward(embeddings: rows, batch: batch, training: false)
+        let hidden = backbone.infer(embeddings: rows, batch: batch)
         let h = inferPooled.ensure(batch.count * C)
         pool(h, hidden: hidden, batch: batch)
         for (b, index) in members.enumerated() { (out + index * C).update(from: h + b * C, count: C) }

@@ -3,13 +3,19 @@ import PRMCore
 import PRMTokenizers
 
 /// Mean-pooled, L2-normalised sentence embeddings (the sentence-transformers pipeline of
-/// all-MiniLM-L6-v2): tokenize, pack ragged batches, encode, pool each sequence over its own tokens.
+/// all-MiniLM-L6-v2): tokenize, pack ragged batches, encode with the backbone's inference pass,
+/// pool each sequence over its own tokens. Not for concurrent use: it reuses its buffers.
 public final class SentenceEmbedder {
     public let model: LoadedBackbone
     /// Longest sequence kept, special tokens included (all-MiniLM-L6-v2 was trained at 128… 256).
     public let maxTokens: Int
-    /// Tokens per packed batch; bounds activation memory.
+    /// Tokens per packed batch; bounds activation memory (the backbone's buffers and these).
     public let tokensPerBatch: Int
+
+    private var ids: [Int32] = []            // (N) the batch's token ids, back to back
+    private let inputs = GrowableBuffer()    // (N, C) their embeddings
+    private let pooled = GrowableBuffer()    // (B, C) mean-pooled, then normalised in place
+    private let norms = GrowableBuffer()     // (B)
 
     public init(model: LoadedBackbone, maxTokens: Int = 256, tokensPerBatch: Int = 8192) {
         self.model = model
@@ -46,12 +52,14 @@ public final class SentenceEmbedder {
         let backbone = model.backbone
         let C = backbone.hiddenSize
         let batch = PackedBatch(lengths: sequences.map(\.count))
-        let embeddings = Tensor(shape: [batch.tokens, C])
-        backbone.embedTokens(out: embeddings.data, ids: sequences.flatMap { $0 }, parameters: model.parameters)
-        let hidden = backbone.forward(embeddings: embeddings.data, batch: batch, training: false)
-        let pooled = Tensor(shape: [batch.count, C]), normalised = Tensor(shape: [batch.count, C]), norms = Tensor(shape: [batch.count])
-        MeanPool.forward(out: pooled.data, inp: hidden, batch: batch, C: C)
-        L2Normalize.forward(out: normalised.data, norms: norms.data, inp: pooled.data, B: batch.count, C: C)
-        return (0..<batch.count).map { Array(UnsafeBufferPointer(start: normalised.data + $0 * C, count: C)) }
+        ids.removeAll(keepingCapacity: true)
+        for sequence in sequences { ids.append(contentsOf: sequence) }
+        let inputs = self.inputs.ensure(batch.tokens * C)
+        backbone.embedTokens(out: inputs, ids: ids, parameters: model.parameters)
+        let hidden = backbone.infer(embeddings: inputs, batch: batch)
+        let pooled = self.pooled.ensure(batch.count * C)
+        MeanPool.forward(out: pooled, inp: hidden, batch: batch, C: C)
+        L2Normalize.forward(out: pooled, norms: norms.ensure(batch.count), inp: pooled, B: batch.count, C: C)
+        return (0..<batch.count).map { Array(UnsafeBufferPointer(start: pooled + $0 * C, count: C)) }
     }
 }

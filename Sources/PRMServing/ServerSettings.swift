@@ -1,4 +1,6 @@
 import Foundation
+import PRMCore
+
 /// What one request may ask (protocols/PROTOCOL.md, "Limits"); reported by `info`.
 public struct ServerLimits: Sendable, Equatable {
     public var maxMessageBytes = 1 << 20
@@ -10,6 +12,16 @@ public struct ServerLimits: Sendable, Equatable {
     public var maxQueuedRequests = 1_024
 
     public init() {}
+
+    /// The `limits` object of the `info` reply (a server's and a proxy's alike).
+    func write(_ w: inout JSONWriter) {
+        w.beginObject()
+        w.key("max_message_bytes"); w.number(maxMessageBytes)
+        w.key("max_candidates"); w.number(maxCandidates)
+        w.key("max_request_tokens"); w.number(maxRequestTokens)
+        w.key("max_queued_requests"); w.number(maxQueuedRequests)
+        w.endObject()
+    }
 }
 
 /// How `prm serve` runs.

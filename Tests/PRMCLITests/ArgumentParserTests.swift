@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import PRMCLI
+import PRMCore
 
 // MARK: - Fixtures
 
@@ -488,6 +489,15 @@ private enum ExplodeCommand: Subcommand {
 
 private let testCommands: [any Subcommand.Type] = [EchoCommand.self, ExplodeCommand.self]
 
+/// Writes the sgemm backend selected while it runs.
+private enum BackendReportCommand: Subcommand {
+    static let spec = CommandSpec(name: "report", abstract: "Print the sgemm backend.")
+    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output: inout Out) throws -> Int32 {
+        output.write("\(Compute.backend)\n")
+        return 0
+    }
+}
+
 private struct Run {
     var status: Int32
     var stdout: String
@@ -505,16 +515,19 @@ final class CLITests: XCTestCase {
     let expectedOverview = """
         prm \(CLI.version): personalized reward models
 
-        usage: prm <command> [options]
+        usage: prm [--backend NAME] <command> [options]
                prm help <command>
 
         Commands:
-          echo           Repeat the arguments back.
-          explode        Always fails.
+          echo                Repeat the arguments back.
+          explode             Always fails.
 
         Options:
-          -h, --help     Show this overview and exit.
-              --version  Print the version and exit.
+          -h, --help          Show this overview and exit.
+              --version       Print the version and exit.
+              --backend NAME  Matrix library for every sgemm: onednn or openblas
+                              (default onednn; the PRM_BACKEND environment variable sets
+                              it too).
 
         Run 'prm help <command>' or 'prm <command> --help' for a command's options.
 
@@ -576,6 +589,32 @@ final class CLITests: XCTestCase {
 
     func testUnknownCommandSuggestsANearName() {
         XCTAssertEqual(cli(["ecoh"]).stderr, "prm: unknown command 'ecoh' (did you mean 'echo'?)\nRun 'prm --help' for a list of commands.\n")
+    }
+
+    /// `--backend` before the command selects the sgemm library for that command only.
+    func testBackendOptionSelectsTheBackendForTheCommand() {
+        let before = Compute.backend
+        for backend in Compute.Backend.allCases {
+            for arguments in [["--backend", backend.rawValue, "report"], ["--backend=\(backend.rawValue)", "report"]] {
+                let run = cli(arguments, commands: [BackendReportCommand.self])
+                XCTAssertEqual(run.status, 0, "\(arguments)")
+                XCTAssertEqual(run.stdout, "\(backend)\n", "\(arguments)")
+                XCTAssertEqual(run.stderr, "", "\(arguments)")
+                XCTAssertEqual(Compute.backend, before, "the previous backend must be restored after the command")
+            }
+        }
+        // The last one given wins; the overview is still the overview.
+        XCTAssertEqual(cli(["--backend", "onednn", "--backend", "openblas", "report"], commands: [BackendReportCommand.self]).stdout, "openblas\n")
+        XCTAssertEqual(cli(["--backend", "openblas", "--help"]).stdout, expectedOverview)
+    }
+
+    func testBadBackendIsAUsageError() {
+        let unknown = cli(["--backend", "mkl", "echo"])
+        XCTAssertEqual(unknown.status, 2)
+        XCTAssertEqual(unknown.stderr, "prm: unknown backend 'mkl' (available: onednn, openblas)\nusage: prm [--backend NAME] <command> [options]\n")
+        let missing = cli(["--backend"])
+        XCTAssertEqual(missing.status, 2)
+        XCTAssertEqual(missing.stderr, "prm: --backend needs a value (onednn, openblas)\nusage: prm [--backend NAME] <command> [options]\n")
     }
 
     func testUnknownTopLevelOption() {

@@ -3,6 +3,7 @@ import XCTest
 import PRMCore
 import PRMModel
 import PRMTestSupport
+@testable import PRMCLI
 
 /// One line of `prm embed`'s output.
 struct EmbeddingLine: Decodable {
@@ -70,6 +71,43 @@ final class EmbedCommandTests: XCTestCase {
             XCTAssertEqual(dot(line.embedding, line.embedding), 1, accuracy: 1e-5, "norm² of '\(text.prefix(20))'")
             let worst = zip(line.embedding, reference.embedding).map { abs($0 - $1) }.max() ?? .infinity
             XCTAssertLessThan(worst, 1e-5, "'\(text.prefix(30))…' batched vs alone differ by \(worst)")
+        }
+    }
+
+    /// More texts than one input window: order is kept across windows and each vector equals the
+    /// one its text gets alone.
+    func testInputLongerThanOneWindowKeepsOrder() throws {
+        let model = try TestSupport.miniLMDirectory()
+        let folder = try scratchFolder()
+        let words = ["tea", "rain on the roof", "a long walk by the river at dawn with the dog", "ok"]
+        let texts = (0..<(EmbedCommand.window + 300)).map { "\($0): \(words[$0 % words.count])" }
+        let input = folder.appendingPathComponent("many.jsonl")
+        try JSONL.write(texts.map { ["text": $0] }, to: input)
+        let result = PRM.run("embed", "--model", model.path, "--input", input.path, "--max-tokens", "32")
+        assertSucceeded(result)
+        let lines = try JSONL.decodeLines(EmbeddingLine.self, result)
+        XCTAssertEqual(lines.map(\.text), texts, "output must follow input order across windows")
+        for index in [0, 1, EmbedCommand.window - 1, EmbedCommand.window, texts.count - 1] {
+            let alone = try XCTUnwrap(JSONL.decodeLines(EmbeddingLine.self, PRM.run("embed", "--model", model.path, "--max-tokens", "32", texts[index])).first)
+            let worst = zip(lines[index].embedding, alone.embedding).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThan(worst, 1e-5, "text \(index)")
+        }
+    }
+
+    /// `prm --backend B embed` on each backend gives the same vectors.
+    func testBothBackendsGiveTheSameEmbeddings() throws {
+        let model = try TestSupport.miniLMDirectory().path
+        let texts = ["A man is eating food.", "Human: How can I open a locked door?\n\nAssistant: With a key.", "ok"]
+        let runs = try Compute.Backend.allCases.map { backend in
+            let result = PRM.run(["--backend", backend.rawValue, "embed", "--model", model] + texts)
+            assertSucceeded(result)
+            return try JSONL.decodeLines(EmbeddingLine.self, result)
+        }
+        XCTAssertEqual(runs.count, 2)
+        for (a, b) in zip(runs[0], runs[1]) {
+            XCTAssertEqual(a.text, b.text)
+            let worst = zip(a.embedding, b.embedding).map { abs($0 - $1) }.max() ?? .infinity
+            XCTAssertLessThan(worst, 1e-5, a.text)
         }
     }
 

@@ -17,10 +17,10 @@ final class SubcommandHelpTests: XCTestCase {
         "proxy": ["--front", "--back", "--heartbeat-ms", "--liveness", "--resends", "--max-candidates", "--max-message-bytes", "--max-queued",
                   "--curve-secret-key", "--allow-keys", "--metrics-http"],
         "keygen": ["--force"],
-        "serve": ["--model", "--bind", "--connect", "--slots", "--heartbeat-ms", "--liveness", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
+        "serve": ["--model", "--bind", "--threads", "--connect", "--slots", "--heartbeat-ms", "--liveness", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--max-candidates", "--max-message-bytes",
                   "--max-request-tokens", "--max-queued", "--stall-ms", "--curve-secret-key", "--allow-keys", "--curve-server-key", "--metrics-http"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
-        "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments"],
+        "bench": ["--model", "--repeats", "--data", "--steps", "--json", "--endpoint", "--requests", "--clients", "--candidates", "--users", "--quick", "--prm-binary", "--no-deployments", "--all-backends", "--dump-inputs"],
     ]
 
     func testEveryCommandHasHelpListingItsOptions() {

@@ -1,60 +1,66 @@
 import XCTest
+import PRMTestSupport
 @testable import PRMCore
 
-/// Every kernel's backward pass against central finite differences, on odd shapes.
+/// Every kernel's backward pass against central finite differences, on odd shapes; the kernels
+/// built on sgemm on every backend.
 final class KernelGradientTests: XCTestCase {
     func testLinearBothLayouts() {
-        var g = GradientCheck()
-        for layout in [WeightLayout.outIn, .inOut] {
-            let (N, C, OC) = (7, 13, 5)
-            let x = g.tensor([N, C]), w = g.tensor([OC, C], scale: 0.5), b = g.tensor([OC]), up = g.tensor([N, OC])
-            let out = Tensor(shape: [N, OC])
-            func loss() -> Double {
-                Linear.forward(out: out.data, inp: x.data, weight: w.data, bias: b.data, N: N, C: C, OC: OC, layout: layout)
-                return weightedSum(out, up)
+        TestSupport.eachBackend { backend in
+            var g = GradientCheck()
+            for layout in [WeightLayout.outIn, .inOut] {
+                let (N, C, OC) = (7, 13, 5)
+                let x = g.tensor([N, C]), w = g.tensor([OC, C], scale: 0.5), b = g.tensor([OC]), up = g.tensor([N, OC])
+                let out = Tensor(shape: [N, OC])
+                func loss() -> Double {
+                    Linear.forward(out: out.data, inp: x.data, weight: w.data, bias: b.data, N: N, C: C, OC: OC, layout: layout)
+                    return weightedSum(out, up)
+                }
+                _ = loss()
+                // Forward against a naive product.
+                for n in 0..<N { for o in 0..<OC {
+                    var s = b[o]
+                    for c in 0..<C { s += x[n * C + c] * (layout == .outIn ? w[o * C + c] : w[c * OC + o]) }
+                    XCTAssertEqual(out[n * OC + o], s, accuracy: 1e-4, "\(backend)")
+                } }
+                let dx = Tensor(shape: x.shape), dw = Tensor(shape: w.shape), db = Tensor(shape: b.shape)
+                Linear.backward(dinp: dx.data, dweight: dw.data, dbias: db.data, dout: up.data, inp: x.data,
+                                weight: w.data, N: N, C: C, OC: OC, layout: layout)
+                g.check("\(backend) linear \(layout) dinp", input: x, analytic: dx, loss: loss)
+                g.check("\(backend) linear \(layout) dweight", input: w, analytic: dw, loss: loss)
+                g.check("\(backend) linear \(layout) dbias", input: b, analytic: db, loss: loss)
             }
-            _ = loss()
-            // Forward against a naive product.
-            for n in 0..<N { for o in 0..<OC {
-                var s = b[o]
-                for c in 0..<C { s += x[n * C + c] * (layout == .outIn ? w[o * C + c] : w[c * OC + o]) }
-                XCTAssertEqual(out[n * OC + o], s, accuracy: 1e-4)
-            } }
-            let dx = Tensor(shape: x.shape), dw = Tensor(shape: w.shape), db = Tensor(shape: b.shape)
-            Linear.backward(dinp: dx.data, dweight: dw.data, dbias: db.data, dout: up.data, inp: x.data,
-                            weight: w.data, N: N, C: C, OC: OC, layout: layout)
-            g.check("linear \(layout) dinp", input: x, analytic: dx, loss: loss)
-            g.check("linear \(layout) dweight", input: w, analytic: dw, loss: loss)
-            g.check("linear \(layout) dbias", input: b, analytic: db, loss: loss)
         }
     }
 
     func testBatchedMatmulAllTransposes() {
-        var g = GradientCheck()
-        let (B, M, N, K) = (3, 5, 4, 7)
-        for transA in [false, true] {
-            for transB in [false, true] {
-                let a = g.tensor([B, M * K]), b = g.tensor([B, K * N]), up = g.tensor([B, M * N])
-                let out = Tensor(shape: [B, M * N])
-                func loss() -> Double {
-                    BatchedMatmul.forward(out: out.data, a: a.data, b: b.data, batch: B, M: M, N: N, K: K, transA: transA, transB: transB)
-                    return weightedSum(out, up)
-                }
-                _ = loss()
-                for i in 0..<B { for m in 0..<M { for n in 0..<N {
-                    var s: Float = 0
-                    for k in 0..<K {
-                        let av = transA ? a[i * M * K + k * M + m] : a[i * M * K + m * K + k]
-                        let bv = transB ? b[i * K * N + n * K + k] : b[i * K * N + k * N + n]
-                        s += av * bv
+        TestSupport.eachBackend { backend in
+            var g = GradientCheck()
+            let (B, M, N, K) = (3, 5, 4, 7)
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let a = g.tensor([B, M * K]), b = g.tensor([B, K * N]), up = g.tensor([B, M * N])
+                    let out = Tensor(shape: [B, M * N])
+                    func loss() -> Double {
+                        BatchedMatmul.forward(out: out.data, a: a.data, b: b.data, batch: B, M: M, N: N, K: K, transA: transA, transB: transB)
+                        return weightedSum(out, up)
                     }
-                    XCTAssertEqual(out[i * M * N + m * N + n], s, accuracy: 1e-4)
-                } } }
-                let da = Tensor(shape: a.shape), db = Tensor(shape: b.shape)
-                BatchedMatmul.backward(da: da.data, db: db.data, dout: up.data, a: a.data, b: b.data,
-                                       batch: B, M: M, N: N, K: K, transA: transA, transB: transB)
-                g.check("bmm \(transA)\(transB) da", input: a, analytic: da, loss: loss)
-                g.check("bmm \(transA)\(transB) db", input: b, analytic: db, loss: loss)
+                    _ = loss()
+                    for i in 0..<B { for m in 0..<M { for n in 0..<N {
+                        var s: Float = 0
+                        for k in 0..<K {
+                            let av = transA ? a[i * M * K + k * M + m] : a[i * M * K + m * K + k]
+                            let bv = transB ? b[i * K * N + n * K + k] : b[i * K * N + k * N + n]
+                            s += av * bv
+                        }
+                        XCTAssertEqual(out[i * M * N + m * N + n], s, accuracy: 1e-4, "\(backend)")
+                    } } }
+                    let da = Tensor(shape: a.shape), db = Tensor(shape: b.shape)
+                    BatchedMatmul.backward(da: da.data, db: db.data, dout: up.data, a: a.data, b: b.data,
+                                           batch: B, M: M, N: N, K: K, transA: transA, transB: transB)
+                    g.check("\(backend) bmm \(transA)\(transB) da", input: a, analytic: da, loss: loss)
+                    g.check("\(backend) bmm \(transA)\(transB) db", input: b, analytic: db, loss: loss)
+                }
             }
         }
     }
@@ -143,21 +149,23 @@ final class KernelGradientTests: XCTestCase {
     }
 
     func testAttentionRaggedCausalAndBidirectional() {
-        var g = GradientCheck()
-        let (NH, C) = (3, 12)
-        let batch = PackedBatch(lengths: [5, 1, 8, 3])
-        for causal in [false, true] {
-            let qkv = g.tensor([batch.tokens, 3 * C]), up = g.tensor([batch.tokens, C])
-            let out = Tensor(shape: [batch.tokens, C]), probs = Tensor(shape: [batch.probsCount(heads: NH)])
-            func loss() -> Double {
-                Attention.forward(out: out.data, probs: probs.data, qkv: qkv.data, batch: batch, NH: NH, C: C, causal: causal)
-                return weightedSum(out, up)
+        TestSupport.eachBackend { backend in
+            var g = GradientCheck()
+            let (NH, C) = (3, 12)
+            let batch = PackedBatch(lengths: [5, 1, 8, 3])
+            for causal in [false, true] {
+                let qkv = g.tensor([batch.tokens, 3 * C]), up = g.tensor([batch.tokens, C])
+                let out = Tensor(shape: [batch.tokens, C]), probs = Tensor(shape: [batch.probsCount(heads: NH)])
+                func loss() -> Double {
+                    Attention.forward(out: out.data, probs: probs.data, qkv: qkv.data, batch: batch, NH: NH, C: C, causal: causal)
+                    return weightedSum(out, up)
+                }
+                _ = loss()
+                assertMatchesNaiveAttention(out: out, qkv: qkv, batch: batch, NH: NH, C: C, causal: causal)
+                let dqkv = Tensor(shape: qkv.shape)
+                Attention.backward(dqkv: dqkv.data, dout: up.data, qkv: qkv.data, probs: probs.data, batch: batch, NH: NH, C: C)
+                g.check("\(backend) attention causal=\(causal)", input: qkv, analytic: dqkv, step: 3e-3, samples: 96, loss: loss)
             }
-            _ = loss()
-            assertMatchesNaiveAttention(out: out, qkv: qkv, batch: batch, NH: NH, C: C, causal: causal)
-            let dqkv = Tensor(shape: qkv.shape)
-            Attention.backward(dqkv: dqkv.data, dout: up.data, qkv: qkv.data, probs: probs.data, batch: batch, NH: NH, C: C)
-            g.check("attention causal=\(causal)", input: qkv, analytic: dqkv, step: 3e-3, samples: 96, loss: loss)
         }
     }
 

@@ -4,7 +4,7 @@ import PRMCore
 import PRMTestSupport
 @testable import PRMModel
 
-/// Whole-backbone backward passes against finite differences on tiny random models.
+/// Whole-backbone backward passes against finite differences on tiny random models, on every backend.
 final class BackboneGradientTests: XCTestCase {
     static func tinyBertConfig(activation: String = "gelu") throws -> BertConfig {
         let json = """
@@ -32,7 +32,7 @@ final class BackboneGradientTests: XCTestCase {
         let parameters = Parameters(layout)
         model.bind(parameters)
         Self.randomize(parameters, seed: 3)
-        checkBackbone(model, parameters: parameters, lengths: [5, 1, 7])
+        TestSupport.eachBackend { _ in checkBackbone(model, parameters: parameters, lengths: [5, 1, 7]) }
     }
 
     func testBertBackwardWithDropoutMatchesFiniteDifferences() throws {
@@ -41,7 +41,7 @@ final class BackboneGradientTests: XCTestCase {
         let parameters = Parameters(layout)
         model.bind(parameters)
         Self.randomize(parameters, seed: 4)
-        checkBackbone(model, parameters: parameters, lengths: [6, 3], dropout: 0.3)
+        TestSupport.eachBackend { _ in checkBackbone(model, parameters: parameters, lengths: [6, 3], dropout: 0.3) }
     }
 }
 
@@ -71,14 +71,14 @@ func checkBackbone(_ model: any Backbone, parameters: Parameters, lengths: [Int]
     var probeSeed: UInt64 = 5
     let noise = FiniteDifferences.noise(values: embeddings.data, analytic: dEmbeddings.data,
                                         indices: FiniteDifferences.sample(embeddings.count, 8, seed: &probeSeed), step: 3e-3, loss: loss)
-    g.check("d embeddings", values: embeddings.data, count: embeddings.count, analytic: dEmbeddings.data, samples: 48,
+    g.check("\(Compute.backend) d embeddings", values: embeddings.data, count: embeddings.count, analytic: dEmbeddings.data, samples: 48,
             absoluteFloor: FiniteDifferences.floor(analytic: dEmbeddings.data, count: dEmbeddings.count, noiseFloor: noise),
             file: file, line: line, loss: loss)
     for (index, entry) in parameters.entries.enumerated() {
         let handle = Parameters.Handle(index: index)
         // Rows of position/word tables that the batch never touches have zero gradient; sample anyway.
         let analytic = parameters.grad(handle)
-        g.check(entry.name, values: parameters.value(handle), count: entry.count, analytic: analytic, samples: 24,
+        g.check("\(Compute.backend) \(entry.name)", values: parameters.value(handle), count: entry.count, analytic: analytic, samples: 24,
                 absoluteFloor: FiniteDifferences.floor(analytic: analytic, count: entry.count, noiseFloor: noise),
                 file: file, line: line, loss: loss)
     }

@@ -6,7 +6,8 @@ import PRMTestSupport
 
 /// The GPT-2-style decoder against an independent numpy implementation
 /// (Tests/Reference/gpt2_reference.py) on a randomly initialised model saved as safetensors,
-/// and its KV cache against the full forward.
+/// through the training forward and the inference pass, and its KV cache against the full
+/// forward, on every backend.
 final class GPT2ReferenceTests: XCTestCase {
     struct Fixture {
         let model: GPT2Model
@@ -52,16 +53,20 @@ final class GPT2ReferenceTests: XCTestCase {
         let batch = PackedBatch(lengths: sequences.map(\.count))
         let (C, V) = (f.model.hiddenSize, f.model.vocabularySize)
         let inputs = embed(f, sequences.flatMap { $0 })
-        let hidden = f.model.forward(embeddings: inputs.data, batch: batch, training: false)
         let logits = Tensor(shape: [batch.tokens, V])
-        f.model.logits(out: logits.data, hidden: hidden, N: batch.tokens)
-        for b in 0..<batch.count {
-            let h = try reference.tensor("hidden.\(b)", expectedShape: [sequences[b].count, C])
-            let l = try reference.tensor("logits.\(b)", expectedShape: [sequences[b].count, V])
-            let worstHidden = (0..<h.count).map { abs(hidden[batch.starts[b] * C + $0] - h[$0]) }.max() ?? 0
-            let worstLogit = (0..<l.count).map { abs(logits[batch.starts[b] * V + $0] - l[$0]) }.max() ?? 0
-            XCTAssertLessThan(worstHidden, 1e-4, "hidden states of sequence \(b)")
-            XCTAssertLessThan(worstLogit, 1e-4, "logits of sequence \(b)")
+        try TestSupport.eachBackend { backend in
+            for (path, hidden) in [("forward", f.model.forward(embeddings: inputs.data, batch: batch, training: false)),
+                                   ("infer", f.model.infer(embeddings: inputs.data, batch: batch))] {
+                f.model.logits(out: logits.data, hidden: hidden, N: batch.tokens)
+                for b in 0..<batch.count {
+                    let h = try reference.tensor("hidden.\(b)", expectedShape: [sequences[b].count, C])
+                    let l = try reference.tensor("logits.\(b)", expectedShape: [sequences[b].count, V])
+                    let worstHidden = (0..<h.count).map { abs(hidden[batch.starts[b] * C + $0] - h[$0]) }.max() ?? 0
+                    let worstLogit = (0..<l.count).map { abs(logits[batch.starts[b] * V + $0] - l[$0]) }.max() ?? 0
+                    XCTAssertLessThan(worstHidden, 1e-4, "\(backend) \(path): hidden states of sequence \(b)")
+                    XCTAssertLessThan(worstLogit, 1e-4, "\(backend) \(path): logits of sequence \(b)")
+                }
+            }
         }
     }
 
@@ -71,23 +76,24 @@ final class GPT2ReferenceTests: XCTestCase {
         let continuations: [[Int32]] = [[3, 2, 1], [50], [11, 12, 13, 14, 15]]
         let reference = try Self.reference(f.folder, input: ["prefix": prefix.map(Int.init), "continuations": continuations.map { $0.map(Int.init) }])
         let C = f.model.hiddenSize
-        let cache = f.model.makeCache()
         let prefixInputs = embed(f, prefix)
-        _ = f.model.extend(cache, embeddings: prefixInputs.data, count: prefix.count)
-        XCTAssertEqual(cache.count, prefix.count)
         let batch = PackedBatch(lengths: continuations.map(\.count))
         let inputs = embed(f, continuations.flatMap { $0 })
-        let hidden = f.model.continuations(after: cache, embeddings: inputs.data, batch: batch)
-        for (j, continuation) in continuations.enumerated() {
-            let full = try reference.tensor("hidden.\(j)", expectedShape: [prefix.count + continuation.count, C])
-            for t in 0..<continuation.count {
-                for c in 0..<C {
-                    XCTAssertEqual(hidden[(batch.starts[j] + t) * C + c], full[(prefix.count + t) * C + c], accuracy: 1e-4,
-                                   "continuation \(j) token \(t)")
+        try TestSupport.eachBackend { backend in
+            let cache = f.model.makeCache()
+            _ = f.model.extend(cache, embeddings: prefixInputs.data, count: prefix.count)
+            XCTAssertEqual(cache.count, prefix.count)
+            let hidden = f.model.continuations(after: cache, embeddings: inputs.data, batch: batch)
+            for (j, continuation) in continuations.enumerated() {
+                let full = try reference.tensor("hidden.\(j)", expectedShape: [prefix.count + continuation.count, C])
+                var worst: Float = 0
+                for t in 0..<continuation.count {
+                    for c in 0..<C { worst = max(worst, abs(hidden[(batch.starts[j] + t) * C + c] - full[(prefix.count + t) * C + c])) }
                 }
+                XCTAssertLessThan(worst, 1e-4, "\(backend): continuation \(j)")
             }
+            XCTAssertEqual(cache.count, prefix.count, "scoring continuations must not change the cache")
         }
-        XCTAssertEqual(cache.count, prefix.count, "scoring continuations must not change the cache")
     }
 
     func testIncrementalDecodingEqualsFullForward() throws {
@@ -96,20 +102,24 @@ final class GPT2ReferenceTests: XCTestCase {
         let C = f.model.hiddenSize
         let fullHidden = Tensor(shape: [ids.count, C])
         let inputs = embed(f, ids)
-        fullHidden.data.update(from: f.model.forward(embeddings: inputs.data, batch: PackedBatch(lengths: [ids.count]), training: false),
-                               count: fullHidden.count)
-        let cache = f.model.makeCache()
-        // A first chunk of 3, then one token at a time (the cache grows past its first allocation).
-        var position = 0
-        for chunk in [Array(ids[0..<3])] + ids[3...].map({ [$0] }) {
-            let chunkInputs = embed(f, chunk)
-            let h = f.model.extend(cache, embeddings: chunkInputs.data, count: chunk.count)
-            for t in 0..<chunk.count {
-                for c in 0..<C { XCTAssertEqual(h[t * C + c], fullHidden[(position + t) * C + c], accuracy: 1e-5, "token \(position + t)") }
+        TestSupport.eachBackend { backend in
+            fullHidden.data.update(from: f.model.forward(embeddings: inputs.data, batch: PackedBatch(lengths: [ids.count]), training: false),
+                                   count: fullHidden.count)
+            let cache = f.model.makeCache()
+            // A first chunk of 3, then one token at a time (the cache grows past its first allocation).
+            var position = 0
+            for chunk in [Array(ids[0..<3])] + ids[3...].map({ [$0] }) {
+                let chunkInputs = embed(f, chunk)
+                let h = f.model.extend(cache, embeddings: chunkInputs.data, count: chunk.count)
+                var worst: Float = 0
+                for t in 0..<chunk.count {
+                    for c in 0..<C { worst = max(worst, abs(h[t * C + c] - fullHidden[(position + t) * C + c])) }
+                }
+                XCTAssertLessThanOrEqual(worst, 1e-5, "\(backend): tokens from \(position)")
+                position += chunk.count
             }
-            position += chunk.count
+            XCTAssertEqual(cache.count, ids.count)
         }
-        XCTAssertEqual(cache.count, ids.count)
     }
 
     func testBackwardMatchesFiniteDifferences() throws {
@@ -122,7 +132,9 @@ final class GPT2ReferenceTests: XCTestCase {
         let parameters = Parameters(layout)
         model.bind(parameters)
         BackboneGradientTests.randomize(parameters, seed: 5)
-        checkBackbone(model, parameters: parameters, lengths: [4, 1, 6])
-        checkBackbone(model, parameters: parameters, lengths: [5, 2], dropout: 0.3)
+        TestSupport.eachBackend { _ in
+            checkBackbone(model, parameters: parameters, lengths: [4, 1, 6])
+            checkBackbone(model, parameters: parameters, lengths: [5, 2], dropout: 0.3)
+        }
     }
 }

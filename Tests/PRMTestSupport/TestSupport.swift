@@ -1,4 +1,5 @@
 import Foundation
+import PRMCore
 
 /// Locations and helpers shared by every test target. Tests use the real resources
 /// (pretrained weights, Python references); a missing resource is a failure, never a skip.
@@ -37,6 +38,15 @@ public enum TestSupport {
             throw Failure("pretrained MiniLM not found at \(url.path): run scripts/setup.sh")
         }
         return url
+    }
+
+    /// Runs `body` once per sgemm backend (oneDNN, OpenBLAS), selected process-wide for the call,
+    /// so every numerical check holds on both against the same reference. Tests run one at a
+    /// time (scripts/test.sh does not pass --parallel), so switching the global is safe.
+    public static func eachBackend(_ body: (Compute.Backend) throws -> Void) rethrows {
+        for backend in Compute.Backend.allCases {
+            try Compute.with(backend: backend) { try body(backend) }
+        }
     }
 
     /// A fresh temporary directory, removed by the caller when done.

@@ -4,23 +4,42 @@
 /// `batch.starts[b] ..< batch.starts[b] + batch.lengths[b]`, so a key-padding mask is implicit in
 /// the lengths and no work is spent on padding. `causal` adds the autoregressive mask.
 /// Each (sequence, head) pair is two small sgemms on strided views of the packed QKV rows,
-/// spread over the cores with OpenBLAS single-threaded inside.
+/// spread over the cores with sgemm single-threaded inside.
 public enum Attention {
     /// out (N, C) from qkv (N, 3C) = [Q | K | V]; probs (Σ_b NH·T_b²) saved for the backward pass.
     public static func forward(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>,
                                qkv: UnsafePointer<Float>, batch: PackedBatch, NH: Int, C: Int, causal: Bool) {
         let hs = C / NH
-        BLAS.singleThreaded {
-            Parallel.forEach(batch.count * NH) { item in
-                let (b, h) = (item / NH, item % NH)
-                let T = batch.lengths[b]
-                let q = qkv + batch.starts[b] * 3 * C + h * hs
-                attendHead(out: out + batch.starts[b] * C + h * hs, ldo: C,
-                           probs: probs + batch.probsOffset(b, head: h, heads: NH),
-                           q: q, ldq: 3 * C, k: q + C, ldk: 3 * C, v: q + 2 * C, ldv: 3 * C,
-                           Tq: T, Tk: T, hs: hs, causalOffset: causal ? 0 : nil)
-            }
+        Parallel.forEach(batch.count * NH) { item in
+            let (b, h) = (item / NH, item % NH)
+            let T = batch.lengths[b]
+            let q = qkv + batch.starts[b] * 3 * C + h * hs
+            attendHead(out: out + batch.starts[b] * C + h * hs, ldo: C,
+                       probs: probs + batch.probsOffset(b, head: h, heads: NH),
+                       q: q, ldq: 3 * C, k: q + C, ldk: 3 * C, v: q + 2 * C, ldv: 3 * C,
+                       Tq: T, Tk: T, hs: hs, causalOffset: causal ? 0 : nil)
         }
+    }
+
+    /// Inference: out (N, C) from qkv (N, 3C), keeping no probabilities. Each worker scores one
+    /// (sequence, head) at a time in its own slice of `scratch` (`inferenceScratch(batch:)` floats).
+    public static func infer(out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                             qkv: UnsafePointer<Float>, batch: PackedBatch, NH: Int, C: Int, causal: Bool) {
+        let hs = C / NH
+        let block = batch.maxLength * batch.maxLength
+        Parallel.forEachItem(batch.count * NH) { worker, item in
+            let (b, h) = (item / NH, item % NH)
+            let T = batch.lengths[b]
+            let q = qkv + batch.starts[b] * 3 * C + h * hs
+            attendHead(out: out + batch.starts[b] * C + h * hs, ldo: C, probs: scratch + worker * block,
+                       q: q, ldq: 3 * C, k: q + C, ldk: 3 * C, v: q + 2 * C, ldv: 3 * C,
+                       Tq: T, Tk: T, hs: hs, causalOffset: causal ? 0 : nil)
+        }
+    }
+
+    /// Floats of scratch `infer` needs: one (T, T) block per worker for the longest sequence.
+    public static func inferenceScratch(batch: PackedBatch) -> Int {
+        Parallel.workers * batch.maxLength * batch.maxLength
     }
 
     /// Accumulates dqkv (N, 3C) from dout (N, C).
@@ -29,32 +48,30 @@ public enum Attention {
                                 batch: PackedBatch, NH: Int, C: Int) {
         let hs = C / NH
         let scale = 1 / Float(hs).squareRoot()
-        BLAS.singleThreaded {
-            Parallel.forEach(batch.count * NH) { item in
-                let (b, h) = (item / NH, item % NH)
-                let T = batch.lengths[b]
-                guard T > 0 else { return }
-                let row = batch.starts[b]
-                let q = qkv + row * 3 * C + h * hs, k = q + C, v = q + 2 * C
-                let dq = dqkv + row * 3 * C + h * hs, dk = dq + C, dv = dq + 2 * C
-                let dO = dout + row * C + h * hs
-                let P = probs + batch.probsOffset(b, head: h, heads: NH)
-                let dP = UnsafeMutablePointer<Float>.allocate(capacity: T * T)
-                defer { dP.deallocate() }
-                // dP = dO · Vᵀ ; dV += Pᵀ · dO
-                BLAS.gemm(transB: true, m: T, n: T, k: hs, a: dO, lda: C, b: v, ldb: 3 * C, beta: 0, c: dP, ldc: T)
-                BLAS.gemm(transA: true, m: T, n: hs, k: T, a: P, lda: T, b: dO, ldb: C, beta: 1, c: dv, ldc: 3 * C)
-                // dS = P ⊙ (dP − ⟨dP, P⟩_row) · scale (softmax backward, with the score scale folded in)
-                for i in 0..<T {
-                    let p = P + i * T, d = dP + i * T
-                    var dot: Float = 0
-                    for j in 0..<T { dot += p[j] * d[j] }
-                    for j in 0..<T { d[j] = p[j] * (d[j] - dot) * scale }
-                }
-                // dQ += dS · K ; dK += dSᵀ · Q
-                BLAS.gemm(m: T, n: hs, k: T, a: dP, lda: T, b: k, ldb: 3 * C, beta: 1, c: dq, ldc: 3 * C)
-                BLAS.gemm(transA: true, m: T, n: hs, k: T, a: dP, lda: T, b: q, ldb: 3 * C, beta: 1, c: dk, ldc: 3 * C)
+        Parallel.forEach(batch.count * NH) { item in
+            let (b, h) = (item / NH, item % NH)
+            let T = batch.lengths[b]
+            guard T > 0 else { return }
+            let row = batch.starts[b]
+            let q = qkv + row * 3 * C + h * hs, k = q + C, v = q + 2 * C
+            let dq = dqkv + row * 3 * C + h * hs, dk = dq + C, dv = dq + 2 * C
+            let dO = dout + row * C + h * hs
+            let P = probs + batch.probsOffset(b, head: h, heads: NH)
+            let dP = UnsafeMutablePointer<Float>.allocate(capacity: T * T)
+            defer { dP.deallocate() }
+            // dP = dO · Vᵀ ; dV += Pᵀ · dO
+            BLAS.gemm(transB: true, m: T, n: T, k: hs, a: dO, lda: C, b: v, ldb: 3 * C, beta: 0, c: dP, ldc: T)
+            BLAS.gemm(transA: true, m: T, n: hs, k: T, a: P, lda: T, b: dO, ldb: C, beta: 1, c: dv, ldc: 3 * C)
+            // dS = P ⊙ (dP − ⟨dP, P⟩_row) · scale (softmax backward, with the score scale folded in)
+            for i in 0..<T {
+                let p = P + i * T, d = dP + i * T
+                var dot: Float = 0
+                for j in 0..<T { dot += p[j] * d[j] }
+                for j in 0..<T { d[j] = p[j] * (d[j] - dot) * scale }
             }
+            // dQ += dS · K ; dK += dSᵀ · Q
+            BLAS.gemm(m: T, n: hs, k: T, a: dP, lda: T, b: k, ldb: 3 * C, beta: 1, c: dq, ldc: 3 * C)
+            BLAS.gemm(transA: true, m: T, n: hs, k: T, a: dP, lda: T, b: q, ldb: 3 * C, beta: 1, c: dk, ldc: 3 * C)
         }
     }
 

@@ -16,6 +16,21 @@ public enum Embedding {
         }
     }
 
+    /// out (N, C) = inp + table[offset + t] for the t-th token of each sequence of a packed batch:
+    /// learned positions without a per-token id array (inference; `offset` = cached tokens before).
+    public static func addPositions(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, table: UnsafePointer<Float>,
+                                    batch: PackedBatch, offset: Int = 0, C: Int) {
+        Parallel.forRange(batch.count, costPerItem: C * max(1, batch.tokens / max(1, batch.count))) { sequences in
+            for b in sequences {
+                let start = batch.starts[b]
+                for t in 0..<batch.lengths[b] {
+                    let x = inp + (start + t) * C, y = out + (start + t) * C, p = table + (offset + t) * C
+                    for c in 0..<C { y[c] = x[c] + p[c] }
+                }
+            }
+        }
+    }
+
     /// dtable[ids[n]] += dout[n]. Serial: ids repeat, so rows would race.
     public static func backward(dtable: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 ids: UnsafePointer<Int32>, N: Int, C: Int) {

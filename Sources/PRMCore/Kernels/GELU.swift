@@ -20,6 +20,19 @@ public enum GELU {
         }
     }
 
+    /// Inference: x (N, I) ← gelu(x + bias) in place, the FFN's bias and activation in one pass.
+    public static func forwardAddingBias(_ x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, N: Int, I: Int, form: Form) {
+        Parallel.forRange(N, costPerItem: 8 * I) { rows in
+            for n in rows {
+                let row = x + n * I
+                switch form {
+                case .erf: for i in 0..<I { row[i] = value(row[i] + bias[i], .erf) }
+                case .tanh: for i in 0..<I { row[i] = value(row[i] + bias[i], .tanh) }
+                }
+            }
+        }
+    }
+
     /// dinp += dout · gelu'(inp).
     public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 inp: UnsafePointer<Float>, count: Int, form: Form) {

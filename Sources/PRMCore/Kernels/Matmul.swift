@@ -1,7 +1,14 @@
 import CBLAS
+import CDNNL
 
-/// Row-major sgemm through OpenBLAS. Strided views (a head's slice of a packed QKV row) are
-/// expressed with leading dimensions, never copied.
+/// Row-major sgemm through the selected backend (`Compute.backend`): oneDNN's `dnnl_sgemm` or
+/// OpenBLAS's `cblas_sgemm`. Strided views (a head's slice of a packed QKV row) are expressed with
+/// leading dimensions, never copied.
+///
+/// Threads: inside prm's own parallel regions (attention over (sequence, head) pairs) each sgemm
+/// runs on its worker's thread alone; elsewhere it uses `Compute.threads`. oneDNN takes the count
+/// from the calling thread's OpenMP setting, so it is set per call; OpenBLAS has one global count,
+/// which `Parallel` lowers to 1 around its regions.
 public enum BLAS {
     /// C(M,N) = alpha · op(A)(M,K) · op(B)(K,N) + beta · C.
     @inline(__always)
@@ -17,23 +24,25 @@ public enum BLAS {
             }
             return
         }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        switch Compute.backend {
+        case .onednn:
+            let threads = Parallel.isInsideRegion ? 1 : Compute.threads
+            if omp_get_max_threads() != threads { omp_set_num_threads(Int32(threads)) }
+            // Row-major, transposes as 'N'/'T' characters; fails only on invalid arguments
+            // (negative sizes, a leading dimension shorter than its row), which callers rule out.
+            let status = dnnl_sgemm(transA ? 84 : 78, transB ? 84 : 78, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda),
+                                    b, Int64(ldb), beta, c, Int64(ldc))
+            precondition(status == dnnl_success, "dnnl_sgemm rejected m \(m) n \(n) k \(k) lda \(lda) ldb \(ldb) ldc \(ldc)")
+        case .openblas:
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
     }
 
-    /// OpenBLAS's own thread count (global to the process).
-    public static var threads: Int {
+    /// OpenBLAS's own thread count (one for the whole process).
+    static var openBLASThreads: Int {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(newValue)) }
-    }
-
-    /// Runs `body` with OpenBLAS single-threaded: used when we already split work across cores
-    /// ourselves (attention over (sequence, head) pairs) so the two levels don't oversubscribe.
-    public static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
-        let saved = threads
-        if saved != 1 { threads = 1 }
-        defer { if saved != 1 { threads = saved } }
-        return try body()
     }
 }
 
@@ -96,12 +105,10 @@ public enum BatchedMatmul {
     /// out[b] (M, N) = op(A[b]) · op(B[b]).
     public static func forward(out: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                batch: Int, M: Int, N: Int, K: Int, transA: Bool = false, transB: Bool = false) {
-        BLAS.singleThreaded {
-            Parallel.forEach(batch) { i in
-                BLAS.gemm(transA: transA, transB: transB, m: M, n: N, k: K,
-                          a: a + i * M * K, lda: transA ? M : K, b: b + i * K * N, ldb: transB ? K : N,
-                          beta: 0, c: out + i * M * N, ldc: N)
-            }
+        Parallel.forEach(batch) { i in
+            BLAS.gemm(transA: transA, transB: transB, m: M, n: N, k: K,
+                      a: a + i * M * K, lda: transA ? M : K, b: b + i * K * N, ldb: transB ? K : N,
+                      beta: 0, c: out + i * M * N, ldc: N)
         }
     }
 
@@ -109,25 +116,23 @@ public enum BatchedMatmul {
     public static func backward(da: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>,
                                 dout: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                 batch: Int, M: Int, N: Int, K: Int, transA: Bool = false, transB: Bool = false) {
-        BLAS.singleThreaded {
-            Parallel.forEach(batch) { i in
-                let (ai, bi, gi) = (a + i * M * K, b + i * K * N, dout + i * M * N)
-                let (dai, dbi) = (da + i * M * K, db + i * K * N)
-                // d op(A) = dout · op(B)ᵀ; d op(B) = op(A)ᵀ · dout, transposed back when stored transposed.
-                if transA {
-                    BLAS.gemm(transA: transB, transB: true, m: K, n: M, k: N, a: bi, lda: transB ? K : N,
-                              b: gi, ldb: N, beta: 1, c: dai, ldc: M)
-                } else {
-                    BLAS.gemm(transB: !transB, m: M, n: K, k: N, a: gi, lda: N, b: bi, ldb: transB ? K : N,
-                              beta: 1, c: dai, ldc: K)
-                }
-                if transB {
-                    BLAS.gemm(transA: true, transB: transA, m: N, n: K, k: M, a: gi, lda: N, b: ai, ldb: transA ? M : K,
-                              beta: 1, c: dbi, ldc: K)
-                } else {
-                    BLAS.gemm(transA: !transA, m: K, n: N, k: M, a: ai, lda: transA ? M : K, b: gi, ldb: N,
-                              beta: 1, c: dbi, ldc: N)
-                }
+        Parallel.forEach(batch) { i in
+            let (ai, bi, gi) = (a + i * M * K, b + i * K * N, dout + i * M * N)
+            let (dai, dbi) = (da + i * M * K, db + i * K * N)
+            // d op(A) = dout · op(B)ᵀ; d op(B) = op(A)ᵀ · dout, transposed back when stored transposed.
+            if transA {
+                BLAS.gemm(transA: transB, transB: true, m: K, n: M, k: N, a: bi, lda: transB ? K : N,
+                          b: gi, ldb: N, beta: 1, c: dai, ldc: M)
+            } else {
+                BLAS.gemm(transB: !transB, m: M, n: K, k: N, a: gi, lda: N, b: bi, ldb: transB ? K : N,
+                          beta: 1, c: dai, ldc: K)
+            }
+            if transB {
+                BLAS.gemm(transA: true, transB: transA, m: N, n: K, k: M, a: gi, lda: N, b: ai, ldb: transA ? M : K,
+                          beta: 1, c: dbi, ldc: K)
+            } else {
+                BLAS.gemm(transA: !transA, m: K, n: N, k: M, a: ai, lda: transA ? M : K, b: gi, ldb: N,
+                          beta: 1, c: dbi, ldc: N)
             }
         }
     }

@@ -55,7 +55,7 @@ public enum RowGather {
 public enum L2Normalize {
     static let eps: Float = 1e-12
 
-    /// out (B, C) = inp / max(‖inp‖, eps); norms (B) cached.
+    /// out (B, C) = inp / max(‖inp‖, eps); norms (B) cached. out may be inp (in place).
     public static func forward(out: UnsafeMutablePointer<Float>, norms: UnsafeMutablePointer<Float>,
                                inp: UnsafePointer<Float>, B: Int, C: Int) {
         for b in 0..<B {

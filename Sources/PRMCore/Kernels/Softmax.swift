@@ -26,8 +26,7 @@ public enum Softmax {
     /// In place: softmax over the first `valid` entries of a row, zeros for the rest (masked keys).
     @inline(__always)
     static func normalizeRow(_ row: UnsafeMutablePointer<Float>, valid: Int, width: Int) {
-        var maxValue = -Float.infinity
-        for j in 0..<valid { maxValue = Swift.max(maxValue, row[j]) }
+        let maxValue = maximum(row, valid)
         for j in 0..<valid { row[j] = VectorMath.exp(row[j] - maxValue) }
         let inverse = 1 / sum(row, valid)
         for j in 0..<valid { row[j] *= inverse }

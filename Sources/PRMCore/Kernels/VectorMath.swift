@@ -66,6 +66,27 @@ func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     return total
 }
 
+/// The largest of `count` floats (−∞ for none), 16 lanes at a time: `replace(with:where:)` on
+/// a comparison lowers to one vmaxps, where a scalar `max` loop stays scalar (its NaN rules
+/// forbid reordering) and `pointwiseMax` lowers lane by lane.
+@inline(__always)
+func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+    var lanes = Vec(repeating: -.infinity)
+    var i = 0
+    while i + 16 <= count {
+        let v = x.vec(i)
+        lanes.replace(with: v, where: v .> lanes)
+        i += 16
+    }
+    var result = -Float.infinity
+    for lane in 0..<16 where lanes[lane] > result { result = lanes[lane] }
+    while i < count {
+        if x[i] > result { result = x[i] }
+        i += 1
+    }
+    return result
+}
+
 /// 16 floats (AVX-512 width; split on narrower machines). Plain arithmetic and squareRoot on it
 /// lower to vector instructions; see VectorMath for what does not.
 public typealias Vec = SIMD16<Float>

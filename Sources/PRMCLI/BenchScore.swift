@@ -1,0 +1,231 @@
+import Foundation
+import PRMCore
+import PRMModel
+
+/// `prm bench score`: scoring-path throughput and latency of the sentence embedder's inference
+/// pass from token ids, with sgemm on MiniLM's shapes for every backend measured in the same run,
+/// and the process's peak resident memory per case. `--dump-inputs` writes every case's token ids
+/// so a peer (bench/ort_peer.py, ONNX Runtime) runs exactly the same inputs.
+enum BenchScore {
+    struct GemmResult: Codable {
+        var backend: String
+        var shape: String
+        var m: Int, n: Int, k: Int
+        var gflops: Double
+    }
+
+    struct CaseResult: Codable {
+        var name: String
+        var backend: String
+        var sequences: Int
+        var tokens: Int
+        /// Packed batches the case ran as.
+        var batches: Int
+        /// Best wall time over the repeats.
+        var seconds: Double
+        var sequencesPerSecond: Double
+        var tokensPerSecond: Double
+        var gflops: Double
+        /// gflops over the best sgemm rate of the same backend in this run.
+        var fractionOfPeak: Double
+        /// The process's resident high-water mark during the case (reset before it).
+        var peakRSSMB: Double
+
+        enum CodingKeys: String, CodingKey {
+            case name = "case", backend, sequences, tokens, batches, seconds, sequencesPerSecond = "seq_per_s"
+            case tokensPerSecond = "tokens_per_s", gflops, fractionOfPeak = "fraction_of_peak", peakRSSMB = "peak_rss_mb"
+        }
+    }
+
+    struct Tokenization: Codable {
+        var texts: Int
+        var tokens: Int
+        var seconds: Double
+        var textsPerSecond: Double
+
+        enum CodingKeys: String, CodingKey { case texts, tokens, seconds, textsPerSecond = "texts_per_s" }
+    }
+
+    struct Report: Codable {
+        var date: String
+        var machine: String
+        /// The backend selected for the run (`--backend`, PRM_BACKEND, default).
+        var backend: String
+        var threads: Int
+        var tokenBudget: Int
+        var repeats: Int
+        var sgemm: [GemmResult]
+        var tokenize: Tokenization
+        var cases: [CaseResult]
+        var command: String
+
+        enum CodingKeys: String, CodingKey {
+            case date, machine, backend, threads, tokenBudget = "token_budget", repeats, sgemm, tokenize, cases, command
+        }
+    }
+
+    /// One case: its sequences of token ids and how they are batched.
+    struct Case {
+        enum Batching {
+            /// Consecutive sequences, as they arrive, packed up to the token budget.
+            case arrival
+            /// The embedder's own strategy: length-sorted, packed up to the token budget.
+            case sorted
+        }
+
+        let name: String
+        let sequences: [[Int32]]
+        let batching: Batching
+    }
+
+    static let replies = 512
+    static let maxTokens = 128
+    static let tokenBudget = 8192
+
+    static func run(model folder: URL, data: URL, repeats: Int, allBackends: Bool, dumpInputs: URL?, output: URL?) throws -> Report {
+        let backends = allBackends ? Compute.Backend.allCases : [Compute.backend]
+        let model = try Backbones.load(folder: folder)
+        guard let bert = model.backbone as? BertModel else { throw CLIError("bench score expects a BERT-family encoder") }
+        let embedder = SentenceEmbedder(model: model, maxTokens: maxTokens, tokensPerBatch: tokenBudget)
+
+        let texts = try distinctReplies(data: data, count: replies)
+        var tokenizeSeconds = Double.infinity
+        var real: [[Int32]] = []
+        for _ in 0..<max(repeats, 1) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            real = embedder.tokenize(texts)
+            tokenizeSeconds = min(tokenizeSeconds, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let tokenization = Tokenization(texts: texts.count, tokens: real.reduce(0) { $0 + $1.count }, seconds: tokenizeSeconds,
+                                        textsPerSecond: Double(texts.count) / tokenizeSeconds)
+        // Smallest batch first: buffers an earlier case grew are never larger than the current one's.
+        let cases = [
+            Case(name: "latency-1x128", sequences: uniform(texts, count: 1, length: 128, embedder: embedder), batching: .sorted),
+            Case(name: "uniform-64x64", sequences: uniform(texts, count: 64, length: 64, embedder: embedder), batching: .sorted),
+            Case(name: "uniform-32x128", sequences: uniform(texts, count: 32, length: 128, embedder: embedder), batching: .sorted),
+            Case(name: "real-\(replies)-arrival", sequences: real, batching: .arrival),
+            Case(name: "real-\(replies)-sorted", sequences: real, batching: .sorted),
+        ]
+        if let dumpInputs { try writeInputs(cases, to: dumpInputs) }
+
+        let (C, I) = (bert.config.hiddenSize, bert.config.intermediateSize)
+        let shapes = [("ffn-in 4096×1536×384", 4096, I, C), ("ffn-out 4096×384×1536", 4096, C, I),
+                      ("qkv 4096×1152×384", 4096, 3 * C, C), ("one reply 30×1536×384", 30, I, C)]
+        let progress = ProgressBar(total: backends.count * (shapes.count + cases.count), label: "bench score", unit: "case")
+        var sgemm: [GemmResult] = []
+        for backend in backends {
+            for (name, m, n, k) in shapes {
+                let gflops = Compute.with(backend: backend) { BenchKernels.measureGemm(m: m, n: n, k: k, repeats: repeats) }
+                sgemm.append(GemmResult(backend: backend.rawValue, shape: name, m: m, n: n, k: k, gflops: gflops))
+                progress.advance(extra: String(format: "%@ %@: %.0f GFLOP/s", backend.rawValue, name, gflops))
+            }
+        }
+
+        var results: [CaseResult] = []
+        for scoringCase in cases {
+            let groups = batches(scoringCase, embedder: embedder)
+            let flops = scoringCase.sequences.reduce(0.0) { $0 + BenchKernels.encoderFlops(tokens: $1.count, config: bert.config) }
+            let tokens = scoringCase.sequences.reduce(0) { $0 + $1.count }
+            for backend in backends {
+                let peak = sgemm.filter { $0.backend == backend.rawValue }.map(\.gflops).max() ?? 1
+                try ResidentMemory.resetPeak()
+                let seconds = Compute.with(backend: backend) {
+                    BenchKernels.measure(repeats: repeats) {
+                        for group in groups { _ = embedder.encode(group) }
+                    }
+                }
+                let gflops = flops / seconds / 1e9
+                results.append(CaseResult(name: scoringCase.name, backend: backend.rawValue, sequences: scoringCase.sequences.count,
+                                          tokens: tokens, batches: groups.count, seconds: seconds,
+                                          sequencesPerSecond: Double(scoringCase.sequences.count) / seconds,
+                                          tokensPerSecond: Double(tokens) / seconds, gflops: gflops, fractionOfPeak: gflops / peak,
+                                          peakRSSMB: try ResidentMemory.peakMegabytes()))
+                progress.advance(extra: String(format: "%@ %@: %.1f seq/s", backend.rawValue, scoringCase.name,
+                                               Double(scoringCase.sequences.count) / seconds))
+            }
+        }
+        progress.finish()
+        let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
+                            backend: Compute.backend.rawValue, threads: Compute.threads, tokenBudget: tokenBudget, repeats: repeats,
+                            sgemm: sgemm, tokenize: tokenization, cases: results,
+                            command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))
+        if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
+        return report
+    }
+
+    /// The case's packed batches, each at most the token budget.
+    static func batches(_ scoringCase: Case, embedder: SentenceEmbedder) -> [[[Int32]]] {
+        let lengths = scoringCase.sequences.map(\.count)
+        let groups: [[Int]]
+        switch scoringCase.batching {
+        case .sorted:
+            groups = PackedBatch.lengthGroups(lengths, tokensPerBatch: embedder.tokensPerBatch)
+        case .arrival:
+            var all: [[Int]] = [], current: [Int] = [], tokens = 0
+            for (index, length) in lengths.enumerated() {
+                if !current.isEmpty && tokens + length > embedder.tokensPerBatch {
+                    all.append(current)
+                    current = []
+                    tokens = 0
+                }
+                current.append(index)
+                tokens += length
+            }
+            if !current.isEmpty { all.append(current) }
+            groups = all
+        }
+        return groups.map { $0.map { scoringCase.sequences[$0] } }
+    }
+
+    /// The first `count` distinct `chosen`/`rejected` strings of a preference file, in file order.
+    static func distinctReplies(data url: URL, count: Int) throws -> [String] {
+        var seen = Set<String>(), replies: [String] = []
+        for (_, value) in try JSONLines.values(try InputFiles.read(url.path), name: url.path) {
+            guard let row = value.object else { continue }
+            for key in ["chosen", "rejected"] {
+                if let text = row[key]?.string, replies.count < count, seen.insert(text).inserted { replies.append(text) }
+            }
+        }
+        guard replies.count == count else { throw CLIError("\(url.path): need \(count) distinct replies, found \(replies.count)") }
+        return replies
+    }
+
+    /// `count` sequences of exactly `length` tokens built from real replies: each reply's tokens
+    /// repeated until long enough, cut to `length` with the model's special tokens included.
+    static func uniform(_ texts: [String], count: Int, length: Int, embedder: SentenceEmbedder) -> [[Int32]] {
+        let tokenizer = embedder.model.tokenizer
+        let room = length - tokenizer.specialTokensPerSequence
+        return tokenizer.encodeBatch(Array(texts.prefix(count)), addSpecialTokens: false).map { ids in
+            var repeated = ids
+            while repeated.count < room && !ids.isEmpty { repeated += ids }
+            return tokenizer.addingSpecialTokens(Array(repeated.prefix(room))).map(Int32.init)
+        }
+    }
+
+    /// {"case name": [[ids…], …]} for every case.
+    static func writeInputs(_ cases: [Case], to url: URL) throws {
+        var inputs: [String: [[Int32]]] = [:]
+        for scoringCase in cases { inputs[scoringCase.name] = scoringCase.sequences }
+        try AtomicFile.writeJSON(inputs, to: url)
+    }
+
+    static func markdown(_ r: Report) -> String {
+        var lines = ["# prm bench score", "", "\(r.machine); \(r.threads) threads; backend \(r.backend); \(r.date)", "",
+                     "Command: `\(r.command)`", "", "| backend | sgemm shape (M×N×K) | GFLOP/s |", "|---|---|---:|"]
+        for g in r.sgemm { lines.append("| \(g.backend) | \(g.shape) | \(String(format: "%.1f", g.gflops)) |") }
+        lines += ["", String(format: "Tokenization (not in the timings below): %d texts, %d tokens in %.1f ms (%.0f texts/s).",
+                             r.tokenize.texts, r.tokenize.tokens, r.tokenize.seconds * 1000, r.tokenize.textsPerSecond), "",
+                  "| case | backend | seqs | tokens | batches | ms | seq/s | tokens/s | GFLOP/s | of peak | peak RSS MB |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for c in r.cases {
+            lines.append("| \(c.name) | \(c.backend) | \(c.sequences) | \(c.tokens) | \(c.batches) | "
+                         + String(format: "%.1f | %.1f | %.0f | %.1f | %.0f%% | %.0f |", c.seconds * 1000, c.sequencesPerSecond,
+                                  c.tokensPerSecond, c.gflops, 100 * c.fractionOfPeak, c.peakRSSMB))
+        }
+        lines += ["", "Timings are from token ids through the embedder's inference pass (embeddings, encoder, mean pooling,",
+                  "L2 normalisation), best of \(r.repeats), \(r.tokenBudget)-token packed batches (no padding). 'arrival' packs",
+                  "replies in the order they come, 'sorted' is the embedder's length-sorted grouping. 'of peak' divides by the",
+                  "best sgemm rate of the same backend above. Peak RSS is the whole process (weights included) during the case."]
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
