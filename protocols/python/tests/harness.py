@@ -380,7 +380,8 @@ class Pool:
         self.heartbeat_ms = heartbeat_ms
         self.liveness = liveness
         self.proxy_args = [*proxy_args, "--heartbeat-ms", str(heartbeat_ms), "--liveness", str(liveness)]
-        self.worker_args = [*worker_args, "--heartbeat-ms", str(heartbeat_ms), "--liveness", str(liveness)]
+        # One compute thread per worker, as PROTOCOL.md advises for several workers on one host.
+        self.worker_args = [*worker_args, "--heartbeat-ms", str(heartbeat_ms), "--liveness", str(liveness), "--threads", "1"]
         self.secure = secure
         self.proxy = Proxy(log_dir, self.proxy_args, secure=secure)
         self.proxies = [self.proxy]
