@@ -142,7 +142,7 @@ def test_fuzz_through_the_proxy(start_pool: Callable[..., Pool], schemas: Schema
                                 references: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     pool = start_pool(2, worker_args=["--cache-entries", "256"])
     mutator = Mutator(SEED)
-    context = zmq.Context.instance()
+    context: zmq.Context[Any] = zmq.Context.instance()
     sockets: list[zmq.Socket[bytes]] = []
     poller = zmq.Poller()
     for _ in range(SOCKETS):
@@ -194,8 +194,8 @@ def test_fuzz_through_the_proxy(start_pool: Callable[..., Pool], schemas: Schema
     state = pool.call("metrics")
     assert state["pool"]["workers"] == 2 and state["pool"]["lost"] == 0, state["pool"]
     # The workers still compute correctly.
-    request, reference = references[0]
+    good, reference = references[0]
     with Wire(pool.endpoint, schemas) as wire:
-        after = wire.call({"v": 1, "id": "after", "op": "rank", **request})
+        after = wire.call({"v": 1, "id": "after", "op": "rank", **good})
     assert after.ok, after.body
     assert_close(after.body["scores"], reference["scores"], 1e-5, "scores after the fuzz")

@@ -43,7 +43,7 @@ def wait_handled(status: Callable[[], dict[str, Any]], total: int, timeout: floa
 
 
 def check_bounded(process: PrmProcess, endpoint: str, status: Callable[[], dict[str, Any]], schemas: Schemas) -> None:
-    context = zmq.Context.instance()
+    context: zmq.Context[Any] = zmq.Context.instance()
     slow: zmq.Socket[bytes] = context.socket(zmq.DEALER)
     # Hold as little as possible on the client's side, so that the server's side fills.
     slow.setsockopt(zmq.RCVHWM, 1)
