@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import zmq
 
-from harness import Pool, Schemas, assert_close, parse_reply
+from harness import Pool, Schemas, Wire, assert_close, parse_reply
 from prm_client import Client, PrmError
 
 #: Server and in-process scores may come from differently packed batches.
@@ -332,3 +332,17 @@ def test_a_draining_worker_finishes_its_work_and_gets_no_more(start_pool: Callab
     assert state["pool"]["workers"] == 1 and state["pool"]["draining"] == 0, state["pool"]
     assert state["pool"]["lost"] == 0 and state["pool"]["resent"] == 0, state["pool"]
     assert sum(state["errors"].values()) == 0, state["errors"]
+
+
+def test_a_draining_proxy_without_workers_refuses_what_waits_and_exits(start_pool: Callable[..., Pool], schemas: Schemas) -> None:
+    # Found when a test run was killed: its workers left, and the SIGTERMed proxy waited for ever
+    # for a worker to answer the requests still queued.
+    pool = start_pool(0)
+    request = {"v": 1, "id": "waits", "op": "rank", "prompt": "Human: hi\n\nAssistant:", "candidates": ["Hello."]}
+    with Wire(pool.endpoint, schemas) as wire:
+        wire.send([b"", json.dumps(request).encode()])
+        pool.wait_for(lambda state: state["waiting"] == 1, "the request waiting for a worker")
+        pool.proxy.signal(signal.SIGTERM)
+        reply = parse_reply(wire.receive(10), schemas, "rank")
+    assert reply.code == "shutting_down" and reply.body["id"] == "waits", reply.body
+    assert pool.proxy.wait(10) == 0, pool.proxy.log()
