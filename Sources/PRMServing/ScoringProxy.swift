@@ -316,6 +316,16 @@ public final class ScoringProxy: @unchecked Sendable {
                  op: request.op, route: request.route, front: front)
             return true
         }
+        // Draining with no worker left to take them, waiting requests would keep the proxy from
+        // ever exiting: they are refused as new work is (shutting_down, a transient code).
+        if draining, alive.isEmpty, !waiting.isEmpty {
+            for token in waiting {
+                guard let request = pending.removeValue(forKey: token) else { continue }
+                fail(WireError(.shuttingDown, "the proxy is shutting down and no worker is left to take this request; not computed", id: request.id),
+                     op: request.op, route: request.route, front: front)
+            }
+            waiting = []
+        }
         dispatch(now: now, back: back)
     }
 

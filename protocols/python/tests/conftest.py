@@ -15,12 +15,15 @@ import pytest
 
 import sys
 
-from harness import DATA, PRM, REPO, SMALL_LIMITS, Schemas, Server, Wire, load_dialogues
+from harness import DATA, PRM, REPO, SMALL_LIMITS, Pool, Schemas, Secure, Server, Wire, load_dialogues, prm_score
 
 # The package under test is the source tree next to the tests, not whatever copy is installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from prm_client import Client  # noqa: E402
+
+#: Distinct requests of the ``references`` fixture.
+REFERENCE_REQUESTS = 96
 
 #: The training run every test shares: a linear-head P-RM (so the server's h cache is in play),
 #: 64 comparisons, one epoch, a 64-token window: about ten seconds on two cores.
@@ -57,8 +60,8 @@ def start_server(checkpoint: Path, work_dir: Path) -> Iterator[Callable[..., Ser
     is stopped with SIGTERM and must exit 0."""
     servers: list[Server] = []
 
-    def start(*args: str, port: int | None = None) -> Server:
-        server = Server(checkpoint, work_dir, args, port=port)
+    def start(*args: str, port: int | None = None, secure: Secure | None = None) -> Server:
+        server = Server(checkpoint, work_dir, args, port=port, secure=secure)
         servers.append(server)
         return server.start()
 
@@ -69,6 +72,23 @@ def start_server(checkpoint: Path, work_dir: Path) -> Iterator[Callable[..., Ser
             status = server.stop()
             if status != 0:
                 failures.append(f"{server.endpoint} {server.args} exited {status}:\n{server.log()}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture
+def start_pool(checkpoint: Path, work_dir: Path, schemas: Schemas) -> Iterator[Callable[..., Pool]]:
+    """Starts ``prm proxy`` with ``workers`` workers (``prm serve --connect``) and waits until all
+    are in its pool; at the end of the test every process still running is stopped with SIGTERM
+    (after SIGCONT) and must exit 0."""
+    pools: list[Pool] = []
+
+    def start(workers: int = 2, **options: Any) -> Pool:
+        pool = Pool(checkpoint, work_dir, schemas, **options)
+        pools.append(pool)
+        return pool.start(workers)
+
+    yield start
+    failures = [failure for pool in pools for failure in pool.close()]
     assert not failures, "\n".join(failures)
 
 
@@ -108,3 +128,15 @@ def user_ids(checkpoint: Path) -> list[str]:
     """The checkpoint's known users, in index order."""
     table = json.loads((checkpoint / "users.json").read_text(encoding="utf-8"))
     return sorted(table, key=table.__getitem__)
+
+
+@pytest.fixture(scope="session")
+def references(checkpoint: Path, work_dir: Path, dialogues: list[dict[str, Any]],
+               user_ids: list[str]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Rank requests (real prompts cut to the window, known users and strangers) with the scores
+    in-process ``prm score`` gives them: the reference for scores that come through a proxy."""
+    requests: list[dict[str, Any]] = []
+    for number, row in enumerate(dialogues[64:64 + REFERENCE_REQUESTS]):
+        user = user_ids[number % len(user_ids)] if number % 8 else f"stranger-{number}"
+        requests.append({"user_id": user, "prompt": row["prompt"], "candidates": [row["chosen"], row["rejected"]]})
+    return list(zip(requests, prm_score(checkpoint, requests, work_dir)))

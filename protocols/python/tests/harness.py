@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,38 @@ SMALL_LIMITS = {"max_candidates": 8, "max_message_bytes": 8192, "max_request_tok
 #: Seconds a test waits for one reply before it fails (generous: CI machines are shared).
 REPLY_TIMEOUT = 60.0
 
+#: Heartbeats of the proxy tests: short, so that a dead worker is noticed within a second.
+HEARTBEAT_MS = 200.0
+LIVENESS = 3
+
+#: Makes a socket a CURVE client before it connects (``prm_client.CurveKeys.apply``), for the
+#: harness's own sockets on a server or proxy that requires CURVE.
+Secure = Callable[["zmq.Socket[bytes]"], None]
+
+
+#: Ports already handed out by ``free_port`` in this session (a restarted process reuses its own).
+_handed_out: set[int] = set()
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's ephemeral
+    range: a port from ``bind(0)`` lies inside that range, where any outgoing connection (a
+    reconnecting worker or client) may take it as its source port before the test's process
+    binds it ("Address already in use")."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="ascii").split()[0])
+    chooser = random.SystemRandom()
+    for _ in range(200):
+        port = chooser.randrange(max(1024, low - 16384), low)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    pytest.fail(f"no free TCP port below the ephemeral range (which starts at {low})")
 
 
 class Schemas:
@@ -143,10 +170,13 @@ def op_of(body: bytes | Mapping[str, Any]) -> str | None:
 class Wire:
     """A raw socket (DEALER by default) on a server; every reply is parsed and schema-checked."""
 
-    def __init__(self, endpoint: str, schemas: Schemas, kind: int = zmq.DEALER, context: zmq.Context[Any] | None = None) -> None:
+    def __init__(self, endpoint: str, schemas: Schemas, kind: int = zmq.DEALER, context: zmq.Context[Any] | None = None,
+                 secure: Secure | None = None) -> None:
         self.schemas = schemas
         self.socket: zmq.Socket[bytes] = (context or zmq.Context.instance()).socket(kind)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if secure is not None:
+            secure(self.socket)
         self.socket.connect(endpoint)
 
     def close(self) -> None:
@@ -183,47 +213,64 @@ def encode(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-class Server:
-    """A ``prm serve`` process on a free loopback port; its output goes to a log file."""
+def await_answer(endpoint: str, process: subprocess.Popen[bytes], what: str, log: Callable[[], str],
+                 timeout: float, secure: Secure | None = None) -> None:
+    """Waits until ``endpoint`` answers a ``health`` request; fails the test if the process exits
+    or stays silent for ``timeout`` seconds."""
+    probe: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+    probe.setsockopt(zmq.LINGER, 0)
+    if secure is not None:
+        secure(probe)
+    probe.connect(endpoint)
+    deadline = time.monotonic() + timeout
+    try:
+        # Sent once: ZeroMQ holds it until the process binds, so no duplicate is ever answered.
+        probe.send_multipart([b"", b'{"v":1,"id":"ready?","op":"health"}'])
+        while time.monotonic() < deadline:
+            if probe.poll(250, zmq.POLLIN):
+                probe.recv_multipart()
+                return
+            if process.poll() is not None:
+                pytest.fail(f"{what} exited with {process.returncode} before answering:\n{log()}")
+    finally:
+        probe.close(linger=0)
+    process.kill()
+    process.wait()
+    pytest.fail(f"{what} did not answer health within {timeout} s:\n{log()}")
 
-    def __init__(self, model: Path, log_dir: Path, args: Iterable[str] = (), port: int | None = None) -> None:
-        self.model = model
-        self.log_dir = log_dir
-        self.args = list(args)
-        self.port = port if port is not None else free_port()
-        self.endpoint = f"tcp://127.0.0.1:{self.port}"
-        self.log_path = log_dir / f"serve-{self.port}-{time.monotonic_ns()}.log"
+
+class PrmProcess:
+    """A ``prm`` subprocess whose output goes to a log file."""
+
+    #: The subcommand, for file names and messages.
+    role = "prm"
+
+    def __init__(self, log_dir: Path, label: str) -> None:
+        self.log_path = log_dir / f"{self.role}-{label}-{time.monotonic_ns()}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, ready_timeout: float = 120.0) -> Server:
-        """Starts the process and waits until it answers ``health``; fails the test otherwise."""
+    def launch(self, arguments: Sequence[str]) -> subprocess.Popen[bytes]:
         if not PRM.is_file():
             pytest.fail(f"{PRM} is missing: build it with `swift build -c release` (scripts/setup.sh does)")
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [str(PRM), "serve", "--model", str(self.model), "--bind", self.endpoint, *self.args],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        context = zmq.Context.instance()
-        probe = context.socket(zmq.DEALER)
-        probe.setsockopt(zmq.LINGER, 0)
-        probe.connect(self.endpoint)
-        deadline = time.monotonic() + ready_timeout
-        try:
-            # Sent once: ZeroMQ holds it until the server binds, so no duplicate is ever answered.
-            probe.send_multipart([b"", b'{"v":1,"id":"ready?","op":"health"}'])
-            while time.monotonic() < deadline:
-                if probe.poll(250, zmq.POLLIN):
-                    probe.recv_multipart()
-                    return self
-                if self.process.poll() is not None:
-                    pytest.fail(f"prm serve exited with {self.process.returncode} before answering:\n{self.log()}")
-        finally:
-            probe.close(linger=0)
-        self.kill()
-        pytest.fail(f"prm serve did not answer health within {ready_timeout} s:\n{self.log()}")
+            self.process = subprocess.Popen([str(PRM), self.role, *arguments], stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL)
+        return self.process
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+
+    def full_log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def signal(self, number: int = signal.SIGTERM) -> None:
         assert self.process is not None
@@ -236,12 +283,13 @@ class Server:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            pytest.fail(f"prm serve still running {timeout} s after the signal:\n{self.log()}")
+            pytest.fail(f"prm {self.role} still running {timeout} s after the signal:\n{self.log()}")
 
     def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM, then the exit status."""
+        """SIGTERM (after SIGCONT, in case a test stopped it), then the exit status."""
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
+        self.signal(signal.SIGCONT)
         self.signal(signal.SIGTERM)
         return self.wait(timeout)
 
@@ -249,6 +297,154 @@ class Server:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    def rss_bytes(self) -> int:
+        """Resident memory now, from /proc/PID/status (VmRSS)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmRSS:"):
+                value, unit = line.split()[1:3]
+                assert unit == "kB", line
+                return int(value) * 1024
+        pytest.fail(f"/proc/{self.pid}/status has no VmRSS line")
+
+
+class Server(PrmProcess):
+    """A ``prm serve`` process on a free loopback port."""
+
+    role = "serve"
+
+    def __init__(self, model: Path, log_dir: Path, args: Iterable[str] = (), port: int | None = None,
+                 secure: Secure | None = None) -> None:
+        self.model = model
+        self.args = list(args)
+        self.secure = secure
+        self.port = port if port is not None else free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        super().__init__(log_dir, str(self.port))
+
+    def start(self, ready_timeout: float = 120.0) -> Server:
+        """Starts the process and waits until it answers ``health``; fails the test otherwise."""
+        process = self.launch(["--model", str(self.model), "--bind", self.endpoint, *self.args])
+        await_answer(self.endpoint, process, "prm serve", self.log, ready_timeout, self.secure)
+        return self
+
+
+class Proxy(PrmProcess):
+    """A ``prm proxy`` process: clients on ``endpoint`` (front), workers on ``back``."""
+
+    role = "proxy"
+
+    def __init__(self, log_dir: Path, args: Iterable[str] = (), front_port: int | None = None,
+                 back_port: int | None = None, secure: Secure | None = None) -> None:
+        self.args = list(args)
+        self.secure = secure
+        self.front_port = front_port if front_port is not None else free_port()
+        self.back_port = back_port if back_port is not None else free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.front_port}"
+        self.back = f"tcp://127.0.0.1:{self.back_port}"
+        super().__init__(log_dir, str(self.front_port))
+
+    def start(self, ready_timeout: float = 60.0) -> Proxy:
+        process = self.launch(["--front", self.endpoint, "--back", self.back, *self.args])
+        await_answer(self.endpoint, process, "prm proxy", self.log, ready_timeout, self.secure)
+        return self
+
+
+class Worker(PrmProcess):
+    """A ``prm serve --connect`` worker of a proxy. It binds nothing: whether it joined shows in
+    the proxy's pool (``Pool.wait_for``)."""
+
+    role = "serve"
+
+    def __init__(self, model: Path, log_dir: Path, back: str, args: Iterable[str] = ()) -> None:
+        self.model = model
+        self.back = back
+        self.args = list(args)
+        super().__init__(log_dir, "worker")
+
+    def start(self) -> Worker:
+        self.launch(["--model", str(self.model), "--connect", self.back, *self.args])
+        return self
+
+
+class Pool:
+    """A proxy and its workers, all with the same heartbeat, torn down together."""
+
+    def __init__(self, model: Path, log_dir: Path, schemas: Schemas, heartbeat_ms: float = HEARTBEAT_MS,
+                 liveness: int = LIVENESS, proxy_args: Iterable[str] = (), worker_args: Iterable[str] = (),
+                 secure: Secure | None = None) -> None:
+        """``secure``: the CURVE keys of the harness's own requests to a proxy that requires them."""
+        self.model = model
+        self.log_dir = log_dir
+        self.schemas = schemas
+        self.heartbeat_ms = heartbeat_ms
+        self.liveness = liveness
+        self.proxy_args = [*proxy_args, "--heartbeat-ms", str(heartbeat_ms), "--liveness", str(liveness)]
+        # One compute thread per worker, as PROTOCOL.md advises for several workers on one host.
+        self.worker_args = [*worker_args, "--heartbeat-ms", str(heartbeat_ms), "--liveness", str(liveness), "--threads", "1"]
+        self.secure = secure
+        self.proxy = Proxy(log_dir, self.proxy_args, secure=secure)
+        self.proxies = [self.proxy]
+        self.workers: list[Worker] = []
+
+    @property
+    def endpoint(self) -> str:
+        return self.proxy.endpoint
+
+    @property
+    def expiry(self) -> float:
+        """Seconds of silence after which either side takes the other for dead."""
+        return self.heartbeat_ms * self.liveness / 1000
+
+    def start(self, workers: int) -> Pool:
+        self.proxy.start()
+        for _ in range(workers):
+            self.add_worker()
+        self.wait_for(lambda pool: pool["workers"] == workers, f"{workers} workers in the pool")
+        return self
+
+    def add_worker(self, args: Iterable[str] = ()) -> Worker:
+        worker = Worker(self.model, self.log_dir, self.proxy.back, [*self.worker_args, *args]).start()
+        self.workers.append(worker)
+        return worker
+
+    def restart_proxy(self) -> Proxy:
+        """A new proxy process on the same ports (the old one must have exited)."""
+        assert not self.proxy.running
+        self.proxy = Proxy(self.log_dir, self.proxy_args, self.proxy.front_port, self.proxy.back_port, self.secure).start()
+        self.proxies.append(self.proxy)
+        return self.proxy
+
+    def call(self, op: str) -> dict[str, Any]:
+        """``health``, ``info`` or ``metrics`` through the proxy, schema-checked."""
+        with Wire(self.endpoint, self.schemas, secure=self.secure) as wire:
+            return wire.call({"v": 1, "id": op, "op": op}, timeout=10).body
+
+    def wait_for(self, condition: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Polls ``health`` until ``condition(pool)`` holds; returns that ``pool``, or fails the test."""
+        deadline = time.monotonic() + timeout
+        pool: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            pool = self.call("health")["pool"]
+            if condition(pool):
+                return pool
+            for worker in self.workers:  # a worker that fails to start would be waited for in vain
+                status = worker.process.poll() if worker.process is not None else None
+                if status not in (None, 0, -signal.SIGKILL):
+                    pytest.fail(f"a worker exited with {status}:\n{worker.log()}")
+            time.sleep(0.02)
+        logs = "\n".join(f"--- worker {n}:\n{w.log()}" for n, w in enumerate(self.workers))
+        pytest.fail(f"not {what} within {timeout} s; pool {pool}\n--- proxy:\n{self.proxy.log()}\n{logs}")
+
+    def close(self) -> list[str]:
+        """Stops every process still running (workers first); returns the unclean exits."""
+        failures = []
+        for process in [*self.workers, *self.proxies]:
+            if process.running:
+                status = process.stop()
+                if status != 0:
+                    failures.append(f"prm {process.role} {process.log_path.name} exited {status}:\n{process.log()}")
+        return failures
 
 
 def prm_score(model: Path, requests: Sequence[Mapping[str, Any]], work_dir: Path) -> list[dict[str, Any]]:

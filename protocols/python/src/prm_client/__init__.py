@@ -13,6 +13,7 @@ The protocol is described in protocols/PROTOCOL.md of the prm repository.
 
 from .best_of_n import BestOfN, BestOfNResult
 from .client import DEFAULT_ENDPOINT, Client, ItemLike
+from .curve import CurveKeys, read_key
 from .errors import PrmClientError, PrmError, PrmProtocolError, PrmTimeoutError
 from .messages import Health, Info, Limits, Metrics, ModelInfo, RankRequest, RankResult, ScoreItem, ScoreResult, Timing
 from .protocol import PROTOCOL_VERSION, TRANSIENT_CODES, ErrorCode
@@ -26,6 +27,7 @@ __all__ = [
     "BestOfN",
     "BestOfNResult",
     "Client",
+    "CurveKeys",
     "ErrorCode",
     "Health",
     "Info",
@@ -42,4 +44,5 @@ __all__ = [
     "ScoreItem",
     "ScoreResult",
     "Timing",
+    "read_key",
 ]

@@ -14,6 +14,7 @@ from typing import Any, Union, cast
 import zmq
 
 from . import protocol, rewards
+from .curve import CurveKeys
 from .errors import PrmError, PrmProtocolError, PrmTimeoutError
 from .messages import Health, Info, Metrics, RankRequest, RankResult, ScoreItem, ScoreResult, Timing
 
@@ -45,6 +46,11 @@ class Client:
     reply that is not valid v1 raises :class:`PrmProtocolError`. A call that raises abandons its
     other requests; the socket is replaced so their replies cannot reach a later call.
 
+    **Authentication.** A server or proxy run with ``--curve-secret-key`` and ``--allow-keys``
+    admits only CURVE clients whose public key it allows: pass ``curve=CurveKeys.from_files(
+    "server.pub", "me.key")``. A refused client gets no reply (the handshake fails), so its calls
+    end in :class:`PrmTimeoutError`.
+
     **Threads.** A ZeroMQ socket must not be used by two threads at once: use one ``Client`` per
     thread (they may share the ZeroMQ context). For concurrency within one thread, use
     :meth:`rank_many` or a long :meth:`score` call: they pipeline.
@@ -63,6 +69,7 @@ class Client:
         *,
         max_in_flight: int = 64,
         context: zmq.Context[Any] | None = None,
+        curve: CurveKeys | None = None,
     ) -> None:
         """
         Args:
@@ -74,6 +81,8 @@ class Client:
             max_in_flight: requests a pipelined call keeps outstanding at once (keep it below the
                 server's ``max_queued_requests`` to avoid ``overloaded`` replies).
             context: the ZeroMQ context to open sockets in (default: the process-wide one).
+            curve: CURVE keys (the server's public key and this client's pair) for a server that
+                requires them; ``None`` for a plain connection.
         """
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds; got {timeout!r}")
@@ -85,6 +94,7 @@ class Client:
         self.timeout = timeout
         self.retries = retries
         self.max_in_flight = max_in_flight
+        self.curve = curve
         #: How many times a silent server made this client replace its socket.
         self.reconnects = 0
         self._context: zmq.Context[Any] = context if context is not None else zmq.Context.instance()
@@ -227,6 +237,8 @@ class Client:
         if self._socket is None:
             socket = self._context.socket(zmq.DEALER)
             socket.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.curve.apply(socket)
             socket.connect(self.endpoint)
             self._socket = socket
         return self._socket
