@@ -38,7 +38,7 @@ public final class SFTTrainer {
     public var progress: ProgressBar?
     private let probs = GrowableBuffer(), dlogits = GrowableBuffer()
 
-    public var stepsPerEpoch: Int { (train.count + settings.batchSize - 1) / settings.batchSize }
+    public var stepsPerEpoch: Int { EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed).stepsPerEpoch }
     public var totalSteps: Int { stepsPerEpoch * settings.epochs }
 
     public init(policy: Policy, settings: SFTSettings, train: [PolicySequence], dev: [PolicySequence] = []) throws {
@@ -73,27 +73,17 @@ public final class SFTTrainer {
         }
     }
 
-    /// The dialogue order of an epoch: a fixed function of seed and epoch, so a resumed run sees
-    /// exactly the batches an uninterrupted one would.
-    func order(epoch: Int) -> [Int] {
-        var rng = RandomSource(seed: settings.seed &+ 0x9E37 &* UInt64(epoch + 1))
-        return Array(train.indices).shuffled(using: &rng)
-    }
-
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
     /// calling `checkpoint` at each epoch end.
     public func run(untilStep: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
         let end = min(untilStep ?? totalSteps, totalSteps)
         let start = Date()
         var tokens = 0, window = (loss: 0.0, count: 0)
-        var epochOrder: (epoch: Int, order: [Int])? = nil
+        var batches = EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed)
         policy.parameters.zeroGrad()
         while optimizer.step < end {
             let step = optimizer.step
-            let epoch = step / stepsPerEpoch
-            if epochOrder?.epoch != epoch { epochOrder = (epoch, order(epoch: epoch)) }
-            let offset = (step % stepsPerEpoch) * settings.batchSize
-            let batch = epochOrder!.order[offset..<min(offset + settings.batchSize, train.count)].map { train[$0] }
+            let batch = batches.indices(step: step).map { train[$0] }
             // Masks are a function of (seed, step): a resumed run draws the same ones.
             policy.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000
             let loss = crossEntropyStep(batch)

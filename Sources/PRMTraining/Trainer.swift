@@ -91,7 +91,7 @@ public final class Trainer {
     public var onLog: ((TrainingLogEntry) -> Void)?
     public var progress: ProgressBar?
 
-    public var stepsPerEpoch: Int { (train.count + settings.batchSize - 1) / settings.batchSize }
+    public var stepsPerEpoch: Int { EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed).stepsPerEpoch }
     public var totalSteps: Int { stepsPerEpoch * settings.epochs }
     /// Updates skipped because the loss or the gradient norm was not finite.
     public private(set) var skippedUpdates = 0
@@ -131,27 +131,17 @@ public final class Trainer {
         optimizer.weightDecay = settings.weightDecay
     }
 
-    /// The comparison order of an epoch: a fixed function of seed and epoch, so a resumed run
-    /// sees exactly the batches an uninterrupted one would.
-    func order(epoch: Int) -> [Int] {
-        var rng = RandomSource(seed: settings.seed &+ 0x9E37 &* UInt64(epoch + 1))
-        return Array(train.indices).shuffled(using: &rng)
-    }
-
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
     /// calling `checkpoint` at each epoch end.
     public func run(untilStep: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
         let end = min(untilStep ?? totalSteps, totalSteps)
         let start = Date()
         var tokens = 0, window = (loss: Float(0), correct: 0, count: 0)
-        var epochOrder: (epoch: Int, order: [Int])? = nil
+        var batches = EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed)
         model.parameters.zeroGrad()
         while optimizer.step < end {
             let step = optimizer.step
-            let epoch = step / stepsPerEpoch
-            if epochOrder?.epoch != epoch { epochOrder = (epoch, order(epoch: epoch)) }
-            let offset = (step % stepsPerEpoch) * settings.batchSize
-            let indices = Array(epochOrder!.order[offset..<min(offset + settings.batchSize, train.count)])
+            let indices = batches.indices(step: step)
             let result = accumulateGradients(indices.map { train[$0] }, step: step)
             let stepLoss = result.loss
             window.loss += result.loss
