@@ -34,7 +34,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The float64 references and their plumbing live with the tests; the peer reuses them.
 sys.path.insert(0, os.path.join(REPO, "Tests", "Reference"))
-from reference_common import fail, load_json, load_weights  # noqa: E402
+from reference_common import fail, jsonl_rows, load_json, load_weights  # noqa: E402
 
 DEFAULT_MODEL = os.path.join("models", "all-MiniLM-L6-v2")
 DEFAULT_DATA = os.path.join("data", "lengthpref", "train.jsonl")
@@ -270,25 +270,16 @@ def real_replies(data_paths, count=None):
     files, in file order."""
     seen, replies = set(), []
     for data_path in data_paths:
-        if not os.path.isfile(data_path):
-            fail(f"data not found: {data_path}")
-        with open(data_path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    fail(f"{data_path}:{number}: not valid JSON: {e}")
-                for key in ("chosen", "rejected"):
-                    text = row.get(key) if isinstance(row, dict) else None
-                    if not isinstance(text, str):
-                        fail(f"{data_path}:{number}: field '{key}' missing or not a string")
-                    if text not in seen:
-                        seen.add(text)
-                        replies.append(text)
-                        if len(replies) == count:
-                            return replies
+        for number, row in jsonl_rows(data_path, "data"):
+            for key in ("chosen", "rejected"):
+                text = row.get(key) if isinstance(row, dict) else None
+                if not isinstance(text, str):
+                    fail(f"{data_path}:{number}: field '{key}' missing or not a string")
+                if text not in seen:
+                    seen.add(text)
+                    replies.append(text)
+                    if len(replies) == count:
+                        return replies
     if count is not None:
         fail(f"{', '.join(data_paths)}: only {len(replies)} distinct replies, {count} needed")
     return replies
@@ -664,20 +655,11 @@ def command_export(args):
 
 def read_texts(path):
     """Texts of a JSONL file of {"text": ...} objects, as `prm embed --input` reads them."""
-    if not os.path.isfile(path):
-        fail(f"input not found: {path}")
     texts = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                fail(f"{path}:{number}: not valid JSON: {e}")
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                fail(f"{path}:{number}: expected an object with a string field 'text'")
-            texts.append(row["text"])
+    for number, row in jsonl_rows(path, "input"):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            fail(f"{path}:{number}: expected an object with a string field 'text'")
+        texts.append(row["text"])
     return texts
 
 

@@ -187,6 +187,11 @@ struct MetricsSnapshot: Sendable {
             let rendered = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ",") + "}"
             out += "\(name)\(rendered) \(Self.format(value))\n"
         }
+        /// A family with one unlabelled sample.
+        func single(_ name: String, _ type: String, _ help: String, _ value: Double) {
+            family(name, type, help)
+            sample(name, [], value)
+        }
         family("prm_requests_total", "counter", "Requests answered, by operation and result code (ok or the error code).")
         for (op, codes) in outcomes.counts.sorted(by: { $0.key < $1.key }) {
             for (code, n) in codes.sorted(by: { $0.key < $1.key }) { sample("prm_requests_total", [("op", op), ("code", code)], Double(n)) }
@@ -202,37 +207,24 @@ struct MetricsSnapshot: Sendable {
             sample("prm_request_duration_seconds_sum", [("stage", name)], stage.histogram.sum)
             sample("prm_request_duration_seconds_count", [("stage", name)], Double(stage.histogram.count))
         }
-        family("prm_queue_depth", "gauge", "Requests waiting for computation (a proxy: for a worker).")
-        sample("prm_queue_depth", [], Double(queueDepth))
-        family("prm_queue_capacity", "gauge", "Requests that may wait before new ones are refused as overloaded.")
-        sample("prm_queue_capacity", [], Double(queueCapacity))
-        family("prm_batches_total", "counter", "Compute batches run.")
-        sample("prm_batches_total", [], Double(stats.batches))
-        family("prm_batch_requests_total", "counter", "Requests computed in batches.")
-        sample("prm_batch_requests_total", [], Double(stats.batchRequests))
-        family("prm_batch_tokens_total", "counter", "Tokens computed in batches.")
-        sample("prm_batch_tokens_total", [], Double(stats.batchTokens))
-        family("prm_cache_hits_total", "counter", "Hidden states found in the cache.")
-        sample("prm_cache_hits_total", [], Double(stats.cacheHits))
-        family("prm_cache_misses_total", "counter", "Hidden states computed because the cache lacked them.")
-        sample("prm_cache_misses_total", [], Double(stats.cacheMisses))
-        family("prm_cache_entries", "gauge", "Hidden states held in the cache.")
-        sample("prm_cache_entries", [], Double(stats.cachedStates))
-        family("prm_replies_dropped_total", "counter", "Replies ZeroMQ could not deliver (client gone or not reading).")
-        sample("prm_replies_dropped_total", [], Double(repliesDropped))
-        family("prm_uptime_seconds", "gauge", "Seconds since the process started serving.")
-        sample("prm_uptime_seconds", [], uptime)
+        single("prm_queue_depth", "gauge", "Requests waiting for computation (a proxy: for a worker).", Double(queueDepth))
+        single("prm_queue_capacity", "gauge", "Requests that may wait before new ones are refused as overloaded.", Double(queueCapacity))
+        single("prm_batches_total", "counter", "Compute batches run.", Double(stats.batches))
+        single("prm_batch_requests_total", "counter", "Requests computed in batches.", Double(stats.batchRequests))
+        single("prm_batch_tokens_total", "counter", "Tokens computed in batches.", Double(stats.batchTokens))
+        single("prm_cache_hits_total", "counter", "Hidden states found in the cache.", Double(stats.cacheHits))
+        single("prm_cache_misses_total", "counter", "Hidden states computed because the cache lacked them.", Double(stats.cacheMisses))
+        single("prm_cache_entries", "gauge", "Hidden states held in the cache.", Double(stats.cachedStates))
+        single("prm_replies_dropped_total", "counter", "Replies ZeroMQ could not deliver (client gone or not reading).", Double(repliesDropped))
+        single("prm_uptime_seconds", "gauge", "Seconds since the process started serving.", uptime)
         if let pool {
             family("prm_workers", "gauge", "Workers in the proxy's pool by state.")
             sample("prm_workers", [("state", "alive")], Double(pool.workers))
             sample("prm_workers", [("state", "busy")], Double(pool.busy))
             sample("prm_workers", [("state", "draining")], Double(pool.draining))
-            family("prm_worker_losses_total", "counter", "Workers dropped for silence or an unreachable connection.")
-            sample("prm_worker_losses_total", [], Double(pool.lost))
-            family("prm_resends_total", "counter", "Requests sent to another worker after theirs died.")
-            sample("prm_resends_total", [], Double(pool.resent))
-            family("prm_in_flight", "gauge", "Requests held by workers.")
-            sample("prm_in_flight", [], Double(pool.inFlight))
+            single("prm_worker_losses_total", "counter", "Workers dropped for silence or an unreachable connection.", Double(pool.lost))
+            single("prm_resends_total", "counter", "Requests sent to another worker after theirs died.", Double(pool.resent))
+            single("prm_in_flight", "gauge", "Requests held by workers.", Double(pool.inFlight))
         }
         return out
     }

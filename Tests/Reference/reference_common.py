@@ -25,6 +25,21 @@ def load_json(path, what):
         fail(f"{what} {path} is not valid JSON: {e}")
 
 
+def jsonl_rows(path, what):
+    """(line number, parsed value) for each non-blank line of a JSONL file; a bad line exits
+    naming the file and line."""
+    if not os.path.isfile(path):
+        fail(f"{what} not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as e:
+                fail(f"{path}:{number}: not valid JSON: {e}")
+
+
 def load_weights(model_dir, prefix):
     """A getter `get(name, shape)` over model.safetensors; keys may carry `prefix` (e.g. "bert.",
     "transformer.") or not, as Hugging Face's task heads store them."""
