@@ -43,16 +43,17 @@ let package = Package(
         // Backbones from Hugging Face folders, user models, aggregators, reward model, checkpoints.
         .target(name: "PRMModel", dependencies: ["PRMCore", "PRMTokenizers"], swiftSettings: optimised),
         // The one scoring path: tokenization, user resolution, windows, batching, the h cache.
-        .target(name: "PRMScoring", dependencies: ["PRMModel"], swiftSettings: optimised),
+        .target(name: "PRMScoring", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel"], swiftSettings: optimised),
         // The ZeroMQ scoring service: protocol v1, server, batching, Swift client.
-        .target(name: "PRMServing", dependencies: ["PRMScoring", "CZeroMQ"], swiftSettings: optimised),
+        .target(name: "PRMServing", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "CZeroMQ"], swiftSettings: optimised),
         // Data sets, trainer, evaluation.
-        .target(name: "PRMTraining", dependencies: ["PRMScoring"], swiftSettings: optimised),
+        .target(name: "PRMTraining", dependencies: ["PRMCore", "PRMModel", "PRMScoring"], swiftSettings: optimised),
         // The optional RL loop: a user-conditioned GPT-2 policy, SFT, sampling with the KV cache, PPO
-        // against the scoring path (in process) or a scoring service (the v1 score op).
-        .target(name: "PRMPolicy", dependencies: ["PRMServing", "PRMScoring", "PRMModel"], swiftSettings: optimised),
+        // against any RewardSource: the scoring path in process here, a scoring service (the v1
+        // score op) supplied by the CLI, so the policy library does not link libzmq.
+        .target(name: "PRMPolicy", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMScoring"], swiftSettings: optimised),
         // Argument parsing and the subcommands; `prm`'s main.swift stays thin.
-        .target(name: "PRMCLI", dependencies: ["PRMTraining", "PRMPolicy", "PRMServing", "PRMScoring", "PRMModel"], swiftSettings: optimised),
+        .target(name: "PRMCLI", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy"], swiftSettings: optimised),
         .executableTarget(name: "prm", dependencies: ["PRMCLI"], swiftSettings: optimised),
 
         // Shared by the test targets: locating the repository, the pretrained model, Python references,
@@ -60,11 +61,11 @@ let package = Package(
         .target(name: "PRMTestSupport", dependencies: ["PRMCore"], path: "Tests/PRMTestSupport"),
         .testTarget(name: "PRMCoreTests", dependencies: ["PRMCore", "PRMTestSupport"]),
         .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
-        .testTarget(name: "PRMModelTests", dependencies: ["PRMModel", "PRMTestSupport"]),
-        .testTarget(name: "PRMScoringTests", dependencies: ["PRMScoring", "PRMTestSupport"]),
-        .testTarget(name: "PRMServingTests", dependencies: ["PRMServing", "PRMScoring", "PRMTestSupport"]),
-        .testTarget(name: "PRMTrainingTests", dependencies: ["PRMTraining", "PRMScoring", "PRMTestSupport"]),
-        .testTarget(name: "PRMPolicyTests", dependencies: ["PRMPolicy", "PRMServing", "PRMScoring", "PRMTestSupport"]),
-        .testTarget(name: "PRMCLITests", dependencies: ["PRMCLI", "PRMServing", "PRMScoring", "PRMTestSupport"]),
+        .testTarget(name: "PRMModelTests", dependencies: ["PRMCore", "PRMModel", "PRMTestSupport"]),
+        .testTarget(name: "PRMScoringTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTestSupport"]),
+        .testTarget(name: "PRMServingTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTestSupport"]),
+        .testTarget(name: "PRMTrainingTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTraining", "PRMTestSupport"]),
+        .testTarget(name: "PRMPolicyTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMScoring", "PRMPolicy", "PRMTestSupport"]),
+        .testTarget(name: "PRMCLITests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy", "PRMCLI", "PRMTestSupport"]),
     ]
 )

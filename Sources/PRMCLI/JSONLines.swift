@@ -10,10 +10,8 @@ enum JSONLines {
         return lines.values
     }
 
-    /// One line's value, nil for a blank line (streamed input reads a line at a time).
-    static func value<Bytes: Collection<UInt8>>(_ raw: Bytes, name: String, line: Int) throws -> JSONValue? {
-        let bytes = Array(raw)
-        if bytes.allSatisfy(JSONByte.isJSONWhitespace) { return nil }
+    /// One non-blank line's value (streamed input reads a line at a time).
+    static func value(_ bytes: [UInt8], name: String, line: Int) throws -> JSONValue {
         do { return try JSONReader.parse(bytes) } catch { throw CLIError("\(name):\(line): \(error)") }
     }
 

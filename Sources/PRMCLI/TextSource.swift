@@ -41,13 +41,11 @@ final class TextSource {
             nextArgument = end
         case .jsonl(let reader, let field):
             while texts.count < count, let raw = try reader.next() {
-                guard let value = try JSONLines.value(raw, name: reader.name, line: reader.lineNumber) else { continue }
+                let value = try JSONLines.value(raw, name: reader.name, line: reader.lineNumber)
                 texts.append(try JSONLines.text(value, name: reader.name, line: reader.lineNumber, field: field))
             }
         case .lines(let reader):
-            while texts.count < count, var raw = try reader.next() {
-                if raw.last == UInt8(ascii: "\r") { raw = raw.dropLast() }
-                guard !raw.isEmpty else { continue }
+            while texts.count < count, let raw = try reader.next() {
                 guard let text = String(validating: raw, as: UTF8.self) else {
                     throw CLIError("\(reader.name):\(reader.lineNumber): invalid UTF-8")
                 }

@@ -119,6 +119,20 @@ final class EmbedCommandTests: XCTestCase {
         assertFailed(result, command: "embed", mentioning: ["\(input.path):3:", "invalid JSON"])
     }
 
+    /// `--input` goes through the same line splitter as training data: a byte-order mark, CRLF line
+    /// ends and blank lines are not texts, and an error still names the file's own line number.
+    func testInputWithByteOrderMarkCRLFAndBlankLines() throws {
+        let model = try TestSupport.miniLMDirectory().path
+        let folder = try scratchFolder()
+        let input = folder.appendingPathComponent("windows.jsonl")
+        try Data([0xEF, 0xBB, 0xBF] + Array("{\"text\": \"one\"}\r\n\r\n  \r\n\"two\"\r\n".utf8)).write(to: input)
+        let result = PRM.run("embed", "--model", model, "--input", input.path, "--max-tokens", "16")
+        assertSucceeded(result)
+        XCTAssertEqual(try JSONL.decodeLines(EmbeddingLine.self, result).map(\.text), ["one", "two"])
+        try Data([0xEF, 0xBB, 0xBF] + Array("\"one\"\r\n\r\n{\"text\": 3}\r\n".utf8)).write(to: input)
+        assertFailed(PRM.run("embed", "--model", model, "--input", input.path), command: "embed", mentioning: ["\(input.path):3:", "'text'"])
+    }
+
     func testMissingFieldNamesFileLineAndField() throws {
         let folder = try scratchFolder()
         let input = folder.appendingPathComponent("fields.jsonl")

@@ -61,7 +61,11 @@ final class JSONTests: XCTestCase {
 
     func testNestingDeeperThanTheLimitIsRefused() throws {
         XCTAssertNoThrow(try parse(String(repeating: "[", count: 64) + String(repeating: "]", count: 64)))
-        assertSyntaxError(String(repeating: "[", count: 66) + String(repeating: "]", count: 66), at: 65, "nested deeper than 64")
+        XCTAssertNoThrow(try parse(String(repeating: "[", count: 64) + "1" + String(repeating: "]", count: 64)))
+        XCTAssertNoThrow(try parse(String(repeating: #"{"a":"#, count: 64) + "1" + String(repeating: "}", count: 64)))
+        // The 65th level is the first one refused, arrays and objects alike.
+        assertSyntaxError(String(repeating: "[", count: 65) + String(repeating: "]", count: 65), at: 64, "nested deeper than 64")
+        assertSyntaxError(String(repeating: #"{"a":"#, count: 65) + "1" + String(repeating: "}", count: 65), at: 64 * 5, "nested deeper than 64")
         // Far beyond any stack: refused, not a crash.
         let deep = String(repeating: "[", count: 1_000_000)
         XCTAssertThrowsError(try parse(deep, maxDepth: 512))

@@ -111,8 +111,11 @@ public struct JSONReader {
     /// Reads one value at the cursor. Without `build` it validates and steps over the value,
     /// returning an empty placeholder of the right kind (nothing is allocated for skipped text).
     private mutating func value(depth: Int, build: Bool) throws(JSONSyntaxError) -> JSONValue {
-        guard depth <= maxDepth else { throw fail("nested deeper than \(maxDepth) levels") }
         guard i < bytes.count else { throw expected("a value") }
+        // A container read at `depth` is nesting level depth + 1: the (maxDepth + 1)-th level is refused.
+        if bytes[i] == JSONByte.openBrace || bytes[i] == JSONByte.openBracket, depth >= maxDepth {
+            throw fail("nested deeper than \(maxDepth) levels")
+        }
         switch bytes[i] {
         case JSONByte.quote:
             return .string(try string(decode: build))

@@ -77,6 +77,7 @@ CASES = [
     Case("minus-infinity", raw(GOOD_TEXT[:-1] + ',"top_k":-Infinity}'), ("bad_json",), EITHER),
     Case("duplicate-key", b'{"v":1,"id":41,"op":"health","op":"rank"}', ("bad_json",), EITHER),
     Case("duplicate-key-nested", raw(encode(GOOD_SCORE).decode().replace('"response":', '"prompt":"again","response":')), ("bad_json",), EITHER),
+    Case("nesting-65", nested(64), ("bad_json",), EITHER),        # the request object is level 1
     Case("nesting-200", nested(200), ("bad_json",), EITHER),
     Case("nesting-200-objects", raw(GOOD_TEXT[:-1] + ',"extra":' + '{"a":' * 200 + "1" + "}" * 200 + "}"), ("bad_json",), EITHER),
     Case("nesting-100000", nested(100_000), ("bad_json",), EITHER),
@@ -171,9 +172,10 @@ def test_malformed_request_then_good_request(wire: Wire, case: Case) -> None:
     raw("\n\t " + GOOD_TEXT + " \r\n"),                             # whitespace around the document
     raw(GOOD_TEXT[:-1] + ',"client":"v9","extra":{"a":[1,2,{"b":null}]}}'),  # members not listed are ignored
     nested(10),                                                     # moderate nesting is fine
+    nested(63),                                                     # 64 levels: the deepest allowed
     changed(user_id=None, user_info=None),                          # null means absent
     changed(deadline_ms=60_000.5),
-], ids=["whitespace", "unknown-members", "nesting-10", "nulls", "fractional-deadline"])
+], ids=["whitespace", "unknown-members", "nesting-10", "nesting-64", "nulls", "fractional-deadline"])
 def test_lenient_where_the_protocol_allows(wire: Wire, body: bytes) -> None:
     reply = wire.call(body)
     assert reply.ok and reply.body["id"] == 41, reply.body

@@ -5,10 +5,11 @@ import PRMModel
 import PRMScoring
 import PRMServing
 import PRMTestSupport
-@testable import PRMPolicy
+import PRMPolicy
+@testable import PRMCLI
 
 /// PPO's rewards through a real server on a real socket equal the in-process scores.
-final class RewardSourceTests: XCTestCase {
+final class ServerRewardsTests: XCTestCase {
     func testServerRewardsEqualInProcessScores() throws {
         let folder = try TinyBackbones.bert()
         let users = UserTable(ids: ["ann", "bob"])
