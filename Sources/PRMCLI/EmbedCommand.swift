@@ -46,20 +46,17 @@ enum EmbedCommand: Subcommand {
         }
         let embedder = SentenceEmbedder(model: model, maxTokens: maxTokens, tokensPerBatch: batchTokens)
         let progress = ProgressBar(total: source.knownCount, label: "embed", unit: "text")
-        var line = ""
         var written = 0
         while case let texts = try source.next(window), !texts.isEmpty {
             for (text, vector) in zip(texts, embedder.embed(texts, progress: progress)) {
-                // {"embedding": [...], "text": ...}: JSONSerialization's sorted-key layout, written directly.
-                line.removeAll(keepingCapacity: true)
-                line += "{\"embedding\":"
-                do { try JSONText.appendArray(vector, to: &line) } catch {
-                    throw CLIError("text \(written + 1): the embedding is not finite (\(error))")
-                }
-                line += ",\"text\":"
-                JSONText.appendString(text, to: &line)
-                line += "}\n"
-                out.write(line)
+                // JSON has no number for NaN: a non-finite vector is an error, not a line of nulls.
+                guard vector.allSatisfy(\.isFinite) else { throw CLIError("text \(written + 1): the embedding is not finite") }
+                var line = JSONWriter(capacity: 16 * vector.count + text.utf8.count + 32)
+                line.beginObject()
+                line.key("embedding"); line.numbers(vector)
+                line.key("text"); line.string(text)
+                line.endObject()
+                out.write(line.text + "\n")
                 written += 1
             }
         }

@@ -155,39 +155,39 @@ public final class SafetensorsFile: Sendable {
         guard String(validating: headerBytes, as: UTF8.self) != nil else {
             throw fail(.headerNotUTF8, "the \(headerLength)-byte header is not valid UTF-8")
         }
-        // Foundation's decoder reports no position, so the message quotes the header's start
-        // instead (enough to recognise a file of some other format). It is also a little more
-        // lenient than serde_json (it accepts a trailing comma); nothing unsafe gets through.
-        let document: SafetensorsHeaderDocument
+        // prm's one strict JSON reader (as strict as the reference crate's serde_json: no trailing
+        // commas, no duplicate keys); the message quotes the header's start so a file of some
+        // other format is recognisable.
+        let document: JSONObject
         do {
-            document = try JSONDecoder().decode(SafetensorsHeaderDocument.self, from: headerBytes)
-        } catch {
-            // The document decodes any JSON object, so either this is not JSON or not an object.
-            if let json = try? JSONDecoder().decode(SafetensorsJSON.self, from: headerBytes) {
-                throw fail(.headerNotJSONObject, "the header is \(json.typeName), not a JSON object")
+            let value = try JSONReader.parse(headerBytes)
+            guard let object = value.object else {
+                throw fail(.headerNotJSONObject, "the header is \(value.kind.withArticle), not a JSON object")
             }
+            document = object
+        } catch let error as JSONParseError {
             let start = String(decoding: headerBytes.prefix(40), as: UTF8.self)
-            throw fail(.headerNotJSONObject, "the header is not valid JSON (it starts \(start.debugDescription))")
+            throw fail(.headerNotJSONObject, "the header is not valid JSON (it starts \(start.debugDescription)): \(error)")
         }
 
         var metadata: [String: String] = [:]
-        switch document.metadata {
+        switch document["__metadata__"] {
         case nil, .null?:
             break
         case .object(let entries)?:
-            for (key, value) in entries {
+            for (key, value) in entries.members {
                 guard case .string(let text) = value else {
-                    throw fail(.invalidMetadata, "__metadata__[\"\(key)\"] is \(value.typeName), not a string")
+                    throw fail(.invalidMetadata, "__metadata__[\"\(key)\"] is \(value.kind.withArticle), not a string")
                 }
                 metadata[key] = text
             }
         case let other?:
-            throw fail(.invalidMetadata, "__metadata__ is \(other.typeName), not an object of strings")
+            throw fail(.invalidMetadata, "__metadata__ is \(other.kind.withArticle), not an object of strings")
         }
 
         var infos: [String: SafetensorsTensorInfo] = [:]
         // In name order, so that of several broken entries the same one is always reported.
-        for (name, entry) in document.entries.sorted(by: { $0.key < $1.key }) {
+        for (name, entry) in document.members.filter({ $0.key != "__metadata__" }).sorted(by: { $0.key < $1.key }) {
             infos[name] = try parseEntry(entry, name: name, bufferLength: bufferLength, fail: fail)
         }
         try checkLayout(infos, bufferLength: bufferLength, fail: fail)
@@ -195,31 +195,24 @@ public final class SafetensorsFile: Sendable {
     }
 
     private static func parseEntry(
-        _ entry: SafetensorsHeaderEntry, name: String, bufferLength: Int,
+        _ entry: JSONValue, name: String, bufferLength: Int,
         fail: Failure
     ) throws -> SafetensorsTensorInfo {
-        if let other = entry.nonObject {
-            throw fail(.invalidEntry, name, "the entry is \(other.typeName), not an object with dtype, shape and data_offsets")
+        guard let fields = entry.object else {
+            throw fail(.invalidEntry, name, "the entry is \(entry.kind.withArticle), not an object with dtype, shape and data_offsets")
         }
-
-        let dtypeName: String
-        switch entry.dtype {
-        case .absent: throw fail(.invalidEntry, name, "the entry has no \"dtype\"")
-        case .invalid(let value): throw fail(.invalidEntry, name, "\"dtype\" must be a string, got \(value)")
-        case .value(let value): dtypeName = value
+        guard let dtypeValue = fields["dtype"] else { throw fail(.invalidEntry, name, "the entry has no \"dtype\"") }
+        guard let dtypeName = dtypeValue.string else {
+            throw fail(.invalidEntry, name, "\"dtype\" must be a string, got \(safetensorsQuote(dtypeValue))")
         }
-        let shape: [Int]
-        switch entry.shape {
-        case .absent: throw fail(.invalidEntry, name, "the entry has no \"shape\"")
-        case .invalid(let value): throw fail(.invalidEntry, name, "\"shape\" must be an array of integers, got \(value)")
-        case .value(let value): shape = value
+        guard let shapeValue = fields["shape"] else { throw fail(.invalidEntry, name, "the entry has no \"shape\"") }
+        guard let shape = integers(shapeValue) else {
+            throw fail(.invalidEntry, name, "\"shape\" must be an array of integers, got \(safetensorsQuote(shapeValue))")
         }
-        let offsets: [Int]
-        switch entry.dataOffsets {
-        case .absent: throw fail(.invalidEntry, name, "the entry has no \"data_offsets\"")
-        case .invalid(let value):
-            throw fail(.invalidOffsets, name, "data_offsets must be two ascending non-negative integers [begin, end], got \(value)")
-        case .value(let value): offsets = value
+        guard let offsetsValue = fields["data_offsets"] else { throw fail(.invalidEntry, name, "the entry has no \"data_offsets\"") }
+        guard let offsets = integers(offsetsValue) else {
+            throw fail(.invalidOffsets, name,
+                       "data_offsets must be two ascending non-negative integers [begin, end], got \(safetensorsQuote(offsetsValue))")
         }
 
         guard let dtype = SafetensorsDType(rawValue: dtypeName) else {
@@ -255,6 +248,19 @@ public final class SafetensorsFile: Sendable {
                        "data_offsets \(safetensorsList(offsets)) hold \(byteRange.count) bytes, but shape \(safetensorsList(shape)) of \(dtype.rawValue) needs \(expectedBytes)")
         }
         return SafetensorsTensorInfo(dtype: dtype, shape: shape, byteRange: byteRange, elementCount: elementCount)
+    }
+
+    /// An array of integers spelt as integers (`2`, not `2.0` or `true`), as the reference crate's
+    /// `usize` fields require; nil for anything else.
+    private static func integers(_ value: JSONValue) -> [Int]? {
+        guard let elements = value.array else { return nil }
+        var result: [Int] = []
+        result.reserveCapacity(elements.count)
+        for element in elements {
+            guard let text = element.number?.text, let integer = Int(text) else { return nil }
+            result.append(integer)
+        }
+        return result
     }
 
     /// Tensors may not share bytes, and, as in the reference crate (`Metadata::validate`),

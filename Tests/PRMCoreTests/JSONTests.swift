@@ -98,6 +98,24 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(foundation?["text"] as? String, "quote \" backslash \\ newline \n tab \t bell \u{7} é 😀")
     }
 
+    /// Every control character is escaped (none stays raw) and every string reads back through
+    /// Foundation's parser as it was written.
+    func testWriterStringsRoundTripWithEveryEscape() throws {
+        let controls = String(String.UnicodeScalarView((0..<0x20).compactMap(Unicode.Scalar.init)))
+        let texts = ["", "plain", "quote \" and backslash \\ and slash /", "Human: hi\n\nAssistant:\tok\r\n", controls,
+                     "Café déjà vu — 東京 🙂", "\u{7F}\u{2028}\u{2029}"]
+        for text in texts {
+            var w = JSONWriter()
+            w.string(text)
+            let parsed = try JSONSerialization.jsonObject(with: Data(w.bytes), options: [.fragmentsAllowed]) as? String
+            XCTAssertEqual(parsed, text, w.text)
+            XCTAssertFalse(w.bytes.dropFirst().dropLast().contains { $0 < 0x20 }, "raw control character in \(w.text.debugDescription)")
+        }
+        var w = JSONWriter()
+        w.string("a\u{01}b\"")
+        XCTAssertEqual(w.text, #""a\u0001b\"""#)
+    }
+
     func testShortestFloatsRoundTripExactly() throws {
         var rng = RandomSource(seed: 3)
         for _ in 0..<10_000 {

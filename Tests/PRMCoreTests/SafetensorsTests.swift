@@ -256,7 +256,9 @@ final class SafetensorsTests: XCTestCase {
         assertThrows(.headerNotUTF8, url: notUTF8, mentions: ["UTF-8"]) { _ = try SafetensorsFile(contentsOf: notUTF8) }
 
         for (header, mention) in [("[1, 2]", "an array, not a JSON object"), ("\"text\"", "a string"),
-                                  ("{\"a\": ", #"not valid JSON (it starts "{\"a\": ")"#), ("", "not valid JSON")] {
+                                  ("{\"a\": ", #"not valid JSON (it starts "{\"a\": ")"#), ("", "not valid JSON"),
+                                  // As strict as the reference crate's serde_json: no trailing comma, no duplicate key.
+                                  (#"{"__metadata__": {},}"#, "not valid JSON"), (#"{"a": {}, "a": {}}"#, "duplicate key 'a'")] {
             let url = try rawFile(directory, header: header)
             assertThrows(.headerNotJSONObject, url: url, mentions: [mention]) { _ = try SafetensorsFile(contentsOf: url) }
         }
