@@ -56,9 +56,3 @@ enum SignalPipe {
         _ = write(SignalPipe.writeEnd.load(ordering: .relaxed), &byte, 1)
     }
 }
-
-/// A failure of the service that is not a request's fault (start-up, sockets).
-public struct ServingError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}

@@ -161,8 +161,3 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
                           maxLength: maxLength)
     }
 }
-
-public struct TrainingError: Error, CustomStringConvertible, Sendable {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
