@@ -77,6 +77,7 @@ public final class PPOTrainer {
     public let reward: any RewardSource
     public private(set) var kl: KLController
     public let optimizer: AdamW
+    let update: GuardedUpdate
     public private(set) var iteration = 0
     public private(set) var log: [PPOLogEntry] = []
     public var onLog: ((PPOLogEntry) -> Void)?
@@ -117,6 +118,7 @@ public final class PPOTrainer {
         optimizer = AdamW(parameters: policy.parameters, groups: [.backbone: AdamW.GroupSettings(schedule: .constant(settings.learningRate)),
                                                                   .user: fast, .head: fast, .mixture: fast])
         optimizer.weightDecay = 0
+        update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr/--user-lr or check the reward model")
         var byUser: [String?: [PPOPrompt]] = [:]
         for prompt in prompts { byUser[prompt.userID, default: []].append(prompt) }
         promptsByUser = byUser.sorted { ($0.key ?? "") < ($1.key ?? "") }.map { ($0.key, $0.value) }
@@ -212,14 +214,14 @@ public final class PPOTrainer {
         var totals = (policy: 0.0, value: 0.0, clipped: 0.0, tokens: 0, norm: Float(0), steps: 0)
         var rng = RandomSource(seed: settings.seed &+ 0xA076_1D64 &* UInt64(index + 1))
         policy.parameters.zeroGrad()
-        for _ in 0..<settings.epochs {
+        for epoch in 0..<settings.epochs {
             let order = Array(samples.indices).shuffled(using: &rng)
             for first in stride(from: 0, to: order.count, by: settings.minibatch) {
                 let batch = order[first..<min(first + settings.minibatch, order.count)].map { samples[$0] }
                 let statistics = objective.evaluate(batch, backward: true)
                 guard statistics.tokens > 0 else { continue }
-                totals.norm += optimizer.clipGradients(maxNorm: settings.gradientClip)
-                optimizer.update()
+                let loss = Float(statistics.policyLoss + Double(settings.valueCoefficient) * statistics.valueLoss)
+                totals.norm += try update.apply(loss: loss, label: "iteration \(index + 1), epoch \(epoch + 1), minibatch \(first / settings.minibatch + 1)")
                 policy.parameters.zeroGrad()
                 let t = Double(statistics.tokens)
                 totals.policy += statistics.policyLoss * t

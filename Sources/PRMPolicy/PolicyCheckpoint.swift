@@ -17,6 +17,9 @@ public enum PolicyCheckpoint {
 
     public static func save(_ policy: Policy, users: UserTable, training: [String: Any] = [:],
                             metadata: [String: String] = [:], to directory: URL) throws {
+        if let bad = policy.parameters.firstNonFinite() {
+            throw PolicyError("parameter \(bad.name)[\(bad.index)] is \(bad.value); not writing a checkpoint with non-finite weights")
+        }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var config = policy.backbone.configObject
         config["architectures"] = ["GPT2LMHeadModel"]

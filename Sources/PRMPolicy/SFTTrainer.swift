@@ -31,6 +31,7 @@ public final class SFTTrainer {
     public let policy: Policy
     public let settings: SFTSettings
     public let optimizer: AdamW
+    let update: GuardedUpdate
     let train: [PolicySequence]
     let dev: [PolicySequence]
     public private(set) var log: [SFTLogEntry] = []
@@ -40,6 +41,8 @@ public final class SFTTrainer {
 
     public var stepsPerEpoch: Int { EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed).stepsPerEpoch }
     public var totalSteps: Int { stepsPerEpoch * settings.epochs }
+    /// Updates skipped because the loss or the gradient norm was not finite.
+    public var skippedUpdates: Int { update.skipped }
 
     public init(policy: Policy, settings: SFTSettings, train: [PolicySequence], dev: [PolicySequence] = []) throws {
         try settings.validate()
@@ -57,6 +60,7 @@ public final class SFTTrainer {
             ($0, AdamW.GroupSettings(schedule: schedule))
         }))
         optimizer.weightDecay = settings.weightDecay
+        update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr or check the data")
     }
 
     /// Dialogues as training sequences for `policy`: the generic user, the end of each dialogue
@@ -90,8 +94,7 @@ public final class SFTTrainer {
             window.loss += loss.sum
             window.count += loss.count
             tokens += policy.lastForwardTokens
-            let norm = optimizer.clipGradients(maxNorm: settings.gradientClip)
-            optimizer.update()
+            let norm = try update.apply(loss: Float(loss.sum), label: "step \(step + 1)")
             policy.parameters.zeroGrad()
             let done = optimizer.step
             let epochEnds = done % stepsPerEpoch == 0 || done == totalSteps

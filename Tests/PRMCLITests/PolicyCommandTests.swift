@@ -108,6 +108,35 @@ final class PolicyCommandTests: XCTestCase {
         assertSucceeded(PRM.run("generate", "--policy", out.path, "--prompt", "Hi", "--user", "user-4", "-n", "2", "--max-new-tokens", "6"))
     }
 
+    /// A rate that blows the policy up: like `prm train`, `prm sft` skips the non-finite steps,
+    /// stops after three in a row naming the cause, and writes no checkpoint.
+    func testDivergingSFTStopsWithoutACheckpoint() throws {
+        let out = try scratchFolder("prm-policy").appendingPathComponent("sft")
+        let result = PRM.run("sft", "--out", out.path, "--limit", "8", "--epochs", "1", "--batch-size", "2", "--layers", "1",
+                             "--heads", "2", "--embedding", "16", "--positions", "96", "--user-tokens", "2", "--lr", "1e30",
+                             "--log-every", "1", "--warmup", "0",
+                             "--data", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/train.jsonl").path,
+                             "--dev", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/dev.jsonl").path,
+                             "--tokenizer", TestSupport.repoRoot.appendingPathComponent("data/policy/tokenizer.json").path)
+        assertFailed(result, command: "sft", mentioning: ["3 updates in a row had a non-finite loss or gradient norm", "stopping", "--lr"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("model.safetensors").path),
+                       "a checkpoint was written for a diverged run")
+    }
+
+    /// The same guard in PPO's minibatch updates: a diverged policy is never saved.
+    func testDivergingPPOStopsWithoutACheckpoint() throws {
+        let policy = try tinyPolicy(), model = try tinyRewardModel()
+        let root = try scratchFolder()
+        let data = root.appendingPathComponent("prompts.jsonl"), out = root.appendingPathComponent("ppo")
+        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 3, seed: 9).comparisons, to: data)
+        let result = PRM.run("ppo", "--policy", policy.path, "--reward-model", model.path, "--data", data.path, "--out", out.path,
+                             "--iterations", "3", "--rollouts", "8", "--minibatch", "2", "--ppo-epochs", "2", "--max-new-tokens", "8",
+                             "--lr", "1e30", "--user-lr", "1e30", "--checkpoint-every", "1")
+        assertFailed(result, command: "ppo", mentioning: ["3 updates in a row had a non-finite loss or gradient norm", "stopping"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("model.safetensors").path),
+                       "a checkpoint was written for a diverged run")
+    }
+
     func testPPOErrors() throws {
         let policy = try tinyPolicy()
         let root = try scratchFolder()
