@@ -58,7 +58,7 @@ enum AdaptCommand: Subcommand {
             throw arguments.usageError("--out must be another folder than --model (the trained run stays as it was)")
         }
         let settings = try adaptSettings(arguments)
-        var (model, users, training) = try Checkpoint.load(modelDir)
+        var (model, users, training) = try ModelProbe.load(modelDir)
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
         let refitSeen = arguments.flag("refit-seen")
@@ -94,6 +94,9 @@ enum AdaptCommand: Subcommand {
         }
         if !added.isEmpty { Log.info(String(format: "fitted %d users in %.1f s", added.count, Date().timeIntervalSince(start))) }
         training["adapted"] = ((training["adapted"] as? [[String: Any]]) ?? []) + added
+        do { try ModelProbe.check(model, users: users) } catch let error as ModelError {
+            throw CLIError("not writing \(outDir.path): \(error)")
+        }
         try Checkpoint.save(model, users: users, training: training, to: outDir)
         Log.info("saved \(outDir.path) (\(users.count) users)")
         return 0

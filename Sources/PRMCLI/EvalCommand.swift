@@ -45,7 +45,7 @@ enum EvalCommand: Subcommand {
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         guard let batchSize = try arguments.int("batch-size") else { throw arguments.usageError("--batch-size has no value") }
         guard batchSize >= 1 else { throw arguments.usageError("--batch-size must be at least 1, got \(batchSize)") }
-        let (model, users, _) = try Checkpoint.load(URL(fileURLWithPath: try arguments.require("model")))
+        let (model, users, _) = try ModelProbe.load(URL(fileURLWithPath: try arguments.require("model")))
         let path = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }

@@ -14,7 +14,8 @@ enum ScoreCommand: Subcommand {
         lines are {"user_id", "prompt", "candidates": [...]} (optional "user_info"). Output is one \
         JSON object per request: {"known_user", "ranking": [{"index", "score", "text"}] best first, \
         "truncated": [indices cut to the model's window], "user_id"}. Unknown or missing users are \
-        scored as the generic user 0.
+        scored as the generic user 0. A --model checkpoint whose weights have diverged (a probe \
+        reply scores NaN or infinite) is refused.
 
         Example:
           prm score --model runs/prm --user worker-3 --prompt "Human: Any tips for sleeping?\\n\\nAssistant:" \\

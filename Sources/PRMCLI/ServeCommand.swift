@@ -19,7 +19,9 @@ enum ServeCommand: Subcommand {
         most --max-wait-ms for a batch to fill. With the linear-head aggregator the hidden state of \
         each text is cached (--cache-entries), so ranking the same candidates for another user costs \
         a dot product. SIGTERM or SIGINT: new work is refused (shutting_down), everything accepted \
-        is answered, then the server exits 0.
+        is answered, then the server exits 0. A checkpoint whose weights have diverged (a probe \
+        reply scores NaN or infinite) is refused at start; a request whose scores come out \
+        non-finite is answered with an internal error, never with null.
 
         Examples:
           prm serve --model runs/prm

@@ -20,7 +20,9 @@ enum TrainCommand: Subcommand {
 
         --out DIR receives a Hugging Face-style checkpoint (config.json, model.safetensors, tokenizer.json, \
         users.json), the optimizer state for --resume, and train_log.jsonl (one JSON object per logging step). \
-        Checkpoints are written at each epoch end.
+        Checkpoints are written at each epoch end, and only of a model that scores: finite weights, \
+        and a fixed set of probe replies scored finitely for the generic user and every user (a run \
+        that diverged exits 1 naming the score that was not finite, with no checkpoint written).
 
         After the last epoch (linear head, individual users) every seen user's vector is refitted \
         on their training comparisons with the backbone, the head and the generic user frozen: \

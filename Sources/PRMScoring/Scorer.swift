@@ -27,9 +27,10 @@ public final class Scorer {
         cache = cacheEntries > 0 ? HiddenStateCache(capacity: cacheEntries, width: model.backbone.hiddenSize) : nil
     }
 
-    /// A scorer for a checkpoint folder written by `prm train`.
+    /// A scorer for a checkpoint folder written by `prm train`; one that `ModelProbe` finds
+    /// cannot score (its scores would all be null) is refused, naming the folder.
     public convenience init(checkpoint: URL, tokensPerBatch: Int = 8192, cacheEntries: Int = 0) throws {
-        let (model, users, _) = try Checkpoint.load(checkpoint)
+        let (model, users, _) = try ModelProbe.load(checkpoint)
         self.init(model: model, users: users, tokensPerBatch: tokensPerBatch, cacheEntries: cacheEntries)
     }
 

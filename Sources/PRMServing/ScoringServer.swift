@@ -294,19 +294,27 @@ public final class ScoringServer: @unchecked Sendable {
         let computeMs = (end - start) * 1000
         var offset = 0
         var queueSamples: [Double] = [], totalSamples: [Double] = []
+        var codes: [ErrorCode?] = []  // per live job: nil, or the error its scores turned into
         for job in live {
             let range = offset..<(offset + job.items.count)
             offset += job.items.count
             let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: computeMs)
             let truncated = job.items.indices.filter { job.items[$0].truncated }
             let body: [UInt8]
-            switch job.request.body {
-            case .rank(_, _, _, _, let topK):
-                body = WireReply.rank(id: job.request.id, scores: Array(scores[range]), topK: topK,
-                                      knownUser: job.items.first?.knownUser ?? false, truncated: truncated, timing: timing)
-            default:
-                body = WireReply.score(id: job.request.id, scores: Array(scores[range]), knownUser: job.items.map(\.knownUser),
-                                       truncated: truncated, timing: timing)
+            do {
+                switch job.request.body {
+                case .rank(_, _, _, _, let topK):
+                    body = try WireReply.rank(id: job.request.id, scores: Array(scores[range]), topK: topK,
+                                              knownUser: job.items.first?.knownUser ?? false, truncated: truncated, timing: timing)
+                default:
+                    body = try WireReply.score(id: job.request.id, scores: Array(scores[range]), knownUser: job.items.map(\.knownUser),
+                                               truncated: truncated, timing: timing)
+                }
+                codes.append(nil)
+            } catch {
+                Log.error("\(job.request.operation.rawValue) request: \(error.message)")
+                body = WireReply.error(error)
+                codes.append(error.code)
             }
             messages.append(job.route + [body])
             queueSamples.append(timing.queueMs)
@@ -328,7 +336,7 @@ public final class ScoringServer: @unchecked Sendable {
             }
             for q in queueSamples { s.queue.record(q) }
             for t in totalSamples { s.total.record(t) }
-            for job in live { s.outcomes.add(op: job.request.operation, code: nil) }
+            for (job, code) in zip(live, codes) { s.outcomes.add(op: job.request.operation, code: code) }
             for job in expired { s.outcomes.add(op: job.request.operation, code: .deadlineExceeded) }
             (s.cacheHits, s.cacheMisses, s.cachedStates, s.cacheCapacity) = (statistics.cacheHits, statistics.cacheMisses, cached, capacity)
         }

@@ -19,7 +19,8 @@ enum WireReply {
         var computeMs: Double
     }
 
-    static func rank(id: JSONValue, scores: [Float], topK: Int?, knownUser: Bool, truncated: [Int], timing: Timing) -> [UInt8] {
+    static func rank(id: JSONValue, scores: [Float], topK: Int?, knownUser: Bool, truncated: [Int], timing: Timing) throws(WireError) -> [UInt8] {
+        try requireFinite(scores, id: id)
         // Best first; equal scores keep input order.
         let order = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
         var w = start(id: id, ok: true)
@@ -33,7 +34,8 @@ enum WireReply {
         return finish(&w)
     }
 
-    static func score(id: JSONValue, scores: [Float], knownUser: [Bool], truncated: [Int], timing: Timing) -> [UInt8] {
+    static func score(id: JSONValue, scores: [Float], knownUser: [Bool], truncated: [Int], timing: Timing) throws(WireError) -> [UInt8] {
+        try requireFinite(scores, id: id)
         var w = start(id: id, ok: true)
         w.key("scores"); w.numbers(scores)
         w.key("known_user"); w.beginArray()
@@ -42,6 +44,14 @@ enum WireReply {
         indices(&w, "truncated", truncated)
         self.timing(&w, timing)
         return finish(&w)
+    }
+
+    /// The schemas say a score is a number, and JSON has no NaN: a model that computed NaN or ∞
+    /// (diverged weights that passed the load-time probe, or an overflow on one text) gets the
+    /// request an `internal` error naming the item, never a reply with null where a number belongs.
+    private static func requireFinite(_ scores: [Float], id: JSONValue) throws(WireError) {
+        guard let bad = scores.firstIndex(where: { !$0.isFinite }) else { return }
+        throw WireError(.internal, "score \(bad + 1) of \(scores.count) is \(scores[bad]): the model computed a non-finite score", id: id)
     }
 
     /// A reply whose members `body` writes after the common ones.

@@ -1,6 +1,7 @@
 import Foundation
 import PRMCore
 import PRMModel
+import PRMScoring
 
 /// One logging step, written to the JSON log. Non-finite numbers are written as null (JSON has
 /// no NaN), so a diverging run still leaves its line in the log.
@@ -173,7 +174,7 @@ public final class Trainer {
             }
             progress?.advance(by: 1, extra: log.last.map { String(format: "loss %.3f acc %.3f %.0f tok/s", $0.loss, $0.accuracy, $0.tokensPerSecond) } ?? "")
             if epochEnds, let checkpoint {
-                try requireFiniteWeights()
+                try requireScoringModel()
                 try checkpoint(done)
             }
         }
@@ -199,7 +200,7 @@ public final class Trainer {
         let measured = log.last.flatMap { $0.step == totalSteps ? $0.devAccuracy : nil }
         let heldOutBefore = measured ?? evaluator?.accuracy(dev)
         var result = try UserAdapter(model: model, users: users, settings: adapt).refitSeenUsers(train)
-        try requireFiniteWeights()
+        try requireScoringModel()
         result.heldOutBefore = heldOutBefore
         result.heldOutAfter = evaluator?.accuracy(dev)
         refit = result
@@ -219,14 +220,11 @@ public final class Trainer {
         }
     }
 
-    /// Refuses to checkpoint weights that are NaN or infinite.
-    func requireFiniteWeights() throws {
-        let p = model.parameters
-        for entry in p.entries {
-            let v = p.values.data + entry.offset
-            if let bad = (0..<entry.count).first(where: { !v[$0].isFinite }) {
-                throw TrainingError("parameter \(entry.name)[\(bad)] is \(v[bad]); not writing a checkpoint with non-finite weights")
-            }
+    /// Refuses to checkpoint a model that cannot score: NaN or infinite weights, or finite ones
+    /// (1e30 after a step at a huge rate) whose scores overflow (`ModelProbe`).
+    func requireScoringModel() throws {
+        do { try ModelProbe.check(model, users: users) } catch let error as ModelError {
+            throw TrainingError("not writing a checkpoint: \(error). Lower --lr/--user-lr or check the data")
         }
     }
 

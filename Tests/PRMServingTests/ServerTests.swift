@@ -79,6 +79,29 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(try client.rank(prompt: prompt, candidates: ["ok"]).scores.count, 1, "the next request is served")
     }
 
+    /// The schemas say a score is a number and JSON has no NaN: a request whose scores come out
+    /// NaN (bob's vector is broken here) is answered `internal` naming the cause, never with
+    /// null; it counts as an error, and the next request is served.
+    func testNonFiniteScoreIsAnInternalErrorNotNull() throws {
+        let scorer = try Self.scorer()
+        try XCTUnwrap(scorer.model.userModel.row(Self.users.index(of: "bob"))).value[0] = .nan
+        let (endpoint, _, _) = try serve(scorer)
+        let client = try ScoringClient(endpoint: endpoint, timeout: 10, retries: 0)
+        XCTAssertThrowsError(try client.rank(prompt: prompt, candidates: candidates, userID: "bob")) { error in
+            guard case ClientError.server(let code, let message) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(code, "internal")
+            XCTAssertTrue(message.contains("score 1 of 3 is nan"), message)
+        }
+        XCTAssertThrowsError(try client.score([ScoringItem(userID: "ann", prompt: prompt, response: "Pasta."),
+                                               ScoringItem(userID: "bob", prompt: prompt, response: "Pasta.")])) { error in
+            guard case ClientError.server(let code, let message) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(code, "internal")
+            XCTAssertTrue(message.contains("score 2 of 2 is nan"), message)
+        }
+        XCTAssertEqual(try client.rank(prompt: prompt, candidates: candidates, userID: "ann").scores.count, 3, "the next request is served")
+        XCTAssertEqual(try client.metrics()["errors"]?.object?["internal"]?.number?.integer, 2)
+    }
+
     /// Several clients at once: each gets its own replies, and the compute thread batches them.
     func testConcurrentClientsEachGetTheirOwnReplies() throws {
         let (endpoint, _, _) = try serve(try Self.scorer()) { $0.maxWaitMs = 5 }

@@ -132,4 +132,26 @@ final class WireProtocolTests: XCTestCase {
         XCTAssertEqual(error["ok"], .bool(false))
         XCTAssertEqual(error["error"]?.object?["code"]?.string, "overloaded")
     }
+
+    /// A score is a number in both reply schemas: a NaN or infinite one makes the reply an
+    /// `internal` error naming the item (and keeping the id), never a null.
+    func testNonFiniteScoresAreAnInternalErrorNotNull() {
+        let (id, timing) = (seven, WireReply.Timing(queueMs: 0, computeMs: 1))
+        let replies: [(String, () throws(WireError) -> [UInt8])] = [
+            ("score 2 of 3 is nan", { () throws(WireError) in
+                try WireReply.rank(id: id, scores: [0.5, .nan, 1], topK: nil, knownUser: true, truncated: [], timing: timing) }),
+            ("score 1 of 2 is -inf", { () throws(WireError) in
+                try WireReply.score(id: id, scores: [-.infinity, 1], knownUser: [true, false], truncated: [], timing: timing) }),
+        ]
+        for (message, reply) in replies {
+            do {
+                let body = try reply()
+                XCTFail("a reply was written: \(String(decoding: body, as: UTF8.self))")
+            } catch {
+                XCTAssertEqual(error.code, .internal)
+                XCTAssertEqual(error.id, seven)
+                XCTAssertTrue(error.message.hasPrefix(message), error.message)
+            }
+        }
+    }
 }

@@ -109,12 +109,8 @@ final class UserAdapterTests: XCTestCase {
     /// rows move (backbone, head and the generic user 0 do not); and a second refit from the same
     /// trained state is bit-identical.
     func testRefitSeenUsersFitsTheirTrainingComparisonsBetter() throws {
-        var settings = TinyModels.settings(.linearHead, .individual)
-        settings.epochs = 2  // joint SGD leaves the user vectors short of their fit
-        let users = UserTable(ids: Self.trained.comparisons.map(\.userID))
-        let model = try TinyModels.rewardModel(settings, users: users.count, folder: TinyModels.backboneFolder())
-        let train = InputPreparer(model: model, users: users).encode(Self.trained.comparisons)
-        try Trainer(model: model, users: users, settings: settings, train: train).run()
+        let (trainer, train) = try shortLinearHeadRun()
+        let (model, users) = (trainer.model, trainer.users)
         let trained = model.parameters.values.array
         let before = ownFit(model, on: train)
 
@@ -146,6 +142,97 @@ final class UserAdapterTests: XCTestCase {
         let again = try UserAdapter(model: model, users: users, settings: adapt).refitSeenUsers(train)
         XCTAssertEqual(model.parameters.values.array, refitted, "the refit is a deterministic function of the trained model and data")
         XCTAssertEqual(again, report)
+    }
+
+    /// A linear-head model after two epochs (joint SGD leaves the user vectors short of their
+    /// fit), its trainer (default refit settings) and its encoded training comparisons.
+    func shortLinearHeadRun() throws -> (Trainer, [EncodedComparison]) {
+        var settings = TinyModels.settings(.linearHead, .individual)
+        settings.epochs = 2
+        let users = UserTable(ids: Self.trained.comparisons.map(\.userID))
+        let model = try TinyModels.rewardModel(settings, users: users.count, folder: TinyModels.backboneFolder())
+        let train = InputPreparer(model: model, users: users).encode(Self.trained.comparisons)
+        let trainer = try Trainer(model: model, users: users, settings: settings, train: train)
+        try trainer.run()
+        return (trainer, train)
+    }
+
+    /// e_user as the model scores with it (C floats: the linear head has one user token).
+    func userVector(_ model: RewardModel, _ user: Int) -> [Double] {
+        var e = [Float](repeating: 0, count: model.userModel.rowSize)
+        e.withUnsafeMutableBufferPointer { model.userModel.forward(out: $0.baseAddress!, user: user) }
+        return e.map(Double.init)
+    }
+
+    /// The refit at the default settings is the MAP user of the documented objective with τ = 64
+    /// (the recipe's value, chosen on the validation split): for every user, with x = e − e_0,
+    /// d_k = h(chosen_k) − h(rejected_k) and z_k = ⟨e, d_k⟩, the gradient of
+    /// Σ_k −log σ(z_k) + ½ xᵀ(τΣ)⁻¹x vanishes, i.e. x = τΣ·Σ_k σ(−z_k)·d_k. Σ is rebuilt here from
+    /// the vectors as trained (second moment of o_i = e_i − e_0 plus `isotropicShare` of their
+    /// mean variance on every direction), d_k from the model's pooled states. Another τ (256)
+    /// leaves a residual of 1 − 64/τ of |x|.
+    func testRefitIsTheMAPUserAtTheDefaultPriorScale() throws {
+        let (trainer, train) = try shortLinearHeadRun()
+        let model = trainer.model, U = trainer.users.count, C = model.userModel.rowSize
+        let trained = (0...U).map { userVector(model, $0) }
+        let offsets = trained.dropFirst().map { zip($0, trained[0]).map { $0 - $1 } }
+        let isotropic = UserAdapter.isotropicShare * offsets.reduce(0) { $0 + $1.reduce(0) { $0 + $1 * $1 } } / Double(U * C)
+        func tauSigma(_ v: [Double]) -> [Double] {
+            var out = v.map { 64 * isotropic * $0 }
+            for o in offsets {
+                let dot = zip(o, v).reduce(0) { $0 + $1.0 * $1.1 } * 64 / Double(U)
+                for i in out.indices { out[i] += dot * o[i] }
+            }
+            return out
+        }
+
+        let report = try XCTUnwrap(try trainer.refitSeenUsers())
+        XCTAssertEqual(report.users, U)
+        let preparer = InputPreparer(model: model, users: trainer.users)
+        for user in 1...U {
+            let mine = train.filter { $0.user == user }
+            let sequences = mine.flatMap { c in
+                [c.chosen, c.rejected].map { preparer.prepare(user: 0, known: false, explicit: c.explicit, prompt: c.prompt, reply: $0).sequence }
+            }
+            var h = [Float](repeating: 0, count: sequences.count * C)
+            h.withUnsafeMutableBufferPointer { model.pooledStates(sequences, tokensPerBatch: 8192, into: $0.baseAddress!) }
+            let e = userVector(model, user)
+            let x = zip(e, trained[0]).map { $0 - $1 }
+            var pull = [Double](repeating: 0, count: C)  // Σ_k σ(−z_k)·d_k
+            for k in mine.indices {
+                let d = (0..<C).map { Double(h[2 * k * C + $0]) - Double(h[(2 * k + 1) * C + $0]) }
+                let z = zip(e, d).reduce(0) { $0 + $1.0 * $1.1 }
+                for i in 0..<C { pull[i] += d[i] / (1 + exp(z)) }
+            }
+            let residual = zip(x, tauSigma(pull)).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+            let size = x.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            XCTAssertGreaterThan(size, 0, "user \(user) moved off the generic user")
+            XCTAssertLessThan(residual, 1e-3 * size, "user \(user): the refitted vector is not the MAP user at τ = 64")
+        }
+    }
+
+    /// Trained users with no comparisons in the refit's data keep their vectors bit for bit (they
+    /// are neither refitted nor reset); the others are refitted, and the report counts only them.
+    func testRefitLeavesUsersWithoutComparisonsAlone() throws {
+        let (trainer, train) = try shortLinearHeadRun()
+        let model = trainer.model, U = trainer.users.count, n = model.userModel.rowSize
+        func row(_ user: Int) throws -> [Float] { Array(UnsafeBufferPointer(start: try XCTUnwrap(model.userModel.row(user)).value, count: n)) }
+        let before = try (0...U).map(row)
+        let absent: Set<Int> = [2, 5]
+        let data = train.filter { !absent.contains($0.user) }
+        var settings = AdaptSettings()
+        settings.priorScale = TrainingSettings().refitPriorScale
+        let report = try UserAdapter(model: model, users: trainer.users, settings: settings).refitSeenUsers(data)
+        XCTAssertEqual(report.users, U - absent.count)
+        XCTAssertEqual(report.after.n, data.count)
+        XCTAssertEqual(try row(0), before[0], "the generic user is frozen")
+        for user in 1...U {
+            if absent.contains(user) {
+                XCTAssertEqual(try row(user), before[user], "user \(user) had no comparisons and must keep its vector")
+            } else {
+                XCTAssertNotEqual(try row(user), before[user], "user \(user) was not refitted")
+            }
+        }
     }
 
     func testRefitSeenUsersNeedsTheLinearHead() throws {
