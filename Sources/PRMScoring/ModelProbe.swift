@@ -54,11 +54,8 @@ public enum ModelProbe {
     }
 
     static func requireFiniteWeights(_ p: Parameters) throws {
-        for entry in p.entries {
-            let v = p.values.data + entry.offset
-            if let bad = (0..<entry.count).first(where: { !v[$0].isFinite }) {
-                throw ModelError("parameter \(entry.name)[\(bad)] is \(v[bad]): the weights are not finite")
-            }
+        if let bad = p.firstNonFinite() {
+            throw ModelError("parameter \(bad.name)[\(bad.index)] is \(bad.value): the weights are not finite")
         }
     }
 

@@ -85,6 +85,7 @@ public final class Trainer {
     public let users: UserTable
     public let settings: TrainingSettings
     public let optimizer: AdamW
+    let update: GuardedUpdate
     let train: [EncodedComparison]
     let dev: [EncodedComparison]
     public private(set) var log: [TrainingLogEntry] = []
@@ -95,11 +96,7 @@ public final class Trainer {
     public var stepsPerEpoch: Int { EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed).stepsPerEpoch }
     public var totalSteps: Int { stepsPerEpoch * settings.epochs }
     /// Updates skipped because the loss or the gradient norm was not finite.
-    public private(set) var skippedUpdates = 0
-    /// Skipped updates in a row after which the run stops: one bad batch is noise, several in a
-    /// row mean the weights or the data are broken and more steps cannot help.
-    public static let maxConsecutiveSkips = 3
-    private var consecutiveSkips = 0
+    public var skippedUpdates: Int { update.skipped }
     /// The final refit of seen users' vectors, once `refitSeenUsers()` has run.
     public private(set) var refit: SeenUserRefit?
 
@@ -130,6 +127,7 @@ public final class Trainer {
             .mixture: .init(schedule: schedule(settings.userLearningRate * settings.mixtureLearningRateScale), frozen: false),
         ])
         optimizer.weightDecay = settings.weightDecay
+        update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr/--user-lr or check the data")
     }
 
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
@@ -149,13 +147,7 @@ public final class Trainer {
             window.correct += result.correct
             window.count += indices.count
             tokens += result.tokens
-            let norm = optimizer.clipGradients(maxNorm: settings.gradientClip)
-            if stepLoss.isFinite && norm.isFinite {
-                optimizer.update()
-                consecutiveSkips = 0
-            } else {
-                try skipUpdate(step: step, loss: stepLoss / Float(indices.count), norm: norm)
-            }
+            let norm = try update.apply(loss: stepLoss / Float(indices.count), label: "step \(step + 1)")
             model.parameters.zeroGrad()
             let done = optimizer.step
             let epochEnds = done % stepsPerEpoch == 0 || done == totalSteps
@@ -205,19 +197,6 @@ public final class Trainer {
         result.heldOutAfter = evaluator?.accuracy(dev)
         refit = result
         return result
-    }
-
-    /// A step whose loss or gradient norm is NaN or infinite changes nothing (its gradients are
-    /// dropped); the run stops after `maxConsecutiveSkips` such steps in a row.
-    private func skipUpdate(step: Int, loss: Float, norm: Float) throws {
-        optimizer.skipStep()
-        skippedUpdates += 1
-        consecutiveSkips += 1
-        Log.warning("step \(step + 1): loss \(loss), gradient norm \(norm): not finite, update skipped (\(skippedUpdates) so far)")
-        guard consecutiveSkips < Self.maxConsecutiveSkips else {
-            throw TrainingError("\(consecutiveSkips) updates in a row had a non-finite loss or gradient norm (last at step \(step + 1): "
-                                + "loss \(loss), gradient norm \(norm)); stopping. Lower --lr/--user-lr or check the data")
-        }
     }
 
     /// Refuses to checkpoint a model that cannot score: NaN or infinite weights, or finite ones

@@ -214,6 +214,42 @@ final class OptimizerTests: XCTestCase {
 
     // MARK: - Clipping
 
+    /// A step with a non-finite loss or gradient changes no weight but advances the step; a good
+    /// step in between resets the count; the third bad step in a row stops the run, naming it.
+    func testGuardedUpdateSkipsNonFiniteStepsAndStopsAfterThreeInARow() throws {
+        var layout = Parameters.Layout()
+        _ = layout.add("bb.w", [8], group: .backbone)
+        let parameters = Parameters(layout)
+        let adam = AdamW(parameters: parameters, groups: [.backbone: .init(schedule: .constant(0.1))])
+        let update = GuardedUpdate(optimizer: adam, maxNorm: 1, advice: "Lower --lr")
+        var rng = RandomSource(seed: 5)
+        fill(parameters.values.data, parameters.count, &rng)
+        func step(loss: Float, gradient: Float) throws {
+            for i in 0..<parameters.count { parameters.grads[i] = gradient }
+            try update.apply(loss: loss, label: "step \(adam.step + 1)")
+            parameters.zeroGrad()
+        }
+        let before = parameters.values.array
+        try step(loss: .nan, gradient: 1)
+        try step(loss: 1, gradient: .infinity)
+        XCTAssertEqual(parameters.values.array, before, "a skipped step changed the weights")
+        XCTAssertEqual(adam.step, 2)
+        XCTAssertEqual(update.skipped, 2)
+        try step(loss: 1, gradient: 1)
+        XCTAssertNotEqual(parameters.values.array, before)
+        try step(loss: .nan, gradient: 1)
+        try step(loss: .nan, gradient: 1)
+        XCTAssertThrowsError(try step(loss: 1, gradient: .nan)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("3 updates in a row had a non-finite loss or gradient norm (last at step 6:"), "\(error)")
+            XCTAssertTrue("\(error)".hasSuffix("stopping. Lower --lr"), "\(error)")
+        }
+        XCTAssertEqual(update.skipped, 5)
+        XCTAssertTrue(parameters.firstNonFinite() == nil)
+        parameters.values[3] = .nan
+        XCTAssertEqual(parameters.firstNonFinite()?.name, "bb.w")
+        XCTAssertEqual(parameters.firstNonFinite()?.index, 3)
+    }
+
     func testGradientNormAndClipping() {
         var layout = Parameters.Layout()
         _ = layout.add("bb.w", [40, 41], group: .backbone)
