@@ -67,7 +67,7 @@ enum AdaptCommand: Subcommand {
             throw CLIError("\(path): \(known.count) user(s) already in the model (\(known.prefix(5).joined(separator: ", "))); "
                            + "adapt adds new users only (--refit-seen refits them)")
         }
-        let encoded = try TrainCommand.encode(data, name: path, InputPreparer(model: model, users: users))
+        let encoded = try EncodedComparison.encodeChecked(data.comparisons, name: path, with: InputPreparer(model: model, users: users))
         let start = Date()
         if refitSeen {
             var refitSettings = settings

@@ -47,7 +47,7 @@ enum BenchTrain {
         let users = UserTable(ids: dataset.userIDs)
         let model = try RewardModel.pretrained(backbone: folder, config: settings.rewardModelConfig(users: users.count), seed: 1)
         guard let bert = model.backbone as? BertModel else { throw CLIError("bench train expects a BERT-family encoder") }
-        let encoded = InputPreparer(model: model, users: users).encode(dataset.comparisons)
+        let encoded = EncodedComparison.encode(dataset.comparisons, with: InputPreparer(model: model, users: users))
         // Comparisons whose every window is full: prompt long enough, reply short enough to keep whole.
         let room = settings.maxLength - settings.userTokens - model.tokenizer.specialTokensPerSequence
         let full = encoded.filter { c in

@@ -50,7 +50,7 @@ enum EvalCommand: Subcommand {
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
         let groups = try arguments.string("groups").map(InputFiles.groups) ?? [:]
-        let encoded = try TrainCommand.encode(data, name: path, InputPreparer(model: model, users: users))
+        let encoded = try EncodedComparison.encodeChecked(data.comparisons, name: path, with: InputPreparer(model: model, users: users))
         let progress = ProgressBar(total: encoded.count, label: "eval", unit: "pair")
         let evaluator = Evaluator(model: model, users: users, batchSize: batchSize)
         var report = evaluator.evaluate(encoded, groups: groups, progress: progress)

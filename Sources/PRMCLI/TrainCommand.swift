@@ -121,8 +121,9 @@ enum TrainCommand: Subcommand {
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
                  + "\(settings.userModel.rawValue) users, \(settings.aggregator.rawValue), T_u \(settings.userTokens), alpha \(settings.alpha)")
         let preparer = InputPreparer(model: model, users: users)
-        let encodedTrain = try encode(train, name: dataFile, preparer)
-        let encodedDev = try dev.map { try encode($0, name: settings.validationFraction > 0 ? "validation split" : arguments.string("dev") ?? "", preparer) } ?? []
+        let encodedTrain = try EncodedComparison.encodeChecked(train.comparisons, name: dataFile, with: preparer)
+        let devName = settings.validationFraction > 0 ? "validation split" : arguments.string("dev") ?? ""
+        let encodedDev = try dev.map { try EncodedComparison.encodeChecked($0.comparisons, name: devName, with: preparer) } ?? []
         let trainer = try Trainer(model: model, users: users, settings: settings, train: encodedTrain, dev: encodedDev)
         if resume {
             try TrainingState.restore(trainer, from: out)
@@ -209,18 +210,6 @@ enum TrainCommand: Subcommand {
             throw a.usageError("--\(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")); got '\(raw)'")
         }
         return value
-    }
-
-    /// Tokenizes once and checks what tokenization can break; user text longer than the window
-    /// allows is cut (a warning says how often): refusing would drop the user's comparisons.
-    static func encode(_ data: PreferenceDataset, name: String, _ preparer: InputPreparer) throws -> [EncodedComparison] {
-        let encoded = preparer.encode(data.comparisons)
-        let (cut, limit) = try encoded.checked(for: preparer.window, name: name)
-        if cut > 0 {
-            Log.warning("\(name): the user text of \(cut) comparisons is longer than the \(limit) tokens the window leaves it "
-                        + "(--max-length \(preparer.window.maxLength)); it is cut to its first \(limit) tokens")
-        }
-        return encoded
     }
 
     static func loadData(_ path: String, _ arguments: ParsedArguments) throws -> PreferenceDataset {

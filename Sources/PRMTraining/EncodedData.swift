@@ -1,4 +1,5 @@
 import Foundation
+import PRMCore
 import PRMModel
 import PRMScoring
 
@@ -23,17 +24,31 @@ public struct EncodedComparison: Sendable {
     }
 }
 
-extension InputPreparer {
-    /// Tokenizes a data set once; users outside the table map to the generic index 0.
-    public func encode(_ comparisons: [Comparison]) -> [EncodedComparison] {
+extension EncodedComparison {
+    /// Tokenizes comparisons once with `preparer`; users outside its table map to the generic
+    /// index 0. (A function of this type, not of `InputPreparer`: scoring does not know training data.)
+    public static func encode(_ comparisons: [Comparison], with preparer: InputPreparer) -> [EncodedComparison] {
         var texts: [String] = []
         texts.reserveCapacity(comparisons.count * 4)
         for c in comparisons { texts += [c.userInfo ?? "", c.prompt, c.chosen, c.rejected] }
-        let ids = tokenize(texts)
+        let ids = preparer.tokenize(texts)
         return comparisons.enumerated().map { i, c in
-            EncodedComparison(userID: c.userID, user: user(c.userID).index, explicit: ids[4 * i],
+            EncodedComparison(userID: c.userID, user: preparer.user(c.userID).index, explicit: ids[4 * i],
                               prompt: ids[4 * i + 1], chosen: ids[4 * i + 2], rejected: ids[4 * i + 3])
         }
+    }
+
+    /// `encode`, then `checked`: what tokenization can break is refused; user text longer than the
+    /// window allows is cut (a warning says how often): refusing would drop the user's comparisons.
+    /// `name` names the data in messages.
+    public static func encodeChecked(_ comparisons: [Comparison], name: String, with preparer: InputPreparer) throws -> [EncodedComparison] {
+        let encoded = encode(comparisons, with: preparer)
+        let (cut, limit) = try encoded.checked(for: preparer.window, name: name)
+        if cut > 0 {
+            Log.warning("\(name): the user text of \(cut) comparisons is longer than the \(limit) tokens the window leaves it "
+                        + "(--max-length \(preparer.window.maxLength)); it is cut to its first \(limit) tokens")
+        }
+        return encoded
     }
 }
 

@@ -14,7 +14,7 @@ final class TrainerTests: XCTestCase {
     func train(_ settings: TrainingSettings, folder: URL) throws -> (Trainer, EvaluationReport) {
         let users = UserTable(ids: Self.data.comparisons.map(\.userID))
         let model = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
-        let encoded = InputPreparer(model: model, users: users).encode(Self.data.comparisons)
+        let encoded = EncodedComparison.encode(Self.data.comparisons, with: InputPreparer(model: model, users: users))
         let trainer = try Trainer(model: model, users: users, settings: settings, train: encoded)
         try trainer.run()
         let report = Evaluator(model: model, users: users).evaluate(encoded, groups: Self.data.groups)
@@ -56,7 +56,7 @@ final class TrainerTests: XCTestCase {
         try TrainingState.save(trainer, to: out)
         let (loaded, users, _) = try Checkpoint.load(out)
         XCTAssertEqual(users, trainer.users)
-        let inputs = InputPreparer(model: trainer.model, users: users).encode(Self.data.comparisons.prefix(6).map { $0 }).flatMap {
+        let inputs = EncodedComparison.encode(Self.data.comparisons.prefix(6).map { $0 }, with: InputPreparer(model: trainer.model, users: users)).flatMap {
             [$0.personalized().chosen, $0.generic().rejected]
         } + [RewardInput(user: 0, explicit: TinyModels.ids(trainer.model, "I like short answers."), prompt: [], reply: TinyModels.ids(trainer.model, "ok"))]
         XCTAssertEqual(trainer.model.forward(inputs), loaded.forward(inputs))
@@ -75,7 +75,7 @@ final class TrainerTests: XCTestCase {
             let users = UserTable(ids: Self.data.comparisons.map(\.userID))
 
             let whole = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
-            let encoded = InputPreparer(model: whole, users: users).encode(Self.data.comparisons)
+            let encoded = EncodedComparison.encode(Self.data.comparisons, with: InputPreparer(model: whole, users: users))
             try Trainer(model: whole, users: users, settings: settings, train: encoded).run()
 
             let first = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
@@ -116,7 +116,7 @@ final class TrainerTests: XCTestCase {
             for entry in model.parameters.entries where entry.group == .user {
                 for i in 0..<entry.count { model.parameters.values[entry.offset + i] += 0.3 * rng.nextNormal() }
             }
-            let encoded = InputPreparer(model: model, users: users).encode(Self.data.comparisons)
+            let encoded = EncodedComparison.encode(Self.data.comparisons, with: InputPreparer(model: model, users: users))
             let batch = [0, 30, 77, 120, 181].map { encoded[$0] }
             let trainer = try Trainer(model: model, users: users, settings: settings, train: encoded)
             func loss() -> Double {
@@ -154,7 +154,7 @@ final class TrainerTests: XCTestCase {
         settings.epochs = 1
         let users = UserTable(ids: Self.data.comparisons.map(\.userID))
         let model = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
-        let encoded = InputPreparer(model: model, users: users).encode(Self.data.comparisons)
+        let encoded = EncodedComparison.encode(Self.data.comparisons, with: InputPreparer(model: model, users: users))
         let trainer = try Trainer(model: model, users: users, settings: settings, train: encoded)
         try trainer.run(untilStep: 2)
         let out = try TestSupport.temporaryDirectory("resume-data")

@@ -27,7 +27,7 @@ final class UserAdapterTests: XCTestCase {
         let users = UserTable(ids: Self.trained.comparisons.map(\.userID))
         let model = try TinyModels.rewardModel(settings, users: users.count, folder: TinyModels.backboneFolder())
         try Trainer(model: model, users: users, settings: settings,
-                    train: InputPreparer(model: model, users: users).encode(Self.trained.comparisons)).run()
+                    train: EncodedComparison.encode(Self.trained.comparisons, with: InputPreparer(model: model, users: users))).run()
         return (model, users)
     }
 
@@ -49,7 +49,7 @@ final class UserAdapterTests: XCTestCase {
         let before = model.parameters.values.array
         let adapter = try UserAdapter(model: model, users: users)
         var table = users
-        let encoded = InputPreparer(model: model, users: users).encode(Self.newcomers)
+        let encoded = EncodedComparison.encode(Self.newcomers, with: InputPreparer(model: model, users: users))
         var indices: [String: Int] = [:]
         for id in ["new-majority", "new-minority"] {
             let mine = encoded.filter { $0.userID == id }
@@ -85,7 +85,7 @@ final class UserAdapterTests: XCTestCase {
         let (model, users) = try trainedModel(.softPrompt)
         let before = model.parameters.values.array
         let adapter = try UserAdapter(model: model, users: users)
-        let mine = InputPreparer(model: model, users: users).encode(Self.newcomers).filter { $0.userID == "new-minority" }
+        let mine = EncodedComparison.encode(Self.newcomers, with: InputPreparer(model: model, users: users)).filter { $0.userID == "new-minority" }
         let index = try adapter.addUser(Array(mine.prefix(3)))
         let result = accuracy(model, users: users, user: index, on: Array(mine.dropFirst(3)))
         XCTAssertLessThan(result.generic, 0.2)
@@ -151,7 +151,7 @@ final class UserAdapterTests: XCTestCase {
         settings.epochs = 2
         let users = UserTable(ids: Self.trained.comparisons.map(\.userID))
         let model = try TinyModels.rewardModel(settings, users: users.count, folder: TinyModels.backboneFolder())
-        let train = InputPreparer(model: model, users: users).encode(Self.trained.comparisons)
+        let train = EncodedComparison.encode(Self.trained.comparisons, with: InputPreparer(model: model, users: users))
         let trainer = try Trainer(model: model, users: users, settings: settings, train: train)
         try trainer.run()
         return (trainer, train)
@@ -239,7 +239,7 @@ final class UserAdapterTests: XCTestCase {
         let users = UserTable(ids: Self.trained.comparisons.map(\.userID))
         let model = try TinyModels.rewardModel(TinyModels.settings(.softPrompt, .individual), users: users.count,
                                                folder: TinyModels.backboneFolder())
-        let train = InputPreparer(model: model, users: users).encode(Self.trained.comparisons)
+        let train = EncodedComparison.encode(Self.trained.comparisons, with: InputPreparer(model: model, users: users))
         XCTAssertThrowsError(try UserAdapter(model: model, users: users).refitSeenUsers(train)) { error in
             XCTAssertTrue("\(error)".contains("needs the linear-head aggregator"), "\(error)")
         }
