@@ -94,6 +94,7 @@ enum AdaptCommand: Subcommand {
         }
         if !added.isEmpty { Log.info(String(format: "fitted %d users in %.1f s", added.count, Date().timeIntervalSince(start))) }
         training["adapted"] = ((training["adapted"] as? [[String: Any]]) ?? []) + added
+        try OutputFolder.create(outDir)
         try Checkpoint.save(model, users: users, training: training, to: outDir)
         Log.info("saved \(outDir.path) (\(users.count) users)")
         return 0
