@@ -20,9 +20,10 @@ extension ParsedArguments {
         return value
     }
 
-    /// A size in bytes: a plain number, or one with a unit (KiB, MiB, GiB, TiB and K, M, G, T
-    /// in powers of 1024; KB, MB, GB, TB in powers of 1000), at most `maximum` bytes.
-    func byteSize(_ name: String, atMost maximum: Int) throws -> Int {
+    /// An amount of memory in bytes: a plain number, or one with a unit (KiB, MiB, GiB, TiB and
+    /// K, M, G, T in powers of 1024; KB, MB, GB, TB in powers of 1000), at most the machine's RAM.
+    func memorySize(_ name: String) throws -> Int {
+        let maximum = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         guard let text = string(name) else { throw usageError("missing required option --\(name)") }
         guard let bytes = ByteSize.parse(text) else {
             throw usageError("--\(name) expects a size such as 512MiB, 2GiB or a number of bytes, got '\(text)'")

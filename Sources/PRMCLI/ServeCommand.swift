@@ -100,7 +100,7 @@ enum ServeCommand: Subcommand {
         s.maxWaitMs = try a.double("max-wait-ms") ?? defaults.maxWaitMs
         guard s.maxWaitMs >= 0 else { throw a.usageError("--max-wait-ms must be at least 0") }
         s.cacheEntries = try a.count("cache-entries", atLeast: 0, atMost: maxCacheEntries)
-        s.cacheMemory = try a.byteSize("cache-memory", atMost: Int(clamping: ProcessInfo.processInfo.physicalMemory))
+        s.cacheMemory = try a.memorySize("cache-memory")
         s.limits.maxCandidates = try a.count("max-candidates")
         s.limits.maxMessageBytes = try a.count("max-message-bytes")
         s.limits.maxRequestTokens = try a.count("max-request-tokens")
