@@ -97,6 +97,7 @@ enum AdaptCommand: Subcommand {
         do { try ModelProbe.check(model, users: users) } catch let error as ModelError {
             throw CLIError("not writing \(outDir.path): \(error)")
         }
+        try OutputFolder.create(outDir)
         try Checkpoint.save(model, users: users, training: training, to: outDir)
         Log.info("saved \(outDir.path) (\(users.count) users)")
         return 0

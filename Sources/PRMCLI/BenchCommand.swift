@@ -67,41 +67,36 @@ enum BenchCommand: Subcommand {
         case "score":
             let report = try BenchScore.run(model: try EmbedCommand.modelFolder(arguments), data: data ?? DefaultData.lengthprefTrain(),
                                             rewardModel: arguments.string("reward-model").map { URL(fileURLWithPath: $0) },
-                                            repeats: max(1, try arguments.int("repeats", default: 5)),
+                                            repeats: try arguments.count("repeats"),
                                             allBackends: arguments.flag("all-backends"),
                                             dumpInputs: arguments.string("dump-inputs").map { URL(fileURLWithPath: $0) }, output: output)
             out.write(BenchScore.markdown(report))
         case "kernels":
             let report = try BenchKernels.run(model: try EmbedCommand.modelFolder(arguments),
-                                              repeats: try arguments.int("repeats", default: 5), data: data, output: output)
+                                              repeats: try arguments.count("repeats"), data: data, output: output)
             out.write(BenchKernels.markdown(report))
         case "train":
             let report = try BenchTrain.run(model: try EmbedCommand.modelFolder(arguments), data: data ?? DefaultData.lengthprefTrain(),
-                                            steps: max(1, try arguments.int("steps", default: 4)), output: output)
+                                            steps: try arguments.count("steps"), output: output)
             out.write(BenchTrain.markdown(report))
         case "serve":
             guard arguments.isSet("model") else { throw arguments.usageError("bench serve needs --model DIR, a checkpoint from prm train") }
             let report = try BenchServe.run(model: arguments.string("model").map { URL(fileURLWithPath: $0) },
-                                            endpoint: arguments.string("endpoint"),
-                                            requests: try positive(arguments, "requests", minimum: 2), clients: try positive(arguments, "clients"),
-                                            candidates: try positive(arguments, "candidates"), users: try positive(arguments, "users"),
+                                            endpoint: try arguments.endpoint("endpoint"),
+                                            requests: try arguments.count("requests", atLeast: 2), clients: try arguments.count("clients"),
+                                            candidates: try arguments.count("candidates"), users: try arguments.count("users"),
                                             data: data ?? DefaultData.lengthprefTrain(), quick: arguments.flag("quick"),
                                             binary: arguments.flag("no-deployments") ? nil : try prmBinary(arguments), output: output)
             out.write(BenchServe.markdown(report) + "\n")
         case "generate":
             let policy = URL(fileURLWithPath: try arguments.require("policy"))
             let report = try BenchGenerate.run(policy: policy, data: data ?? DefaultData.lengthprefTrain(),
-                                               repeats: try positive(arguments, "repeats"), output: output)
+                                               repeats: try arguments.count("repeats"), output: output)
             out.write(BenchGenerate.markdown(report))
         default:
             throw arguments.usageError("unknown suite '\(suite)' (available: score, kernels, train, serve, generate)")
         }
         return 0
-    }
-
-    static func positive(_ a: ParsedArguments, _ name: String, minimum: Int = 1) throws -> Int {
-        guard let value = try a.int(name), value >= minimum else { throw a.usageError("--\(name) must be at least \(minimum)") }
-        return value
     }
 
     /// The prm executable for child processes: --prm-binary, else the running one.

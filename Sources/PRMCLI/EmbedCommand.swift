@@ -36,7 +36,7 @@ enum EmbedCommand: Subcommand {
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let source = try TextSource(arguments)
         let folder = try modelFolder(arguments)
-        let maxTokens = try arguments.int("max-tokens", default: 256), batchTokens = try arguments.int("batch-tokens", default: 8192)
+        let maxTokens = try arguments.int("max-tokens", default: 256), batchTokens = try arguments.count("batch-tokens")
         let model = try Backbones.load(folder: folder)
         // Without room for one text token the embedder would have nothing to embed (and a
         // negative room would trap when truncating).

@@ -28,7 +28,7 @@ enum KeygenCommand: Subcommand {
         if !arguments.flag("force"), let existing = files.first(where: { FileManager.default.fileExists(atPath: $0.path) }) {
             throw CLIError("\(existing.path) exists; choose another name or pass --force")
         }
-        try FileManager.default.createDirectory(at: name.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try OutputFolder.create(name.deletingLastPathComponent())
         let pair = try Curve.generate()
         try Curve.writeKeyPair(pair, name: name)
         out.write("\(files[0].path)\n\(files[1].path)\n")

@@ -85,7 +85,7 @@ enum PpoCommand: Subcommand {
         trainer.groups = groups
         Log.info("\(prompts.count) (user, prompt) pairs from \(users.count) users; rewards from \(reward.name); "
                  + "\(policy.parameters.count) parameters")
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try OutputFolder.create(out)
         let logWriter = try JSONLogWriter(url: out.appendingPathComponent("ppo_log.jsonl"), append: false)
         let progress = ProgressBar(total: settings.iterations, label: "ppo", unit: "iter")
         trainer.progress = progress
@@ -109,7 +109,7 @@ enum PpoCommand: Subcommand {
     /// The reward model in process, or a server asked for `health` first so that an unreachable
     /// one fails before any work.
     static func rewardSource(_ arguments: ParsedArguments) throws -> any RewardSource {
-        switch (arguments.string("reward-model"), arguments.string("reward-server")) {
+        switch (arguments.string("reward-model"), try arguments.endpoint("reward-server")) {
         case (let model?, nil):
             return try ScorerRewards(checkpoint: URL(fileURLWithPath: model))
         case (nil, let endpoint?):

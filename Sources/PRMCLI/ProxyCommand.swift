@@ -42,16 +42,15 @@ enum ProxyCommand: Subcommand {
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         var s = ProxySettings()
-        s.front = arguments.string("front", default: defaults.front)
-        s.back = arguments.string("back", default: defaults.back)
+        s.front = try arguments.endpoint("front") ?? defaults.front
+        s.back = try arguments.endpoint("back") ?? defaults.back
         s.heartbeat = try ServeCommand.heartbeat(arguments)
-        s.resends = try arguments.int("resends") ?? defaults.resends
-        guard s.resends >= 0 else { throw arguments.usageError("--resends must be at least 0") }
-        s.limits.maxCandidates = try ServeCommand.positive(arguments, "max-candidates")
-        s.limits.maxMessageBytes = try ServeCommand.positive(arguments, "max-message-bytes")
-        s.limits.maxQueuedRequests = try ServeCommand.positive(arguments, "max-queued")
+        s.resends = try arguments.count("resends", atLeast: 0)
+        s.limits.maxCandidates = try arguments.count("max-candidates")
+        s.limits.maxMessageBytes = try arguments.count("max-message-bytes")
+        s.limits.maxQueuedRequests = try arguments.count("max-queued")
         s.curve = try CurveOptions.settings(arguments)
-        s.metricsHTTP = arguments.string("metrics-http")
+        s.metricsHTTP = try arguments.hostPort("metrics-http")
         if s.curve.enabled, s.curve.allowKeys == nil { throw arguments.usageError("--curve-secret-key needs --allow-keys DIR") }
         Endpoints.warnIfExposed(s.front, curve: s.curve.enabled, role: "prm proxy (clients)")
         Endpoints.warnIfExposed(s.back, curve: s.curve.enabled, role: "prm proxy (workers)")

@@ -57,7 +57,7 @@ enum ScoreCommand: Subcommand {
 
     /// In process (--model) or through a server (--server): the same requests, the same output.
     static func scoringFunction(_ arguments: ParsedArguments) throws -> (Request) throws -> [ScoredItem] {
-        switch (arguments.string("model"), arguments.string("server")) {
+        switch (arguments.string("model"), try arguments.endpoint("server")) {
         case (let model?, nil):
             let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model))
             return { scorer.score($0.items) }

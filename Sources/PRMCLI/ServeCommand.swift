@@ -17,11 +17,12 @@ enum ServeCommand: Subcommand {
 
         Requests that arrive together are scored together, up to --batch-tokens tokens, waiting at \
         most --max-wait-ms for a batch to fill. With the linear-head aggregator the hidden state of \
-        each text is cached (--cache-entries), so ranking the same candidates for another user costs \
-        a dot product. SIGTERM or SIGINT: new work is refused (shutting_down), everything accepted \
-        is answered, then the server exits 0. A checkpoint whose weights have diverged (a probe \
-        reply scores NaN or infinite) is refused at start; a request whose scores come out \
-        non-finite is answered with an internal error, never with null.
+        each text is cached (--cache-entries, within --cache-memory, taken as the cache fills), so \
+        ranking the same candidates for another user costs a dot product. SIGTERM or SIGINT: new work \
+        is refused (shutting_down), everything accepted is answered, then the server exits 0. A \
+        checkpoint whose weights have diverged (a probe reply scores NaN or infinite) is refused at \
+        start; a request whose scores come out non-finite is answered with an internal error, never \
+        with null.
 
         Examples:
           prm serve --model runs/prm
@@ -40,8 +41,10 @@ enum ServeCommand: Subcommand {
             .value("batch-tokens", placeholder: "N", help: "Tokens per compute batch (bounds activation memory).",
                    default: "\(defaults.batchTokens)"),
             .value("max-wait-ms", placeholder: "MS", help: "Longest wait for a batch to fill.", default: "\(defaults.maxWaitMs)"),
-            .value("cache-entries", placeholder: "N", help: "Hidden states kept in the LRU cache (0: none).",
+            .value("cache-entries", placeholder: "N", help: "Hidden states kept in the LRU cache (0: none; at most \(maxCacheEntries)).",
                    default: "\(defaults.cacheEntries)"),
+            .value("cache-memory", placeholder: "SIZE", help: "Most memory the cache takes, as it fills (e.g. 512MiB, 2GiB or bytes; at most "
+                   + "the machine's memory); fewer entries than --cache-entries when they do not fit.", default: "\(defaults.cacheMemory >> 20)MiB"),
             .value("max-candidates", placeholder: "N", help: "Candidates per rank, items per score.",
                    default: "\(defaults.limits.maxCandidates)"),
             .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
@@ -51,7 +54,8 @@ enum ServeCommand: Subcommand {
                    default: "\(defaults.limits.maxQueuedRequests)"),
             .value("stall-ms", placeholder: "MS", help: "health reports the compute thread stalled after this long without progress.",
                    default: "\(defaults.stallMs)"),
-            .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores.",
+            .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores. "
+                   + "At most \(Threads.limit) here (4 × the cores, at most 256); they start before the server is ready.",
                    default: "\(Parallel.cores)"),
             .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464)."),
             CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
@@ -59,11 +63,11 @@ enum ServeCommand: Subcommand {
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         let settings = try settingsFrom(arguments)
-        let threads = try positive(arguments, "threads"), savedThreads = Compute.threads
+        let threads = try arguments.threads(), savedThreads = Compute.threads
         Compute.threads = threads
         defer { Compute.threads = savedThreads }  // in-process callers (tests) get theirs back
         let scorer = try Scorer(checkpoint: URL(fileURLWithPath: settings.modelPath), tokensPerBatch: settings.batchTokens,
-                                cacheEntries: settings.cacheEntries)
+                                cacheEntries: settings.cacheEntries, cacheMemory: settings.cacheMemory)
         let server = try ScoringServer(scorer: scorer, settings: settings)
         let model = scorer.model
         if settings.connect == nil { Endpoints.warnIfExposed(settings.bind, curve: settings.curve.enabled, role: "prm serve") }
@@ -74,7 +78,7 @@ enum ServeCommand: Subcommand {
                      + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens")
             Log.info("limits: \(limits.maxCandidates) candidates, \(limits.maxMessageBytes) bytes, \(limits.maxRequestTokens) tokens per request, "
                      + "\(limits.maxQueuedRequests) queued; batches of \(settings.batchTokens) tokens, wait \(settings.maxWaitMs) ms, "
-                     + "cache \(settings.cacheEntries) entries; \(Compute.threads) threads on \(Compute.backend)")
+                     + "cache \(scorer.cacheCapacity) entries (at most \(ByteSize.describe(settings.cacheMemory))); \(Compute.threads) threads on \(Compute.backend)")
         }
         return 0
     }
@@ -82,45 +86,42 @@ enum ServeCommand: Subcommand {
     static func settingsFrom(_ a: ParsedArguments) throws -> ServerSettings {
         var s = ServerSettings()
         s.modelPath = try a.require("model")
-        s.bind = a.string("bind", default: defaults.bind)
+        s.bind = try a.endpoint("bind") ?? defaults.bind
         if a.isSet("connect") {
             guard !a.isSet("bind") else { throw a.usageError("give --bind (a server) or --connect (a worker), not both") }
-            s.connect = a.string("connect")
+            s.connect = try a.endpoint("connect")
         }
-        s.slots = try positive(a, "slots")
+        s.slots = try a.count("slots")
         s.heartbeat = try heartbeat(a)
         s.curve = try CurveOptions.settings(a)
-        s.metricsHTTP = a.string("metrics-http")
+        s.metricsHTTP = try a.hostPort("metrics-http")
         if s.curve.enabled {
             if s.connect == nil, s.curve.allowKeys == nil { throw a.usageError("--curve-secret-key on a server needs --allow-keys DIR") }
             if s.connect != nil, s.curve.serverKey == nil { throw a.usageError("a CURVE worker needs --curve-server-key (the proxy's NAME.pub)") }
         }
-        s.batchTokens = try positive(a, "batch-tokens")
+        s.batchTokens = try a.count("batch-tokens")
         s.maxWaitMs = try a.double("max-wait-ms") ?? defaults.maxWaitMs
         guard s.maxWaitMs >= 0 else { throw a.usageError("--max-wait-ms must be at least 0") }
-        s.cacheEntries = try a.int("cache-entries") ?? defaults.cacheEntries
-        guard s.cacheEntries >= 0 else { throw a.usageError("--cache-entries must be at least 0") }
-        s.limits.maxCandidates = try positive(a, "max-candidates")
-        s.limits.maxMessageBytes = try positive(a, "max-message-bytes")
-        s.limits.maxRequestTokens = try positive(a, "max-request-tokens")
-        s.limits.maxQueuedRequests = try positive(a, "max-queued")
+        s.cacheEntries = try a.count("cache-entries", atLeast: 0, atMost: maxCacheEntries)
+        s.cacheMemory = try a.memorySize("cache-memory")
+        s.limits.maxCandidates = try a.count("max-candidates")
+        s.limits.maxMessageBytes = try a.count("max-message-bytes")
+        s.limits.maxRequestTokens = try a.count("max-request-tokens")
+        s.limits.maxQueuedRequests = try a.count("max-queued")
         s.stallMs = try a.double("stall-ms") ?? defaults.stallMs
         guard s.stallMs > 0 else { throw a.usageError("--stall-ms must be positive") }
         return s
     }
 
-    /// An integer option that must be at least 1 (its declared default when absent).
-    static func positive(_ a: ParsedArguments, _ name: String) throws -> Int {
-        guard let value = try a.int(name), value >= 1 else { throw a.usageError("--\(name) must be a positive integer") }
-        return value
-    }
+    /// Beyond any real use (MiniLM's 100 million states alone are 150 GB): a larger value is a typo.
+    static let maxCacheEntries = 100_000_000
 
     /// --heartbeat-ms and --liveness (serve and proxy share them).
     static func heartbeat(_ a: ParsedArguments) throws -> Heartbeat {
         var h = Heartbeat()
         h.intervalMs = try a.double("heartbeat-ms") ?? h.intervalMs
         guard h.intervalMs >= 10 else { throw a.usageError("--heartbeat-ms must be at least 10") }
-        h.liveness = try positive(a, "liveness")
+        h.liveness = try a.count("liveness")
         return h
     }
 }

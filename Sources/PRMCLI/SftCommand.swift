@@ -57,8 +57,9 @@ enum SftCommand: Subcommand {
         let state = resume ? try SFTState.load(from: out) : nil
         let settings = try state?.settings ?? settingsFrom(arguments)
         let dataPath = (resume && !arguments.isSet("data") ? state?.dataFile : nil) ?? arguments.string("data", default: "data/lengthpref/train.jsonl")
+        let limit = try arguments.optionalCount("limit")
         var rows = try PreferenceDataset.load(URL(fileURLWithPath: dataPath)).comparisons
-        if let limit = try arguments.int("limit") { rows = Array(rows.prefix(max(limit, 1))) }
+        if let limit { rows = Array(rows.prefix(limit)) }
         let devRows = try PreferenceDataset.load(URL(fileURLWithPath: arguments.string("dev", default: "data/lengthpref/dev.jsonl"))).comparisons
 
         let policy = resume ? try PolicyCheckpoint.load(out).policy
@@ -76,7 +77,7 @@ enum SftCommand: Subcommand {
             }
             Log.info("resuming at step \(trainer.optimizer.step) of \(trainer.totalSteps)")
         }
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try OutputFolder.create(out)
         let logWriter = try JSONLogWriter(url: out.appendingPathComponent("sft_log.jsonl"), append: resume)
         let progress = ProgressBar(total: trainer.totalSteps - trainer.optimizer.step, label: "sft", unit: "step")
         trainer.progress = progress
@@ -120,7 +121,7 @@ enum SftCommand: Subcommand {
         let seed = try a.int("seed", default: Int(s.seed))
         guard seed >= 0 else { throw a.usageError("--seed must be non-negative") }
         s.seed = UInt64(seed)
-        s.logEvery = max(1, try a.int("log-every", default: s.logEvery))
+        s.logEvery = try a.count("log-every")
         do { try s.validate() } catch let error as PolicyError { throw a.usageError(error.description) }
         return s
     }

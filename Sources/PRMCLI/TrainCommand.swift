@@ -99,8 +99,9 @@ enum TrainCommand: Subcommand {
         let recorded = resume && !arguments.isSet("data") ? try TrainingState.dataFile(in: out) : nil
         let dataPath = try arguments.require("data")
         let dataFile = recorded ?? dataPath
+        let limit = try arguments.optionalCount("limit")
         var train = try loadData(dataFile, arguments)
-        if let limit = try arguments.int("limit") { train.comparisons = Array(train.comparisons.prefix(max(limit, 1))) }
+        if let limit { train.comparisons = Array(train.comparisons.prefix(limit)) }
         var dev = try arguments.string("dev").map { try loadData($0, arguments) }
         if settings.validationFraction > 0 {
             (train, dev) = train.split(validationFraction: settings.validationFraction, seed: settings.seed)
@@ -134,7 +135,7 @@ enum TrainCommand: Subcommand {
             }
             Log.info("resuming at step \(trainer.optimizer.step) of \(trainer.totalSteps)")
         }
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try OutputFolder.create(out)
         if settings.validationFraction > 0, let dev { try dev.write(to: out.appendingPathComponent("val.jsonl")) }
         let logWriter = try JSONLogWriter(url: out.appendingPathComponent("train_log.jsonl"), append: resume)
         let progress = ProgressBar(total: trainer.totalSteps - trainer.optimizer.step, label: "train", unit: "step")

@@ -75,6 +75,14 @@ public enum Parallel {
         }
     }
 
+    /// Starts the pool of every worker a region may use, which sgemm and regions otherwise
+    /// start on first use: a thread the system refuses then fails at start-up (OpenMP exits
+    /// the process), not in the middle of the first computation.
+    public static func startWorkers() {
+        guard Compute.threads > 1 else { return }
+        region(workers: Compute.threads) { _ in }
+    }
+
     /// Runs `body(worker)` for each worker in `0..<workers` concurrently, on the thread pool of
     /// the backend's sgemm where the library shares it, and marks the threads as inside a region
     /// while they run it.

@@ -5,25 +5,42 @@ import PRMModel
 /// many users, or scoring a candidate again, costs a look-up and a dot product: the encoder's
 /// counterpart of prefix sharing. Vectors live in one flat buffer; the recency list is two
 /// index arrays, so a hit allocates nothing.
+///
+/// Storage grows with use, doubling up to `capacity`: a server started with room for millions
+/// of entries holds only what its requests have filled, and a capacity its memory cannot hold
+/// fails no allocation at start.
 final class HiddenStateCache {
     let capacity: Int
     let width: Int
     private var slots: [ModelSequence: Int] = [:]
-    private var keys: [ModelSequence?]
-    private var vectors: [Float]
+    private var keys: [ModelSequence?] = []
+    /// (slots, width), one row per slot in use.
+    private var vectors: [Float] = []
     /// Doubly linked recency list over slots; `head` is the most recent, `tail` the next to go.
-    private var newer: [Int], older: [Int]
+    private var newer: [Int] = [], older: [Int] = []
     private var head = -1, tail = -1
     private var used = 0
+    /// Slots the first growth makes room for.
+    static let initialSlots = 64
 
     init(capacity: Int, width: Int) {
         self.capacity = capacity
         self.width = width
-        keys = Array(repeating: nil, count: capacity)
-        vectors = Array(repeating: 0, count: capacity * width)
-        newer = Array(repeating: -1, count: capacity)
-        older = Array(repeating: -1, count: capacity)
     }
+
+    /// The most entries that fit in `memory` bytes and `entries`: each holds its vector (4 bytes
+    /// a float) and its key, whose token ids are at most the model's window (`maxTokens`), plus
+    /// the fixed part of the key, its dictionary slot and recency links (`entryOverhead`).
+    static func capacity(entries: Int, memory: Int, width: Int, maxTokens: Int) -> Int {
+        min(entries, memory / (4 * width + 4 * maxTokens + entryOverhead))
+    }
+
+    /// Bytes of an entry besides its vector and token ids: two copies of the key's fields (the
+    /// slot table and the dictionary), two array headers, the dictionary's spare room and links.
+    static let entryOverhead = 256
+
+    /// Entries the storage has room for now: grows with use, never beyond `capacity`.
+    var reservedEntries: Int { vectors.capacity / max(width, 1) }
 
     var count: Int { used }
 
@@ -44,6 +61,7 @@ final class HiddenStateCache {
         } else if used < capacity {
             slot = used
             used += 1
+            appendSlot()
         } else {
             slot = tail
             if let evicted = keys[slot] { slots[evicted] = nil }
@@ -52,6 +70,22 @@ final class HiddenStateCache {
         slots[key] = slot
         vectors.withUnsafeMutableBufferPointer { ($0.baseAddress! + slot * width).update(from: h, count: width) }
         touch(slot)
+    }
+
+    /// Storage for one more slot. When full, room doubles (up to `capacity`): amortised O(1)
+    /// per insert, and at most twice the memory of the entries held.
+    private func appendSlot() {
+        if vectors.count + width > vectors.capacity {
+            let room = min(capacity, max(Self.initialSlots, 2 * keys.count))
+            vectors.reserveCapacity(room * width)
+            keys.reserveCapacity(room)
+            newer.reserveCapacity(room)
+            older.reserveCapacity(room)
+        }
+        vectors.append(contentsOf: repeatElement(0, count: width))
+        keys.append(nil)
+        newer.append(-1)
+        older.append(-1)
     }
 
     /// Moves `slot` to the front of the recency list.

@@ -19,24 +19,40 @@ public final class Scorer {
 
     /// - Parameters:
     ///   - tokensPerBatch: bound on the tokens of one packed batch (activation memory grows with it).
-    ///   - cacheEntries: pooled states h to keep (0: no cache); each costs C floats.
-    public init(model: RewardModel, users: UserTable, tokensPerBatch: Int = 8192, cacheEntries: Int = 0) {
+    ///   - cacheEntries: pooled states h to keep (0: no cache); each costs C floats and its key.
+    ///   - cacheMemory: bytes the cache may use at most, which may lower `cacheEntries`; the cache
+    ///     takes memory as it fills, not at start.
+    public init(model: RewardModel, users: UserTable, tokensPerBatch: Int = 8192, cacheEntries: Int = 0, cacheMemory: Int = .max) {
         self.model = model
         preparer = InputPreparer(model: model, users: users)
         self.tokensPerBatch = max(tokensPerBatch, model.config.maxLength)
-        cache = cacheEntries > 0 ? HiddenStateCache(capacity: cacheEntries, width: model.backbone.hiddenSize) : nil
+        let capacity = HiddenStateCache.capacity(entries: cacheEntries, memory: cacheMemory, width: model.backbone.hiddenSize,
+                                                 maxTokens: model.config.maxLength)
+        cache = capacity > 0 ? HiddenStateCache(capacity: capacity, width: model.backbone.hiddenSize) : nil
     }
 
     /// A scorer for a checkpoint folder written by `prm train`; one that `ModelProbe` finds
     /// cannot score (its scores would all be null) is refused, naming the folder.
-    public convenience init(checkpoint: URL, tokensPerBatch: Int = 8192, cacheEntries: Int = 0) throws {
+    public convenience init(checkpoint: URL, tokensPerBatch: Int = 8192, cacheEntries: Int = 0, cacheMemory: Int = .max) throws {
         let (model, users, _) = try ModelProbe.load(checkpoint)
-        self.init(model: model, users: users, tokensPerBatch: tokensPerBatch, cacheEntries: cacheEntries)
+        self.init(model: model, users: users, tokensPerBatch: tokensPerBatch, cacheEntries: cacheEntries, cacheMemory: cacheMemory)
     }
 
     public var users: UserTable { preparer.users }
     public var cachedStates: Int { cache?.count ?? 0 }
     public var cacheCapacity: Int { cache?.capacity ?? 0 }
+
+    /// Runs the model once on an empty item and starts every compute thread, touching neither
+    /// the cache nor the statistics: a server calls it before it announces itself, so that a
+    /// machine that cannot start `Compute.threads` threads, or a model that cannot run, fails
+    /// at start-up rather than on the first request.
+    public func warmUp() {
+        Parallel.startWorkers()
+        let item = preparer.prepare([ScoringItem(userID: nil, prompt: "", response: "")])
+        let h = UnsafeMutablePointer<Float>.allocate(capacity: model.backbone.hiddenSize)
+        defer { h.deallocate() }
+        model.pooledStates(item.map(\.sequence), tokensPerBatch: tokensPerBatch, into: h)
+    }
 
     /// Prepares and scores raw items.
     public func score(_ items: [ScoringItem]) -> [ScoredItem] {

@@ -175,27 +175,3 @@ final class CurveGate {
 
     func close() { zap.close() }
 }
-
-/// Where a socket listens: loopback (this host only) or reachable from the network.
-public enum Endpoints {
-    /// tcp to 127.x, localhost or ::1, and ipc/inproc, stay on this host; anything else
-    /// (0.0.0.0, *, a public address, an interface name) is reachable from the network.
-    public static func isLocal(_ endpoint: String) -> Bool {
-        guard endpoint.hasPrefix("tcp://") else { return endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") }
-        let address = endpoint.dropFirst("tcp://".count)
-        let host = address.hasPrefix("[") ? String(address.dropFirst().prefix { $0 != "]" }) : String(address.prefix { $0 != ":" })
-        return host.hasPrefix("127.") || host == "localhost" || host == "::1"
-    }
-
-    /// A loud warning for a listening endpoint open to the network without CURVE.
-    public static func warnIfExposed(_ endpoint: String, curve: Bool, role: String) {
-        guard !curve, !isLocal(endpoint) else { return }
-        Log.warning("""
-            ********************************************************************************
-            \(role) listens on \(endpoint), reachable from the network, WITHOUT authentication or
-            encryption: anyone who can reach it can use it and read the traffic. Use CURVE
-            (prm keygen; --curve-secret-key and --allow-keys) or bind a loopback address.
-            ********************************************************************************
-            """)
-    }
-}

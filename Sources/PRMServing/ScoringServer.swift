@@ -75,14 +75,19 @@ public final class ScoringServer: @unchecked Sendable {
         let signals = try SignalPipe.install()
         defer { SignalPipe.uninstall() }
 
-        let computeDone = DispatchSemaphore(value: 0)
+        let (warmedUp, computeDone) = (DispatchSemaphore(value: 0), DispatchSemaphore(value: 0))
         let compute = Thread { [self] in
+            // OpenMP keeps a pool per thread that starts regions: this thread's is the one
+            // requests use, so it is started here, before the server says it is ready.
+            scorer.value.warmUp()
+            warmedUp.signal()
             computeLoop()
             computeDone.signal()
         }
         compute.stackSize = 8 << 20
         compute.name = "prm-compute"
         compute.start()
+        warmedUp.wait()
 
         ready(boundEndpoint)
         let tick = Int(settings.heartbeat.intervalMs / 2)

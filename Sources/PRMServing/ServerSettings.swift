@@ -45,6 +45,8 @@ public struct ServerSettings: Sendable {
     public var maxWaitMs = 1.0
     /// Pooled states kept in the LRU cache (linear head); 0 disables it.
     public var cacheEntries = 16_384
+    /// Bytes the cache may take at most (it takes them as it fills); may lower `cacheEntries`.
+    public var cacheMemory = 256 << 20
     /// `health` reports the compute thread stalled after this long with work and no progress.
     public var stallMs = 10_000.0
     /// Where the model came from, for `info`.

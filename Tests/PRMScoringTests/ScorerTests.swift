@@ -141,24 +141,90 @@ final class ScorerTests: XCTestCase {
         XCTAssertEqual(cached.statistics.cacheHits - before.cacheHits, 3)
         XCTAssertEqual(cached.statistics.tokensComputed, before.tokensComputed, "hits run no backbone tokens")
     }
+
+    /// The cache is keyed by the whole sequence: one reply under two prompts, or under two user
+    /// texts, has two h (and, with a soft prompt, one per user). Each item is scored in a call
+    /// of its own, so an item can only be right by computing its h or finding its own in the cache.
+    func testCacheKeepsPromptsUserTextsAndUsersApart() throws {
+        let folder = try TinyBackbones.bert()
+        let reply = "Boil it for nine minutes, then cool it in cold water."
+        let items = [
+            ScoringItem(userID: "ann", prompt: "Human: How do I boil an egg?\n\nAssistant:", response: reply),
+            ScoringItem(userID: "ann", prompt: "Human: What should I never do with a phone?\n\nAssistant:", response: reply),
+            ScoringItem(userID: "ann", userInfo: "I am a chef.", prompt: "Human: How do I boil an egg?\n\nAssistant:", response: reply),
+            ScoringItem(userID: "ann", userInfo: "I have never cooked.", prompt: "Human: How do I boil an egg?\n\nAssistant:", response: reply),
+            ScoringItem(userID: "bob", userInfo: "I have never cooked.", prompt: "Human: How do I boil an egg?\n\nAssistant:", response: reply),
+        ]
+        for aggregator in Aggregator.allCases {
+            let model = try Self.model(aggregator, .individual, folder: folder)
+            let plain = Scorer(model: model, users: Self.users), cached = Scorer(model: model, users: Self.users, cacheEntries: 64)
+            let expected = items.map { plain.score([$0])[0].score }
+            XCTAssertEqual(Set(expected).count, items.count, "\(aggregator): every item has its own score (else the test shows nothing)")
+            var hitsBefore = 0
+            for round in 0..<2 {
+                hitsBefore = cached.statistics.cacheHits
+                for (k, item) in items.enumerated() {
+                    let got = cached.score([item])[0].score
+                    XCTAssertEqual(got, expected[k], accuracy: 1e-6 * max(1, abs(expected[k])), "\(aggregator), round \(round), item \(k)")
+                }
+            }
+            let distinctSequences = aggregator == .linearHead ? 4 : 5  // the linear head's h is the same for every user
+            XCTAssertEqual(cached.cachedStates, distinctSequences, "\(aggregator)")
+            XCTAssertEqual(cached.statistics.cacheHits - hitsBefore, items.count, "\(aggregator): the second round is all hits")
+        }
+    }
+
+    /// The entries are bounded by memory as well, and a capacity far beyond it costs nothing at start.
+    func testCacheMemoryBoundsTheEntries() throws {
+        let model = try Self.model(.linearHead, .individual, folder: try TinyBackbones.bert())
+        let (C, L) = (model.backbone.hiddenSize, model.config.maxLength)
+        let perEntry = 4 * C + 4 * L + HiddenStateCache.entryOverhead
+        let scorer = Scorer(model: model, users: Self.users, cacheEntries: 4_000_000_000_000, cacheMemory: 1 << 20)
+        XCTAssertEqual(scorer.cacheCapacity, (1 << 20) / perEntry)
+        XCTAssertEqual(Scorer(model: model, users: Self.users, cacheEntries: 10, cacheMemory: 1 << 20).cacheCapacity, 10)
+        XCTAssertEqual(Scorer(model: model, users: Self.users, cacheEntries: 10, cacheMemory: perEntry - 1).cacheCapacity, 0, "no room for one")
+    }
 }
 
 /// The LRU cache against a plain reference model of recency.
 final class HiddenStateCacheTests: XCTestCase {
+    /// Within the first storage (5 entries) and across its growth (150 entries: 64, 128, 150).
     func testMatchesAReferenceLRU() {
+        for capacity in [5, 150] { checkAgainstReferenceLRU(capacity: capacity, keys: capacity * 2 - 1) }
+    }
+
+    /// Storage follows the entries held (at most double, at least what is held), not the capacity.
+    func testStorageGrowsWithUseUpToTheCapacity() {
+        let width = 384
+        let cache = HiddenStateCache(capacity: 1_000, width: width)
+        XCTAssertEqual(cache.reservedEntries, 0, "nothing before the first insert")
+        let h = [Float](repeating: 1, count: width)
+        let slack = 4096 / (4 * width) + 1  // malloc rounds a large block up to whole pages
+        for k in 0..<2_500 {
+            h.withUnsafeBufferPointer { cache.insert(Self.key(k), $0.baseAddress!) }
+            XCTAssertGreaterThanOrEqual(cache.reservedEntries, cache.count, "insert \(k)")
+            XCTAssertLessThanOrEqual(cache.reservedEntries, max(2 * cache.count, HiddenStateCache.initialSlots) + slack, "insert \(k)")
+            XCTAssertLessThanOrEqual(cache.reservedEntries, cache.capacity + slack, "insert \(k)")
+        }
+        XCTAssertEqual(cache.count, 1_000)
+    }
+
+    static func key(_ k: Int) -> ModelSequence {
+        ModelSequence(implicitUser: nil, explicit: [], implicitCount: 0, text: [Int32(k)], replyStart: 0)
+    }
+
+    func checkAgainstReferenceLRU(capacity: Int, keys: Int) {
         let width = 3
-        let cache = HiddenStateCache(capacity: 5, width: width)
+        let cache = HiddenStateCache(capacity: capacity, width: width)
         var reference: [Int] = []  // most recent last
         var values: [Int: [Float]] = [:]
         var rng = RandomSource(seed: 9)
-        func key(_ k: Int) -> ModelSequence {
-            ModelSequence(implicitUser: nil, explicit: [], implicitCount: 0, text: [Int32(k)], replyStart: 0)
-        }
+        let key = Self.key
         var out = [Float](repeating: 0, count: width)
-        for step in 0..<2_000 {
-            let k = Int(rng.next() % 9)
+        for step in 0..<4_000 {
+            let k = Int(rng.next() % UInt64(keys))
             let hit = out.withUnsafeMutableBufferPointer { cache.lookup(key(k), into: $0.baseAddress!) }
-            XCTAssertEqual(hit, reference.contains(k), "step \(step)")
+            XCTAssertEqual(hit, reference.contains(k), "capacity \(capacity), step \(step)")
             if hit {
                 XCTAssertEqual(out, values[k])
                 reference.removeAll { $0 == k }
@@ -168,9 +234,9 @@ final class HiddenStateCacheTests: XCTestCase {
                 values[k] = v
                 v.withUnsafeBufferPointer { cache.insert(key(k), $0.baseAddress!) }
                 reference.append(k)
-                if reference.count > 5 { reference.removeFirst() }
+                if reference.count > capacity { reference.removeFirst() }
             }
-            XCTAssertEqual(cache.count, reference.count)
+            XCTAssertEqual(cache.count, reference.count, "capacity \(capacity), step \(step)")
         }
     }
 }

@@ -56,6 +56,25 @@ def test_cached_scores_equal_uncached_scores(server: Server, uncached: Server, s
     assert plain_after["hits"] == plain_before["hits"] == 0
 
 
+def test_one_reply_under_other_prompts_or_user_texts_is_not_a_hit(server: Server, uncached: Server, schemas: Schemas,
+                                                                   dialogues: list[dict[str, Any]], user_ids: list[str]) -> None:
+    """h depends on the whole input: one candidate answering two prompts, or read with two user
+    texts, has two h. Each request holds one such variant, so a cache keyed by the reply alone
+    would answer the later ones with the first one's h."""
+    # A short reply: the test server's window (64 tokens) keeps the prompt's end beside it.
+    reply = f"Yes, gladly ({uuid.uuid4().hex[:8]})."
+    base = {"v": 1, "op": "rank", "user_id": user_ids[0], "candidates": [reply]}
+    variants = [{"prompt": dialogues[k]["prompt"]} for k in (40, 41, 42)]
+    variants += [{"prompt": dialogues[40]["prompt"], "user_info": text} for text in ("I am a nurse.", "I write short stories.")]
+    with Wire(server.endpoint, schemas) as cached_wire, Wire(uncached.endpoint, schemas) as plain_wire:
+        expected = [plain_wire.call({**base, **variant, "id": k}).body["scores"][0] for k, variant in enumerate(variants)]
+        assert len(set(expected)) == len(variants), f"the variants must score differently for the test to mean anything: {expected}"
+        for round_ in range(2):
+            for k, variant in enumerate(variants):
+                got = cached_wire.call({**base, **variant, "id": k}).body["scores"][0]
+                assert_close([got], [expected[k]], 1e-6, f"round {round_}, variant {k} ({variant})")
+
+
 def _near_tie(scores: list[float]) -> bool:
     ordered = sorted(scores)
     return any(b - a <= 2e-6 for a, b in zip(ordered, ordered[1:]))
