@@ -40,10 +40,7 @@ enum AdaptCommand: Subcommand {
             .value("model", placeholder: "DIR", help: "Trained reward-model checkpoint (from prm train)."),
             .value("data", placeholder: "FILE", help: "Comparisons of the new users (JSONL, as for prm train)."),
             .value("out", placeholder: "DIR", help: "Checkpoint folder to write, with the users added (not --model)."),
-            .value("adapt-steps", placeholder: "N", help: "Soft prompt: optimizer steps per user.", default: "\(AdaptSettings().steps)"),
-            .value("adapt-lr", placeholder: "LR", help: "Soft prompt: learning rate of the user's tokens.", default: "\(AdaptSettings().learningRate)"),
-            .value("prior-scale", placeholder: "TAU", help: "Width of a new user's prior (its covariance times TAU).",
-                   default: "\(AdaptSettings().priorScale)"),
+        ] + AdaptOptions.all + [
             .flag("refit-seen", help: "Refit the users the model knows on their comparisons in --data instead of refusing them."),
             .value("refit-prior-scale", placeholder: "TAU", help: "Width of the prior for --refit-seen. \(TrainingSettings.Rationale.refitPriorScale)",
                    default: "\(TrainingSettings().refitPriorScale)"),
@@ -57,7 +54,7 @@ enum AdaptCommand: Subcommand {
         guard modelDir.standardizedFileURL.path != outDir.standardizedFileURL.path else {
             throw arguments.usageError("--out must be another folder than --model (the trained run stays as it was)")
         }
-        let settings = try adaptSettings(arguments)
+        let settings = try AdaptOptions.settings(arguments)
         var (model, users, training) = try ModelProbe.load(modelDir)
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
@@ -101,15 +98,5 @@ enum AdaptCommand: Subcommand {
         try Checkpoint.save(model, users: users, training: training, to: outDir)
         Log.info("saved \(outDir.path) (\(users.count) users)")
         return 0
-    }
-
-    static func adaptSettings(_ arguments: ParsedArguments) throws -> AdaptSettings {
-        // The options declare AdaptSettings()'s values as their defaults.
-        var settings = AdaptSettings()
-        if let steps = try arguments.int("adapt-steps") { settings.steps = steps }
-        if let lr = try arguments.double("adapt-lr") { settings.learningRate = Float(lr) }
-        if let tau = try arguments.double("prior-scale") { settings.priorScale = tau }
-        do { try settings.validate() } catch let error as TrainingError { throw arguments.usageError(error.description) }
-        return settings
     }
 }

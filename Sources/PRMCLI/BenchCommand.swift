@@ -1,4 +1,5 @@
 import Foundation
+import PRMModel
 import PRMCore
 
 enum BenchCommand: Subcommand {
@@ -39,9 +40,9 @@ enum BenchCommand: Subcommand {
           prm bench generate --policy runs/sft --json bench/results/generate.json
         """,
         options: [
-            .value("model", placeholder: "DIR", help: "Encoder folder.", default: "models/all-MiniLM-L6-v2"),
+            .value("model", placeholder: "DIR", help: "Encoder folder.", default: ModelLocator.searchOrder),
             .value("repeats", placeholder: "N", help: "Timed runs per case (best is reported).", default: "5"),
-            .value("data", placeholder: "FILE", help: "JSONL with 'chosen' replies for the ragged batch.", default: "data/lengthpref/train.jsonl"),
+            .value("data", placeholder: "FILE", help: "JSONL with 'chosen' replies for the ragged batch.", default: DefaultData.trainFile),
             .value("steps", placeholder: "N", help: "Timed training steps (train suite).", default: "4"),
             .value("policy", placeholder: "DIR", help: "generate: the policy folder."),
             .value("json", placeholder: "FILE", help: "Write results as JSON (and .md beside it)."),
@@ -65,18 +66,18 @@ enum BenchCommand: Subcommand {
         let output = arguments.string("json").map { URL(fileURLWithPath: $0) }
         switch suite {
         case "score":
-            let report = try BenchScore.run(model: try EmbedCommand.modelFolder(arguments), data: data ?? DefaultData.lengthprefTrain(),
+            let report = try BenchScore.run(model: try arguments.modelFolder(), data: data ?? DefaultData.lengthprefTrain(),
                                             rewardModel: arguments.string("reward-model").map { URL(fileURLWithPath: $0) },
                                             repeats: try arguments.count("repeats"),
                                             allBackends: arguments.flag("all-backends"),
                                             dumpInputs: arguments.string("dump-inputs").map { URL(fileURLWithPath: $0) }, output: output)
             out.write(BenchScore.markdown(report))
         case "kernels":
-            let report = try BenchKernels.run(model: try EmbedCommand.modelFolder(arguments),
+            let report = try BenchKernels.run(model: try arguments.modelFolder(),
                                               repeats: try arguments.count("repeats"), data: data, output: output)
             out.write(BenchKernels.markdown(report))
         case "train":
-            let report = try BenchTrain.run(model: try EmbedCommand.modelFolder(arguments), data: data ?? DefaultData.lengthprefTrain(),
+            let report = try BenchTrain.run(model: try arguments.modelFolder(), data: data ?? DefaultData.lengthprefTrain(),
                                             steps: try arguments.count("steps"), output: output)
             out.write(BenchTrain.markdown(report))
         case "serve":

@@ -3,6 +3,10 @@ import PRMModel
 
 /// The lengthpref data the project ships (data/lengthpref), found like the default model.
 enum DefaultData {
+    /// The built-in data as the training commands' options name it (relative to the checkout).
+    static let trainFile = "data/lengthpref/train.jsonl"
+    static let devFile = "data/lengthpref/dev.jsonl"
+
     static func lengthprefDirectory() -> URL {
         let candidates = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("data/lengthpref")]
             + ModelLocator.candidates().map { $0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("data/lengthpref") }

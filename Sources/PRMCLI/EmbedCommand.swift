@@ -21,7 +21,7 @@ enum EmbedCommand: Subcommand {
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Hugging Face model folder (config.json, model.safetensors, tokenizer.json).",
-                   default: "models/all-MiniLM-L6-v2"),
+                   default: ModelLocator.searchOrder),
             .value("input", placeholder: "FILE", help: "JSONL input ('-' for stdin)."),
             .value("field", placeholder: "NAME", help: "Field holding the text in JSONL objects.", default: "text"),
             .value("max-tokens", placeholder: "N", help: "Longest sequence kept, special tokens included.", default: "256"),
@@ -35,7 +35,7 @@ enum EmbedCommand: Subcommand {
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let source = try TextSource(arguments)
-        let folder = try modelFolder(arguments)
+        let folder = try arguments.modelFolder()
         let maxTokens = try arguments.int("max-tokens", default: 256), batchTokens = try arguments.count("batch-tokens")
         let model = try Backbones.load(folder: folder)
         // Without room for one text token the embedder would have nothing to embed (and a
@@ -62,11 +62,5 @@ enum EmbedCommand: Subcommand {
         }
         progress.finish()
         return 0
-    }
-
-    /// The folder given with `option`, else the installed default.
-    static func modelFolder(_ arguments: ParsedArguments, option: String = "model") throws -> URL {
-        if arguments.isSet(option), let path = arguments.string(option) { return URL(fileURLWithPath: path) }
-        return try ModelLocator.defaultBackbone()
     }
 }

@@ -34,11 +34,7 @@ enum EvalCommand: Subcommand {
             .value("groups", placeholder: "FILE", help: "JSON object: user id -> group label."),
             .value("batch-size", placeholder: "N", help: "Comparisons per forward pass.", default: "16"),
             .value("few-shot", placeholder: "K,...", help: "Also adapt each unseen user on their first K comparisons and score the rest."),
-            .value("adapt-steps", placeholder: "N", help: "Soft prompt: optimizer steps per adapted user.", default: "\(AdaptSettings().steps)"),
-            .value("adapt-lr", placeholder: "LR", help: "Soft prompt: learning rate of the adapted user's tokens.",
-                   default: "\(AdaptSettings().learningRate)"),
-            .value("prior-scale", placeholder: "TAU", help: "Width of an adapted user's prior (its covariance times TAU).",
-                   default: "\(AdaptSettings().priorScale)"),
+        ] + AdaptOptions.all + [
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])
 
@@ -56,7 +52,7 @@ enum EvalCommand: Subcommand {
         var report = evaluator.evaluate(encoded, groups: groups, progress: progress)
         progress.finish()
         if let ks = try fewShotCounts(arguments) {
-            let settings = try AdaptCommand.adaptSettings(arguments)
+            let settings = try AdaptOptions.settings(arguments)
             let unseen = encoded.filter { !users.contains($0.userID) }.count
             let fewShotProgress = ProgressBar(total: unseen, label: "few-shot", unit: "pair")
             report.fewShot = try FewShotEvaluation.evaluate(encoded, ks: ks, scorer: evaluator.scorer, groups: groups,

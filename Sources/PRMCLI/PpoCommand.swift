@@ -36,11 +36,10 @@ enum PpoCommand: Subcommand {
             .value("reference", placeholder: "DIR", help: "Frozen reference policy for the KL penalty (default: --policy)."),
             .value("reward-model", placeholder: "DIR", help: "Reward-model checkpoint scored in process."),
             .value("reward-server", placeholder: "ENDPOINT", help: "Score through a running prm serve / prm proxy instead (tcp://HOST:PORT)."),
-            .value("timeout", placeholder: "SECONDS", help: "--reward-server: seconds to wait for each reply before retrying.", default: "30"),
-            .value("retries", placeholder: "N", help: "--reward-server: resends after a timeout, each on a fresh socket.", default: "3"),
+        ] + ClientOptions.all(for: "reward-server") + [
             CurveOptions.secretKey, CurveOptions.serverKey,
             .value("data", placeholder: "FILE", help: "Prompts and their users: preference JSONL (user_id, prompt, ...).",
-                   default: "data/lengthpref/train.jsonl"),
+                   default: DefaultData.trainFile),
             .value("groups", placeholder: "FILE", help: "JSON object: user id -> group label, for the log."),
             .value("out", placeholder: "DIR", help: "Output policy folder (required)."),
             .value("iterations", placeholder: "N", help: "Rollout-and-update iterations.", default: "\(defaults.iterations)"),
@@ -69,7 +68,7 @@ enum PpoCommand: Subcommand {
         let out = URL(fileURLWithPath: try arguments.require("out"))
         let policyFolder = URL(fileURLWithPath: try arguments.require("policy"))
         let groups = try arguments.string("groups").map(InputFiles.groups) ?? [:]
-        let data = try PreferenceDataset.load(URL(fileURLWithPath: arguments.string("data", default: "data/lengthpref/train.jsonl")))
+        let data = try PreferenceDataset.load(URL(fileURLWithPath: arguments.string("data", default: DefaultData.trainFile)))
         let prompts = Array(Set(data.comparisons.map { PPOPrompt(userID: $0.userID, prompt: $0.prompt) }))
             .sorted { ($0.userID ?? "", $0.prompt) < ($1.userID ?? "", $1.prompt) }
 
@@ -113,9 +112,8 @@ enum PpoCommand: Subcommand {
         case (let model?, nil):
             return try ScorerRewards(checkpoint: URL(fileURLWithPath: model))
         case (nil, let endpoint?):
-            let timeout = try arguments.double("timeout", default: 30), retries = try arguments.int("retries", default: 3)
-            guard timeout > 0, retries >= 0 else { throw arguments.usageError("--timeout must be positive and --retries at least 0") }
-            return try ServerRewards(endpoint: endpoint, timeout: timeout, retries: retries, keys: try CurveOptions.clientKeys(arguments))
+            let options = try ClientOptions.settings(arguments)
+            return try ServerRewards(endpoint: endpoint, timeout: options.timeout, retries: options.retries, keys: options.keys)
         case (nil, nil): throw arguments.usageError("give --reward-model DIR (in process) or --reward-server ENDPOINT")
         case (_?, _?): throw arguments.usageError("give --reward-model or --reward-server, not both")
         }

@@ -24,8 +24,7 @@ enum ScoreCommand: Subcommand {
         options: [
             .value("model", placeholder: "DIR", help: "Reward-model checkpoint (in process)."),
             .value("server", placeholder: "ENDPOINT", help: "Score through a running `prm serve` instead (e.g. tcp://127.0.0.1:5555)."),
-            .value("timeout", placeholder: "SECONDS", help: "--server: seconds to wait for each reply before retrying.", default: "30"),
-            .value("retries", placeholder: "N", help: "--server: resends after a timeout, each on a fresh socket.", default: "3"),
+        ] + ClientOptions.all(for: "server") + [
             CurveOptions.secretKey, CurveOptions.serverKey,
             .value("user", placeholder: "ID", help: "User id (unknown ids get the generic user).", default: ""),
             .value("user-info", placeholder: "TEXT", help: "Explicit user text."),
@@ -49,8 +48,13 @@ enum ScoreCommand: Subcommand {
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let requests = try readRequests(arguments)
         let score = try scoringFunction(arguments)
-        for request in requests {
-            out.write(resultLine(request, scored: try score(request)))
+        for (number, request) in requests.enumerated() {
+            let scored = try score(request)
+            // JSON has no number for NaN: a score that is not one is an error, never a null in the output.
+            if let bad = scored.firstIndex(where: { !$0.score.isFinite }) {
+                throw CLIError("request \(number + 1): candidate \(bad) scores \(scored[bad].score); the model cannot score it")
+            }
+            out.write(resultLine(request, scored: scored))
         }
         return 0
     }
@@ -62,9 +66,8 @@ enum ScoreCommand: Subcommand {
             let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model))
             return { scorer.score($0.items) }
         case (nil, let endpoint?):
-            let timeout = try arguments.double("timeout") ?? 30, retries = try arguments.int("retries") ?? 3
-            guard timeout > 0, retries >= 0 else { throw arguments.usageError("--timeout must be positive and --retries at least 0") }
-            let client = try ScoringClient(endpoint: endpoint, timeout: timeout, retries: retries, keys: try CurveOptions.clientKeys(arguments))
+            let options = try ClientOptions.settings(arguments)
+            let client = try ScoringClient(endpoint: endpoint, timeout: options.timeout, retries: options.retries, keys: options.keys)
             return { request in
                 let reply = try client.rank(prompt: request.prompt, candidates: request.candidates, userID: request.user,
                                             userInfo: request.userInfo)

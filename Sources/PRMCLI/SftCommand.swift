@@ -29,8 +29,8 @@ enum SftCommand: Subcommand {
           prm sft --out runs/sft --resume
         """,
         options: [
-            .value("data", placeholder: "FILE", help: "Dialogues: preference JSONL (prompt, chosen, rejected).", default: "data/lengthpref/train.jsonl"),
-            .value("dev", placeholder: "FILE", help: "Validation dialogues for perplexity (same format).", default: "data/lengthpref/dev.jsonl"),
+            .value("data", placeholder: "FILE", help: "Dialogues: preference JSONL (prompt, chosen, rejected).", default: DefaultData.trainFile),
+            .value("dev", placeholder: "FILE", help: "Validation dialogues for perplexity (same format).", default: DefaultData.devFile),
             .value("tokenizer", placeholder: "FILE", help: "Byte-level BPE with the role tokens.", default: "data/policy/tokenizer.json"),
             .value("out", placeholder: "DIR", help: "Policy checkpoint folder (required)."),
             .value("layers", placeholder: "N", help: "Transformer blocks.", default: "\(defaults.layers)"),
@@ -56,11 +56,11 @@ enum SftCommand: Subcommand {
         let resume = arguments.flag("resume")
         let state = resume ? try SFTState.load(from: out) : nil
         let settings = try state?.settings ?? settingsFrom(arguments)
-        let dataPath = (resume && !arguments.isSet("data") ? state?.dataFile : nil) ?? arguments.string("data", default: "data/lengthpref/train.jsonl")
+        let dataPath = (resume && !arguments.isSet("data") ? state?.dataFile : nil) ?? arguments.string("data", default: DefaultData.trainFile)
         let limit = try arguments.optionalCount("limit")
         var rows = try PreferenceDataset.load(URL(fileURLWithPath: dataPath)).comparisons
         if let limit { rows = Array(rows.prefix(limit)) }
-        let devRows = try PreferenceDataset.load(URL(fileURLWithPath: arguments.string("dev", default: "data/lengthpref/dev.jsonl"))).comparisons
+        let devRows = try PreferenceDataset.load(URL(fileURLWithPath: arguments.string("dev", default: DefaultData.devFile))).comparisons
 
         let policy = resume ? try PolicyCheckpoint.load(out).policy
             : try settings.makePolicy(tokenizerFile: URL(fileURLWithPath: arguments.string("tokenizer", default: "data/policy/tokenizer.json")))

@@ -49,12 +49,12 @@ enum TrainCommand: Subcommand {
         let d = TrainingSettings()
         func text(_ value: Float) -> String { "\(value)" }
         return [
-            .value("data", placeholder: "FILE", help: "Training comparisons (JSONL).", default: "data/lengthpref/train.jsonl"),
+            .value("data", placeholder: "FILE", help: "Training comparisons (JSONL).", default: DefaultData.trainFile),
             .value("dev", placeholder: "FILE", help: "Held-out comparisons, evaluated at each epoch end (a test file: choose recipes with --val-fraction instead)."),
             .value("val-fraction", placeholder: "F", help: "Hold back this share of each user's comparisons, evaluate them at each epoch end and "
                    + "write them to DIR/val.jsonl: the split to choose a recipe on.", default: "\(d.validationFraction)"),
             .value("out", placeholder: "DIR", help: "Checkpoint folder (required)."),
-            .value("backbone", placeholder: "DIR", help: "Pretrained Hugging Face folder.", default: "models/all-MiniLM-L6-v2"),
+            .value("backbone", placeholder: "DIR", help: "Pretrained Hugging Face folder.", default: ModelLocator.searchOrder),
             .value("user-model", placeholder: "KIND", help: "uniform | individual | cluster.", default: d.userModel.rawValue),
             .value("aggregator", placeholder: "KIND", help: "soft-prompt | linear-head. \(TrainingSettings.Rationale.aggregator)", default: d.aggregator.rawValue),
             .value("user-tokens", placeholder: "N", help: "T_u, user tokens per user (default: 1 with linear-head, "
@@ -116,7 +116,7 @@ enum TrainCommand: Subcommand {
             refitted = training[TrainingState.refitKey] != nil
         } else {
             users = UserTable(ids: train.userIDs)
-            let backbone = try EmbedCommand.modelFolder(arguments, option: "backbone")
+            let backbone = try arguments.modelFolder("backbone")
             model = try RewardModel.pretrained(backbone: backbone, config: settings.rewardModelConfig(users: users.count), seed: settings.seed)
         }
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "

@@ -5,6 +5,8 @@ import Foundation
 /// downloaded at run time.
 public enum ModelLocator {
     public static let defaultName = "all-MiniLM-L6-v2"
+    /// Where `defaultBackbone` looks, as help texts show it.
+    public static let searchOrder = "$PRM_MODEL_DIR, else models/\(defaultName)"
 
     /// Candidate folders, in order: $PRM_MODEL_DIR, ./models/<name>, and models/<name> beside the
     /// checkout the executable was built in (.build/<config>/prm → ../../models).
