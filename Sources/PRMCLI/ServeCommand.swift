@@ -19,7 +19,8 @@ enum ServeCommand: Subcommand {
         most --max-wait-ms for a batch to fill. With the linear-head aggregator the hidden state of \
         each text is cached (--cache-entries), so ranking the same candidates for another user costs \
         a dot product. SIGTERM or SIGINT: new work is refused (shutting_down), everything accepted \
-        is answered, then the server exits 0.
+        is answered, then the server exits 0; after --drain-timeout seconds, requests still queued \
+        are answered shutting_down instead of computed (the batch being computed is finished).
 
         Examples:
           prm serve --model runs/prm
@@ -47,6 +48,7 @@ enum ServeCommand: Subcommand {
                    default: "\(defaults.limits.maxRequestTokens)"),
             .value("max-queued", placeholder: "N", help: "Requests waiting for computation; beyond: overloaded.",
                    default: "\(defaults.limits.maxQueuedRequests)"),
+            drainTimeoutOption,
             .value("stall-ms", placeholder: "MS", help: "health reports the compute thread stalled after this long without progress.",
                    default: "\(defaults.stallMs)"),
             .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores.",
@@ -102,6 +104,7 @@ enum ServeCommand: Subcommand {
         s.limits.maxMessageBytes = try positive(a, "max-message-bytes")
         s.limits.maxRequestTokens = try positive(a, "max-request-tokens")
         s.limits.maxQueuedRequests = try positive(a, "max-queued")
+        s.drainTimeout = try drainTimeout(a)
         s.stallMs = try a.double("stall-ms") ?? defaults.stallMs
         guard s.stallMs > 0 else { throw a.usageError("--stall-ms must be positive") }
         return s
@@ -111,6 +114,20 @@ enum ServeCommand: Subcommand {
     static func positive(_ a: ParsedArguments, _ name: String) throws -> Int {
         guard let value = try a.int(name), value >= 1 else { throw a.usageError("--\(name) must be a positive integer") }
         return value
+    }
+
+    /// --drain-timeout (serve and proxy share it).
+    static let drainTimeoutOption = OptionSpec.value(
+        "drain-timeout", placeholder: "SECONDS",
+        help: "After SIGTERM/SIGINT: seconds to finish accepted work; what still waits then is answered shutting_down. "
+            + "The default outlasts the bundled clients' \(ScoringClient.defaultTimeout) s reply timeout.",
+        default: "\(ServerLimits.defaultDrainTimeout)")
+
+    static func drainTimeout(_ a: ParsedArguments) throws -> Double {
+        guard let seconds = try a.double("drain-timeout"), seconds >= 0 else {
+            throw a.usageError("--drain-timeout must be a number of seconds, 0 or more")
+        }
+        return seconds
     }
 
     /// --heartbeat-ms and --liveness (serve and proxy share them).

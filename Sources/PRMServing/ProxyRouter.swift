@@ -110,6 +110,16 @@ struct ProxyRouter {
         return abandoned
     }
 
+    /// Every request not answered yet, waiting or at a worker, taken out in the order accepted
+    /// (the drain ran out of time); a worker's reply to one of them comes too late.
+    mutating func abandonAll() -> [Request] {
+        let abandoned = pending.keys.sorted().compactMap { pending[$0] }
+        pending = [:]
+        waiting = []
+        for identity in workers.keys { workers[identity]?.inFlight = [] }
+        return abandoned
+    }
+
     // MARK: - Workers
 
     /// A worker announced itself (READY); true when it is new to the pool.

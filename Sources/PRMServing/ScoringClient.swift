@@ -53,7 +53,10 @@ public final class ScoringClient {
     private let keys: Curve.ClientKeys?
 
     /// - Parameter keys: CURVE keys when the server requires them (its public key and ours).
-    public init(endpoint: String, timeout: Double = 30, retries: Int = 3, keys: Curve.ClientKeys? = nil) throws {
+    /// Seconds to wait for a reply by default (`prm score --server --timeout`).
+    public static let defaultTimeout = 30.0
+
+    public init(endpoint: String, timeout: Double = defaultTimeout, retries: Int = 3, keys: Curve.ClientKeys? = nil) throws {
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries

@@ -13,6 +13,9 @@ public struct ProxySettings: Sendable {
     public var heartbeat = Heartbeat()
     /// Times a request is sent again when the worker holding it dies (rank and score are idempotent).
     public var resends = 1
+    /// Seconds a drain (SIGTERM/SIGINT) may take: then every request not answered yet is answered
+    /// `shutting_down` and the proxy exits.
+    public var drainTimeout = ServerLimits.defaultDrainTimeout
     /// CURVE on both sides: clients and workers alike must hold an allowed key.
     public var curve = CurveSettings()
     /// host:port answering `GET /metrics` in Prometheus's text format (nil: no endpoint).
@@ -37,6 +40,8 @@ public final class ScoringProxy: @unchecked Sendable {
     /// Requests whose every allowed worker died holding them, to be answered `internal`.
     private var lostRequests: [ProxyRouter.Request] = []
     private var draining = false
+    /// When a drain stops waiting for workers (set by the signal, cleared once acted on).
+    private var drainDeadline: Double?
     private let startedAt = MonotonicClock.now
     private var lastProgress = MonotonicClock.now
     private var lastModel: JSONValue?
@@ -55,7 +60,7 @@ public final class ScoringProxy: @unchecked Sendable {
     public func requestShutdown() { SignalPipe.raise() }
 
     /// Routes until a drain completes: after SIGTERM/SIGINT new work is refused and every
-    /// request accepted is answered.
+    /// request accepted is answered, or after `drainTimeout` answered `shutting_down`.
     public func run(ready: (_ front: String, _ back: String) -> Void = { _, _ in }) throws {
         let gate = try CurveGate.make(context, settings.curve)
         defer { gate?.close() }
@@ -88,7 +93,7 @@ public final class ScoringProxy: @unchecked Sendable {
             let (frontItem, backItem, signalItem) = (poll.add(front), poll.add(back), poll.add(fd: signals))
             let zapItem = gate.map { poll.add($0.zap) }
             let httpItem = http.map { poll.add($0.socket) }
-            try poll.wait(timeoutMs: tick)
+            try poll.wait(timeoutMs: drainDeadline.map { min(tick, ScoringServer.milliseconds(until: $0)) } ?? tick)
             let now = MonotonicClock.now
             if let httpItem, poll.readable(httpItem) { try http?.answer { snapshot().prometheus() } }
             if poll.readable(signalItem) {
@@ -96,7 +101,8 @@ public final class ScoringProxy: @unchecked Sendable {
                 if arrived.reload { try gate?.reload() }
                 if arrived.stop && !draining {
                     draining = true
-                    Log.info("proxy shutting down: refusing new work, answering the \(router.pending.count) accepted request(s)")
+                    drainDeadline = now + settings.drainTimeout
+                    Log.info("proxy shutting down: refusing new work, answering the \(router.pending.count) accepted request(s) within \(settings.drainTimeout) s")
                 }
             }
             if let zapItem, poll.readable(zapItem) { try gate?.answer() }
@@ -107,6 +113,7 @@ public final class ScoringProxy: @unchecked Sendable {
                 fromClient(message, now: now, front: front, back: back)
             }
             maintain(now: MonotonicClock.now, front: front, back: back)
+            if let deadline = drainDeadline, MonotonicClock.now >= deadline { abandonPending(front: front) }
         }
         back.close()
         front.close()
@@ -149,6 +156,18 @@ public final class ScoringProxy: @unchecked Sendable {
                                                       deadline: request.deadlineMs.map { now + $0 / 1000 }))
                 dispatch(now: now, back: back)
             }
+        }
+    }
+
+    /// The drain timeout expired: every request not answered yet (waiting, or at a worker that
+    /// is still computing it) is answered `shutting_down`, so the proxy can exit.
+    private func abandonPending(front: ZMQSocket) {
+        drainDeadline = nil
+        let abandoned = router.abandonAll()
+        Log.warning("proxy: drain timeout of \(settings.drainTimeout) s expired: answering the \(abandoned.count) request(s) not yet answered shutting_down")
+        for request in abandoned {
+            fail(WireError(.shuttingDown, "the proxy's drain timeout expired before a worker answered this request", id: request.id),
+                 op: request.op, route: request.route, front: front)
         }
     }
 

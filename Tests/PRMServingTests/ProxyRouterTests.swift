@@ -111,6 +111,18 @@ final class ProxyRouterTests: XCTestCase {
         XCTAssertTrue(router.pending.isEmpty)
     }
 
+    /// The drain timeout: everything unanswered, waiting or at a worker, in the order accepted.
+    func testAbandonAllTakesOutWaitingAndInFlightRequests() {
+        var router = ProxyRouter(resends: 1, expiry: 3)
+        _ = router.ready(a, slots: 1, model: nil, now: 0)
+        let tokens = ["first", "second", "third"].map { router.accept(request($0)) }
+        XCTAssertEqual(dispatchAll(&router), [a])
+        XCTAssertEqual(router.abandonAll().map(\.id), [.string("first"), .string("second"), .string("third")])
+        XCTAssertTrue(router.pending.isEmpty && router.waiting.isEmpty)
+        XCTAssertEqual(router.workers[a]?.inFlight, [])
+        XCTAssertNil(router.answered(tokens[0], by: a), "the worker's reply comes too late")
+    }
+
     func testADrainingWorkerLeavesWithItsLastReply() {
         var router = ProxyRouter(resends: 1, expiry: 3)
         _ = router.ready(a, slots: 2, model: nil, now: 0)
