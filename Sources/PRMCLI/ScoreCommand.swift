@@ -22,7 +22,8 @@ enum ScoreCommand: Subcommand {
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Reward-model checkpoint (in process)."),
-            .value("server", placeholder: "ENDPOINT", help: "Score through a running `prm serve` instead (e.g. tcp://127.0.0.1:5555)."),
+            .value("server", placeholder: "ENDPOINT", help: "Score through a running `prm serve` instead (e.g. tcp://127.0.0.1:5555); "
+                   + "a request over its max_message_bytes is refused before sending."),
             .value("timeout", placeholder: "SECONDS", help: "--server: seconds to wait for each reply before retrying.", default: "30"),
             .value("retries", placeholder: "N", help: "--server: resends after a timeout, each on a fresh socket.", default: "3"),
             CurveOptions.secretKey, CurveOptions.serverKey,

@@ -173,6 +173,55 @@ final class ServerTests: XCTestCase {
             answered[id] = reply?["ok"]?.bool == true ? "ok" : reply?["error"]?.object?["code"]?.string ?? "?"
         }
     }
+
+    /// A body over the server's max_message_bytes is refused by the client before it is sent,
+    /// naming both sizes. Sent, it would be over four times the limit: ZeroMQ drops the
+    /// connection and the call only times out.
+    func testTheClientRefusesABodyOverTheServersLimit() throws {
+        let (endpoint, _, _) = try serve(try Self.scorer()) { $0.limits.maxMessageBytes = 1_024 }
+        let client = try ScoringClient(endpoint: endpoint, timeout: 10, retries: 0)
+        let started = MonotonicClock.now
+        XCTAssertThrowsError(try client.rank(prompt: prompt, candidates: [String(repeating: "x", count: 100_000)])) { error in
+            guard case ClientError.tooLarge(let bytes, let limit) = error else { return XCTFail("\(error)") }
+            XCTAssertGreaterThan(bytes, 100_000)
+            XCTAssertEqual(limit, 1_024)
+            XCTAssertTrue("\(error)".contains("max_message_bytes of 1024"), "\(error)")
+        }
+        XCTAssertLessThan(MonotonicClock.now - started, 5, "refused at once, not after a timeout")
+        XCTAssertEqual(try client.rank(prompt: prompt, candidates: ["ok"]).scores.count, 1, "the next request is sent and served")
+    }
+
+    /// A peer whose `info` is an error (an older or other implementation): the client assumes the
+    /// protocol's default limit, and sends nothing over it.
+    func testTheClientAssumesTheDefaultLimitWhenInfoFails() throws {
+        let context = try ZMQContext()
+        let peer = try ZMQSocket(context, kind: ZMQ_ROUTER)
+        try peer.set(ZMQ_LINGER, Int32(0))
+        try peer.bind("tcp://127.0.0.1:0")
+        let client = try ScoringClient(endpoint: try peer.string(ZMQ_LAST_ENDPOINT), timeout: 10, retries: 0)
+        let requests = Outcomes()
+        let done = DispatchSemaphore(value: 0)
+        let answering = UncheckedSendable(peer)
+        Thread {
+            defer { done.signal() }
+            guard let frames = try? answering.value.receive(), let body = frames.last,
+                  let request = try? JSONReader.parse(body).object, let id = request["id"]?.number?.integer else { return }
+            requests.add(request["op"]?.string ?? "?")
+            let error = "{\"v\":1,\"id\":\(id),\"ok\":false,\"error\":{\"code\":\"unknown_op\",\"message\":\"no info here\"}}"
+            _ = try? answering.value.send(Array(frames.dropLast()) + [Array(error.utf8)])
+        }.start()
+        let oversized = String(repeating: "x", count: ServerLimits().maxMessageBytes)
+        XCTAssertThrowsError(try client.rank(prompt: prompt, candidates: [oversized])) { error in
+            guard case ClientError.tooLarge(_, let limit) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(limit, 1_048_576)
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        var poll = PollSet()
+        let item = poll.add(peer)
+        try poll.wait(timeoutMs: 200)
+        XCTAssertFalse(poll.readable(item), "the oversized request was not sent")
+        XCTAssertEqual(requests.all, ["info"])
+    }
 }
 
 /// Strings appended by several client threads at once (NSMutableArray is not thread-safe: unguarded
