@@ -121,7 +121,7 @@ enum ServeCommand: Subcommand {
         "drain-timeout", placeholder: "SECONDS",
         help: "After SIGTERM/SIGINT: seconds to finish accepted work; what still waits then is answered shutting_down. "
             + "The default outlasts the bundled clients' \(ScoringClient.defaultTimeout) s reply timeout.",
-        default: "\(ServerLimits.defaultDrainTimeout)")
+        default: "\(ServerSettings.defaultDrainTimeout)")
 
     static func drainTimeout(_ a: ParsedArguments) throws -> Double {
         guard let seconds = try a.double("drain-timeout"), seconds >= 0 else {

@@ -60,10 +60,10 @@ public final class ScoringClient {
 
     private let keys: Curve.ClientKeys?
 
-    /// - Parameter keys: CURVE keys when the server requires them (its public key and ours).
     /// Seconds to wait for a reply by default (`prm score --server --timeout`).
     public static let defaultTimeout = 30.0
 
+    /// - Parameter keys: CURVE keys when the server requires them (its public key and ours).
     public init(endpoint: String, timeout: Double = defaultTimeout, retries: Int = 3, keys: Curve.ClientKeys? = nil) throws {
         self.endpoint = endpoint
         self.timeout = timeout

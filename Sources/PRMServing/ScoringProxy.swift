@@ -15,7 +15,7 @@ public struct ProxySettings: Sendable {
     public var resends = 1
     /// Seconds a drain (SIGTERM/SIGINT) may take: then every request not answered yet is answered
     /// `shutting_down` and the proxy exits.
-    public var drainTimeout = ServerLimits.defaultDrainTimeout
+    public var drainTimeout = ServerSettings.defaultDrainTimeout
     /// CURVE on both sides: clients and workers alike must hold an allowed key.
     public var curve = CurveSettings()
     /// host:port answering `GET /metrics` in Prometheus's text format (nil: no endpoint).
