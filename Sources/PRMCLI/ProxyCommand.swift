@@ -15,7 +15,9 @@ enum ProxyCommand: Subcommand {
         --back, on this host or others. Each request goes to the live worker with the fewest requests \
         in flight. A worker silent for --liveness heartbeats is dropped and the requests it held go to \
         another worker (rank and score are idempotent), so a plain REQ client loses nothing. Workers \
-        reconnect by themselves after a proxy restart. info, health and metrics describe the pool.
+        reconnect by themselves after a proxy restart. info, health and metrics describe the pool. \
+        SIGTERM or SIGINT: new work is refused, everything accepted is answered, then the proxy exits \
+        0; after --drain-timeout seconds, requests not answered yet are answered shutting_down.
 
         With --curve-secret-key and --allow-keys both sides use CURVE: clients and workers alike \
         must hold a key whose public half is in the allow-list folder.
@@ -31,6 +33,7 @@ enum ProxyCommand: Subcommand {
                    default: "\(defaults.heartbeat.intervalMs)"),
             .value("liveness", placeholder: "N", help: "Silent heartbeats before a worker is dropped.", default: "\(defaults.heartbeat.liveness)"),
             .value("resends", placeholder: "N", help: "Times a request held by a dead worker is sent to another.", default: "\(defaults.resends)"),
+            ServiceOptions.drainTimeout,
             .value("max-candidates", placeholder: "N", help: "Candidates per rank, items per score.",
                    default: "\(defaults.limits.maxCandidates)"),
             .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
@@ -44,8 +47,9 @@ enum ProxyCommand: Subcommand {
         var s = ProxySettings()
         s.front = try arguments.endpoint("front") ?? defaults.front
         s.back = try arguments.endpoint("back") ?? defaults.back
-        s.heartbeat = try ServeCommand.heartbeat(arguments)
+        s.heartbeat = try ServiceOptions.heartbeat(arguments)
         s.resends = try arguments.count("resends", atLeast: 0)
+        s.drainTimeout = try ServiceOptions.drainTimeout(arguments)
         s.limits.maxCandidates = try arguments.count("max-candidates")
         s.limits.maxMessageBytes = try arguments.count("max-message-bytes")
         s.limits.maxQueuedRequests = try arguments.count("max-queued")

@@ -23,7 +23,8 @@ enum ScoreCommand: Subcommand {
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Reward-model checkpoint (in process)."),
-            .value("server", placeholder: "ENDPOINT", help: "Score through a running `prm serve` instead (e.g. tcp://127.0.0.1:5555)."),
+            .value("server", placeholder: "ENDPOINT", help: "Score through a running `prm serve` instead (e.g. tcp://127.0.0.1:5555); "
+                   + "a request over its max_message_bytes is refused before sending."),
         ] + ClientOptions.all(for: "server") + [
             CurveOptions.secretKey, CurveOptions.serverKey,
             .value("user", placeholder: "ID", help: "User id (unknown ids get the generic user).", default: ""),

@@ -19,10 +19,11 @@ enum ServeCommand: Subcommand {
         most --max-wait-ms for a batch to fill. With the linear-head aggregator the hidden state of \
         each text is cached (--cache-entries, within --cache-memory, taken as the cache fills), so \
         ranking the same candidates for another user costs a dot product. SIGTERM or SIGINT: new work \
-        is refused (shutting_down), everything accepted is answered, then the server exits 0. A \
-        checkpoint whose weights have diverged (a probe reply scores NaN or infinite) is refused at \
-        start; a request whose scores come out non-finite is answered with an internal error, never \
-        with null.
+        is refused (shutting_down), everything accepted is answered, then the server exits 0; after \
+        --drain-timeout seconds, requests still queued are answered shutting_down instead of computed \
+        (the batch being computed is finished). A checkpoint whose weights have diverged (a probe \
+        reply scores NaN or infinite) is refused at start; a request whose scores come out non-finite \
+        is answered with an internal error, never with null.
 
         Examples:
           prm serve --model runs/prm
@@ -52,6 +53,7 @@ enum ServeCommand: Subcommand {
                    default: "\(defaults.limits.maxRequestTokens)"),
             .value("max-queued", placeholder: "N", help: "Requests waiting for computation; beyond: overloaded.",
                    default: "\(defaults.limits.maxQueuedRequests)"),
+            ServiceOptions.drainTimeout,
             .value("stall-ms", placeholder: "MS", help: "health reports the compute thread stalled after this long without progress.",
                    default: "\(defaults.stallMs)"),
             .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores. "
@@ -92,7 +94,7 @@ enum ServeCommand: Subcommand {
             s.connect = try a.endpoint("connect")
         }
         s.slots = try a.count("slots")
-        s.heartbeat = try heartbeat(a)
+        s.heartbeat = try ServiceOptions.heartbeat(a)
         s.curve = try CurveOptions.settings(a)
         s.metricsHTTP = try a.hostPort("metrics-http")
         if s.curve.enabled {
@@ -108,6 +110,7 @@ enum ServeCommand: Subcommand {
         s.limits.maxMessageBytes = try a.count("max-message-bytes")
         s.limits.maxRequestTokens = try a.count("max-request-tokens")
         s.limits.maxQueuedRequests = try a.count("max-queued")
+        s.drainTimeout = try ServiceOptions.drainTimeout(a)
         s.stallMs = try a.double("stall-ms") ?? defaults.stallMs
         guard s.stallMs > 0 else { throw a.usageError("--stall-ms must be positive") }
         return s
@@ -115,13 +118,4 @@ enum ServeCommand: Subcommand {
 
     /// Beyond any real use (MiniLM's 100 million states alone are 150 GB): a larger value is a typo.
     static let maxCacheEntries = 100_000_000
-
-    /// --heartbeat-ms and --liveness (serve and proxy share them).
-    static func heartbeat(_ a: ParsedArguments) throws -> Heartbeat {
-        var h = Heartbeat()
-        h.intervalMs = try a.double("heartbeat-ms") ?? h.intervalMs
-        guard h.intervalMs >= 10 else { throw a.usageError("--heartbeat-ms must be at least 10") }
-        h.liveness = try a.count("liveness")
-        return h
-    }
 }

@@ -59,6 +59,17 @@ final class JobQueue: @unchecked Sendable {
         }
     }
 
+    /// Takes out every job still waiting (not the batch the consumer holds), for a drain that
+    /// ran out of time.
+    func removeAll() -> [Job] {
+        condition.withLock {
+            let waiting = Array(jobs[head...])
+            jobs = []
+            head = 0
+            return waiting
+        }
+    }
+
     /// The next batch: the oldest job, then more as long as they fit in `tokenBudget`, waiting
     /// at most `maxWait` seconds (from when the first was taken) for the batch to fill.
     func next(tokenBudget: Int, maxWait: Double, idleAfter: Double) -> Next {

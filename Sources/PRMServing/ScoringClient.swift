@@ -22,11 +22,13 @@ public struct ScoreReply: Sendable, Equatable {
 }
 
 /// What a client call can fail with: an error reply (its stable code and message), no reply
-/// after every retry, or a reply that does not follow the protocol.
+/// after every retry, a reply that does not follow the protocol, or a request too large to send.
 public enum ClientError: Error, CustomStringConvertible, Sendable {
     case server(code: String, message: String)
     case timeout(endpoint: String, attempts: Int, seconds: Double)
     case protocolViolation(String)
+    /// The body exceeds the server's `max_message_bytes`; it was not sent.
+    case tooLarge(bytes: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -34,6 +36,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .timeout(let endpoint, let attempts, let seconds):
             return "no reply from \(endpoint) after \(attempts) attempt(s) of \(seconds) s each"
         case .protocolViolation(let what): return "the server's reply breaks protocol v1: \(what)"
+        case .tooLarge(let bytes, let limit):
+            return "the request body has \(bytes) bytes, over the server's max_message_bytes of \(limit); it was not sent"
         }
     }
 }
@@ -41,19 +45,26 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
 /// The Swift client of protocol v1 (protocols/PROTOCOL.md) over a DEALER socket, with the
 /// zguide's Lazy Pirate retries: wait `timeout` seconds for the reply; on silence close the
 /// socket, open a fresh one and resend, at most `retries` more times; stale replies (another id)
-/// are ignored. One client per thread.
+/// are ignored. A `rank` or `score` body over the server's `max_message_bytes` (read with `info`
+/// once per socket) is refused before sending: ZeroMQ disconnects a peer whose message exceeds four
+/// times the limit, so the server could not even answer it. One client per thread.
 public final class ScoringClient {
     public let endpoint: String
     public let timeout: Double
     public let retries: Int
     private let context: ZMQContext
     private var socket: ZMQSocket?
+    /// The server's `max_message_bytes`, read once per socket (a restarted server may differ).
+    private var maxMessageBytes: Int?
     private var nextID = 0
 
     private let keys: Curve.ClientKeys?
 
+    /// Seconds to wait for a reply by default (`prm score --server --timeout`).
+    public static let defaultTimeout = 30.0
+
     /// - Parameter keys: CURVE keys when the server requires them (its public key and ours).
-    public init(endpoint: String, timeout: Double = 30, retries: Int = 3, keys: Curve.ClientKeys? = nil) throws {
+    public init(endpoint: String, timeout: Double = defaultTimeout, retries: Int = 3, keys: Curve.ClientKeys? = nil) throws {
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
@@ -114,6 +125,10 @@ public final class ScoringClient {
         members(&w)
         w.endObject()
         let body = w.bytes
+        if op == "rank" || op == "score" {
+            let limit = try serverMaxMessageBytes()
+            guard body.count <= limit else { throw ClientError.tooLarge(bytes: body.count, limit: limit) }
+        }
         for _ in 0...retries {
             let socket = try openSocket()
             try socket.send([body])
@@ -121,8 +136,26 @@ public final class ScoringClient {
             // Silence: the reply may still come on this socket later; a fresh one never sees it.
             socket.close()
             self.socket = nil
+            maxMessageBytes = nil
         }
         throw ClientError.timeout(endpoint: endpoint, attempts: retries + 1, seconds: timeout)
+    }
+
+    /// `info`'s `limits.max_message_bytes`, or the protocol's default when `info` is answered with
+    /// an error or without it. A silent server's timeout is thrown as is: the request would only
+    /// time out too, after as long again.
+    private func serverMaxMessageBytes() throws -> Int {
+        if let maxMessageBytes { return maxMessageBytes }
+        let fallback = ServerLimits().maxMessageBytes
+        do {
+            let limit = try info()["limits"]?.object?["max_message_bytes"]?.number?.integer ?? fallback
+            maxMessageBytes = limit
+            return limit
+        } catch let error as ClientError {
+            if case .timeout = error { throw error }
+            Log.warning("no limits from \(endpoint)'s info (\(error)); assuming max_message_bytes \(fallback)")
+            return fallback
+        }
     }
 
     private func openSocket() throws -> ZMQSocket {

@@ -13,6 +13,9 @@ public struct ProxySettings: Sendable {
     public var heartbeat = Heartbeat()
     /// Times a request is sent again when the worker holding it dies (rank and score are idempotent).
     public var resends = 1
+    /// Seconds a drain (SIGTERM/SIGINT) may take: then every request not answered yet is answered
+    /// `shutting_down` and the proxy exits.
+    public var drainTimeout = ServerSettings.defaultDrainTimeout
     /// CURVE on both sides: clients and workers alike must hold an allowed key.
     public var curve = CurveSettings()
     /// host:port answering `GET /metrics` in Prometheus's text format (nil: no endpoint).
@@ -26,61 +29,38 @@ public struct ProxySettings: Sendable {
 /// live worker with the fewest requests in flight; a worker silent for `heartbeat.expiry` is
 /// dropped and the requests it held go to another worker (at most `resends` times), so even a
 /// REQ client without retries loses nothing. `info`, `health` and `metrics` describe the pool.
-/// Single-threaded: routing is cheap next to scoring.
+/// Single-threaded: routing is cheap next to scoring. The bookkeeping (who holds what, how often
+/// it was sent) is `ProxyRouter`; this class owns the sockets, the clock and the replies.
 public final class ScoringProxy: @unchecked Sendable {
     public let settings: ProxySettings
     private let context: ZMQContext
     public private(set) var frontEndpoint = "", backEndpoint = ""
 
-    private struct Worker {
-        let identity: [UInt8]
-        var slots: Int
-        var model: JSONValue?
-        var inFlight: Set<UInt64> = []
-        var lastHeard: Double
-        var lastSent: Double
-        var draining = false
-        var served = 0
-    }
-
-    private struct Pending {
-        let route: [[UInt8]]
-        let body: [UInt8]
-        let id: JSONValue
-        let op: Operation
-        let receivedAt: Double
-        let deadline: Double?
-        var attempts = 0
-        var worker: [UInt8]?
-        var dispatchedAt = 0.0
-    }
-
-    private var workers: [[UInt8]: Worker] = [:]
-    private var pending: [UInt64: Pending] = [:]
-    private var waiting: [UInt64] = []
+    private var router: ProxyRouter
     /// Requests whose every allowed worker died holding them, to be answered `internal`.
-    private var lostRequests: [(route: [[UInt8]], error: WireError, op: Operation)] = []
-    private var nextToken: UInt64 = 1
+    private var lostRequests: [ProxyRouter.Request] = []
     private var draining = false
+    /// When a drain stops waiting for workers (set by the signal, cleared once acted on).
+    private var drainDeadline: Double?
     private let startedAt = MonotonicClock.now
     private var lastProgress = MonotonicClock.now
     private var lastModel: JSONValue?
     // Counters and latencies for info/health/metrics.
     private var outcomes = Outcomes()
     private var drops = DropLog()
-    private var lateReplies = 0, resent = 0, workersLost = 0, workersSeen = 0, maxWaiting = 0
     /// queue: waiting for a worker; compute: at the worker (its queue, computation and the hop); total.
     private var latency = ComputeStats()
 
     public init(settings: ProxySettings) throws {
         self.settings = settings
+        router = ProxyRouter(resends: settings.resends, expiry: settings.heartbeat.expiry)
         context = try ZMQContext()
     }
 
     public func requestShutdown() { SignalPipe.raise() }
 
     /// Routes until a drain completes: after SIGTERM/SIGINT new work is refused and every
-    /// request accepted is answered.
+    /// request accepted is answered, or after `drainTimeout` answered `shutting_down`.
     public func run(ready: (_ front: String, _ back: String) -> Void = { _, _ in }) throws {
         let gate = try CurveGate.make(context, settings.curve)
         defer { gate?.close() }
@@ -108,12 +88,12 @@ public final class ScoringProxy: @unchecked Sendable {
         ready(frontEndpoint, backEndpoint)
 
         let tick = Int(settings.heartbeat.intervalMs / 2)
-        while !(draining && pending.isEmpty) {
+        while !(draining && router.pending.isEmpty) {
             var poll = PollSet()
             let (frontItem, backItem, signalItem) = (poll.add(front), poll.add(back), poll.add(fd: signals))
             let zapItem = gate.map { poll.add($0.zap) }
             let httpItem = http.map { poll.add($0.socket) }
-            try poll.wait(timeoutMs: tick)
+            try poll.wait(timeoutMs: drainDeadline.map { min(tick, ScoringServer.milliseconds(until: $0)) } ?? tick)
             let now = MonotonicClock.now
             if let httpItem, poll.readable(httpItem) { try http?.answer { snapshot().prometheus() } }
             if poll.readable(signalItem) {
@@ -121,7 +101,8 @@ public final class ScoringProxy: @unchecked Sendable {
                 if arrived.reload { try gate?.reload() }
                 if arrived.stop && !draining {
                     draining = true
-                    Log.info("proxy shutting down: refusing new work, answering the \(pending.count) accepted request(s)")
+                    drainDeadline = now + settings.drainTimeout
+                    Log.info("proxy shutting down: refusing new work, answering the \(router.pending.count) accepted request(s) within \(settings.drainTimeout) s")
                 }
             }
             if let zapItem, poll.readable(zapItem) { try gate?.answer() }
@@ -132,6 +113,7 @@ public final class ScoringProxy: @unchecked Sendable {
                 fromClient(message, now: now, front: front, back: back)
             }
             maintain(now: MonotonicClock.now, front: front, back: back)
+            if let deadline = drainDeadline, MonotonicClock.now >= deadline { abandonPending(front: front) }
         }
         back.close()
         front.close()
@@ -166,18 +148,26 @@ public final class ScoringProxy: @unchecked Sendable {
             if draining {
                 fail(WireError(.shuttingDown, "the proxy is shutting down and takes no new work", id: request.id), op: op,
                      route: envelope.route, front: front)
-            } else if waiting.count >= settings.limits.maxQueuedRequests {
-                fail(WireError(.overloaded, "\(waiting.count) requests are already waiting for a worker; try again later", id: request.id),
+            } else if router.waiting.count >= settings.limits.maxQueuedRequests {
+                fail(WireError(.overloaded, "\(router.waiting.count) requests are already waiting for a worker; try again later", id: request.id),
                      op: op, route: envelope.route, front: front)
             } else {
-                let token = nextToken
-                nextToken += 1
-                pending[token] = Pending(route: envelope.route, body: body, id: request.id, op: op, receivedAt: now,
-                                         deadline: request.deadlineMs.map { now + $0 / 1000 })
-                waiting.append(token)
-                maxWaiting = max(maxWaiting, waiting.count)
+                _ = router.accept(ProxyRouter.Request(route: envelope.route, body: body, id: request.id, op: op, receivedAt: now,
+                                                      deadline: request.deadlineMs.map { now + $0 / 1000 }))
                 dispatch(now: now, back: back)
             }
+        }
+    }
+
+    /// The drain timeout expired: every request not answered yet (waiting, or at a worker that
+    /// is still computing it) is answered `shutting_down`, so the proxy can exit.
+    private func abandonPending(front: ZMQSocket) {
+        drainDeadline = nil
+        let abandoned = router.abandonAll()
+        Log.warning("proxy: drain timeout of \(settings.drainTimeout) s expired: answering the \(abandoned.count) request(s) not yet answered shutting_down")
+        for request in abandoned {
+            fail(WireError(.shuttingDown, "the proxy's drain timeout expired before a worker answered this request", id: request.id),
+                 op: request.op, route: request.route, front: front)
         }
     }
 
@@ -200,46 +190,35 @@ public final class ScoringProxy: @unchecked Sendable {
         if command == .ready {
             let facts = payload.first.flatMap { try? JSONReader.parse($0) }?.object
             let slots = max(1, facts?["slots"]?.number?.integer ?? 1)
-            if workers[identity] == nil {
-                workersSeen += 1
-                Log.info("proxy: worker \(Self.name(identity)) ready with \(slots) slots (\(workers.count + 1) in the pool)")
+            if router.ready(identity, slots: slots, model: facts?["model"], now: now) {
+                Log.info("proxy: worker \(Self.name(identity)) ready with \(slots) slots (\(router.workers.count) in the pool)")
             }
-            var worker = workers[identity] ?? Worker(identity: identity, slots: slots, lastHeard: now, lastSent: now)
-            worker.slots = slots
-            worker.model = facts?["model"]
-            worker.lastHeard = now
-            workers[identity] = worker
-            if let model = worker.model { lastModel = model }
+            if let model = facts?["model"] { lastModel = model }
             dispatch(now: now, back: back)
             return
         }
-        let known = workers[identity] != nil
-        workers[identity]?.lastHeard = now
+        let known = router.workers[identity] != nil
+        router.heard(from: identity, now: now)
         switch command {
         case .reply:
             guard payload.count == 2, let token = WorkerProtocol.token(payload[payload.startIndex]) else {
                 Log.warning("proxy: ignoring a malformed REPLY from worker \(Self.name(identity))")
                 return
             }
-            workers[identity]?.inFlight.remove(token)
-            workers[identity]?.served += 1
-            if let request = pending.removeValue(forKey: token) {
+            // nil: answered already by the worker it was resent to (counted as a late reply).
+            if let request = router.answered(token, by: identity) {
                 lastProgress = now
                 latency.compute.record((now - request.dispatchedAt) * 1000)
                 latency.total.record((now - request.receivedAt) * 1000)
                 outcomes.add(op: request.op, code: Self.replyCode(payload[payload.startIndex + 1]))
                 reply(request.route + [payload[payload.startIndex + 1]], front: front)
-            } else {
-                lateReplies += 1  // answered already by the worker it was resent to
             }
-            if let worker = workers[identity], worker.draining, worker.inFlight.isEmpty { workers[identity] = nil }
             if !known { send(WorkerProtocol.message(.reconnect), to: identity, back: back) }
             dispatch(now: now, back: back)
         case .disconnect:
             guard known else { return }
-            workers[identity]?.draining = true
             Log.info("proxy: worker \(Self.name(identity)) is draining")
-            if workers[identity]?.inFlight.isEmpty == true { workers[identity] = nil }
+            router.startDraining(identity)
         case .heartbeat:
             if !known { send(WorkerProtocol.message(.reconnect), to: identity, back: back) }
         case .ready, .request, .reconnect:
@@ -247,84 +226,62 @@ public final class ScoringProxy: @unchecked Sendable {
         }
     }
 
-    /// Hands waiting requests to workers with free slots, least loaded first.
+    /// Hands waiting requests to workers with free slots, least loaded first (ProxyRouter).
     private func dispatch(now: Double, back: ZMQSocket) {
-        while let token = waiting.first {
-            guard var request = pending[token] else {
-                waiting.removeFirst()
-                continue
-            }
-            let candidates = workers.values.filter { !$0.draining && $0.inFlight.count < $0.slots && now - $0.lastHeard <= settings.heartbeat.expiry }
-            guard let worker = candidates.min(by: { ($0.inFlight.count, $0.served) < ($1.inFlight.count, $1.served) }) else { return }
+        while let next = router.nextAssignment(now: now) {
             // A worker whose connection ZeroMQ has already dropped cannot take the request: drop
             // it now rather than at its heartbeat expiry, and try the next.
-            guard send(WorkerProtocol.message(.request, [WorkerProtocol.token(token), request.body]), to: worker.identity, back: back) else {
-                drop(worker.identity, why: "unreachable", now: now)
+            guard send(WorkerProtocol.message(.request, [WorkerProtocol.token(next.token), next.request.body]), to: next.worker, back: back) else {
+                drop(next.worker, why: "unreachable")
                 continue
             }
-            waiting.removeFirst()
-            request.attempts += 1
-            request.worker = worker.identity
-            request.dispatchedAt = now
-            latency.queue.record((now - request.receivedAt) * 1000)
-            pending[token] = request
-            workers[worker.identity]?.inFlight.insert(token)
+            router.dispatched(next.token, to: next.worker, now: now)
+            latency.queue.record((now - next.request.receivedAt) * 1000)
         }
     }
 
     /// Sends to a worker; false when ZeroMQ cannot route to it (its connection is gone).
     @discardableResult
     private func send(_ message: [[UInt8]], to identity: [UInt8], back: ZMQSocket) -> Bool {
-        workers[identity]?.lastSent = MonotonicClock.now
+        router.sent(to: identity, now: MonotonicClock.now)
         return (try? back.send([identity] + message, dontWait: true)) == true
     }
 
-    /// Takes a worker out of the pool; the requests it held go back to the front of the queue
-    /// (once more each, at most `resends` times), or fail with `internal` when they are spent.
-    private func drop(_ identity: [UInt8], why: String, now: Double) {
-        guard let worker = workers.removeValue(forKey: identity) else { return }
-        workersLost += 1
-        Log.warning("proxy: worker \(Self.name(identity)) \(why): dropped; resending its \(worker.inFlight.count) request(s)")
-        for token in worker.inFlight.sorted().reversed() {
-            guard let request = pending[token] else { continue }
-            if request.attempts > settings.resends {
-                pending[token] = nil
-                lostRequests.append((request.route, WireError(.internal, "the request was lost with \(request.attempts) workers that died holding it",
-                                                                id: request.id), request.op))
-            } else {
-                resent += 1
-                waiting.insert(token, at: 0)
-            }
-        }
+    /// Takes a worker out of the pool; the requests it held are resent, or answered `internal`
+    /// (on the next `maintain`) when they were resent `resends` times already.
+    private func drop(_ identity: [UInt8], why: String) {
+        guard let (resent, spent) = router.drop(identity) else { return }
+        Log.warning("proxy: worker \(Self.name(identity)) \(why): dropped; resending \(resent) request(s)"
+                    + (spent.isEmpty ? "" : ", failing \(spent.count) sent \(settings.resends + 1) time(s) already"))
+        lostRequests += spent
     }
 
     /// Heartbeats out, dead workers out (their requests resent), expired waiting requests answered.
     private func maintain(now: Double, front: ZMQSocket, back: ZMQSocket) {
-        for worker in workers.values where now - worker.lastHeard > settings.heartbeat.expiry {
-            drop(worker.identity, why: String(format: "silent for %.1f s", now - worker.lastHeard), now: now)
+        for identity in router.silent(now: now) {
+            let silence = now - (router.workers[identity]?.lastHeard ?? now)
+            drop(identity, why: String(format: "silent for %.1f s", silence))
         }
-        for worker in workers.values where now - worker.lastSent >= settings.heartbeat.interval {
-            if !send(WorkerProtocol.message(.heartbeat), to: worker.identity, back: back) { drop(worker.identity, why: "unreachable", now: now) }
+        for identity in router.due(now: now, interval: settings.heartbeat.interval) {
+            if !send(WorkerProtocol.message(.heartbeat), to: identity, back: back) { drop(identity, why: "unreachable") }
         }
-        for (route, error, op) in lostRequests { fail(error, op: op, route: route, front: front) }
+        for request in lostRequests {
+            fail(WireError(.internal, "the request was lost with \(request.attempts) workers that died holding it", id: request.id),
+                 op: request.op, route: request.route, front: front)
+        }
         lostRequests = []
-        waiting.removeAll { token in
-            guard let request = pending[token], let deadline = request.deadline, now > deadline else { return false }
-            pending[token] = nil
+        for request in router.expireWaiting(now: now) {
             let waited = (now - request.receivedAt) * 1000
             fail(WireError(.deadlineExceeded, String(format: "waited %.1f ms for a worker, past the deadline; not computed", waited), id: request.id),
                  op: request.op, route: request.route, front: front)
-            return true
         }
         // Draining with no worker left to take them, waiting requests would keep the proxy from
         // ever exiting: they are refused as new work is (shutting_down, a transient code).
-        if draining, alive.isEmpty, !waiting.isEmpty {
-            for token in waiting {
-                guard let request = pending.removeValue(forKey: token) else { continue }
+        if draining, router.alive.isEmpty {
+            for request in router.abandonWaiting() {
                 fail(WireError(.shuttingDown, "the proxy is shutting down and no worker is left to take this request; not computed", id: request.id),
                      op: request.op, route: request.route, front: front)
             }
-            waiting = []
         }
         dispatch(now: now, back: back)
     }
@@ -333,8 +290,6 @@ public final class ScoringProxy: @unchecked Sendable {
 
     // MARK: - info, health, metrics of the pool
 
-    private var alive: [Worker] { workers.values.filter { !$0.draining } }
-
     /// The code of a worker's reply ("ok" → nil), for the outcome counters; the body is not parsed.
     static func replyCode(_ body: [UInt8]) -> ErrorCode? {
         guard let error = (try? JSONReader.parse(body))?.object?["error"]?.object?["code"]?.string else { return nil }
@@ -342,9 +297,11 @@ public final class ScoringProxy: @unchecked Sendable {
     }
 
     private var pool: PoolSnapshot {
-        PoolSnapshot(workers: alive.count, busy: alive.filter { !$0.inFlight.isEmpty }.count, draining: workers.values.filter(\.draining).count,
-                     inFlight: workers.values.reduce(0) { $0 + $1.inFlight.count }, slots: alive.reduce(0) { $0 + $1.slots },
-                     waiting: waiting.count, seen: workersSeen, lost: workersLost, resent: resent, lateReplies: lateReplies)
+        let (workers, alive) = (router.workers.values, router.alive)
+        return PoolSnapshot(workers: alive.count, busy: alive.filter { !$0.inFlight.isEmpty }.count, draining: workers.filter(\.draining).count,
+                            inFlight: workers.reduce(0) { $0 + $1.inFlight.count }, slots: alive.reduce(0) { $0 + $1.slots },
+                            waiting: router.waiting.count, seen: router.workersSeen, lost: router.workersLost, resent: router.resent,
+                            lateReplies: router.lateReplies)
     }
 
     /// Counters and latencies at this moment, for `metrics` and /metrics.
@@ -352,7 +309,7 @@ public final class ScoringProxy: @unchecked Sendable {
         var snapshot = MetricsSnapshot()
         snapshot.outcomes = outcomes
         snapshot.stats = latency
-        (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (waiting.count, maxWaiting, settings.limits.maxQueuedRequests)
+        (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (router.waiting.count, router.maxWaiting, settings.limits.maxQueuedRequests)
         snapshot.repliesDropped = drops.count
         snapshot.pool = pool
         snapshot.uptime = MonotonicClock.now - startedAt
@@ -378,8 +335,9 @@ public final class ScoringProxy: @unchecked Sendable {
     }
 
     private func health(_ id: JSONValue, now: Double) -> [UInt8] {
-        let inFlight = workers.values.reduce(0) { $0 + $1.inFlight.count }
-        let stalled = alive.isEmpty && !waiting.isEmpty
+        let inFlight = router.workers.values.reduce(0) { $0 + $1.inFlight.count }
+        let alive = router.alive
+        let stalled = alive.isEmpty && !router.waiting.isEmpty
         return WireReply.object(id: id) { w in
             w.key("status"); w.string(draining ? "draining" : "serving")
             w.key("healthy"); w.bool(!alive.isEmpty)
@@ -387,7 +345,7 @@ public final class ScoringProxy: @unchecked Sendable {
             w.beginObject()
             w.key("state"); w.string(stalled ? "stalled" : inFlight > 0 ? "busy" : "idle")
             w.key("last_progress_ms"); w.number(WireReply.rounded((now - lastProgress) * 1000))
-            w.key("queued"); w.number(waiting.count)
+            w.key("queued"); w.number(router.waiting.count)
             w.endObject()
             w.key("uptime_s"); w.number(WireReply.rounded(now - startedAt))
             pool.write(&w)

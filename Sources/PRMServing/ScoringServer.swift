@@ -15,7 +15,8 @@ import Synchronization
 /// PUSH/PULL pair, which the I/O thread forwards with the request's envelope.
 ///
 /// SIGTERM/SIGINT start a drain: no new work is accepted, everything accepted is answered, then
-/// `run()` returns.
+/// `run()` returns. A drain lasts at most `drainTimeout`: what is still queued then is answered
+/// `shutting_down` (the batch being computed is finished), so a deep queue cannot hold the exit.
 public final class ScoringServer: @unchecked Sendable {
     public let settings: ServerSettings
     private let scorer: UncheckedSendable<Scorer>
@@ -30,6 +31,8 @@ public final class ScoringServer: @unchecked Sendable {
     private var drops = DropLog()
     private var outstanding = 0
     private var draining = false
+    /// When a drain stops waiting for the queue (set by the signal, cleared once acted on).
+    private var drainDeadline: Double?
     /// The endpoint actually bound (a `tcp://…:0` bind gets a port from the system).
     public private(set) var boundEndpoint = ""
 
@@ -97,7 +100,7 @@ public final class ScoringServer: @unchecked Sendable {
             let zapItem = gate.map { poll.add($0.zap) }
             let requestItem = transport.socket.map { poll.add($0) }
             let httpItem = http.map { poll.add($0.socket) }
-            try poll.wait(timeoutMs: tick)
+            try poll.wait(timeoutMs: drainDeadline.map { min(tick, Self.milliseconds(until: $0)) } ?? tick)
             if let httpItem, poll.readable(httpItem) { try http?.answer { snapshot().prometheus() } }
             if poll.readable(signalItem) {
                 let arrived = SignalPipe.drain(signals)
@@ -113,6 +116,7 @@ public final class ScoringServer: @unchecked Sendable {
             while let requestItem, poll.readable(requestItem), let socket = transport.socket, let message = try socket.receive(dontWait: true) {
                 handle(message, on: transport)
             }
+            if let deadline = drainDeadline, MonotonicClock.now >= deadline { abandonQueued(on: transport) }
             try transport.tick(now: MonotonicClock.now)
         }
         queue.close()
@@ -128,8 +132,27 @@ public final class ScoringServer: @unchecked Sendable {
     private func beginDrain(_ transport: any ServerTransport) {
         guard !draining else { return }
         draining = true
+        drainDeadline = MonotonicClock.now + settings.drainTimeout
         transport.drainStarted()
-        Log.info("shutting down: refusing new work, answering the \(outstanding) accepted request(s)")
+        Log.info("shutting down: refusing new work, answering the \(outstanding) accepted request(s) within \(settings.drainTimeout) s")
+    }
+
+    /// The drain timeout expired: the requests still queued are answered `shutting_down` (a
+    /// transient code: the client may send them elsewhere) instead of computed.
+    private func abandonQueued(on transport: any ServerTransport) {
+        drainDeadline = nil
+        let abandoned = queue.removeAll()
+        outstanding -= abandoned.count
+        Log.warning("drain timeout of \(settings.drainTimeout) s expired: answering the \(abandoned.count) request(s) still queued shutting_down")
+        for job in abandoned {
+            reply(WireError(.shuttingDown, "the server's drain timeout expired before this request was computed; not computed", id: job.request.id),
+                  op: job.request.operation, route: job.route, on: transport)
+        }
+    }
+
+    /// Whole milliseconds from now until `time` (0 once it has passed), for a poll timeout.
+    static func milliseconds(until time: Double) -> Int {
+        max(0, Int(((time - MonotonicClock.now) * 1000).rounded(.up)))
     }
 
     // MARK: - I/O thread

@@ -49,10 +49,20 @@ public struct ServerSettings: Sendable {
     public var cacheMemory = 256 << 20
     /// `health` reports the compute thread stalled after this long with work and no progress.
     public var stallMs = 10_000.0
+    /// Seconds a drain (SIGTERM/SIGINT) may take: then the requests still queued are answered
+    /// `shutting_down` and the server exits.
+    public var drainTimeout = ServerSettings.defaultDrainTimeout
     /// Where the model came from, for `info`.
     public var modelPath = ""
 
     public init() {}
+
+    /// Default of `--drain-timeout` (serve and proxy). `deadline_ms` has no upper bound, so no
+    /// deadline sets it; what does is the longest a bundled client waits for a reply
+    /// (`ScoringClient.defaultTimeout`, `prm score --server`): a request queued longer than that
+    /// has been given up on (a retry would be refused by the draining server anyway), so computing
+    /// it only delays the exit. A few seconds more let what such a client still waits for finish.
+    public static let defaultDrainTimeout = ScoringClient.defaultTimeout + 5
 }
 
 /// CURVE key files for a server, proxy or worker.

@@ -1,3 +1,4 @@
+import CZeroMQ
 import Foundation
 import XCTest
 import PRMCore
@@ -129,37 +130,120 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(metrics["requests"]?.object?["rank"]?.number?.integer, 60)
     }
 
-    /// A drain answers every request already accepted before run() returns.
+    /// A drain answers every request already accepted before run() returns. Each client queues
+    /// its requests, then an `info` on the same socket: the server reads a socket's messages in
+    /// order and answers `info` at once, so its reply proves the requests before it were accepted.
+    /// Only then does the drain start, and no one sends after it. (The clients used to keep sending
+    /// one request at a time through the drain: those that reached the server after it had exited
+    /// each waited out a 20 s timeout, past the test's limit.)
     func testShutdownAnswersEverythingAccepted() throws {
-        let (endpoint, server, stop) = try serve(try Self.scorer())
-        let replies = Outcomes()
-        let group = DispatchGroup()
-        for worker in 0..<4 {
-            group.enter()
-            Thread {
-                defer { group.leave() }
-                guard let client = try? ScoringClient(endpoint: endpoint, timeout: 20, retries: 0) else { return }
-                for _ in 0..<5 {
-                    do {
-                        _ = try client.rank(prompt: Self.prompt, candidates: Self.candidates, userID: "ann")
-                        replies.add("ok")
-                    } catch ClientError.server(let code, _) {
-                        replies.add(code)
-                    } catch {
-                        replies.add("lost \(worker): \(error)")
-                    }
-                }
-            }.start()
+        let (endpoint, _, stop) = try serve(try Self.scorer())
+        let context = try ZMQContext()
+        let clients = try (0..<4).map { _ in
+            let socket = try ZMQSocket(context, kind: ZMQ_DEALER)
+            try socket.set(ZMQ_LINGER, Int32(0))
+            try socket.connect(endpoint)
+            return socket
         }
-        Thread.sleep(forTimeInterval: 0.05)
+        var expected: [Set<String>] = []
+        for (number, socket) in clients.enumerated() {
+            let ids = (0..<5).map { "c\(number)-\($0)" }
+            for id in ids { _ = try socket.send([Self.body(id: id, op: "rank")]) }
+            _ = try socket.send([Self.body(id: "c\(number)-info", op: "info")])
+            expected.append(Set(ids))
+        }
+        var answered: [[String: String]] = Array(repeating: [:], count: clients.count)
+        for (number, socket) in clients.enumerated() {
+            try Self.collect(on: socket, into: &answered[number], until: { $0["c\(number)-info"] != nil })
+        }
         stop()
-        XCTAssertEqual(group.wait(timeout: .now() + 30), .success)
-        let outcomes = replies.all
-        XCTAssertEqual(outcomes.count, 20)
-        XCTAssertTrue(outcomes.allSatisfy { $0 == "ok" || $0 == "shutting_down" || $0.hasPrefix("lost") }, "\(outcomes)")
-        XCTAssertEqual(outcomes.filter { $0.hasPrefix("lost") && !$0.contains("timeout") && !$0.contains("no reply") }, [],
-                       "nothing failed in another way")
-        _ = server
+        for (number, socket) in clients.enumerated() {
+            try Self.collect(on: socket, into: &answered[number], until: { $0.count == 6 })
+            answered[number]["c\(number)-info"] = nil
+            XCTAssertEqual(Set(answered[number].keys), expected[number], "client \(number): every accepted request answered")
+            XCTAssertTrue(answered[number].values.allSatisfy { $0 == "ok" }, "client \(number): \(answered[number])")
+            XCTAssertNil(try socket.receive(dontWait: true), "nothing answered twice")
+        }
+    }
+
+    /// A request body as the Swift client writes it.
+    static func body(id: String, op: String) -> [UInt8] {
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("v"); w.number(1)
+        w.key("id"); w.string(id)
+        w.key("op"); w.string(op)
+        if op == "rank" {
+            w.key("user_id"); w.string("ann")
+            w.key("prompt"); w.string(prompt)
+            w.key("candidates"); w.beginArray(); for c in candidates { w.string(c) }; w.endArray()
+        }
+        w.endObject()
+        return w.bytes
+    }
+
+    /// Receives replies (id → "ok" or the error code) until `done` holds; fails after 20 s of silence.
+    static func collect(on socket: ZMQSocket, into answered: inout [String: String], until done: ([String: String]) -> Bool) throws {
+        while !done(answered) {
+            var poll = PollSet()
+            let item = poll.add(socket)
+            try poll.wait(timeoutMs: 20_000)
+            guard poll.readable(item), let frames = try socket.receive(dontWait: true), let body = frames.last else {
+                return XCTFail("no reply within 20 s; have \(answered)")
+            }
+            let reply = try JSONReader.parse(body).object
+            guard let id = reply?["id"]?.string else { return XCTFail("a reply without a string id") }
+            answered[id] = reply?["ok"]?.bool == true ? "ok" : reply?["error"]?.object?["code"]?.string ?? "?"
+        }
+    }
+
+    /// A body over the server's max_message_bytes is refused by the client before it is sent,
+    /// naming both sizes. Sent, it would be over four times the limit: ZeroMQ drops the
+    /// connection and the call only times out.
+    func testTheClientRefusesABodyOverTheServersLimit() throws {
+        let (endpoint, _, _) = try serve(try Self.scorer()) { $0.limits.maxMessageBytes = 1_024 }
+        let client = try ScoringClient(endpoint: endpoint, timeout: 10, retries: 0)
+        let started = MonotonicClock.now
+        XCTAssertThrowsError(try client.rank(prompt: prompt, candidates: [String(repeating: "x", count: 100_000)])) { error in
+            guard case ClientError.tooLarge(let bytes, let limit) = error else { return XCTFail("\(error)") }
+            XCTAssertGreaterThan(bytes, 100_000)
+            XCTAssertEqual(limit, 1_024)
+            XCTAssertTrue("\(error)".contains("max_message_bytes of 1024"), "\(error)")
+        }
+        XCTAssertLessThan(MonotonicClock.now - started, 5, "refused at once, not after a timeout")
+        XCTAssertEqual(try client.rank(prompt: prompt, candidates: ["ok"]).scores.count, 1, "the next request is sent and served")
+    }
+
+    /// A peer whose `info` is an error (an older or other implementation): the client assumes the
+    /// protocol's default limit, and sends nothing over it.
+    func testTheClientAssumesTheDefaultLimitWhenInfoFails() throws {
+        let context = try ZMQContext()
+        let peer = try ZMQSocket(context, kind: ZMQ_ROUTER)
+        try peer.set(ZMQ_LINGER, Int32(0))
+        try peer.bind("tcp://127.0.0.1:0")
+        let client = try ScoringClient(endpoint: try peer.string(ZMQ_LAST_ENDPOINT), timeout: 10, retries: 0)
+        let requests = Outcomes()
+        let done = DispatchSemaphore(value: 0)
+        let answering = UncheckedSendable(peer)
+        Thread {
+            defer { done.signal() }
+            guard let frames = try? answering.value.receive(), let body = frames.last,
+                  let request = try? JSONReader.parse(body).object, let id = request["id"]?.number?.integer else { return }
+            requests.add(request["op"]?.string ?? "?")
+            let error = "{\"v\":1,\"id\":\(id),\"ok\":false,\"error\":{\"code\":\"unknown_op\",\"message\":\"no info here\"}}"
+            _ = try? answering.value.send(Array(frames.dropLast()) + [Array(error.utf8)])
+        }.start()
+        let oversized = String(repeating: "x", count: ServerLimits().maxMessageBytes)
+        XCTAssertThrowsError(try client.rank(prompt: prompt, candidates: [oversized])) { error in
+            guard case ClientError.tooLarge(_, let limit) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(limit, 1_048_576)
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        var poll = PollSet()
+        let item = poll.add(peer)
+        try poll.wait(timeoutMs: 200)
+        XCTAssertFalse(poll.readable(item), "the oversized request was not sent")
+        XCTAssertEqual(requests.all, ["info"])
     }
 }
 

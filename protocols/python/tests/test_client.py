@@ -3,6 +3,7 @@ the reward adapters."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 
 from harness import Schemas, Server, Wire, assert_close, free_port
 from prm_client import (
@@ -140,6 +142,36 @@ def test_timeout_after_the_last_retry_when_nothing_listens() -> None:
     assert isinstance(caught.value, TimeoutError)
     assert caught.value.attempts == 3 and caught.value.outstanding == 1
     assert 0.6 <= elapsed < 10, elapsed
+
+
+def test_oversized_bodies_are_refused_at_the_default_limit_when_info_fails() -> None:
+    # A peer whose info is an error (an older or other implementation): the client assumes the
+    # protocol's default max_message_bytes and sends nothing over it.
+    peer: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
+    peer.setsockopt(zmq.LINGER, 0)
+    port = free_port()
+    peer.bind(f"tcp://127.0.0.1:{port}")
+    ops: list[str] = []
+
+    def answer_once() -> None:
+        if peer.poll(10_000, zmq.POLLIN):
+            *route, body = peer.recv_multipart()
+            request = json.loads(body)
+            ops.append(request["op"])
+            error = {"v": 1, "id": request["id"], "ok": False, "error": {"code": "unknown_op", "message": "no info here"}}
+            peer.send_multipart([*route, json.dumps(error).encode()])
+
+    answering = threading.Thread(target=answer_once)
+    answering.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=10, retries=0) as client, pytest.raises(PrmError) as caught:
+            client.rank(PROMPT, ["x" * protocol.DEFAULT_MAX_MESSAGE_BYTES])
+        answering.join(timeout=10)
+        assert caught.value.code == "too_large"
+        assert f"max_message_bytes of {protocol.DEFAULT_MAX_MESSAGE_BYTES}" in caught.value.message, caught.value.message
+        assert ops == ["info"] and not peer.poll(200, zmq.POLLIN), "the oversized request was not sent"
+    finally:
+        peer.close(linger=0)
 
 
 def test_lazy_pirate_recovers_after_a_restart(start_server: Callable[..., Server]) -> None:

@@ -1,5 +1,5 @@
 """``prm proxy`` with two workers under faults: a worker SIGKILLed or SIGSTOPped under load, a
-proxy restarted, a worker drained. Every request still gets exactly one correct reply (scores as
+proxy restarted, a worker drained, workers that keep dying with a request. Every request still gets exactly one correct reply (scores as
 in-process ``prm score`` gives them), and ``health``/``metrics`` tell what happened to the pool.
 
 The clients are plain: REQ sockets without retries and DEALER sockets with several requests in
@@ -346,3 +346,59 @@ def test_a_draining_proxy_without_workers_refuses_what_waits_and_exits(start_poo
         reply = parse_reply(wire.receive(10), schemas, "rank")
     assert reply.code == "shutting_down" and reply.body["id"] == "waits", reply.body
     assert pool.proxy.wait(10) == 0, pool.proxy.log()
+
+
+class FakeWorker:
+    """A PRMW1 worker played by the test: READY with one slot, HEARTBEAT back for every heartbeat,
+    and no replies. Closing it without DISCONNECT is a worker dying."""
+
+    def __init__(self, back: str) -> None:
+        self.socket: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(back)
+        self.socket.send_multipart([b"PRMW1", b"READY", json.dumps({"slots": 1, "model": None}).encode()])
+
+    def __enter__(self) -> FakeWorker:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.socket.close(linger=0)
+
+    def requests(self, seconds: float, until_one: bool = False) -> list[dict[str, Any]]:
+        """The request bodies the proxy sends within ``seconds`` (or until the first)."""
+        received: list[dict[str, Any]] = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not (until_one and received):
+            if not self.socket.poll(int(left * 1000) + 1, zmq.POLLIN):
+                continue
+            frames = self.socket.recv_multipart()
+            assert frames[0] == b"PRMW1", frames
+            if frames[1] == b"REQUEST":
+                received.append(json.loads(frames[3]))
+            elif frames[1] == b"HEARTBEAT":
+                self.socket.send_multipart([b"PRMW1", b"HEARTBEAT"])
+        return received
+
+
+def test_a_request_whose_workers_keep_dying_is_resent_once_then_answered_internal(start_pool: Callable[..., Pool],
+                                                                                  schemas: Schemas) -> None:
+    # A mutant the tests above let through: resending twice instead of once (--resends 1).
+    pool = start_pool(0)
+    request = {"v": 1, "id": "doomed", "op": "rank", "prompt": "Human: hi\n\nAssistant:", "candidates": ["Hello."]}
+    with Wire(pool.endpoint, schemas) as client:
+        client.send([b"", json.dumps(request).encode()])
+        pool.wait_for(lambda state: state["waiting"] == 1, "the request waiting for a worker")
+        for death in (1, 2):  # sent once, resent once: each time its worker dies holding it
+            with FakeWorker(pool.proxy.back) as worker:
+                assert [body["id"] for body in worker.requests(10, until_one=True)] == ["doomed"], f"not sent a {death}. time"
+            pool.wait_for(lambda state: state["lost"] == death and state["workers"] == 0, f"dead worker {death} dropped")
+        with FakeWorker(pool.proxy.back) as survivor:
+            pool.wait_for(lambda state: state["workers"] == 1, "a third worker in the pool")
+            sent_again = survivor.requests(2 * pool.expiry)
+            assert sent_again == [], f"sent a third time: {sent_again}"
+            reply = parse_reply(client.receive(5), schemas, "rank")
+    assert reply.code == "internal" and reply.body["id"] == "doomed", reply.body
+    assert "2 workers" in reply.message, reply.message
+    metrics = pool.call("metrics")
+    assert metrics["pool"]["resent"] == 1 and metrics["pool"]["lost"] == 2, metrics["pool"]
+    assert metrics["errors"]["internal"] == 1, metrics["errors"]

@@ -1,5 +1,6 @@
 """SIGTERM (or SIGINT) under load: everything accepted is answered, new work gets
-``shutting_down``, health says ``draining``, and the process exits 0."""
+``shutting_down``, health says ``draining``, and the process exits 0; a drain longer than
+``--drain-timeout`` answers what still waits ``shutting_down`` and exits 0 all the same."""
 
 from __future__ import annotations
 
@@ -15,11 +16,20 @@ from typing import Any
 import pytest
 import zmq
 
-from harness import Schemas, Server, Wire, parse_reply
+from harness import Pool, PrmProcess, Schemas, Server, Wire, encode, parse_reply
 
 CLIENTS = 4
 IN_FLIGHT = 6
 PROMPT = "Human: How do I keep basil alive indoors?\n\nAssistant:"
+
+#: The flood of the drain-timeout tests: far more compute than the drain timeout allows (tens of
+#: seconds on two cores with one-item batches), queued before the signal.
+FLOOD = 100
+FLOOD_CANDIDATES = 32
+DRAIN_TIMEOUT = 1.0
+#: Seconds an exit may take beyond --drain-timeout: the batch being computed is finished (one
+#: request here), the poll loop notices within a tick, and the machine is shared.
+EXIT_SLACK = 8.0
 
 
 @dataclass
@@ -114,3 +124,75 @@ def test_signal_under_load(start_server: Callable[..., Server], schemas: Schemas
             if peer.received_at[request_id] > signalled_at:
                 ok_after_signal += 1
     assert ok_after_signal >= CLIENTS, f"only {ok_after_signal} queued requests were answered after the signal"
+
+
+def flood_requests(texts: list[str]) -> list[dict[str, Any]]:
+    """FLOOD uncached rank requests of FLOOD_CANDIDATES candidates each."""
+    tag = uuid.uuid4().hex
+    return [{"v": 1, "id": f"f{number}", "op": "rank", "user_id": "worker-5", "prompt": PROMPT,
+             "candidates": [f"{texts[(number + k) % len(texts)]} [{tag} {number}]" for k in range(FLOOD_CANDIDATES)]}
+            for number in range(FLOOD)]
+
+
+def drain_a_flood(process: PrmProcess, endpoint: str, schemas: Schemas, requests: list[dict[str, Any]]) -> tuple[dict[str, list[Any]], float, int]:
+    """Queues every request on one socket, SIGTERMs ``process`` once all are accepted and one is
+    answered, and collects the replies. Returns each request's replies, the seconds from the signal
+    to the exit, and the exit status."""
+    replies: dict[str, list[Any]] = {}
+    with Wire(endpoint, schemas) as wire:
+        for body in requests:
+            wire.send([b"", encode(body)])
+        # Answered at once, and only after the requests sent before it on this socket were read:
+        # every one of them is accepted when this reply comes.
+        wire.send([b"", encode({"v": 1, "id": "all-queued", "op": "health"})])
+        accepted = False
+        signalled_at = 0.0
+        while sum(len(answers) for answers in replies.values()) < len(requests):
+            frames = wire.receive()
+            request_id = json.loads(frames[-1])["id"]
+            if request_id == "all-queued":
+                parse_reply(frames, schemas, "health")
+                accepted = True
+            else:
+                replies.setdefault(request_id, []).append(parse_reply(frames, schemas, "rank"))
+            if accepted and replies and not signalled_at:
+                signalled_at = time.monotonic()
+                process.signal(signal.SIGTERM)
+        status = process.wait(timeout=120)
+        exited_after = time.monotonic() - signalled_at
+        assert wire.silent_for(0.2), "a request was answered twice"
+    return replies, exited_after, status
+
+
+def check_drained_in_time(replies: dict[str, list[Any]], requests: list[dict[str, Any]], exited_after: float, status: int,
+                          log: str) -> None:
+    assert status == 0, log
+    assert exited_after <= DRAIN_TIMEOUT + EXIT_SLACK, f"exited {exited_after:.1f} s after SIGTERM with --drain-timeout {DRAIN_TIMEOUT}"
+    assert set(replies) == {body["id"] for body in requests}, "some requests were never answered"
+    assert all(len(answers) == 1 for answers in replies.values()), "some requests were answered twice"
+    codes = [answers[0].code or "ok" for answers in replies.values()]
+    assert set(codes) <= {"ok", "shutting_down"}, sorted(set(codes))
+    # The flood is far more than a second of compute: most of it was refused, what was computed
+    # before the timeout was answered ok.
+    assert 1 <= codes.count("ok") < len(requests) // 2, f"{codes.count('ok')} of {len(requests)} computed"
+    for answers in replies.values():
+        if answers[0].code == "shutting_down":
+            assert "drain timeout" in answers[0].message, answers[0].message
+
+
+def test_drain_timeout_answers_what_still_waits_shutting_down(start_server: Callable[..., Server], schemas: Schemas,
+                                                              dialogues: list[dict[str, Any]]) -> None:
+    # Found by hand: with 1,041 requests queued, a SIGTERMed server took 69 s to exit.
+    server = start_server("--batch-tokens", "64", "--drain-timeout", str(DRAIN_TIMEOUT))
+    requests = flood_requests([row["chosen"] for row in dialogues[:64]])
+    replies, exited_after, status = drain_a_flood(server, server.endpoint, schemas, requests)
+    check_drained_in_time(replies, requests, exited_after, status, server.log())
+
+
+def test_proxy_drain_timeout_answers_what_its_workers_hold_shutting_down(start_pool: Callable[..., Pool], schemas: Schemas,
+                                                                        dialogues: list[dict[str, Any]]) -> None:
+    pool = start_pool(1, proxy_args=["--drain-timeout", str(DRAIN_TIMEOUT)],
+                      worker_args=["--batch-tokens", "64", "--drain-timeout", str(DRAIN_TIMEOUT)])
+    requests = flood_requests([row["chosen"] for row in dialogues[:64]])
+    replies, exited_after, status = drain_a_flood(pool.proxy, pool.endpoint, schemas, requests)
+    check_drained_in_time(replies, requests, exited_after, status, pool.proxy.log())

@@ -43,7 +43,9 @@ class Client:
     ignored. Each request gets a fresh id, unique to this client.
 
     **Errors.** An error reply raises :class:`PrmError` with the protocol's stable ``code``; a
-    reply that is not valid v1 raises :class:`PrmProtocolError`. A call that raises abandons its
+    reply that is not valid v1 raises :class:`PrmProtocolError`. A ``rank`` or ``score`` body
+    over the server's ``max_message_bytes`` (read with :meth:`info` once per connection) is not
+    sent: it raises :class:`PrmError` ``too_large`` at once, naming its size and the limit. A call that raises abandons its
     other requests; the socket is replaced so their replies cannot reach a later call.
 
     **Authentication.** A server or proxy run with ``--curve-secret-key`` and ``--allow-keys``
@@ -101,12 +103,14 @@ class Client:
         self._socket: zmq.Socket[bytes] | None = None
         self._id_prefix = secrets.token_hex(4)
         self._counter = itertools.count(1)
-        self._max_candidates: int | None = None
+        #: The ``limits`` of the server's ``info``, read once per connection.
+        self._limits: dict[str, Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the socket (unsent requests are dropped). The client reconnects if used again."""
+        self._limits = None  # the server behind the endpoint may come back with other limits
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
@@ -224,14 +228,45 @@ class Client:
         reply = self._exchange([protocol.status_request(self._next_id(), op)])[0]
         return {key: value for key, value in reply.items() if key not in ("v", "id", "ok")}
 
-    def _server_max_candidates(self) -> int:
-        if self._max_candidates is None:
+    def _server_limits(self) -> dict[str, Any]:
+        if self._limits is None:
             limits = self.info().get("limits")
-            value = limits.get("max_candidates") if isinstance(limits, dict) else None
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise PrmProtocolError(f"info reply has no usable limits.max_candidates: {limits!r}")
-            self._max_candidates = value
-        return self._max_candidates
+            if not isinstance(limits, dict):
+                raise PrmProtocolError(f"info reply has no limits object: {limits!r}")
+            self._limits = limits
+        return self._limits
+
+    def _server_max_candidates(self) -> int:
+        value = self._server_limits().get("max_candidates")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise PrmProtocolError(f"info reply has no usable limits.max_candidates: {value!r}")
+        return value
+
+    def _server_max_message_bytes(self) -> int:
+        """The server's ``max_message_bytes``, or the protocol's default when ``info`` is answered
+        with an error or without it. A silent server's :class:`PrmTimeoutError` is raised as is:
+        the request would only time out too, after as long again."""
+        try:
+            value = self._server_limits().get("max_message_bytes")
+        except (PrmError, PrmProtocolError) as error:
+            log.warning("no limits from %s's info (%s); assuming max_message_bytes %d", self.endpoint, error,
+                        protocol.DEFAULT_MAX_MESSAGE_BYTES)
+            return protocol.DEFAULT_MAX_MESSAGE_BYTES
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return protocol.DEFAULT_MAX_MESSAGE_BYTES
+        return value
+
+    def _refuse_oversized(self, requests: Sequence[dict[str, Any]], bodies: Sequence[bytes]) -> None:
+        """Raises ``too_large`` for a rank or score body over the server's limit, before anything
+        is sent: ZeroMQ disconnects a peer whose message exceeds four times the limit, so the
+        server could not even answer it, and the call would only time out."""
+        if not any(request["op"] in ("rank", "score") for request in requests):
+            return
+        limit = self._server_max_message_bytes()
+        for request, body in zip(requests, bodies):
+            if len(body) > limit:
+                raise PrmError(protocol.ErrorCode.TOO_LARGE.value, f"the request body has {len(body)} bytes, over the server's "
+                               f"max_message_bytes of {limit}; it was not sent", request["id"])
 
     def _connected(self) -> zmq.Socket[bytes]:
         if self._socket is None:
@@ -247,6 +282,7 @@ class Client:
         """Send every request, at most ``max_in_flight`` outstanding, and return the ok replies in
         request order; raise on the first error reply, or after ``retries`` silent timeouts."""
         bodies = [protocol.encode(request) for request in requests]
+        self._refuse_oversized(requests, bodies)
         replies: list[dict[str, Any] | None] = [None] * len(requests)
         unsent = deque(range(len(requests)))
         in_flight: dict[str, int] = {}

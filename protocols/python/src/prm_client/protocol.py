@@ -14,6 +14,9 @@ from typing import Any, Union
 #: The protocol major version this client speaks (the ``v`` member of every message).
 PROTOCOL_VERSION = 1
 
+#: ``max_message_bytes`` of a server whose ``info`` gives none (PROTOCOL.md, "Limits").
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+
 #: A request id: echoed unchanged by the server.
 RequestId = Union[str, int, float]
 
