@@ -6,8 +6,8 @@ import PRMServing
 /// `CurveOptions`.
 enum ClientOptions {
     struct Settings {
-        var timeout = 30.0
-        var retries = 3
+        var timeout = ScoringClient.defaultTimeout
+        var retries = ScoringClient.defaultRetries
         var keys: Curve.ClientKeys?
     }
 

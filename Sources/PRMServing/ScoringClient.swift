@@ -62,9 +62,10 @@ public final class ScoringClient {
 
     /// Seconds to wait for a reply by default (`prm score --server --timeout`).
     public static let defaultTimeout = 30.0
+    public static let defaultRetries = 3
 
     /// - Parameter keys: CURVE keys when the server requires them (its public key and ours).
-    public init(endpoint: String, timeout: Double = defaultTimeout, retries: Int = 3, keys: Curve.ClientKeys? = nil) throws {
+    public init(endpoint: String, timeout: Double = defaultTimeout, retries: Int = defaultRetries, keys: Curve.ClientKeys? = nil) throws {
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
@@ -119,7 +120,7 @@ public final class ScoringClient {
         let id = nextID
         var w = JSONWriter()
         w.beginObject()
-        w.key("v"); w.number(1)
+        w.key("v"); w.number(ProtocolV1.version)
         w.key("id"); w.number(id)
         w.key("op"); w.string(op)
         members(&w)

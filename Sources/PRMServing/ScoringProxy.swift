@@ -64,13 +64,7 @@ public final class ScoringProxy: @unchecked Sendable {
     public func run(ready: (_ front: String, _ back: String) -> Void = { _, _ in }) throws {
         let gate = try CurveGate.make(context, settings.curve)
         defer { gate?.close() }
-        let front = try ZMQSocket(context, kind: ZMQ_ROUTER)
-        try gate?.protect(front)
-        try front.set(ZMQ_ROUTER_MANDATORY, Int32(1))
-        try front.set(ZMQ_SNDHWM, Int32(1_000))
-        try front.set(ZMQ_RCVHWM, Int32(10_000))
-        try front.set(ZMQ_LINGER, Int32(2_000))
-        try front.set(ZMQ_MAXMSGSIZE, Int64(settings.limits.maxMessageBytes) * 4)
+        let front = try ProtocolV1.frontDoor(context, maxMessageBytes: settings.limits.maxMessageBytes, gate: gate)
         try front.bind(settings.front)
         let back = try ZMQSocket(context, kind: ZMQ_ROUTER)
         try gate?.protect(back)
@@ -318,7 +312,7 @@ public final class ScoringProxy: @unchecked Sendable {
 
     private func info(_ id: JSONValue) -> [UInt8] {
         WireReply.object(id: id) { w in
-            w.key("protocol"); w.number(1)
+            w.key("protocol"); w.number(ProtocolV1.version)
             w.key("prm_version"); w.string(PRMVersion.current)
             w.key("model"); w.value(lastModel ?? .null)
             w.key("limits"); settings.limits.write(&w)

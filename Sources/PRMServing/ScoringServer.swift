@@ -230,7 +230,7 @@ public final class ScoringServer: @unchecked Sendable {
 
     private func info(_ id: JSONValue) -> [UInt8] {
         WireReply.object(id: id) { w in
-            w.key("protocol"); w.number(1)
+            w.key("protocol"); w.number(ProtocolV1.version)
             w.key("prm_version"); w.string(PRMVersion.current)
             w.key("model"); facts.write(&w)
             w.key("limits"); settings.limits.write(&w)

@@ -35,13 +35,7 @@ final class RouterTransport: ServerTransport {
     let endpoint: String
 
     init(_ context: ZMQContext, bind: String, limits: ServerLimits, gate: CurveGate?) throws {
-        router = try ZMQSocket(context, kind: ZMQ_ROUTER)
-        try gate?.protect(router)
-        try router.set(ZMQ_ROUTER_MANDATORY, Int32(1))
-        try router.set(ZMQ_SNDHWM, Int32(1_000))
-        try router.set(ZMQ_RCVHWM, Int32(10_000))
-        try router.set(ZMQ_LINGER, Int32(2_000))
-        try router.set(ZMQ_MAXMSGSIZE, Int64(limits.maxMessageBytes) * 4)
+        router = try ProtocolV1.frontDoor(context, maxMessageBytes: limits.maxMessageBytes, gate: gate)
         try router.bind(bind)
         endpoint = try router.string(ZMQ_LAST_ENDPOINT)
     }

@@ -64,7 +64,7 @@ enum WireReply {
     private static func start(id: JSONValue?, ok: Bool) -> JSONWriter {
         var w = JSONWriter()
         w.beginObject()
-        w.key("v"); w.number(1)
+        w.key("v"); w.number(ProtocolV1.version)
         w.key("id"); w.value(id ?? .null)
         w.key("ok"); w.bool(ok)
         return w

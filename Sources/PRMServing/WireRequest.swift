@@ -99,9 +99,11 @@ private struct Fields {
     }
 
     func version() throws(WireError) {
-        guard let value = object["v"] else { throw fail("missing field 'v' (the protocol version, 1)") }
+        guard let value = object["v"] else { throw fail("missing field 'v' (the protocol version, \(ProtocolV1.version))") }
         guard let number = value.number else { throw fail("field 'v' must be a number, got \(value.kind.rawValue)") }
-        guard number.value == 1 else { throw fail(.unsupportedVersion, "protocol version \(number.text) is not supported; this server speaks 1") }
+        guard number.value == Double(ProtocolV1.version) else {
+            throw fail(.unsupportedVersion, "protocol version \(number.text) is not supported; this server speaks \(ProtocolV1.version)")
+        }
     }
 
     func operation() throws(WireError) -> Operation {
