@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
         .testTarget(name: "PRMModelTests", dependencies: ["PRMCore", "PRMModel", "PRMTestSupport"]),
         .testTarget(name: "PRMScoringTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTestSupport"]),
-        .testTarget(name: "PRMServingTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTestSupport"]),
+        .testTarget(name: "PRMServingTests", dependencies: ["CZeroMQ", "PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTestSupport"]),
         .testTarget(name: "PRMTrainingTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTraining", "PRMTestSupport"]),
         .testTarget(name: "PRMPolicyTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMScoring", "PRMPolicy", "PRMTestSupport"]),
         .testTarget(name: "PRMCLITests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy", "PRMCLI", "PRMTestSupport"]),

@@ -84,11 +84,18 @@ public enum Checkpoint {
     /// Reads users.json, checking it names exactly `expected` users with indices 1...expected
     /// (also the policy checkpoint's users file).
     public static func loadUsers(_ url: URL, expected: Int) throws -> UserTable {
-        let object = try jsonDictionary(url)
+        // prm's strict reader, not JSONSerialization: its NSNumber answers `as? Int` for `true`
+        // and for 1.0, so a corrupt users.json would pass as indices.
+        let parsed: JSONValue
+        do { parsed = try JSONReader.parse(HFConfig.readFile(url)) } catch let error as JSONParseError {
+            throw ModelError(file: url, "\(error)")
+        }
+        guard let object = parsed.object else { throw ModelError(file: url, "not a JSON object") }
         var indices: [String: Int] = [:]
-        for (id, value) in object {
-            guard let index = value as? Int, (1...max(expected, 1)).contains(index) else {
-                throw ModelError(file: url, "user '\(id)' has index \(value); expected an integer in 1...\(expected)")
+        for (id, value) in object.members {
+            guard let index = value.number.flatMap({ Int($0.text) }), (1...max(expected, 1)).contains(index) else {
+                let shown = value.number?.text ?? value.kind.withArticle
+                throw ModelError(file: url, "user '\(id)' has index \(shown); expected an integer in 1...\(expected)")
             }
             indices[id] = index
         }

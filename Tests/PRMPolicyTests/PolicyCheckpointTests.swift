@@ -89,6 +89,12 @@ final class PolicyCheckpointTests: XCTestCase {
         expectFailure(try rewrite { $0["n_embd"] = 15 }, ["config.json", "not divisible"])
         expectFailure(try copy { try FileManager.default.removeItem(at: $0.appendingPathComponent("model.safetensors")) }, ["model.safetensors"])
         expectFailure(try copy { try Data("{\"user-9\": 4}".utf8).write(to: $0.appendingPathComponent("users.json")) }, ["users.json", "user-9"])
+        // JSONSerialization's NSNumber would read `true` and 1.0 as the index 1.
+        for index in ["true", "1.0"] {
+            let users = (1...4).map { "\"user-\($0)\": \($0 == 1 ? index : String($0))" }.joined(separator: ", ")
+            expectFailure(try copy { try Data("{\(users)}".utf8).write(to: $0.appendingPathComponent("users.json")) },
+                          ["users.json", "user 'user-1' has index"])
+        }
         expectFailure(try copy { try Data("{}".utf8).write(to: $0.appendingPathComponent("tokenizer.json")) }, ["tokenizer.json"])
     }
 }
