@@ -229,12 +229,13 @@ class Client:
         return {key: value for key, value in reply.items() if key not in ("v", "id", "ok")}
 
     def _server_limits(self) -> dict[str, Any]:
-        if self._limits is None:
+        cached = self._limits
+        if cached is None:
             limits = self.info().get("limits")
             if not isinstance(limits, dict):
                 raise PrmProtocolError(f"info reply has no limits object: {limits!r}")
-            self._limits = limits
-        return self._limits
+            cached = self._limits = dict(limits)
+        return cached
 
     def _server_max_candidates(self) -> int:
         value = self._server_limits().get("max_candidates")
