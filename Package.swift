@@ -59,13 +59,15 @@ let package = Package(
         // Shared by the test targets: locating the repository, the pretrained model, Python references,
         // running a check on every sgemm backend.
         .target(name: "PRMTestSupport", dependencies: ["PRMCore"], path: "Tests/PRMTestSupport"),
+        // A tiny reward-model scorer for the service's tests and its clients' (one fixture, not a copy per target).
+        .target(name: "PRMScoringTestSupport", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTestSupport"], path: "Tests/PRMScoringTestSupport"),
         .testTarget(name: "PRMCoreTests", dependencies: ["PRMCore", "PRMTestSupport"]),
         .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
         .testTarget(name: "PRMModelTests", dependencies: ["PRMCore", "PRMModel", "PRMTestSupport"]),
         .testTarget(name: "PRMScoringTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTestSupport"]),
-        .testTarget(name: "PRMServingTests", dependencies: ["CZeroMQ", "PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTestSupport"]),
+        .testTarget(name: "PRMServingTests", dependencies: ["CZeroMQ", "PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTestSupport", "PRMScoringTestSupport"]),
         .testTarget(name: "PRMTrainingTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTraining", "PRMTestSupport"]),
         .testTarget(name: "PRMPolicyTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMScoring", "PRMPolicy", "PRMTestSupport"]),
-        .testTarget(name: "PRMCLITests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy", "PRMCLI", "PRMTestSupport"]),
+        .testTarget(name: "PRMCLITests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy", "PRMCLI", "PRMTestSupport", "PRMScoringTestSupport"]),
     ]
 )

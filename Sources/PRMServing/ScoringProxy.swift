@@ -66,12 +66,7 @@ public final class ScoringProxy: @unchecked Sendable {
         defer { gate?.close() }
         let front = try ProtocolV1.frontDoor(context, maxMessageBytes: settings.limits.maxMessageBytes, gate: gate)
         try front.bind(settings.front)
-        let back = try ZMQSocket(context, kind: ZMQ_ROUTER)
-        try gate?.protect(back)
-        try back.set(ZMQ_ROUTER_MANDATORY, Int32(1))
-        try back.set(ZMQ_SNDHWM, Int32(10_000))
-        try back.set(ZMQ_RCVHWM, Int32(10_000))
-        try back.set(ZMQ_LINGER, Int32(2_000))
+        let back = try ProtocolV1.router(context, sendQueue: 10_000, gate: gate)
         try back.bind(settings.back)
         frontEndpoint = try front.string(ZMQ_LAST_ENDPOINT)
         backEndpoint = try back.string(ZMQ_LAST_ENDPOINT)

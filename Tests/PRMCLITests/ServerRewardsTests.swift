@@ -4,6 +4,7 @@ import PRMCore
 import PRMModel
 import PRMScoring
 import PRMServing
+import PRMScoringTestSupport
 import PRMTestSupport
 import PRMPolicy
 @testable import PRMCLI
@@ -11,16 +12,7 @@ import PRMPolicy
 /// PPO's rewards through a real server on a real socket equal the in-process scores.
 final class ServerRewardsTests: XCTestCase {
     func testServerRewardsEqualInProcessScores() throws {
-        let folder = try TinyBackbones.bert()
-        let users = UserTable(ids: ["ann", "bob"])
-        let config = RewardModelConfig(aggregator: .linearHead,
-                                       userModel: UserModelConfig(kind: .individual, tokens: 1, users: users.count, clusters: 2, sharedGeneric: true),
-                                       maxLength: 48)
-        let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
-                                    tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
-        Backbones.initializeRandomly(model.parameters, seed: 3)
-        model.initializeUserModelAndHead(seed: 3)
-        let scorer = Scorer(model: model, users: users)
+        let scorer = try TinyScorers.linearHead()
         var settings = ServerSettings()
         settings.bind = "tcp://127.0.0.1:0"
         settings.modelPath = "tiny"

@@ -4,28 +4,15 @@ import XCTest
 import PRMCore
 import PRMModel
 import PRMScoring
+import PRMScoringTestSupport
 import PRMTestSupport
 @testable import PRMServing
 
 /// A real `ScoringServer` on a real TCP socket, driven by the Swift client.
 final class ServerTests: XCTestCase {
-    static let users = UserTable(ids: ["ann", "bob"])
+    static let users = TinyScorers.users
 
-    static func scorer(cacheEntries: Int = 0) throws -> Scorer {
-        let folder = try TinyBackbones.bert()
-        let config = RewardModelConfig(aggregator: .linearHead,
-                                       userModel: UserModelConfig(kind: .individual, tokens: 1, users: users.count, clusters: 2, sharedGeneric: true),
-                                       maxLength: 48)
-        let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
-                                    tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
-        Backbones.initializeRandomly(model.parameters, seed: 3)
-        model.initializeUserModelAndHead(seed: 3)
-        var rng = RandomSource(seed: 4)
-        for entry in model.parameters.entries where entry.group == .user {
-            for i in 0..<entry.count { model.parameters.values[entry.offset + i] += 0.1 * rng.nextNormal() }
-        }
-        return Scorer(model: model, users: users, cacheEntries: cacheEntries)
-    }
+    static func scorer(cacheEntries: Int = 0) throws -> Scorer { try TinyScorers.linearHead(cacheEntries: cacheEntries) }
 
     /// Runs a server on a background thread; the returned closure drains it and waits for its exit.
     func serve(_ scorer: Scorer, _ configure: (inout ServerSettings) -> Void = { _ in }) throws -> (endpoint: String, server: ScoringServer, stop: () -> Void) {
