@@ -68,7 +68,7 @@ enum PpoCommand: Subcommand {
         let out = URL(fileURLWithPath: try arguments.require("out"))
         let policyFolder = URL(fileURLWithPath: try arguments.require("policy"))
         let groups = try arguments.string("groups").map(InputFiles.groups) ?? [:]
-        let data = try PreferenceDataset.load(URL(fileURLWithPath: arguments.string("data", default: DefaultData.trainFile)))
+        let data = try PreferenceDataset.load(URL(fileURLWithPath: try arguments.require("data")))
         let prompts = Array(Set(data.comparisons.map { PPOPrompt(userID: $0.userID, prompt: $0.prompt) }))
             .sorted { ($0.userID ?? "", $0.prompt) < ($1.userID ?? "", $1.prompt) }
 

@@ -56,11 +56,11 @@ enum SftCommand: Subcommand {
         let resume = arguments.flag("resume")
         let state = resume ? try SFTState.load(from: out) : nil
         let settings = try state?.settings ?? settingsFrom(arguments)
-        let dataPath = (resume && !arguments.isSet("data") ? state?.dataFile : nil) ?? arguments.string("data", default: DefaultData.trainFile)
+        let dataPath = try (resume && !arguments.isSet("data") ? state?.dataFile : nil) ?? arguments.require("data")
         let limit = try arguments.optionalCount("limit")
         var rows = try PreferenceDataset.load(URL(fileURLWithPath: dataPath)).comparisons
         if let limit { rows = Array(rows.prefix(limit)) }
-        let devRows = try PreferenceDataset.load(URL(fileURLWithPath: arguments.string("dev", default: DefaultData.devFile))).comparisons
+        let devRows = try PreferenceDataset.load(URL(fileURLWithPath: try arguments.require("dev"))).comparisons
 
         let policy = resume ? try PolicyCheckpoint.load(out).policy
             : try settings.makePolicy(tokenizerFile: URL(fileURLWithPath: arguments.string("tokenizer", default: "data/policy/tokenizer.json")))
