@@ -52,9 +52,12 @@ let package = Package(
         // against any RewardSource: the scoring path in process here, a scoring service (the v1
         // score op) supplied by the CLI, so the policy library does not link libzmq.
         .target(name: "PRMPolicy", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMScoring"], swiftSettings: optimised),
-        // Argument parsing and the subcommands; `prm`'s main.swift stays thin.
+        // Argument parsing and the product's subcommands; `prm`'s main.swift stays thin.
         .target(name: "PRMCLI", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy"], swiftSettings: optimised),
-        .executableTarget(name: "prm", dependencies: ["PRMCLI"], swiftSettings: optimised),
+        // `prm bench`: the benchmark suites, on PRMCLI's command-line plumbing and the libraries they
+        // measure; a target of their own so the CLI holds the product's commands only.
+        .target(name: "PRMBench", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy", "PRMCLI"], swiftSettings: optimised),
+        .executableTarget(name: "prm", dependencies: ["PRMCLI", "PRMBench"], swiftSettings: optimised),
 
         // Shared by the test targets: locating the repository, the pretrained model, Python references,
         // running a check on every sgemm backend.
@@ -68,6 +71,7 @@ let package = Package(
         .testTarget(name: "PRMServingTests", dependencies: ["CZeroMQ", "PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTestSupport", "PRMScoringTestSupport"]),
         .testTarget(name: "PRMTrainingTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTraining", "PRMTestSupport"]),
         .testTarget(name: "PRMPolicyTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMScoring", "PRMPolicy", "PRMTestSupport"]),
-        .testTarget(name: "PRMCLITests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy", "PRMCLI", "PRMTestSupport", "PRMScoringTestSupport"]),
+        // Drives `prm` in process with every command the executable registers, bench included.
+        .testTarget(name: "PRMCLITests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTraining", "PRMPolicy", "PRMCLI", "PRMBench", "PRMTestSupport", "PRMScoringTestSupport"]),
     ]
 )

@@ -22,15 +22,17 @@ public enum CLI {
     public static let program = "prm"
     public static let version = PRMVersion.current
 
-    /// Every subcommand `prm` knows, in the order the overview lists them.
-    /// Add new commands here (`embed`, `train`, `eval`, `score`, `bench`).
+    /// The product's subcommands, in the order the overview lists them; add new ones here. `bench`
+    /// is not among them: it lives in PRMBench, which builds on this module, so the `prm`
+    /// executable (main.swift) appends it.
     public static let commands: [any Subcommand.Type] = [
         TrainCommand.self, EvalCommand.self, AdaptCommand.self, ScoreCommand.self, ServeCommand.self, ProxyCommand.self, KeygenCommand.self,
-        EmbedCommand.self, SftCommand.self, GenerateCommand.self, PpoCommand.self, BenchCommand.self,
+        EmbedCommand.self, SftCommand.self, GenerateCommand.self, PpoCommand.self,
     ]
 
-    /// Called by `main.swift` with the arguments after the program name.
-    public static func main(_ arguments: [String]) -> Int32 {
+    /// Called by `main.swift` with the arguments after the program name and every command the
+    /// executable registers.
+    public static func main(_ arguments: [String], commands: [any Subcommand.Type]) -> Int32 {
         var out = StandardOutput()
         var err = StandardError()
         return run(arguments, commands: commands, stdout: &out, stderr: &err)

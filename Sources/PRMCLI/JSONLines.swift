@@ -1,10 +1,11 @@
 import Foundation
 import PRMCore
 
-/// JSONL input of the CLI commands, through prm's one strict JSON reader; errors name the line.
-enum JSONLines {
+/// JSONL input of the CLI commands (and the benchmarks', PRMBench), through prm's one strict JSON
+/// reader; errors name the line.
+public enum JSONLines {
     /// (line number, value) for each non-blank line.
-    static func values(_ data: Data, name: String) throws -> [(line: Int, value: JSONValue)] {
+    public static func values(_ data: Data, name: String) throws -> [(line: Int, value: JSONValue)] {
         let lines = data.withUnsafeBytes { JSONValueLines.parse($0) }
         if let (line, error) = lines.firstError { throw CLIError("\(name):\(line): \(error)") }
         return lines.values

@@ -4,10 +4,11 @@ import PRMServing
 
 /// Option values with the range checks several commands share: counts, byte sizes, compute
 /// threads and ZeroMQ endpoints. Every refusal is a one-line UsageError naming the option, so a
-/// typo stops the command before it loads a model, binds a socket or starts training.
+/// typo stops the command before it loads a model, binds a socket or starts training. `count` and
+/// `endpoint` are public because `prm bench` (PRMBench) reads its options through them.
 extension ParsedArguments {
     /// An integer option in `minimum...maximum` (its declared default when absent).
-    func count(_ name: String, atLeast minimum: Int = 1, atMost maximum: Int = .max) throws -> Int {
+    public func count(_ name: String, atLeast minimum: Int = 1, atMost maximum: Int = .max) throws -> Int {
         guard let value = try optionalCount(name, atLeast: minimum, atMost: maximum) else { throw usageError("missing required option --\(name)") }
         return value
     }
@@ -44,7 +45,7 @@ extension ParsedArguments {
     }
 
     /// A ZeroMQ endpoint option, checked before anything binds or connects (nil when absent).
-    func endpoint(_ name: String) throws -> String? { try checkedAddress(name) { $0 } }
+    public func endpoint(_ name: String) throws -> String? { try checkedAddress(name) { $0 } }
 
     /// A HOST:PORT option (`--metrics-http`), checked as the tcp endpoint it becomes.
     func hostPort(_ name: String) throws -> String? { try checkedAddress(name) { "tcp://" + $0 } }

@@ -1,4 +1,6 @@
 import Foundation
+import PRMBench
 import PRMCLI
 
-exit(CLI.main(Array(CommandLine.arguments.dropFirst())))
+// `bench` lives in PRMBench, which builds on PRMCLI, so it joins the product's commands here (listed last, as before).
+exit(CLI.main(Array(CommandLine.arguments.dropFirst()), commands: CLI.commands + [BenchCommand.self]))

@@ -436,9 +436,9 @@ final class HelpTextTests: XCTestCase {
     }
 
     func testRegisteredCommandsAreValidAndUnique() {
-        let names = CLI.commands.map { $0.spec.name }  // not \.spec.name: crashes swiftc 6.3.1
+        let names = PRM.commands.map { $0.spec.name }  // not \.spec.name: crashes swiftc 6.3.1
         XCTAssertEqual(Set(names).count, names.count, "duplicate command names: \(names)")
-        for command in CLI.commands {
+        for command in PRM.commands {
             XCTAssertEqual(command.spec.problems(), [], command.spec.name)
         }
     }
@@ -690,7 +690,7 @@ final class CLITests: XCTestCase {
 
     func testMainUsesTheRegistry() {
         // With no commands registered yet, any command name is unknown; `prm --version` works.
-        XCTAssertEqual(CLI.main(["--version"]), 0)
-        if CLI.commands.isEmpty { XCTAssertEqual(CLI.main(["help", "train"]), 2) }
+        XCTAssertEqual(CLI.main(["--version"], commands: PRM.commands), 0)
+        if PRM.commands.isEmpty { XCTAssertEqual(CLI.main(["help", "train"], commands: PRM.commands), 2) }
     }
 }

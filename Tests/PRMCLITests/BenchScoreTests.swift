@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import PRMModel
 import PRMTestSupport
-@testable import PRMCLI
+@testable import PRMBench
 
 /// What `prm bench score` runs (its timings are benchmarks, not tests): the cases' inputs from the
 /// real data and how they are batched, and the token-id file a peer reads.

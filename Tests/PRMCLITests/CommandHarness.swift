@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import PRMBench
 import PRMCLI
 import PRMCore
 import PRMModel
@@ -25,9 +26,12 @@ struct CommandResult: CustomStringConvertible {
 
 /// Runs the real subcommands in-process, as `prm` would.
 enum PRM {
+    /// The commands the `prm` executable registers (Sources/prm/main.swift): the product's, then bench.
+    static let commands: [any Subcommand.Type] = CLI.commands + [BenchCommand.self]
+
     static func run(_ arguments: [String]) -> CommandResult {
         var out = "", err = ""
-        let status = CLI.run(arguments, commands: CLI.commands, stdout: &out, stderr: &err)
+        let status = CLI.run(arguments, commands: commands, stdout: &out, stderr: &err)
         return CommandResult(arguments: arguments, status: status, stdout: out, stderr: err)
     }
 
@@ -72,7 +76,7 @@ extension XCTestCase {
         let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         XCTAssertEqual(lines.count, 3, "expected a message line and a usage line\n\(result)", file: file, line: line)
         XCTAssertEqual(lines.first, "prm \(command): \(message)", "\(result)", file: file, line: line)
-        let usage = CLI.commands.first { $0.spec.name == command }?.spec.usage(program: "prm")
+        let usage = PRM.commands.first { $0.spec.name == command }?.spec.usage(program: "prm")
         XCTAssertNotNil(usage, "no command '\(command)'", file: file, line: line)
         XCTAssertEqual(lines.dropFirst().first, "usage: \(usage ?? "")", "\(result)", file: file, line: line)
     }

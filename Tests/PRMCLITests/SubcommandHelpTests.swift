@@ -31,8 +31,8 @@ final class SubcommandHelpTests: XCTestCase {
     ]
 
     func testEveryCommandHasHelpListingItsOptions() {
-        XCTAssertEqual(Set(CLI.commands.map { $0.spec.name }), Set(Self.expectedOptions.keys))
-        for command in CLI.commands {
+        XCTAssertEqual(Set(PRM.commands.map { $0.spec.name }), Set(Self.expectedOptions.keys))
+        for command in PRM.commands {
             let spec = command.spec
             let options = Self.expectedOptions[spec.name] ?? []
             for arguments in [[spec.name, "--help"], [spec.name, "-h"], ["help", spec.name]] {

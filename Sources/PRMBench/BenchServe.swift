@@ -1,4 +1,5 @@
 import Foundation
+import PRMCLI
 import PRMCore
 import PRMModel
 import PRMScoring

@@ -1,9 +1,12 @@
 import Foundation
-import PRMModel
+import PRMCLI
 import PRMCore
+import PRMModel
 
-enum BenchCommand: Subcommand {
-    static let spec = CommandSpec(
+/// `prm bench`: the benchmark suites. The `prm` executable registers it after `CLI.commands`:
+/// this target builds on PRMCLI's plumbing, so PRMCLI cannot name it.
+public enum BenchCommand: Subcommand {
+    public static let spec = CommandSpec(
         name: "bench",
         abstract: "Benchmark scoring, kernels and training against this machine's sgemm peak.",
         discussion: """
@@ -60,7 +63,7 @@ enum BenchCommand: Subcommand {
         ],
         positionals: [.required("suite", help: "Which benchmark: score, kernels, train, serve or generate.")])
 
-    static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
+    public static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let suite = arguments.positional("suite") ?? ""
         let data = arguments.isSet("data") ? arguments.string("data").map { URL(fileURLWithPath: $0) } : nil
         let output = arguments.string("json").map { URL(fileURLWithPath: $0) }
