@@ -3,7 +3,7 @@ import PRMCore
 /// The proxy's bookkeeping without its sockets: the workers in the pool, the requests accepted
 /// and not yet answered, which worker holds which, and how often each has been sent. Time comes
 /// in as an argument and nothing here does I/O, so the routing rules (least loaded worker first,
-/// at most `resends` resends, deadlines) are tested on their own; `ScoringProxy` moves the bytes.
+/// at most `resends` resends, deadlines) are tested on their own; `WorkerPool` moves the bytes.
 struct ProxyRouter {
     struct Worker {
         let identity: [UInt8]
@@ -31,7 +31,7 @@ struct ProxyRouter {
 
     /// Times a request held by a worker that died is sent again.
     let resends: Int
-    /// Silence after which a worker takes no more requests (and `ScoringProxy` drops it).
+    /// Silence after which a worker takes no more requests (and `WorkerPool` drops it).
     let expiry: Double
     private(set) var workers: [[UInt8]: Worker] = [:]
     private(set) var pending: [UInt64: Request] = [:]

@@ -69,9 +69,8 @@ struct Outcomes: Sendable {
     }
 }
 
-/// What the compute thread reports: batch sizes, its latencies and outcomes, the scorer's
-/// counters and whether it is alive. Written by the compute thread, read by the I/O thread under
-/// a lock.
+/// What the compute thread reports: batch sizes, its latencies, the scorer's counters and
+/// whether it is alive. Written by the compute thread, read by the I/O thread under a lock.
 struct ComputeStats: Sendable {
     var batches = 0
     var batchRequests = 0
@@ -81,7 +80,6 @@ struct ComputeStats: Sendable {
     var queue = StageLatency()
     var compute = StageLatency()
     var total = StageLatency()
-    var outcomes = Outcomes()
     var cacheHits = 0
     var cacheMisses = 0
     var cachedStates = 0

@@ -1,0 +1,213 @@
+import PRMCore
+
+/// The client-facing half of `prm serve` and `prm proxy`, written once: the socket clients reach
+/// (a `ServerTransport`), parsing with `WireRequest.parse`, error replies, `info`/`health`/
+/// `metrics`, admission while draining, the drain and its timeout, replies that could not be
+/// delivered, and the count of every reply by operation and code. What stands behind it (the
+/// server's compute thread, the proxy's workers) is a `FrontDoorBackend`.
+///
+/// One thread runs it, and the backend is called on that thread only: the loop polls the front
+/// socket, the backend's socket, signals, CURVE's ZAP socket and /metrics.
+final class FrontDoor {
+    /// What `health` reports of the backend's progress.
+    struct Health {
+        var healthy: Bool
+        /// "idle", "busy" or "stalled".
+        var state: String
+        var lastProgressMs: Double
+        var queued: Int
+        var pool: PoolSnapshot?
+    }
+
+    /// "server" or "proxy", for messages and logs.
+    let name: String
+    private let context: ZMQContext
+    private let transport: any ServerTransport
+    private let gate: CurveGate?
+    private let metricsHTTP: String?
+    private let limits: ServerLimits
+    private let drainTimeout: Double
+    private let heartbeat: Heartbeat
+    private let startedAt: Double
+    private(set) var draining = false
+    /// When a drain stops waiting for the backend (set by the signal, cleared once acted on).
+    private var drainDeadline: Double?
+    private var outcomes = Outcomes()
+    private var drops = DropLog()
+
+    init(name: String, _ context: ZMQContext, transport: any ServerTransport, gate: CurveGate?, metricsHTTP: String?,
+         limits: ServerLimits, drainTimeout: Double, heartbeat: Heartbeat, startedAt: Double) {
+        self.name = name
+        self.context = context
+        self.transport = transport
+        self.gate = gate
+        self.metricsHTTP = metricsHTTP
+        self.limits = limits
+        self.drainTimeout = drainTimeout
+        self.heartbeat = heartbeat
+        self.startedAt = startedAt
+    }
+
+    /// Serves until a drain (SIGTERM/SIGINT, or `SignalPipe.raise`) completes: every request
+    /// accepted answered, or answered `shutting_down` once `drainTimeout` expired. `ready` runs
+    /// once signals are caught and before the first request is read. Closes the transport.
+    func run(_ backend: some FrontDoorBackend, ready: () throws -> Void) throws {
+        let http = try metricsHTTP.map { try MetricsHTTP(context, address: $0) }
+        defer { http?.close() }
+        let signals = try SignalPipe.install()
+        defer { SignalPipe.uninstall() }
+        try ready()
+        let tick = Int(heartbeat.intervalMs / 2)
+        while !(draining && backend.outstanding == 0) {
+            var poll = PollSet()
+            let (backendItem, signalItem) = (poll.add(backend.socket), poll.add(fd: signals))
+            let zapItem = gate.map { poll.add($0.zap) }
+            let requestItem = transport.socket.map { poll.add($0) }
+            let httpItem = http.map { poll.add($0.socket) }
+            try poll.wait(timeoutMs: drainDeadline.map { min(tick, Self.milliseconds(until: $0)) } ?? tick)
+            if let httpItem, poll.readable(httpItem) { try http?.answer { snapshot(backend).prometheus() } }
+            if poll.readable(signalItem) {
+                let arrived = SignalPipe.drain(signals)
+                if arrived.stop { beginDrain(outstanding: backend.outstanding) }
+                if arrived.reload { try gate?.reload() }
+            }
+            if let zapItem, poll.readable(zapItem) { try gate?.answer() }
+            // The backend first: its answers finish work already done and free capacity.
+            if poll.readable(backendItem) { try backend.readable(self) }
+            while let requestItem, poll.readable(requestItem), let socket = transport.socket, let message = try socket.receive(dontWait: true) {
+                handle(message, backend: backend)
+            }
+            backend.maintain(self, now: MonotonicClock.now)
+            if let deadline = drainDeadline, MonotonicClock.now >= deadline { abandon(backend) }
+            try transport.tick(now: MonotonicClock.now)
+        }
+        transport.close()
+        Log.info("\(name) drained: every accepted request was answered; exiting")
+    }
+
+    /// Whole milliseconds from now until `time` (0 once it has passed), for a poll timeout.
+    private static func milliseconds(until time: Double) -> Int {
+        max(0, Int(((time - MonotonicClock.now) * 1000).rounded(.up)))
+    }
+
+    private func beginDrain(outstanding: Int) {
+        guard !draining else { return }
+        draining = true
+        drainDeadline = MonotonicClock.now + drainTimeout
+        transport.drainStarted()
+        Log.info("\(name) shutting down: refusing new work, answering the \(outstanding) accepted request(s) within \(drainTimeout) s")
+    }
+
+    /// The drain timeout expired: the backend answers what it still holds `shutting_down` (a
+    /// transient code: the client may send it elsewhere), so the process can exit.
+    private func abandon(_ backend: some FrontDoorBackend) {
+        drainDeadline = nil
+        backend.abandon(self, drainTimeout: drainTimeout)
+    }
+
+    // MARK: - Requests
+
+    private func handle(_ frames: [[UInt8]], backend: some FrontDoorBackend) {
+        let received = MonotonicClock.now
+        let route: [[UInt8]], body: [UInt8]
+        switch transport.receive(frames, now: received) {
+        case .none: return
+        case .malformed(let r, let problem):
+            answer(WireError(.badRequest, problem), op: nil, route: r)
+            return
+        case .request(let r, let b):
+            (route, body) = (r, b)
+        }
+        let request: WireRequest
+        do {
+            request = try WireRequest.parse(body, limits: limits)
+        } catch {
+            answer(error, op: nil, route: route)
+            return
+        }
+        switch request.body {
+        case .info, .health, .metrics:
+            // Counted before the reply is written, so that a `metrics` reply counts itself.
+            outcomes.add(op: request.operation, code: nil)
+            deliver(route + [introspection(request, backend: backend)])
+        case .rank, .score:
+            do throws(WireError) {
+                guard !draining else { throw WireError(.shuttingDown, "the \(name) is shutting down and takes no new work", id: request.id) }
+                try backend.submit(request, body: body, route: route, received: received)
+            } catch {
+                answer(error, op: request.operation, route: route)
+            }
+        }
+    }
+
+    // MARK: - Replies
+
+    /// Answers `error` on `route`, counted under `op` (nil: the request was too broken to have one).
+    func answer(_ error: WireError, op: Operation?, route: [[UInt8]]) {
+        answer(WireReply.error(error), op: op, code: error.code, route: route)
+    }
+
+    /// Sends a reply body on `route`, counted under `op` and `code` (nil: ok).
+    func answer(_ body: [UInt8], op: Operation?, code: ErrorCode?, route: [[UInt8]]) {
+        outcomes.add(op: op, code: code)
+        deliver(route + [body])
+    }
+
+    /// Sends a whole reply message without blocking: a client that vanished or stopped reading
+    /// loses its reply (counted), never the others' turn.
+    private func deliver(_ message: [[UInt8]]) {
+        if !transport.deliver(message) { drops.record("client gone or not reading") }
+    }
+
+    // MARK: - info, health, metrics
+
+    private func introspection(_ request: WireRequest, backend: some FrontDoorBackend) -> [UInt8] {
+        switch request.body {
+        case .info: info(request.id, backend: backend)
+        case .health: health(request.id, backend: backend)
+        default: metrics(request.id, backend: backend)
+        }
+    }
+
+    private func info(_ id: JSONValue, backend: some FrontDoorBackend) -> [UInt8] {
+        WireReply.object(id: id) { w in
+            w.key("protocol"); w.number(ProtocolV1.version)
+            w.key("prm_version"); w.string(PRMVersion.current)
+            w.key("model"); backend.writeModel(&w)
+            w.key("limits"); limits.write(&w)
+            backend.writeInfoDetails(&w)
+        }
+    }
+
+    private func health(_ id: JSONValue, backend: some FrontDoorBackend) -> [UInt8] {
+        let now = MonotonicClock.now
+        let health = backend.health(now: now)
+        return WireReply.object(id: id) { w in
+            w.key("status"); w.string(draining ? "draining" : "serving")
+            w.key("healthy"); w.bool(health.healthy)
+            w.key("compute")
+            w.beginObject()
+            w.key("state"); w.string(health.state)
+            w.key("last_progress_ms"); w.number(WireReply.rounded(health.lastProgressMs))
+            w.key("queued"); w.number(health.queued)
+            w.endObject()
+            w.key("uptime_s"); w.number(WireReply.rounded(now - startedAt))
+            health.pool?.write(&w)
+        }
+    }
+
+    /// Counters and latencies at this moment, for `metrics` and /metrics: the backend's, with the
+    /// replies counted and dropped here.
+    private func snapshot(_ backend: some FrontDoorBackend) -> MetricsSnapshot {
+        var snapshot = backend.snapshot()
+        snapshot.outcomes = outcomes
+        snapshot.repliesDropped = drops.count
+        snapshot.uptime = MonotonicClock.now - startedAt
+        return snapshot
+    }
+
+    private func metrics(_ id: JSONValue, backend: some FrontDoorBackend) -> [UInt8] {
+        let snapshot = snapshot(backend)
+        return WireReply.object(id: id) { snapshot.writeJSON(&$0) }
+    }
+}

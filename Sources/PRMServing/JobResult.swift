@@ -1,0 +1,40 @@
+import PRMCore
+
+/// What the compute thread made of one job, handed back to the I/O thread: the scores and what
+/// the reply reports beside them, or the error the job ends with. The I/O thread writes the
+/// reply, so the compute thread spends its time on the model and never on JSON.
+struct JobResult: Sendable {
+    struct Scored: Sendable {
+        let scores: [Float]
+        /// Per item (a `rank` request's items share one user).
+        let knownUser: [Bool]
+        /// Indices of the items cut to the window.
+        let truncated: [Int]
+        let timing: WireReply.Timing
+    }
+
+    let route: [[UInt8]]
+    let request: WireRequest
+    let outcome: Result<Scored, WireError>
+
+    /// The reply body, and the code it carries (nil: ok). Scores JSON cannot carry (NaN, ∞)
+    /// turn the reply into an `internal` error here.
+    func reply() -> (body: [UInt8], code: ErrorCode?) {
+        do throws(WireError) {
+            return (try body(), nil)
+        } catch {
+            if case .success = outcome { Log.error("\(request.operation.rawValue) request: \(error.message)") }
+            return (WireReply.error(error), error.code)
+        }
+    }
+
+    private func body() throws(WireError) -> [UInt8] {
+        let scored = try outcome.get()
+        if case .rank(_, _, _, _, let topK) = request.body {
+            return try WireReply.rank(id: request.id, scores: scored.scores, topK: topK, knownUser: scored.knownUser.first ?? false,
+                                      truncated: scored.truncated, timing: scored.timing)
+        }
+        return try WireReply.score(id: request.id, scores: scored.scores, knownUser: scored.knownUser, truncated: scored.truncated,
+                                   timing: scored.timing)
+    }
+}

@@ -1,0 +1,35 @@
+import PRMCore
+import PRMModel
+
+/// The model facts `info` reports, read once at start-up.
+struct ModelFacts: Sendable {
+    let path: String
+    let backbone: String
+    let aggregator: String
+    let userModel: String
+    let users: Int
+    let maxLength: Int
+    let hiddenSize: Int
+
+    init(_ model: RewardModel, users: Int, path: String) {
+        self.path = path
+        backbone = model.backbone.modelType
+        aggregator = model.config.aggregator.rawValue
+        userModel = model.config.userModel.kind.rawValue
+        self.users = users
+        maxLength = model.config.maxLength
+        hiddenSize = model.backbone.hiddenSize
+    }
+
+    func write(_ w: inout JSONWriter) {
+        w.beginObject()
+        w.key("path"); w.string(path)
+        w.key("backbone"); w.string(backbone)
+        w.key("aggregator"); w.string(aggregator)
+        w.key("user_model"); w.string(userModel)
+        w.key("users"); w.number(users)
+        w.key("max_length"); w.number(maxLength)
+        w.key("hidden_size"); w.number(hiddenSize)
+        w.endObject()
+    }
+}
