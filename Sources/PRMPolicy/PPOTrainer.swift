@@ -141,13 +141,14 @@ public final class PPOTrainer {
     /// every `checkpointEvery`-th and the last.
     public func run(until end: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
         let last = min(end ?? settings.iterations, settings.iterations)
+        let checkpoints = StepCadence(every: settings.checkpointEvery, last: last)
         let start = MonotonicClock.now
         while iteration < last {
             let entry = try step(startedAt: start)
             log.append(entry)
             onLog?(entry)
             progress?.advance(by: 1, extra: String(format: "reward %.3f kl %.3f len %.1f", entry.reward, entry.kl, entry.lengthTokens))
-            if iteration % settings.checkpointEvery == 0 || iteration == last { try checkpoint?(iteration) }
+            if checkpoints.isDue(iteration) { try checkpoint?(iteration) }
         }
     }
 
