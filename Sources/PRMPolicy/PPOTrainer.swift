@@ -3,59 +3,6 @@ import PRMCore
 import PRMModel
 import PRMScoring
 
-/// A prompt PPO may sample, with the user it is asked for (nil: the generic user).
-public struct PPOPrompt: Sendable, Hashable {
-    public var userID: String?
-    public var prompt: String
-
-    public init(userID: String?, prompt: String) {
-        self.userID = userID
-        self.prompt = prompt
-    }
-}
-
-/// One iteration's measurements, written to the JSON log.
-public struct PPOLogEntry: Codable, Sendable {
-    /// What the replies of one user group got and how long they were.
-    public struct Group: Codable, Sendable {
-        public var replies: Int
-        /// Mean score from the reward source (before whitening).
-        public var reward: Double
-        /// Mean reply length in policy tokens (<|end|> not counted) and in words.
-        public var lengthTokens: Double
-        public var lengthWords: Double
-
-        enum CodingKeys: String, CodingKey { case replies, reward, lengthTokens = "length_tokens", lengthWords = "length_words" }
-    }
-
-    public var iteration: Int
-    public var reward: Double
-    public var lengthTokens: Double
-    public var lengthWords: Double
-    /// Mean over replies of Σ_t (log π − log π_ref): the sampled estimate of KL(π ‖ π_ref) per reply.
-    public var kl: Double
-    public var klCoefficient: Float
-    /// Mean entropy (nats) of the policy's next-token distribution over the reply tokens.
-    public var entropy: Double
-    /// Token means over every minibatch of every epoch.
-    public var policyLoss: Double
-    public var valueLoss: Double
-    public var clipFraction: Double
-    public var gradientNorm: Float
-    public var groups: [String: Group]
-    public var rolloutSeconds: Double
-    public var scoringSeconds: Double
-    public var updateSeconds: Double
-    public var elapsedSeconds: Double
-
-    enum CodingKeys: String, CodingKey {
-        case iteration, reward, lengthTokens = "length_tokens", lengthWords = "length_words", kl, klCoefficient = "kl_coefficient", entropy
-        case policyLoss = "policy_loss", valueLoss = "value_loss", clipFraction = "clip_fraction", gradientNorm = "gradient_norm", groups
-        case rolloutSeconds = "rollout_seconds", scoringSeconds = "scoring_seconds", updateSeconds = "update_seconds"
-        case elapsedSeconds = "elapsed_seconds"
-    }
-}
-
 /// PPO against a reward model (Ouyang et al. 2022; the per-token KL penalty of Ziegler et al.
 /// 2019). Each iteration, in order:
 ///
@@ -141,13 +88,14 @@ public final class PPOTrainer {
     /// every `checkpointEvery`-th and the last.
     public func run(until end: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
         let last = min(end ?? settings.iterations, settings.iterations)
+        let checkpoints = StepCadence(every: settings.checkpointEvery, last: last)
         let start = MonotonicClock.now
         while iteration < last {
             let entry = try step(startedAt: start)
             log.append(entry)
             onLog?(entry)
             progress?.advance(by: 1, extra: String(format: "reward %.3f kl %.3f len %.1f", entry.reward, entry.kl, entry.lengthTokens))
-            if iteration % settings.checkpointEvery == 0 || iteration == last { try checkpoint?(iteration) }
+            if checkpoints.isDue(iteration) { try checkpoint?(iteration) }
         }
     }
 

@@ -2,47 +2,28 @@ import Foundation
 import PRMCore
 import PRMModel
 
-/// One logging step of SFT, written to the JSON log.
-public struct SFTLogEntry: Codable, Sendable {
-    public var step: Int
-    public var epoch: Double
-    /// Mean next-token cross-entropy (nats) over the supervised tokens since the last entry.
-    public var loss: Float
-    public var learningRate: Float
-    public var gradientNorm: Float
-    public var tokensPerSecond: Double
-    public var elapsedSeconds: Double
-    /// At epoch ends: validation cross-entropy and perplexity over the dev dialogues' reply tokens.
-    public var devLoss: Double?
-    public var devPerplexity: Double?
-
-    enum CodingKeys: String, CodingKey {
-        case step, epoch, loss, learningRate = "learning_rate", gradientNorm = "gradient_norm"
-        case tokensPerSecond = "tokens_per_second", elapsedSeconds = "elapsed_seconds"
-        case devLoss = "dev_loss", devPerplexity = "dev_perplexity"
-    }
-}
-
-/// Supervised fine-tuning of a policy from scratch on dialogues (nanoGPT's loop): set LR →
-/// forward → next-token cross-entropy on the reply tokens only → backward → clip → AdamW →
-/// zero grads → log; evaluate and checkpoint at epoch ends. Every dialogue is read as the generic
-/// user 0, whose vectors train with the backbone, so every user starts PPO from the same policy.
+/// Supervised fine-tuning of a policy from scratch on dialogues, run by `StepLoop` (nanoGPT's
+/// loop): set LR → forward → next-token cross-entropy on the reply tokens only → backward →
+/// clip → AdamW → zero grads → log; evaluate and checkpoint at epoch ends. Every dialogue is
+/// read as the generic user 0, whose vectors train with the backbone, so every user starts PPO
+/// from the same policy.
 public final class SFTTrainer {
+    typealias Loop = StepLoop<Double, SFTLogEntry>
     public let policy: Policy
     public let settings: SFTSettings
     public let optimizer: AdamW
-    let update: GuardedUpdate
+    let loop: Loop
     let train: [PolicySequence]
     let dev: [PolicySequence]
-    public private(set) var log: [SFTLogEntry] = []
-    public var onLog: ((SFTLogEntry) -> Void)?
-    public var progress: ProgressBar?
+    public var log: [SFTLogEntry] { loop.log }
+    public var onLog: ((SFTLogEntry) -> Void)? { get { loop.onLog } set { loop.onLog = newValue } }
+    public var progress: ProgressBar? { get { loop.progress } set { loop.progress = newValue } }
     private let probs = GrowableBuffer(), dlogits = GrowableBuffer()
 
-    public var stepsPerEpoch: Int { EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed).stepsPerEpoch }
-    public var totalSteps: Int { stepsPerEpoch * settings.epochs }
+    public var stepsPerEpoch: Int { loop.plan.stepsPerEpoch }
+    public var totalSteps: Int { loop.plan.totalSteps }
     /// Updates skipped because the loss or the gradient norm was not finite.
-    public var skippedUpdates: Int { update.skipped }
+    public var skippedUpdates: Int { loop.update.skipped }
 
     public init(policy: Policy, settings: SFTSettings, train: [PolicySequence], dev: [PolicySequence] = []) throws {
         try settings.validate()
@@ -52,15 +33,16 @@ public final class SFTTrainer {
         self.train = train
         self.dev = dev
         policy.backbone.hiddenDropout.probability = settings.dropout
-        let total = (train.count + settings.batchSize - 1) / settings.batchSize * settings.epochs
-        let schedule = LearningRateSchedule(peak: settings.learningRate, warmupSteps: Int((Float(total) * settings.warmupFraction).rounded()),
-                                            totalSteps: total, floorFraction: 0.1)
+        let plan = StepPlan(batches: EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed),
+                            epochs: settings.epochs, warmupFraction: settings.warmupFraction)
+        let schedule = plan.schedule(peak: settings.learningRate)
         // One rate for everything: the generic user's vectors are part of the language model here.
         optimizer = AdamW(parameters: policy.parameters, groups: Dictionary(uniqueKeysWithValues: Parameters.Group.allCases.map {
             ($0, AdamW.GroupSettings(schedule: schedule))
         }))
         optimizer.weightDecay = settings.weightDecay
-        update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr or check the data")
+        let update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr or check the data")
+        loop = Loop(plan: plan, update: update, logEvery: settings.logEvery)
     }
 
     /// Dialogues as training sequences for `policy`: the generic user, the end of each dialogue
@@ -80,42 +62,33 @@ public final class SFTTrainer {
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
     /// calling `checkpoint` at each epoch end.
     public func run(untilStep: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
-        let end = min(untilStep ?? totalSteps, totalSteps)
-        let start = Date()
-        var tokens = 0, window = (loss: 0.0, count: 0)
-        var batches = EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed)
-        policy.parameters.zeroGrad()
-        while optimizer.step < end {
-            let step = optimizer.step
-            let batch = batches.indices(step: step).map { train[$0] }
-            // Masks are a function of (seed, step): a resumed run draws the same ones.
-            policy.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000
-            let loss = crossEntropyStep(batch)
-            window.loss += loss.sum
-            window.count += loss.count
-            tokens += policy.lastForwardTokens
-            let norm = try update.apply(loss: Float(loss.sum), label: "step \(step + 1)")
-            policy.parameters.zeroGrad()
-            let done = optimizer.step
-            let epochEnds = done % stepsPerEpoch == 0 || done == totalSteps
-            if done % settings.logEvery == 0 || epochEnds || done == end {
-                let elapsed = Date().timeIntervalSince(start)
-                var entry = SFTLogEntry(step: done, epoch: Double(done) / Double(stepsPerEpoch),
-                                        loss: Float(window.loss / Double(max(window.count, 1))),
-                                        learningRate: optimizer.learningRate(.backbone), gradientNorm: norm,
-                                        tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed)
-                if epochEnds && !dev.isEmpty {
-                    let devLoss = evaluate(dev)
-                    entry.devLoss = devLoss
-                    entry.devPerplexity = Foundation.exp(devLoss)
-                }
-                log.append(entry)
-                onLog?(entry)
-                window = (0, 0)
-            }
-            progress?.advance(by: 1, extra: log.last.map { String(format: "loss %.3f %.0f tok/s", $0.loss, $0.tokensPerSecond) } ?? "")
-            if epochEnds { try checkpoint?(done) }
-        }
+        try loop.run(until: untilStep, accumulate: trainingStep, entry: logEntry, evaluate: addDevLoss, summary: Self.summary,
+                     checkpoint: checkpoint)
+    }
+
+    /// The cross-entropy step over the examples `indices` of optimizer step `step`.
+    func trainingStep(_ indices: [Int], step: Int) -> Loop.Outcome {
+        // Masks are a function of (seed, step): a resumed run draws the same ones.
+        policy.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000
+        let loss = crossEntropyStep(indices.map { train[$0] })
+        return Loop.Outcome(loss: loss.sum, count: loss.count, tokens: policy.lastForwardTokens)
+    }
+
+    func logEntry(_ report: Loop.Report) -> SFTLogEntry {
+        SFTLogEntry(step: report.step, epoch: report.epoch, loss: Float(report.loss), learningRate: optimizer.learningRate(.backbone),
+                    gradientNorm: report.gradientNorm, tokensPerSecond: report.tokensPerSecond, elapsedSeconds: report.elapsedSeconds)
+    }
+
+    /// At epoch ends: cross-entropy and perplexity on the dev dialogues, when there are any.
+    func addDevLoss(to entry: inout SFTLogEntry) {
+        guard !dev.isEmpty else { return }
+        let devLoss = evaluate(dev)
+        entry.devLoss = devLoss
+        entry.devPerplexity = Foundation.exp(devLoss)
+    }
+
+    static func summary(_ entry: SFTLogEntry) -> String {
+        String(format: "loss %.3f %.0f tok/s", entry.loss, entry.tokensPerSecond)
     }
 
     /// Forward, mean cross-entropy over the batch's scored tokens, backward. Returns the summed

@@ -3,100 +3,30 @@ import PRMCore
 import PRMModel
 import PRMScoring
 
-/// One logging step, written to the JSON log. Non-finite numbers are written as null (JSON has
-/// no NaN), so a diverging run still leaves its line in the log.
-public struct TrainingLogEntry: Codable, Sendable {
-    public var step: Int
-    public var epoch: Double
-    public var loss: Float
-    public var accuracy: Float
-    public var learningRate: Float
-    public var userLearningRate: Float
-    public var gradientNorm: Float
-    public var tokensPerSecond: Double
-    public var elapsedSeconds: Double
-    /// Accuracy on the held-out comparisons (the --dev file, or the --val-fraction split).
-    public var devAccuracy: Float?
-    /// Updates skipped so far because the loss or the gradient norm was not finite.
-    public var skippedUpdates: Int
-
-    enum CodingKeys: String, CodingKey {
-        case step, epoch, loss, accuracy, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
-        case gradientNorm = "gradient_norm", tokensPerSecond = "tokens_per_second", elapsedSeconds = "elapsed_seconds"
-        case devAccuracy = "dev_accuracy", skippedUpdates = "skipped_updates"
-    }
-
-    public init(step: Int, epoch: Double, loss: Float, accuracy: Float, learningRate: Float, userLearningRate: Float,
-                gradientNorm: Float, tokensPerSecond: Double, elapsedSeconds: Double, devAccuracy: Float? = nil, skippedUpdates: Int = 0) {
-        self.step = step
-        self.epoch = epoch
-        self.loss = loss
-        self.accuracy = accuracy
-        self.learningRate = learningRate
-        self.userLearningRate = userLearningRate
-        self.gradientNorm = gradientNorm
-        self.tokensPerSecond = tokensPerSecond
-        self.elapsedSeconds = elapsedSeconds
-        self.devAccuracy = devAccuracy
-        self.skippedUpdates = skippedUpdates
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func number<T: Decodable & FloatingPoint>(_ key: CodingKeys) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? .nan }
-        step = try c.decode(Int.self, forKey: .step)
-        epoch = try number(.epoch)
-        loss = try number(.loss)
-        accuracy = try number(.accuracy)
-        learningRate = try number(.learningRate)
-        userLearningRate = try number(.userLearningRate)
-        gradientNorm = try number(.gradientNorm)
-        tokensPerSecond = try number(.tokensPerSecond)
-        elapsedSeconds = try number(.elapsedSeconds)
-        devAccuracy = try c.decodeIfPresent(Float.self, forKey: .devAccuracy)
-        skippedUpdates = try c.decodeIfPresent(Int.self, forKey: .skippedUpdates) ?? 0
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        func number<T: Encodable & FloatingPoint>(_ value: T, _ key: CodingKeys) throws {
-            if value.isFinite { try c.encode(value, forKey: key) } else { try c.encodeNil(forKey: key) }
-        }
-        try c.encode(step, forKey: .step)
-        try number(epoch, .epoch)
-        try number(loss, .loss)
-        try number(accuracy, .accuracy)
-        try number(learningRate, .learningRate)
-        try number(userLearningRate, .userLearningRate)
-        try number(gradientNorm, .gradientNorm)
-        try number(tokensPerSecond, .tokensPerSecond)
-        try number(elapsedSeconds, .elapsedSeconds)
-        if let devAccuracy { try number(devAccuracy, .devAccuracy) }
-        try c.encode(skippedUpdates, forKey: .skippedUpdates)
-    }
-}
-
-/// The P-RM training loop (nanoGPT's shape): set LR → micro-steps (forward, loss, backward) →
-/// clip → AdamW step → zero grads → log; evaluate and checkpoint at epoch ends.
+/// The P-RM trainer: micro-steps of forward, pair loss and backward, its log entry, held-out
+/// accuracy at epoch ends and the model check before a checkpoint, run by `StepLoop` (nanoGPT's
+/// order: set LR → micro-steps → clip → AdamW step → zero grads → log; evaluate and checkpoint
+/// at epoch ends).
 ///
 /// Loss per comparison (App. F.2): −[α·log σ(r(x,y_c,u_i) − r(x,y_r,u_i)) + (1−α)·log σ(r(x,y_c,u_0) − r(x,y_r,u_0))].
 public final class Trainer {
+    typealias Loop = StepLoop<Float, TrainingLogEntry>
     public let model: RewardModel
     public let users: UserTable
     public let settings: TrainingSettings
     public let optimizer: AdamW
-    let update: GuardedUpdate
+    let loop: Loop
     let train: [EncodedComparison]
     let dev: [EncodedComparison]
-    public private(set) var log: [TrainingLogEntry] = []
+    public var log: [TrainingLogEntry] { loop.log }
     /// Called with every log entry (the CLI writes the live JSONL log and progress from it).
-    public var onLog: ((TrainingLogEntry) -> Void)?
-    public var progress: ProgressBar?
+    public var onLog: ((TrainingLogEntry) -> Void)? { get { loop.onLog } set { loop.onLog = newValue } }
+    public var progress: ProgressBar? { get { loop.progress } set { loop.progress = newValue } }
 
-    public var stepsPerEpoch: Int { EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed).stepsPerEpoch }
-    public var totalSteps: Int { stepsPerEpoch * settings.epochs }
+    public var stepsPerEpoch: Int { loop.plan.stepsPerEpoch }
+    public var totalSteps: Int { loop.plan.totalSteps }
     /// Updates skipped because the loss or the gradient norm was not finite.
-    public var skippedUpdates: Int { update.skipped }
+    public var skippedUpdates: Int { loop.update.skipped }
     /// The final refit of seen users' vectors, once `refitSeenUsers()` has run.
     public private(set) var refit: SeenUserRefit?
 
@@ -109,67 +39,47 @@ public final class Trainer {
         self.settings = settings
         self.train = train
         self.dev = dev
-        let steps = (train.count + settings.batchSize - 1) / settings.batchSize
-        guard settings.epochs <= Int(Int32.max) / steps else {
-            throw TrainingError("--epochs \(settings.epochs) × \(steps) steps per epoch overflows the step counter")
+        let plan = StepPlan(batches: EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed),
+                            epochs: settings.epochs, warmupFraction: settings.warmupFraction)
+        guard plan.fitsStepCounter else {
+            throw TrainingError("--epochs \(settings.epochs) × \(plan.stepsPerEpoch) steps per epoch overflows the step counter")
         }
         model.backbone.computesParameterGradients = !settings.freezeBackbone
         model.backbone.hiddenDropout.probability = settings.dropout
-        let total = (train.count + settings.batchSize - 1) / settings.batchSize * settings.epochs
-        let warmup = Int((Float(total) * settings.warmupFraction).rounded())
-        func schedule(_ peak: Float) -> LearningRateSchedule {
-            LearningRateSchedule(peak: peak, warmupSteps: warmup, totalSteps: total, floorFraction: 0.1)
-        }
         optimizer = AdamW(parameters: model.parameters, groups: [
-            .backbone: .init(schedule: schedule(settings.learningRate), frozen: settings.freezeBackbone),
-            .user: .init(schedule: schedule(settings.userLearningRate), frozen: false),
-            .head: .init(schedule: schedule(settings.userLearningRate), frozen: false),
-            .mixture: .init(schedule: schedule(settings.userLearningRate * settings.mixtureLearningRateScale), frozen: false),
+            .backbone: .init(schedule: plan.schedule(peak: settings.learningRate), frozen: settings.freezeBackbone),
+            .user: .init(schedule: plan.schedule(peak: settings.userLearningRate), frozen: false),
+            .head: .init(schedule: plan.schedule(peak: settings.userLearningRate), frozen: false),
+            .mixture: .init(schedule: plan.schedule(peak: settings.userLearningRate * settings.mixtureLearningRateScale), frozen: false),
         ])
         optimizer.weightDecay = settings.weightDecay
-        update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr/--user-lr or check the data")
+        let update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr/--user-lr or check the data")
+        loop = Loop(plan: plan, update: update, logEvery: settings.logEvery)
     }
 
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
     /// calling `checkpoint` at each epoch end.
     public func run(untilStep: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
-        let end = min(untilStep ?? totalSteps, totalSteps)
-        let start = Date()
-        var tokens = 0, window = (loss: Float(0), correct: 0, count: 0)
-        var batches = EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed)
-        model.parameters.zeroGrad()
-        while optimizer.step < end {
-            let step = optimizer.step
-            let indices = batches.indices(step: step)
-            let result = accumulateGradients(indices.map { train[$0] }, step: step)
-            let stepLoss = result.loss
-            window.loss += result.loss
-            window.correct += result.correct
-            window.count += indices.count
-            tokens += result.tokens
-            let norm = try update.apply(loss: stepLoss / Float(indices.count), label: "step \(step + 1)")
-            model.parameters.zeroGrad()
-            let done = optimizer.step
-            let epochEnds = done % stepsPerEpoch == 0 || done == totalSteps
-            if done % settings.logEvery == 0 || epochEnds || done == end {
-                let elapsed = Date().timeIntervalSince(start)
-                var entry = TrainingLogEntry(
-                    step: done, epoch: Double(done) / Double(stepsPerEpoch), loss: window.loss / Float(max(window.count, 1)),
-                    accuracy: Float(window.correct) / Float(max(window.count, 1)),
-                    learningRate: optimizer.learningRate(.backbone), userLearningRate: optimizer.learningRate(.user),
-                    gradientNorm: norm, tokensPerSecond: Double(tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed,
-                    skippedUpdates: skippedUpdates)
-                if epochEnds && !dev.isEmpty { entry.devAccuracy = Evaluator(model: model, users: users).accuracy(dev) }
-                log.append(entry)
-                onLog?(entry)
-                window = (0, 0, 0)
-            }
-            progress?.advance(by: 1, extra: log.last.map { String(format: "loss %.3f acc %.3f %.0f tok/s", $0.loss, $0.accuracy, $0.tokensPerSecond) } ?? "")
-            if epochEnds, let checkpoint {
-                try requireScoringModel()
-                try checkpoint(done)
-            }
-        }
+        try loop.run(until: untilStep, accumulate: { indices, step in accumulateGradients(indices.map { train[$0] }, step: step) },
+                     entry: logEntry, evaluate: addDevAccuracy, summary: Self.summary,
+                     beforeCheckpoint: requireScoringModel, checkpoint: checkpoint)
+    }
+
+    func logEntry(_ report: Loop.Report) -> TrainingLogEntry {
+        TrainingLogEntry(step: report.step, epoch: report.epoch, loss: report.loss, accuracy: report.accuracy,
+                         learningRate: optimizer.learningRate(.backbone), userLearningRate: optimizer.learningRate(.user),
+                         gradientNorm: report.gradientNorm, tokensPerSecond: report.tokensPerSecond,
+                         elapsedSeconds: report.elapsedSeconds, skippedUpdates: skippedUpdates)
+    }
+
+    /// At epoch ends: accuracy on the held-out comparisons, when there are any.
+    func addDevAccuracy(to entry: inout TrainingLogEntry) {
+        guard !dev.isEmpty else { return }
+        entry.devAccuracy = Evaluator(model: model, users: users).accuracy(dev)
+    }
+
+    static func summary(_ entry: TrainingLogEntry) -> String {
+        String(format: "loss %.3f acc %.3f %.0f tok/s", entry.loss, entry.accuracy, entry.tokensPerSecond)
     }
 
     /// Whether the final stage applies: asked for, and a model whose users it can refit
@@ -208,10 +118,10 @@ public final class Trainer {
     }
 
     /// Forward and backward over one optimizer step's comparisons in micro-batches; the gradients
-    /// accumulate to those of the batch's mean loss. Returns the summed loss, the comparisons the
-    /// personalized reward ordered right, and the backbone tokens run.
-    func accumulateGradients(_ batch: [EncodedComparison], step: Int) -> (loss: Float, correct: Int, tokens: Int) {
-        var total: (loss: Float, correct: Int, tokens: Int) = (0, 0, 0)
+    /// accumulate to those of the batch's mean loss. Returns the summed loss over the comparisons,
+    /// those the personalized reward ordered right, and the backbone tokens run.
+    func accumulateGradients(_ batch: [EncodedComparison], step: Int) -> Loop.Outcome {
+        var total = Loop.Outcome(loss: 0, count: batch.count, tokens: 0)
         for micro in stride(from: 0, to: batch.count, by: settings.microBatch) {
             // Masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
             model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(micro)

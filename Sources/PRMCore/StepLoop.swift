@@ -1,0 +1,126 @@
+import Foundation
+
+/// The optimizer-step loop of the epoch-based trainers (reward model, SFT), in nanoGPT's order:
+/// the step's examples → forward, loss, backward → clip and step, or skip a non-finite step
+/// (`GuardedUpdate`) → zero grads → log → progress → evaluate and checkpoint at epoch ends.
+///
+/// The loop owns the order, the batches and every cadence, so the trainers cannot drift apart;
+/// a trainer supplies only what differs: its passes over a step's examples, its log entry, its
+/// epoch-end evaluation and its check before a checkpoint. Steps run from the optimizer's
+/// `step`, and a step's examples are a function of seed and step, so a run restored at any step
+/// takes the batches an uninterrupted one would. `Loss` is the type a trainer sums its loss in
+/// (the windowed mean is taken in it, as each trainer did before the loop was shared).
+public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
+    /// What one step's passes report.
+    public struct Outcome {
+        /// Summed over the step's `count` terms (comparisons, tokens).
+        public var loss: Loss
+        public var count: Int
+        /// Backbone tokens run, for tokens per second.
+        public var tokens: Int
+        /// Terms the model got right (pairs ordered right); 0 for a trainer that counts none.
+        public var correct: Int
+
+        public init(loss: Loss, count: Int, tokens: Int, correct: Int = 0) {
+            self.loss = loss
+            self.count = count
+            self.tokens = tokens
+            self.correct = correct
+        }
+
+        /// Loss per term; a step without terms has loss 0 rather than 0/0.
+        var meanLoss: Loss { loss / Loss(max(count, 1)) }
+        var accuracy: Float { Float(correct) / Float(max(count, 1)) }
+
+        static var zero: Outcome { Outcome(loss: 0, count: 0, tokens: 0) }
+
+        static func += (window: inout Outcome, step: Outcome) {
+            window.loss += step.loss
+            window.count += step.count
+            window.tokens += step.tokens
+            window.correct += step.correct
+        }
+    }
+
+    /// The loop's numbers at a log point, from which a trainer builds its entry.
+    public struct Report {
+        /// Updates done.
+        public let step: Int
+        public let epoch: Double
+        /// Mean loss per term since the previous entry.
+        public let loss: Loss
+        /// Share of the terms since the previous entry that were right.
+        public let accuracy: Float
+        /// This step's gradient norm before clipping.
+        public let gradientNorm: Float
+        /// Over the whole of this `run`.
+        public let tokensPerSecond: Double
+        public let elapsedSeconds: Double
+    }
+
+    public let plan: StepPlan
+    public let update: GuardedUpdate
+    let logEvery: Int
+    public private(set) var log: [Entry] = []
+    /// Called with every log entry (the CLI writes the live JSONL log from it).
+    public var onLog: ((Entry) -> Void)?
+    public var progress: ProgressBar?
+
+    public init(plan: StepPlan, update: GuardedUpdate, logEvery: Int) {
+        self.plan = plan
+        self.update = update
+        self.logEvery = logEvery
+    }
+
+    var optimizer: AdamW { update.optimizer }
+
+    /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end).
+    /// - Parameters:
+    ///   - accumulate: forward, loss and backward over the examples of step `step`, gradients
+    ///     accumulated to those of the step's mean loss.
+    ///   - entry: the trainer's log entry from the loop's numbers.
+    ///   - evaluate: adds the epoch-end evaluation to an entry.
+    ///   - summary: the entry as the progress bar shows it.
+    ///   - beforeCheckpoint: throws to refuse a checkpoint.
+    ///   - checkpoint: called at each epoch end with the updates done.
+    public func run(until untilStep: Int?,
+                    accumulate: (_ indices: [Int], _ step: Int) -> Outcome,
+                    entry: (Report) -> Entry,
+                    evaluate: (inout Entry) -> Void,
+                    summary: (Entry) -> String,
+                    beforeCheckpoint: () throws -> Void = {},
+                    checkpoint: ((Int) throws -> Void)?) throws {
+        let end = min(untilStep ?? plan.totalSteps, plan.totalSteps)
+        let logs = StepCadence(every: logEvery, last: end)
+        let start = Date()
+        var batches = plan.batches
+        // The window feeds the next entry's loss and accuracy; the total, tokens per second.
+        var window = Outcome.zero, total = Outcome.zero
+        optimizer.parameters.zeroGrad()
+        while optimizer.step < end {
+            let step = optimizer.step
+            let outcome = accumulate(batches.indices(step: step), step)
+            window += outcome
+            total += outcome
+            let norm = try update.apply(loss: Float(outcome.meanLoss), label: "step \(step + 1)")
+            optimizer.parameters.zeroGrad()
+            let done = optimizer.step
+            let epochEnds = plan.endsEpoch(done)
+            if logs.isDue(done) || epochEnds {
+                let elapsed = Date().timeIntervalSince(start)
+                var next = entry(Report(step: done, epoch: Double(done) / Double(plan.stepsPerEpoch), loss: window.meanLoss,
+                                        accuracy: window.accuracy, gradientNorm: norm,
+                                        tokensPerSecond: Double(total.tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed))
+                if epochEnds { evaluate(&next) }
+                log.append(next)
+                onLog?(next)
+                window = .zero
+            }
+            progress?.advance(by: 1, extra: log.last.map(summary) ?? "")
+            if epochEnds, let checkpoint {
+                try beforeCheckpoint()
+                try checkpoint(done)
+            }
+        }
+    }
+}
