@@ -123,6 +123,17 @@ final class PolicyCommandTests: XCTestCase {
                        "a checkpoint was written for a diverged run")
     }
 
+    /// An absurd --epochs is an error naming it, as in prm train (it used to trap on overflow).
+    func testSFTEpochsOverflowingTheStepCounterIsAnError() throws {
+        let out = try scratchFolder("prm-policy").appendingPathComponent("sft")
+        let result = PRM.run("sft", "--out", out.path, "--limit", "8", "--epochs", "\(Int.max / 2)", "--layers", "1",
+                             "--heads", "2", "--embedding", "16", "--positions", "96",
+                             "--data", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/train.jsonl").path,
+                             "--dev", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/dev.jsonl").path,
+                             "--tokenizer", TestSupport.repoRoot.appendingPathComponent("data/policy/tokenizer.json").path)
+        assertFailed(result, command: "sft", mentioning: ["--epochs", "overflows the step counter"])
+    }
+
     /// The same guard in PPO's minibatch updates: a diverged policy is never saved.
     func testDivergingPPOStopsWithoutACheckpoint() throws {
         let policy = try tinyPolicy(), model = try tinyRewardModel()
