@@ -148,4 +148,10 @@ def test_curve_proxy_admits_allowed_clients_and_workers(start_pool: Callable[...
     pool.add_worker(["--curve-secret-key", str(keys.key("mallory")), "--curve-server-key", str(keys.pub("proxy"))])
     time.sleep(3 * pool.expiry)
     assert pool.call("health")["pool"]["workers"] == 1
+    # The refused worker's handshake is retried on ZeroMQ's reconnect timer: wait for its denial
+    # to be logged (a fixed sleep made this fail once in a loaded run) rather than racing it.
+    deadline = time.monotonic() + 20
+    while pool.proxy.full_log().count("key not on the allow-list") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert pool.proxy.full_log().count("key not on the allow-list") >= 2, pool.proxy.log()
+    assert pool.call("health")["pool"]["workers"] == 1
