@@ -78,7 +78,7 @@ enum AdaptCommand: Subcommand {
                             + "loss %.4f -> %.4f", refit.users, Date().timeIntervalSince(start), refit.priorScale,
                             refit.before.accuracy, refit.after.accuracy, refit.before.meanLoss, refit.after.meanLoss))
             out.write("refitted \(refit.users) seen users on \(refit.after.n) comparisons\n")
-            training[TrainingState.refitKey] = try TrainingState.jsonObject(refit)
+            training[TrainingState.refitKey] = try RunFolder.jsonDictionary(encoding: refit)
         }
         let adapter = try UserAdapter(model: model, users: users, settings: settings)
         var added: [[String: Any]] = []

@@ -89,7 +89,7 @@ enum PpoCommand: Subcommand {
         let progress = ProgressBar(total: settings.iterations, label: "ppo", unit: "iter")
         trainer.progress = progress
         trainer.onLog = { logWriter.write($0) }
-        let settingsObject = try JSONSerialization.jsonObject(with: JSONEncoder().encode(settings))
+        let settingsObject = try RunFolder.jsonDictionary(encoding: settings)
         try trainer.run { iteration in
             try PolicyCheckpoint.save(policy, users: users,
                                       training: ["stage": "ppo", "settings": settingsObject, "iteration": iteration, "reward": reward.name,

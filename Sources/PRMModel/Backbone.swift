@@ -40,8 +40,8 @@ public protocol Backbone: AnyObject {
     func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float>
     /// Key prefixes under which Hugging Face files may store this backbone's tensors.
     var weightPrefixes: [String] { get }
-    /// The config.json object describing this backbone (written into checkpoints).
-    var configObject: [String: Any] { get }
+    /// The Hugging Face config describing this backbone, encoded into checkpoints' config.json.
+    var encodableConfig: any Encodable { get }
 }
 
 extension Backbone {

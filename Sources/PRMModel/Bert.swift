@@ -24,6 +24,8 @@ public struct BertConfig: Codable, Sendable {
         case maxPositionEmbeddings = "max_position_embeddings", typeVocabSize = "type_vocab_size"
         case layerNormEps = "layer_norm_eps", hiddenAct = "hidden_act"
         case positionEmbeddingType = "position_embedding_type", isDecoder = "is_decoder", addCrossAttention = "add_cross_attention"
+        /// Written for Hugging Face readers; the encoder itself never reads them.
+        case modelType = "model_type", architectures
     }
 
     public init(from decoder: Decoder) throws {
@@ -40,6 +42,23 @@ public struct BertConfig: Codable, Sendable {
         positionEmbeddingType = try c.decodeIfPresent(String.self, forKey: .positionEmbeddingType) ?? "absolute"
         isDecoder = try c.decodeIfPresent(Bool.self, forKey: .isDecoder) ?? false
         addCrossAttention = try c.decodeIfPresent(Bool.self, forKey: .addCrossAttention) ?? false
+    }
+
+    /// The keys a checkpoint's config.json has always held. The refused-unless-default keys are
+    /// left out: only Hugging Face's defaults pass `validated`, so a reader's defaults agree.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode("bert", forKey: .modelType)
+        try c.encode(["BertModel"], forKey: .architectures)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(hiddenSize, forKey: .hiddenSize)
+        try c.encode(numHiddenLayers, forKey: .numHiddenLayers)
+        try c.encode(numAttentionHeads, forKey: .numAttentionHeads)
+        try c.encode(intermediateSize, forKey: .intermediateSize)
+        try c.encode(maxPositionEmbeddings, forKey: .maxPositionEmbeddings)
+        try c.encode(typeVocabSize, forKey: .typeVocabSize)
+        try c.encode(layerNormEps, forKey: .layerNormEps)
+        try c.encode(hiddenAct, forKey: .hiddenAct)
     }
 
     func validated(_ url: URL) throws -> BertConfig {
@@ -172,13 +191,7 @@ public final class BertModel: Backbone {
     public var vocabularySize: Int { config.vocabSize }
     public var maxPositions: Int { config.maxPositionEmbeddings }
 
-    public var configObject: [String: Any] {
-        ["model_type": "bert", "architectures": ["BertModel"], "vocab_size": config.vocabSize,
-         "hidden_size": config.hiddenSize, "num_hidden_layers": config.numHiddenLayers,
-         "num_attention_heads": config.numAttentionHeads, "intermediate_size": config.intermediateSize,
-         "max_position_embeddings": config.maxPositionEmbeddings, "type_vocab_size": config.typeVocabSize,
-         "layer_norm_eps": config.layerNormEps, "hidden_act": config.hiddenAct]
-    }
+    public var encodableConfig: any Encodable { config }
 
     public func forward(embeddings: UnsafePointer<Float>, batch: PackedBatch, training: Bool) -> UnsafePointer<Float> {
         let (N, C, I, NH) = (batch.tokens, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)

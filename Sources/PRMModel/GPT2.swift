@@ -25,6 +25,8 @@ public struct GPT2Config: Codable, Sendable {
         case activationFunction = "activation_function", eosTokenID = "eos_token_id"
         case scaleAttnWeights = "scale_attn_weights", scaleAttnByInverseLayerIdx = "scale_attn_by_inverse_layer_idx"
         case reorderAndUpcastAttn = "reorder_and_upcast_attn", addCrossAttention = "add_cross_attention"
+        /// Written for Hugging Face readers; the decoder itself never reads them.
+        case modelType = "model_type", architectures
     }
 
     public init(from decoder: Decoder) throws {
@@ -44,8 +46,12 @@ public struct GPT2Config: Codable, Sendable {
         addCrossAttention = try c.decodeIfPresent(Bool.self, forKey: .addCrossAttention) ?? false
     }
 
+    /// The keys a checkpoint's config.json has always held. The refused-unless-default keys are
+    /// left out: only Hugging Face's defaults pass `validated`, so a reader's defaults agree.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode("gpt2", forKey: .modelType)
+        try c.encode(["GPT2Model"], forKey: .architectures)
         try c.encode(vocabSize, forKey: .vocabSize)
         try c.encode(nPositions, forKey: .nPositions)
         try c.encode(nEmbd, forKey: .nEmbd)
@@ -55,10 +61,6 @@ public struct GPT2Config: Codable, Sendable {
         try c.encode(layerNormEpsilon, forKey: .layerNormEpsilon)
         try c.encode(activationFunction, forKey: .activationFunction)
         try c.encodeIfPresent(eosTokenID, forKey: .eosTokenID)
-        try c.encode(scaleAttnWeights, forKey: .scaleAttnWeights)
-        try c.encode(scaleAttnByInverseLayerIdx, forKey: .scaleAttnByInverseLayerIdx)
-        try c.encode(reorderAndUpcastAttn, forKey: .reorderAndUpcastAttn)
-        try c.encode(addCrossAttention, forKey: .addCrossAttention)
     }
 
     var inner: Int { nInner ?? 4 * nEmbd }
@@ -160,15 +162,7 @@ public final class GPT2Model: Backbone {
     public var vocabularySize: Int { config.vocabSize }
     public var maxPositions: Int { config.nPositions }
 
-    public var configObject: [String: Any] {
-        var object: [String: Any] = [
-            "model_type": "gpt2", "architectures": ["GPT2Model"], "vocab_size": config.vocabSize,
-            "n_positions": config.nPositions, "n_embd": config.nEmbd, "n_layer": config.nLayer, "n_head": config.nHead,
-            "layer_norm_epsilon": config.layerNormEpsilon, "activation_function": config.activationFunction]
-        if let inner = config.nInner { object["n_inner"] = inner }
-        if let eos = config.eosTokenID { object["eos_token_id"] = eos }
-        return object
-    }
+    public var encodableConfig: any Encodable { config }
 
     // MARK: - Training forward / backward over a packed batch
 

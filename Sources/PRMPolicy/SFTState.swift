@@ -17,7 +17,7 @@ public struct SFTState: Codable {
     /// goes into config.json's "prm.training" for readers.
     public static func save(_ trainer: SFTTrainer, dataFile: String?, summary: [String: Any] = [:], to directory: URL) throws {
         let step = trainer.optimizer.step
-        let settings = try JSONSerialization.jsonObject(with: JSONEncoder().encode(trainer.settings))
+        let settings = try RunFolder.jsonDictionary(encoding: trainer.settings)
         try PolicyCheckpoint.save(trainer.policy, users: UserTable(indices: [:]),
                                   training: summary.merging(["stage": "sft", "settings": settings, "step": step]) { $1 },
                                   metadata: ["step": String(step)], to: directory)

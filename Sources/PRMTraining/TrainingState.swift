@@ -34,8 +34,8 @@ public enum TrainingState {
     /// training file the run reads, recorded for `--resume`.
     public static func save(_ trainer: Trainer, dataFile: String? = nil, to directory: URL) throws {
         let step = trainer.optimizer.step
-        var training: [String: Any] = ["settings": try jsonObject(trainer.settings), "step": step]
-        if let refit = trainer.refit { training[refitKey] = try jsonObject(refit) }
+        var training: [String: Any] = ["settings": try RunFolder.jsonDictionary(encoding: trainer.settings), "step": step]
+        if let refit = trainer.refit { training[refitKey] = try RunFolder.jsonDictionary(encoding: refit) }
         try Checkpoint.save(trainer.model, users: trainer.users, training: training, metadata: ["step": String(step)], to: directory)
         let o = trainer.optimizer
         try SafetensorsWriter.write([.init(name: "adamw.m", shape: [o.m.count], data: o.m.data),
@@ -47,9 +47,6 @@ public enum TrainingState {
 
     /// The checkpoint's training record of the final refit of seen users (`Trainer.refitSeenUsers`).
     public static let refitKey = "refit_seen"
-
-    /// A value as the JSON object the checkpoint's training record holds.
-    public static func jsonObject<T: Encodable>(_ value: T) throws -> Any { try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) }
 
     /// The settings a run in `directory` was started with.
     public static func settings(in directory: URL) throws -> TrainingSettings {
