@@ -2,8 +2,8 @@ import Foundation
 import PRMCore
 import PRMModel
 
-/// An SFT run's checkpoint for `--resume`: the policy folder, the optimizer, and
-/// trainer_state.json {"step", "settings", "data": {"count", "fingerprint"}, "data_file"}.
+/// An SFT run's checkpoint for `--resume`: the policy folder, and beside it as `OptimizerState`
+/// the optimizer and trainer_state.json {"step", "settings", "data": {"count", "fingerprint"}, "data_file"}.
 public struct SFTState: Codable {
     public var step: Int
     public var settings: SFTSettings
@@ -22,12 +22,20 @@ public struct SFTState: Codable {
                                   training: summary.merging(["stage": "sft", "settings": settings, "step": step]) { $1 },
                                   metadata: ["step": String(step)], to: directory)
         let state = SFTState(step: step, settings: trainer.settings, data: trainer.fingerprint, dataFile: dataFile)
-        try ResumeState.save(optimizer: trainer.optimizer, state: state, step: step, to: directory)
+        try OptimizerState.save(trainer.optimizer, step: step, state: state, to: directory)
     }
 
     /// The state of the run saved in `directory`.
     public static func load(from directory: URL) throws -> SFTState {
-        try ResumeState.load(SFTState.self, from: directory, command: "prm sft")
+        let url = directory.appendingPathComponent(OptimizerState.stateFile)
+        guard let data = try? Data(contentsOf: url) else {
+            throw PolicyError(file: url, "not found; --resume needs a folder written by an earlier 'prm sft --out'")
+        }
+        do {
+            return try JSONDecoder().decode(SFTState.self, from: data)
+        } catch let error as DecodingError {
+            throw PolicyError(file: url, "cannot read the training state: " + DecodingProblem(error).message)
+        }
     }
 
     /// Restores the optimizer into a trainer built on the checkpoint's policy, after checking
@@ -37,6 +45,6 @@ public struct SFTState: Codable {
             throw PolicyError(file: directory, "the training dialogues differ from the run being resumed "
                               + "(\(trainer.fingerprint.count) vs \(data.count)); resume with the same --data (and --limit)")
         }
-        try ResumeState.restore(trainer.optimizer, step: step, from: directory)
+        try OptimizerState.restore(trainer.optimizer, step: step, from: directory) { PolicyError(file: directory, $0) }
     }
 }

@@ -133,5 +133,5 @@ public final class SFTTrainer {
     }
 
     /// The data's identity for `--resume`.
-    var fingerprint: DataFingerprint { DataFingerprint(train.map(\.tokens)) }
+    var fingerprint: DataFingerprint { DataFingerprint(train) { [$0.tokens] } }
 }
