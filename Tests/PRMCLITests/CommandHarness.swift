@@ -46,6 +46,19 @@ extension XCTestCase {
         return url
     }
 
+    /// A reward model trained for one epoch by the real `prm train` on a `TinyBert` and synthetic
+    /// comparisons (4 users, the last preferring short replies), in `folder`.
+    func trainTinyRewardModel(in folder: URL, comparisonsPerUser: Int) throws -> (checkpoint: URL, comparisons: [Comparison]) {
+        let backbone = folder.appendingPathComponent("tiny-bert")
+        try TinyBert.makeFolder(backbone)
+        let comparisons = SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: comparisonsPerUser, seed: 5).comparisons
+        let data = folder.appendingPathComponent("pairs.jsonl"), checkpoint = folder.appendingPathComponent("run")
+        try JSONL.write(comparisons, to: data)
+        assertSucceeded(PRM.run("train", "--backbone", backbone.path, "--data", data.path, "--out", checkpoint.path,
+                                "--epochs", "1", "--max-length", "64", "--batch-size", "8"))
+        return (checkpoint, comparisons)
+    }
+
     /// Asserts a command succeeded (exit 0) and wrote nothing to the injected stderr.
     func assertSucceeded(_ result: CommandResult, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(result.status, 0, "\(result)", file: file, line: line)

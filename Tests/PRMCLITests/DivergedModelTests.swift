@@ -35,14 +35,7 @@ final class DivergedModelTests: XCTestCase {
     /// through, and `prm adapt` refuse it, naming the checkpoint; adapt writes nothing.
     func testDivergedCheckpointIsRefusedWhenLoaded() throws {
         let folder = try scratchFolder("prm-diverged")
-        let backbone = folder.appendingPathComponent("tiny-bert")
-        try TinyBert.makeFolder(backbone)
-        let comparisons = SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 4, seed: 5).comparisons
-        let data = folder.appendingPathComponent("pairs.jsonl")
-        try JSONL.write(comparisons, to: data)
-        let checkpoint = folder.appendingPathComponent("run")
-        assertSucceeded(PRM.run("train", "--backbone", backbone.path, "--data", data.path, "--out", checkpoint.path,
-                                "--epochs", "1", "--max-length", "64", "--batch-size", "8"))
+        let (checkpoint, comparisons) = try trainTinyRewardModel(in: folder, comparisonsPerUser: 4)
         let score = ["score", "--model", checkpoint.path, "--user", "user-1", "--prompt", "Human: hi\n\nAssistant:", "Hello.", "Hi there, how can I help?"]
         assertSucceeded(PRM.run(score))
 

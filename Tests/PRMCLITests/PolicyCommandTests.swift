@@ -23,14 +23,7 @@ final class PolicyCommandTests: XCTestCase {
 
     /// A tiny reward model trained for one epoch by the real `prm train` on synthetic comparisons.
     func tinyRewardModel() throws -> URL {
-        let root = try scratchFolder("prm-policy-rm")
-        let backbone = root.appendingPathComponent("tiny-bert")
-        try TinyBert.makeFolder(backbone)
-        let data = root.appendingPathComponent("pairs.jsonl"), out = root.appendingPathComponent("rm")
-        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 6, seed: 5).comparisons, to: data)
-        assertSucceeded(PRM.run("train", "--backbone", backbone.path, "--data", data.path, "--out", out.path,
-                                "--epochs", "1", "--max-length", "64", "--batch-size", "8"))
-        return out
+        try trainTinyRewardModel(in: try scratchFolder("prm-policy-rm"), comparisonsPerUser: 6).checkpoint
     }
 
     func testGenerateWritesWhatScoreReads() throws {
