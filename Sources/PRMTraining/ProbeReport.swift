@@ -21,6 +21,10 @@ public struct ProbeReport: Sendable {
         public var accuracy: Double?
         public var balancedAccuracy: Double?
         public var baseRate: Double?
+        /// Binary properties: the area under the ROC curve of the probe's raw prediction, free of
+        /// the 0.5 threshold (which a rare property never crosses, so its balanced accuracy is 0.5
+        /// even when h ranks the replies that have it first); nil with one class only.
+        public var auc: Double?
 
         public init(property: ReplyProperties.Property, lambda: Double, fitCount: Int, testCount: Int) {
             self.property = property
@@ -65,12 +69,12 @@ public struct ProbeReport: Sendable {
 
     public func table() -> String {
         func cell(_ value: Double?, _ format: String = "%.3f") -> String { value.map { String(format: format, $0) } ?? "-" }
-        let header = ["property", "kind", "lambda", "R2 / acc", "bal acc", "base rate", "n fit", "n test"]
+        let header = ["property", "kind", "lambda", "R2 / acc", "bal acc", "AUC", "base rate", "n fit", "n test"]
         var rows = [header]
         for r in results {
             let main = r.property.kind == .continuous ? "R2 " + cell(r.rSquared) : "acc " + cell(r.accuracy)
             rows.append([r.property.rawValue, r.property.kind.rawValue, String(format: "%g", r.lambda), main,
-                         cell(r.balancedAccuracy), cell(r.baseRate), "\(r.fitCount)", "\(r.testCount)"])
+                         cell(r.balancedAccuracy), cell(r.auc), cell(r.baseRate), "\(r.fitCount)", "\(r.testCount)"])
         }
         let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
         var lines = rows.map { row in
@@ -128,6 +132,7 @@ public struct ProbeReport: Sendable {
             case .binary:
                 optional("accuracy", r.accuracy)
                 optional("balanced_accuracy", r.balancedAccuracy)
+                optional("auc", r.auc)
                 optional("base_rate", r.baseRate)
                 optional("majority_accuracy", r.majorityAccuracy)
             }

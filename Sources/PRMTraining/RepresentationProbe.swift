@@ -20,7 +20,8 @@ import PRMScoring
 /// k-fold cross-validation on the fitting half (folds by prompt as well), the ridge fit on the
 /// whole fitting half, and it is scored on the other half: R² for the log word count, and for the
 /// yes/no properties the ridge prediction of 0/1 thresholded at 0.5 (a linear probability model,
-/// not logistic regression): accuracy, balanced accuracy and the base rate.
+/// not logistic regression): accuracy, balanced accuracy, the base rate, and the ROC area of the
+/// unthresholded prediction.
 public enum RepresentationProbe {
     public struct Settings: Sendable, Equatable {
         public var maxReplies = 1200
@@ -129,6 +130,7 @@ public enum RepresentationProbe {
                     let trueNegative = Double(negatives.filter { !$0.predicted }.count) / Double(negatives.count)
                     result.balancedAccuracy = (truePositive + trueNegative) / 2
                 }
+                result.auc = areaUnderROC(scores: predicted, positive: truth.map { $0 >= 0.5 })
             }
             results.append(result)
         }
@@ -180,6 +182,25 @@ public enum RepresentationProbe {
             return out
         }
         return (rows(fit), rows(test))
+    }
+
+    /// The probability that a random positive scores above a random negative (ties count half):
+    /// the Mann–Whitney form of the ROC curve's area. Nil without both classes.
+    static func areaUnderROC(scores: [Double], positive: [Bool]) -> Double? {
+        let positives = positive.filter { $0 }.count, negatives = positive.count - positives
+        guard positives > 0, negatives > 0 else { return nil }
+        // Average ranks (1-based) over ties, then U = Σ ranks of positives − P(P+1)/2.
+        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        var rankSum = 0.0, start = 0
+        while start < order.count {
+            var end = start
+            while end + 1 < order.count && scores[order[end + 1]] == scores[order[start]] { end += 1 }
+            let rank = Double(start + end + 2) / 2
+            for k in start...end where positive[order[k]] { rankSum += rank }
+            start = end + 1
+        }
+        let p = Double(positives)
+        return (rankSum - p * (p + 1) / 2) / (p * Double(negatives))
     }
 
     /// The distinct reply pairs of `comparisons` with both replies in the test half and different

@@ -51,6 +51,7 @@ final class RepresentationProbeTests: XCTestCase {
             } else {
                 XCTAssertEqual(try XCTUnwrap(r.accuracy), 1, "\(r)")
                 XCTAssertEqual(try XCTUnwrap(r.balancedAccuracy), 1, "\(r)")
+                XCTAssertEqual(try XCTUnwrap(r.auc), 1, "\(r)")
                 XCTAssertGreaterThan(try XCTUnwrap(r.baseRate), 0, "\(r)")
             }
         }
@@ -70,6 +71,15 @@ final class RepresentationProbeTests: XCTestCase {
         XCTAssertEqual(Set(folds), Set(0..<5))
         XCTAssertEqual(fit.count + test.count, replies.count)
         XCTAssertTrue(Set(fit.map { replies[$0].prompt }).isDisjoint(with: test.map { replies[$0].prompt }))
+    }
+
+    /// The ROC area against a hand count: 3 positives × 3 negatives, one tie across the classes.
+    func testAreaUnderROC() throws {
+        let scores = [0.9, 0.8, 0.4, 0.4, 0.2, 0.1], positive = [true, false, true, false, true, false]
+        // Pairs (positive above negative): 0.9 beats all 3; 0.4 beats 0.1 and ties 0.4; 0.2 beats 0.1.
+        XCTAssertEqual(try XCTUnwrap(RepresentationProbe.areaUnderROC(scores: scores, positive: positive)), (3 + 1.5 + 1) / 9, accuracy: 1e-12)
+        XCTAssertEqual(RepresentationProbe.areaUnderROC(scores: [1, 2, 3], positive: [false, true, true]), 1)
+        XCTAssertNil(RepresentationProbe.areaUnderROC(scores: [1, 2], positive: [true, true]))
     }
 
     func testTooFewRepliesIsAnError() {
