@@ -54,14 +54,15 @@ enum ProbeCommand: Subcommand {
         Compute.threads = threads
         defer { Compute.threads = savedThreads }  // in-process callers (tests) get theirs back
 
-        let folder = URL(fileURLWithPath: try arguments.require("model"))
+        let modelPath = try arguments.require("model")
+        let folder = URL(fileURLWithPath: modelPath)
         let dataPath = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: dataPath), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(dataPath): skipped \(data.skipped) invalid rows") }
         let (model, users, kind) = try loadModel(folder)
 
         let replies = RepresentationProbe.replies(from: data.comparisons, maxReplies: settings.maxReplies, seed: settings.seed)
-        Log.info("probing \(replies.count) replies of \(dataPath) with the \(kind) \(folder.path) (\(model.config.aggregator.rawValue), "
+        Log.info("probing \(replies.count) replies of \(dataPath) with the \(kind) \(modelPath) (\(model.config.aggregator.rawValue), "
                  + "window \(model.config.maxLength))")
         let progress = ProgressBar(total: replies.count, label: "h", unit: "reply")
         let (states, truncated) = RepresentationProbe.pooledStates(model: model, users: users, replies: replies,
@@ -73,7 +74,7 @@ enum ProbeCommand: Subcommand {
         }
         var report = try RepresentationProbe.run(states: states, width: width, replies: replies, comparisons: data.comparisons,
                                                  settings: settings)
-        report.model = folder.path
+        report.model = modelPath  // as given: recorded reports name repo-relative folders, not this machine's paths
         report.modelKind = kind
         report.aggregator = model.config.aggregator.rawValue
         report.data = dataPath
