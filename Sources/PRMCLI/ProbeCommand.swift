@@ -20,10 +20,11 @@ enum ProbeCommand: Subcommand {
         h standardised on it) predicts each property from h and is scored on the second half.
 
         Properties (probe targets only; nothing here is ever an input to a model): log word count \
-        (R2), contains a question mark, refuses ("I'm sorry", "I can't", "As an AI", ...), first \
+        (R2), contains a question mark, refuses ("I'm sorry", "I can't", "As an AI", ...), negates \
+        (stylepref's words: no, not, can't, never, ...), first \
         person ("I", "I'm", "my", "me"), list formatting (a line starting with "- ", "* ", "• ", \
         "1. "): accuracy, balanced accuracy and base rate of the ridge prediction of 0/1 \
-        thresholded at 0.5. "pair ordering" is the share of held-out comparison pairs that the \
+        thresholded at 0.5, and the ROC area (AUC) of the unthresholded prediction. "pair ordering" is the share of held-out comparison pairs that the \
         word-count probe orders as their true word counts do.
 
         --model is a checkpoint from prm train (loaded and checked as prm eval does) or a plain \

@@ -8,11 +8,12 @@ import Foundation
 /// users care about. Each is deliberately simple and documented, so a probe's score is about h
 /// and not about a clever detector.
 public struct ReplyProperties: Sendable, Equatable {
-    /// What a probe predicts: one continuous property and four yes/no ones.
+    /// What a probe predicts: one continuous property and five yes/no ones.
     public enum Property: String, CaseIterable, Sendable {
         case logWordCount = "log_word_count"
         case question
         case refusal
+        case negation
         case firstPerson = "first_person"
         case list
 
@@ -26,6 +27,7 @@ public struct ReplyProperties: Sendable, Equatable {
             case .logWordCount: return "log(words), words split on whitespace"
             case .question: return "contains a question mark"
             case .refusal: return "contains a refusal phrase (\(ReplyProperties.refusalPhrases.map { "\"\($0)\"" }.joined(separator: ", ")))"
+            case .negation: return "contains a negation word (\(ReplyProperties.negationWords.joined(separator: ", "))), stylepref's n"
             case .firstPerson: return "uses I, I'm, my or me as a word"
             case .list: return "a line starts with -, *, • or a number and a period, then a space"
             }
@@ -36,6 +38,7 @@ public struct ReplyProperties: Sendable, Equatable {
     public let wordCount: Int
     public let hasQuestion: Bool
     public let refuses: Bool
+    public let negates: Bool
     public let firstPerson: Bool
     public let hasList: Bool
 
@@ -43,6 +46,10 @@ public struct ReplyProperties: Sendable, Equatable {
     /// word (so "Wii can't" does not refuse).
     public static let refusalPhrases = ["i'm sorry", "i am sorry", "i apologize", "i can't", "i cannot", "i won't", "i will not",
                                         "i'm not able to", "i am not able to", "i'm unable to", "i am unable to", "as an ai"]
+
+    /// The negation words of stylepref's annotators (bench/make_stylepref.py: `n`, matched as whole
+    /// words, case-insensitively), so a probe says whether h carries what those users weigh.
+    public static let negationWords = ["no", "not", "can't", "cannot", "don't", "won't", "never", "unfortunately"]
 
     public init(_ reply: String) {
         wordCount = reply.split(whereSeparator: \.isWhitespace).count
@@ -52,6 +59,9 @@ public struct ReplyProperties: Sendable, Equatable {
         // Words are runs of letters, so I'm, I've and I'd count through their "i".
         let words = lowered.split { !$0.isLetter }
         firstPerson = words.contains { $0 == "i" || $0 == "my" || $0 == "me" }
+        // Here words keep inner apostrophes, as the regex's \b...\b does for "can't" (’ read as ').
+        let apostropheWords = Set(lowered.split { !$0.isLetter && $0 != "'" }.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "'")) })
+        negates = Self.negationWords.contains { apostropheWords.contains($0) }
         hasList = reply.split(whereSeparator: \.isNewline).contains { Self.startsListItem($0) }
     }
 
@@ -61,6 +71,7 @@ public struct ReplyProperties: Sendable, Equatable {
         case .logWordCount: return log(Double(max(wordCount, 1)))
         case .question: return hasQuestion ? 1 : 0
         case .refusal: return refuses ? 1 : 0
+        case .negation: return negates ? 1 : 0
         case .firstPerson: return firstPerson ? 1 : 0
         case .list: return hasList ? 1 : 0
         }

@@ -31,6 +31,16 @@ final class ReplyPropertiesTests: XCTestCase {
         }
     }
 
+    /// stylepref's negation words, whole words only.
+    func testNegation() {
+        for text in ["No, thanks.", "That is not right.", "You can't.", "I don’t know", "Never again", "Unfortunately it rained.", "Say 'no'."] {
+            XCTAssertTrue(ReplyProperties(text).negates, text)
+        }
+        for text in ["Nothing to add.", "Take a note.", "Knowing is half.", "Cannon fire", "Yes, always."] {
+            XCTAssertFalse(ReplyProperties(text).negates, text)
+        }
+    }
+
     func testFirstPerson() {
         for text in ["I think so.", "Let me check.", "In my view, yes.", "I'm here.", "i've seen it"] {
             XCTAssertTrue(ReplyProperties(text).firstPerson, text)
@@ -51,6 +61,6 @@ final class ReplyPropertiesTests: XCTestCase {
 
     func testKindsAndNames() {
         XCTAssertEqual(ReplyProperties.Property.allCases.filter { $0.kind == .continuous }, [.logWordCount])
-        XCTAssertEqual(Set(ReplyProperties.Property.allCases.map(\.rawValue)).count, 5)
+        XCTAssertEqual(Set(ReplyProperties.Property.allCases.map(\.rawValue)).count, 6)
     }
 }

@@ -6,12 +6,12 @@ import PRMCore
 /// `RepresentationProbe` on states built to carry known properties: sampling keeps prompts whole,
 /// the halves never share a prompt, and probes recover what the states carry (and not more).
 final class RepresentationProbeTests: XCTestCase {
-    /// Two replies per prompt, one long and one short, some with a question, a refusal, "I" or a list.
+    /// Two replies per prompt, one long and one short, some with a question, a refusal, a negation, "I" or a list.
     func comparisons(_ count: Int) -> [Comparison] {
         (0..<count).map { k in
             let words = (0..<(3 + (k * 7) % 40)).map { "word\($0)" }.joined(separator: " ")
             let long = (k % 3 == 0 ? "I'm sorry, " : "") + words + (k % 2 == 0 ? " ok?" : ".") + (k % 5 == 0 ? "\n- item" : "")
-            let short = (k % 4 == 0 ? "I think " : "") + "short \(k)."
+            let short = (k % 4 == 0 ? "I think " : "") + (k % 3 == 1 ? "not " : "") + "short \(k)."
             return Comparison(userID: "u\(k % 3)", prompt: "Human: question \(k)\n\nAssistant:", chosen: long, rejected: short)
         }
     }
@@ -38,7 +38,7 @@ final class RepresentationProbeTests: XCTestCase {
         var carrying = [Float](repeating: 0, count: replies.count * C), noise = carrying
         for (n, p) in properties.enumerated() {
             for (c, property) in ReplyProperties.Property.allCases.enumerated() { carrying[n * C + c] = Float(p[property]) }
-            for c in 5..<C { carrying[n * C + c] = rng.nextNormal() }
+            for c in ReplyProperties.Property.allCases.count..<C { carrying[n * C + c] = rng.nextNormal() }
             for c in 0..<C { noise[n * C + c] = rng.nextNormal() }
         }
         let report = try RepresentationProbe.run(states: carrying, width: C, replies: replies, comparisons: data)
