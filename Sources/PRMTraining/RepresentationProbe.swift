@@ -81,10 +81,11 @@ public enum RepresentationProbe {
         var states = [Float](repeating: 0, count: replies.count * C)
         let chunk = 64
         states.withUnsafeMutableBufferPointer { out in
+            guard let base = out.baseAddress else { return }  // no replies
             for start in stride(from: 0, to: prepared.count, by: chunk) {
                 let part = prepared[start..<min(start + chunk, prepared.count)]
                 model.pooledStates(part.map(\.sequence), tokensPerBatch: max(tokensPerBatch, model.config.maxLength),
-                                   into: out.baseAddress! + start * C)
+                                   into: base + start * C)
                 progress?.advance(by: part.count)
             }
         }
