@@ -27,7 +27,7 @@ public enum CLI {
     /// executable (main.swift) appends it.
     public static let commands: [any Subcommand.Type] = [
         TrainCommand.self, EvalCommand.self, AdaptCommand.self, ScoreCommand.self, ServeCommand.self, ProxyCommand.self, KeygenCommand.self,
-        EmbedCommand.self, SftCommand.self, GenerateCommand.self, PpoCommand.self,
+        EmbedCommand.self, ProbeCommand.self, SftCommand.self, GenerateCommand.self, PpoCommand.self,
     ]
 
     /// Called by `main.swift` with the arguments after the program name and every command the

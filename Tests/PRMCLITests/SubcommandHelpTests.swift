@@ -20,6 +20,7 @@ final class SubcommandHelpTests: XCTestCase {
         "serve": ["--model", "--bind", "--threads", "--connect", "--slots", "--heartbeat-ms", "--liveness", "--batch-tokens", "--max-wait-ms", "--cache-entries", "--cache-memory", "--max-candidates",
                   "--max-message-bytes", "--max-request-tokens", "--max-queued", "--drain-timeout", "--stall-ms", "--curve-secret-key", "--allow-keys", "--curve-server-key", "--metrics-http"],
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
+        "probe": ["--model", "--data", "--max-replies", "--seed", "--json", "--batch-tokens", "--threads", "--skip-invalid"],
         "sft": ["--data", "--dev", "--tokenizer", "--out", "--layers", "--heads", "--embedding", "--positions", "--user-tokens", "--epochs", "--lr",
                 "--weight-decay", "--warmup", "--batch-size", "--grad-clip", "--dropout", "--seed", "--log-every", "--limit", "--resume"],
         "generate": ["--policy", "--prompt", "--input", "--user", "--samples", "--temperature", "--top-k", "--top-p", "--max-new-tokens", "--batch", "--seed"],
