@@ -48,6 +48,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var batchSize = 16
     public var microBatch = 8
     public var maxLength = 128
+    /// Learned log-counts over the reply added to the pooled state (`RewardModelConfig.replyCounts`).
+    public var replyCounts = 0
     public var gradientClip: Float = 1.0
     public var freezeBackbone = false
     /// Hidden-state dropout while training.
@@ -69,7 +71,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case alpha, epochs, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
         case mixtureLearningRateScale = "mixture_learning_rate_scale"
         case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
-        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip"
+        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts"
         case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
         case validationFraction = "validation_fraction"
         case refitSeenUsers = "refit_seen_users", refitPriorScale = "refit_prior_scale"
@@ -110,6 +112,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         batchSize = try value(.batchSize, d.batchSize)
         microBatch = try value(.microBatch, d.microBatch)
         maxLength = try value(.maxLength, d.maxLength)
+        // Runs saved before reply counts existed pooled without them.
+        replyCounts = try value(.replyCounts, 0)
         gradientClip = try value(.gradientClip, d.gradientClip)
         freezeBackbone = try value(.freezeBackbone, d.freezeBackbone)
         dropout = try value(.dropout, d.dropout)
@@ -126,6 +130,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         userTokens = 0
         alpha = 1
         aggregator = .softPrompt
+        replyCounts = 0
     }
 
     /// Checks ranges and combinations; the message names the option.
@@ -151,6 +156,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             try fail("--aggregator linear-head uses exactly one user token (got --user-tokens \(userTokens))")
         }
         if maxLength < userTokens + 8 { try fail("--max-length \(maxLength) leaves too little room after \(userTokens) user tokens") }
+        if replyCounts < 0 { try fail("--reply-counts must be non-negative, got \(replyCounts)") }
         if logEvery < 1 { try fail("--log-every must be at least 1, got \(logEvery)") }
     }
 
@@ -158,6 +164,6 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         RewardModelConfig(aggregator: aggregator,
                           userModel: UserModelConfig(kind: userModel, tokens: userTokens, users: users,
                                                      clusters: clusters, sharedGeneric: sharedGeneric),
-                          maxLength: maxLength)
+                          maxLength: maxLength, replyCounts: replyCounts)
     }
 }
