@@ -75,7 +75,8 @@ enum TrainCommand: Subcommand {
             .value("micro-batch", placeholder: "N", help: "Comparisons per forward pass (gradient accumulation).", default: "\(d.microBatch)"),
             .value("max-length", placeholder: "N", help: "Tokens per input, user tokens included; the prompt is trimmed from the left. "
                    + TrainingSettings.Rationale.maxLength, default: "\(d.maxLength)"),
-            .value("reply-counts", placeholder: "K", help: "Learned log-counts over the reply added to the pooled state (0: mean pooling alone).",
+            .value("reply-counts", placeholder: "K", help: "Learned log-counts over the reply added to the pooled state (0: mean pooling alone). "
+                   + TrainingSettings.Rationale.replyCounts,
                    default: "\(d.replyCounts)"),
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm (0: no clipping).", default: text(d.gradientClip)),
             .flag("freeze-backbone", help: "Train only the user model and head."),
