@@ -75,6 +75,9 @@ enum TrainCommand: Subcommand {
             .value("micro-batch", placeholder: "N", help: "Comparisons per forward pass (gradient accumulation).", default: "\(d.microBatch)"),
             .value("max-length", placeholder: "N", help: "Tokens per input, user tokens included; the prompt is trimmed from the left. "
                    + TrainingSettings.Rationale.maxLength, default: "\(d.maxLength)"),
+            .value("reply-counts", placeholder: "K", help: "Learned log-counts over the reply added to the pooled state (0: mean pooling alone). "
+                   + TrainingSettings.Rationale.replyCounts,
+                   default: "\(d.replyCounts)"),
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm (0: no clipping).", default: text(d.gradientClip)),
             .flag("freeze-backbone", help: "Train only the user model and head."),
             .value("dropout", placeholder: "P", help: "Hidden-state dropout while training. \(TrainingSettings.Rationale.dropout)", default: text(d.dropout)),
@@ -179,6 +182,7 @@ enum TrainCommand: Subcommand {
         s.clusters = try integer("clusters")
         s.sharedGeneric = !a.flag("no-shared-generic")
         s.alpha = try number("alpha")
+        s.replyCounts = try integer("reply-counts")
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")
         s.learningRate = try number("lr")

@@ -16,15 +16,37 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     public var userModel: UserModelConfig
     /// Longest input in tokens, user tokens and special tokens included.
     public var maxLength: Int
+    /// K learned log-counts over the reply added to the pooled state (`ReplyCounts`); 0: the
+    /// pooled state is the backbone's mean (or last-token) state alone, as before they existed.
+    public var replyCounts: Int
 
     enum CodingKeys: String, CodingKey {
-        case aggregator, userModel = "user_model", maxLength = "max_length"
+        case aggregator, userModel = "user_model", maxLength = "max_length", replyCounts = "reply_counts"
     }
 
-    public init(aggregator: Aggregator, userModel: UserModelConfig, maxLength: Int) {
+    public init(aggregator: Aggregator, userModel: UserModelConfig, maxLength: Int, replyCounts: Int = 0) {
         self.aggregator = aggregator
         self.userModel = userModel
         self.maxLength = maxLength
+        self.replyCounts = replyCounts
+    }
+
+    /// Checkpoints written before reply counts existed have no key and pool as they always did.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        aggregator = try c.decode(Aggregator.self, forKey: .aggregator)
+        userModel = try c.decode(UserModelConfig.self, forKey: .userModel)
+        maxLength = try c.decode(Int.self, forKey: .maxLength)
+        replyCounts = try c.decodeIfPresent(Int.self, forKey: .replyCounts) ?? 0
+    }
+
+    /// Leaves the key out at 0, so such a model saves to the config.json it was loaded from.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(aggregator, forKey: .aggregator)
+        try c.encode(userModel, forKey: .userModel)
+        try c.encode(maxLength, forKey: .maxLength)
+        if replyCounts > 0 { try c.encode(replyCounts, forKey: .replyCounts) }
     }
 }
 
@@ -58,6 +80,8 @@ public final class RewardModel {
     /// Soft prompt only: scalar head on the pooled state, (1, C) and (1).
     let headWeight: Parameters.Handle?
     let headBias: Parameters.Handle?
+    /// The learned log-counts added to the pooled state, when `config.replyCounts` > 0.
+    private let replyCounts: ReplyCounts?
 
     /// The sequences and reward queries of the last forward pass, for backward.
     private var plan = ScoringPlan()
@@ -89,6 +113,7 @@ public final class RewardModel {
         if config.aggregator == .linearHead && config.userModel.tokens != 1 {
             throw ModelError("the linear-head aggregator needs exactly 1 user token, got \(config.userModel.tokens)")
         }
+        guard config.replyCounts >= 0 else { throw ModelError("reply_counts must be non-negative, got \(config.replyCounts)") }
         let C = backbone.hiddenSize
         userModel = UserModel(config: config.userModel, width: C, layout: &layout)
         if config.aggregator == .softPrompt {
@@ -98,9 +123,11 @@ public final class RewardModel {
             headWeight = nil
             headBias = nil
         }
+        replyCounts = config.replyCounts > 0 ? ReplyCounts(counts: config.replyCounts, width: C, layout: &layout) : nil
         parameters = Parameters(layout)
         backbone.bind(parameters)
         userModel.bind(parameters)
+        replyCounts?.bind(parameters)
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.config = config
@@ -128,6 +155,7 @@ public final class RewardModel {
             let w = parameters.value(headWeight), C = backbone.hiddenSize
             for c in 0..<C { w[c] = rng.nextNormal() / Float(C).squareRoot() }
         }
+        replyCounts?.initialize(rng: &rng)
     }
 
     // MARK: - Forward and backward
@@ -141,7 +169,7 @@ public final class RewardModel {
         buildEmbeddings(emb)
         let hidden = backbone.forward(embeddings: emb, batch: batch, training: training)
         let h = pooled.ensure(batch.count * C)
-        pool(h, hidden: hidden, batch: batch)
+        pool(h, hidden: hidden, batch: batch, replyOffsets: plan.sequences.map(\.prefixLength), training: training)
         return plan.queries.map { reward(pooled: h + $0.sequence * C, user: $0.user) }
     }
 
@@ -183,7 +211,7 @@ public final class RewardModel {
         }
         let hidden = backbone.infer(embeddings: rows, batch: batch)
         let h = inferPooled.ensure(batch.count * C)
-        pool(h, hidden: hidden, batch: batch)
+        pool(h, hidden: hidden, batch: batch, replyOffsets: members.map { sequences[$0].prefixLength }, training: false)
         for (b, index) in members.enumerated() { (out + index * C).update(from: h + b * C, count: C) }
     }
 
@@ -205,17 +233,26 @@ public final class RewardModel {
                 embedRows(sequences[members[k]], from: P, count: batch.lengths[b], into: rows + batch.starts[b] * C)
             }
             let hidden = backbone.continuationStates(after: cache, embeddings: rows, batch: batch)
-            for (b, k) in group.enumerated() { (out + members[k] * C).update(from: hidden + batch.lastRow(b) * C, count: C) }
+            // Continuations are the replies: every row is a reply row.
+            let h = inferPooled.ensure(batch.count * C)
+            pool(h, hidden: hidden, batch: batch, replyOffsets: Array(repeating: 0, count: batch.count), training: false)
+            for (b, k) in group.enumerated() { (out + members[k] * C).update(from: h + b * C, count: C) }
         }
     }
 
-    /// h (B, C): the mean over each sequence's rows (bidirectional) or its last row (causal).
-    private func pool(_ h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, batch: PackedBatch) {
+    /// h (B, C): the mean over each sequence's rows (bidirectional) or its last row (causal), plus
+    /// the reply counts over rows from `replyOffsets[b]` on when the model has them.
+    private func pool(_ h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, batch: PackedBatch, replyOffsets: [Int], training: Bool) {
         let C = backbone.hiddenSize
         switch backbone.attending {
         case .bidirectional: MeanPool.forward(out: h, inp: hidden, batch: batch, C: C)
         case .causal: RowGather.forward(out: h, inp: hidden, rows: (0..<batch.count).map(batch.lastRow), C: C)
         }
+        guard let replyCounts else { return }
+        let spans = zip(replyOffsets, batch.lengths.indices).map { offset, b in
+            LogCountPool.Span(start: batch.starts[b] + offset, count: max(batch.lengths[b] - offset, 0))
+        }
+        replyCounts.add(to: h, hidden: hidden, rows: batch.tokens, spans: spans, training: training)
     }
 
     /// Accumulates gradients of L given dL/dreward for each input of the last forward.
@@ -246,9 +283,11 @@ public final class RewardModel {
             }
         }
         let softPromptUsers = config.aggregator == .softPrompt && userModel.size > 0
-        guard backbone.computesParameterGradients || softPromptUsers else { return }
-        let dHidden = embeddings.ensure(batch.tokens * C)  // the input embeddings are no longer needed
-        dHidden.update(repeating: 0, count: batch.tokens * C)
+        let needsInputGradients = backbone.computesParameterGradients || softPromptUsers
+        // The input embeddings are no longer needed: their buffer takes d hidden.
+        let dHidden = needsInputGradients ? embeddings.zeroed(batch.tokens * C) : nil
+        replyCounts?.backward(dh: dh, dhidden: dHidden)
+        guard let dHidden else { return }
         switch backbone.attending {
         case .bidirectional: MeanPool.backward(dinp: dHidden, dout: dh, batch: batch, C: C)
         case .causal: RowGather.backward(dinp: dHidden, dout: dh, rows: (0..<batch.count).map(batch.lastRow), C: C)

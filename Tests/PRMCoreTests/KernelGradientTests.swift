@@ -220,6 +220,41 @@ final class KernelGradientTests: XCTestCase {
         g.check("l2 normalize", input: v, analytic: dv, step: 3e-3, loss: normLoss)
     }
 
+    /// Spans that cover part of a sequence, a whole one, and none (an empty reply counts 0).
+    func testLogCountPool() {
+        var g = GradientCheck()
+        let (C, K) = (6, 3)
+        let batch = PackedBatch(lengths: [5, 2, 4])
+        let spans = [LogCountPool.Span(start: 2, count: 3), LogCountPool.Span(start: 5, count: 2), LogCountPool.Span(start: 11, count: 0)]
+        let N = batch.tokens
+        let x = g.tensor([N, C]), w = g.tensor([K, C], scale: 0.5), a = g.tensor([K]), up = g.tensor([spans.count, K])
+        let out = Tensor(shape: [spans.count, K]), z = Tensor(shape: [N, K]), sums = Tensor(shape: [spans.count, K])
+        func loss() -> Double {
+            LogCountPool.forward(out: out.data, z: z.data, sums: sums.data, inp: x.data, weight: w.data, bias: a.data,
+                                 spans: spans, N: N, C: C, K: K)
+            return weightedSum(out, up)
+        }
+        _ = loss()
+        // The definition, in double precision, for the first span's first detector.
+        var total = 0.0
+        for t in 2..<5 {
+            var dot = Double(a[0])
+            for c in 0..<C { dot += Double(x[t * C + c]) * Double(w[c]) }
+            total += Foundation.log(1 + Foundation.exp(dot))
+        }
+        XCTAssertEqual(Double(out[0]), Foundation.log(1 + total), accuracy: 1e-5)
+        XCTAssertEqual(out[2 * K], 0, "an empty span counts nothing")
+        let dx = Tensor(shape: x.shape), dw = Tensor(shape: w.shape), da = Tensor(shape: a.shape), dz = Tensor(shape: [N, K])
+        LogCountPool.backward(dinp: dx.data, dweight: dw.data, dbias: da.data, dz: dz.data, dout: up.data, z: z.data, sums: sums.data,
+                              inp: x.data, weight: w.data, spans: spans, N: N, C: C, K: K)
+        g.check("log count pool d inp", input: x, analytic: dx, step: 3e-3, loss: loss)
+        g.check("log count pool d weight", input: w, analytic: dw, step: 3e-3, loss: loss)
+        g.check("log count pool d bias", input: a, analytic: da, step: 3e-3, loss: loss)
+        for row in [0, 1, 7, 8, 9, 10] {
+            for c in 0..<C { XCTAssertEqual(dx[row * C + c], 0, "row \(row) is in no span") }
+        }
+    }
+
     func testCrossEntropy() {
         var g = GradientCheck()
         let (N, V) = (5, 9)
@@ -246,8 +281,8 @@ final class KernelGradientTests: XCTestCase {
         g.check("pair loss chosen", input: chosen, analytic: dc, step: 1e-3, loss: loss)
         g.check("pair loss rejected", input: rejected, analytic: dr, step: 1e-3, loss: loss)
         // −log σ(±200) neither overflows nor loses the linear tail.
-        XCTAssertEqual(PairLoss.softplus(-200), 0, accuracy: 1e-30)
-        XCTAssertEqual(PairLoss.softplus(200), 200, accuracy: 1e-3)
+        XCTAssertEqual(Logistic.softplus(-200), 0, accuracy: 1e-30)
+        XCTAssertEqual(Logistic.softplus(200), 200, accuracy: 1e-3)
     }
 
     func testDropoutUsesOneMaskForwardAndBackward() {

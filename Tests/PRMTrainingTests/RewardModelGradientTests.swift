@@ -41,6 +41,28 @@ final class RewardModelGradientTests: XCTestCase {
         }
     }
 
+    /// The learned reply counts added to h, with both aggregators on BERT and the linear head on
+    /// GPT-2 (whose h is the last token's state, counts over the reply all the same).
+    func testReplyCounts() throws {
+        let folder = try TinyModels.backboneFolder(hidden: 16)
+        for aggregator in Aggregator.allCases {
+            var settings = TinyModels.settings(aggregator, .individual)
+            settings.replyCounts = 3
+            let model = try TinyModels.rewardModel(settings, users: 3, folder: folder)
+            perturb(model.parameters, group: .user, seed: 7)
+            try check(model, label: "\(aggregator.rawValue) with reply counts")
+        }
+        var settings = TinyModels.settings(.linearHead, .individual)
+        settings.replyCounts = 2
+        let gpt2 = try TinyModels.gpt2Folder()
+        let model = try RewardModel(backboneConfig: gpt2.appendingPathComponent("config.json"),
+                                    tokenizerFile: gpt2.appendingPathComponent("tokenizer.json"), config: settings.rewardModelConfig(users: 3))
+        Backbones.initializeRandomly(model.parameters, seed: 2)
+        model.initializeUserModelAndHead(seed: 2)
+        perturb(model.parameters, group: .user, seed: 9)
+        try check(model, label: "gpt2 linear-head with reply counts")
+    }
+
     /// Offsets start at zero; give every user table entry a value so each path carries signal.
     private func perturb(_ parameters: Parameters, group: Parameters.Group, seed: UInt64) {
         var rng = RandomSource(seed: seed)

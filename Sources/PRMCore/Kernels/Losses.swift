@@ -27,7 +27,7 @@ public enum PairLoss {
     /// losses (B) = softplus(−(chosen − rejected)), computed without overflow.
     public static func forward(losses: UnsafeMutablePointer<Float>, chosen: UnsafePointer<Float>,
                                rejected: UnsafePointer<Float>, B: Int) {
-        for b in 0..<B { losses[b] = softplus(-(chosen[b] - rejected[b])) }
+        for b in 0..<B { losses[b] = Logistic.softplus(-(chosen[b] - rejected[b])) }
     }
 
     /// dchosen −= dloss · σ(−margin); drejected += dloss · σ(−margin).
@@ -35,17 +35,9 @@ public enum PairLoss {
                                 dlosses: UnsafePointer<Float>, chosen: UnsafePointer<Float>,
                                 rejected: UnsafePointer<Float>, B: Int) {
         for b in 0..<B {
-            let g = dlosses[b] * sigmoid(-(chosen[b] - rejected[b]))
+            let g = dlosses[b] * Logistic.sigmoid(-(chosen[b] - rejected[b]))
             dchosen[b] -= g
             drejected[b] += g
         }
-    }
-
-    @inline(__always)
-    public static func softplus(_ z: Float) -> Float { max(z, 0) + Foundation.log1p(Foundation.exp(-abs(z))) }
-
-    @inline(__always)
-    public static func sigmoid(_ z: Float) -> Float {
-        z >= 0 ? 1 / (1 + Foundation.exp(-z)) : Foundation.exp(z) / (1 + Foundation.exp(z))
     }
 }
