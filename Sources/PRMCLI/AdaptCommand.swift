@@ -94,7 +94,7 @@ enum AdaptCommand: Subcommand {
         if !added.isEmpty { Log.info(String(format: "fitted %d users in %.1f s", added.count, Date().timeIntervalSince(start))) }
         record.adapted = (record.adapted ?? []) + added
         do { try ModelProbe.check(model, users: users) } catch let error as ModelError {
-            throw CLIError("not writing \(outDir.path): \(error)")
+            throw CLIError("not writing \(outDir.path)", cause: error)
         }
         try OutputFolder.create(outDir)
         try Checkpoint.save(model, users: users, training: record.merged(into: training), to: outDir)
