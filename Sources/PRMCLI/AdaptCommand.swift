@@ -55,7 +55,9 @@ enum AdaptCommand: Subcommand {
             throw arguments.usageError("--out must be another folder than --model (the trained run stays as it was)")
         }
         let settings = try AdaptOptions.settings(arguments)
-        var (model, users, training) = try ModelProbe.load(modelDir)
+        let (model, loadedUsers, training) = try ModelProbe.load(modelDir)
+        var users = loadedUsers
+        var record = try RewardModelRecord(training, in: modelDir)
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
         let refitSeen = arguments.flag("refit-seen")
@@ -78,24 +80,24 @@ enum AdaptCommand: Subcommand {
                             + "loss %.4f -> %.4f", refit.users, Date().timeIntervalSince(start), refit.priorScale,
                             refit.before.accuracy, refit.after.accuracy, refit.before.meanLoss, refit.after.meanLoss))
             out.write("refitted \(refit.users) seen users on \(refit.after.n) comparisons\n")
-            training[TrainingState.refitKey] = try RunFolder.jsonDictionary(encoding: refit)
+            record.refitSeen = refit
         }
         let adapter = try UserAdapter(model: model, users: users, settings: settings)
-        var added: [[String: Any]] = []
+        var added: [RewardModelRecord.AddedUser] = []
         for id in data.userIDs where !known.contains(id) {
             let mine = encoded.filter { $0.userID == id }
             let index = try adapter.addUser(mine)
             users.add(id, index: index)
-            added.append(["user_id": id, "index": index, "comparisons": mine.count])
+            added.append(RewardModelRecord.AddedUser(userID: id, index: index, comparisons: mine.count))
             out.write("\(id)\t\(index)\t\(mine.count) comparisons\n")
         }
         if !added.isEmpty { Log.info(String(format: "fitted %d users in %.1f s", added.count, Date().timeIntervalSince(start))) }
-        training["adapted"] = ((training["adapted"] as? [[String: Any]]) ?? []) + added
+        record.adapted = (record.adapted ?? []) + added
         do { try ModelProbe.check(model, users: users) } catch let error as ModelError {
-            throw CLIError("not writing \(outDir.path): \(error)")
+            throw CLIError("not writing \(outDir.path)", cause: error)
         }
         try OutputFolder.create(outDir)
-        try Checkpoint.save(model, users: users, training: training, to: outDir)
+        try Checkpoint.save(model, users: users, training: record.merged(into: training), to: outDir)
         Log.info("saved \(outDir.path) (\(users.count) users)")
         return 0
     }

@@ -3,7 +3,7 @@
 /// SwiftPM cannot fetch swift-argument-parser in our build environment, so this covers the
 /// subset we use: long and short options, flags, single and repeatable values, positionals,
 /// `--`, and generated help. Commands declare a `CommandSpec`; `CommandSpec.parse` turns the
-/// command line into `ParsedArguments`, whose typed getters throw a `UsageError` naming the
+/// command line into `ParsedArguments`, whose typed getters throw a usage `CLIError` naming the
 /// option when a value does not convert.
 ///
 /// Rules (the tests in ArgumentParserTests pin each one):
@@ -14,29 +14,7 @@
 /// - `--` ends options; everything after it is positional.
 /// - `-h`/`--help` anywhere before `--` asks for help, whatever else is on the line.
 /// - Unknown options, missing values, a non-repeatable option given twice, missing required
-///   positionals and surplus positionals are `UsageError`s.
-
-// MARK: - Errors
-
-/// The one error type of PRMCLI: the command line does not match the command's spec.
-/// `CLI.run` prints it as `prm CMD: <message>` then `usage: <usage>` and exits with status 2.
-public struct UsageError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// What is wrong, naming the option or argument: "--epochs expects an integer, got 'x'".
-    public let message: String
-    /// The command's usage line ("prm train [options] <data>"), when known. Commands that throw
-    /// their own UsageError may leave it nil; `CLI.run` fills in the command's usage line.
-    public var usage: String?
-
-    public init(_ message: String, usage: String? = nil) {
-        self.message = message
-        self.usage = usage
-    }
-
-    public var description: String {
-        guard let usage else { return message }
-        return "\(message)\nusage: \(usage)"
-    }
-}
+///   positionals and surplus positionals are usage `CLIError`s.
 
 // MARK: - Specs
 
@@ -213,7 +191,7 @@ public enum ParseResult: Sendable, Equatable {
 extension CommandSpec {
     /// Parses the arguments that follow the command name.
     /// - Parameter program: the executable's name, used in usage lines.
-    public func parse(_ arguments: [String], program: String = "prm") throws(UsageError) -> ParseResult {
+    public func parse(_ arguments: [String], program: String = "prm") throws(CLIError) -> ParseResult {
         // Help wins over every other problem on the line ("prm train --bogus --help" shows help).
         // A value option never takes "-h"/"--help" as its value (they look like options), so
         // this pre-scan agrees with the main loop below.
@@ -223,7 +201,7 @@ extension CommandSpec {
         }
 
         let usage = self.usage(program: program)
-        func fail(_ message: String) -> UsageError { UsageError(message, usage: usage) }
+        func fail(_ message: String) -> CLIError { .usageError(message, usage: usage) }
 
         var values: [String: [String]] = [:]
         var flags: Set<String> = []
@@ -379,7 +357,7 @@ func editDistance(_ a: String, _ b: String) -> Int {
 /// traps with a message naming it (the command's own tests catch it).
 public struct ParsedArguments: Sendable, Equatable {
     public let spec: CommandSpec
-    /// The command's usage line, carried into every UsageError the getters throw.
+    /// The command's usage line, carried into every usage CLIError the getters throw.
     public let usage: String
     private let values: [String: [String]]
     private let flags: Set<String>
@@ -397,9 +375,9 @@ public struct ParsedArguments: Sendable, Equatable {
         self.namedPositionals = namedPositionals
     }
 
-    /// A UsageError carrying this command's usage line, for checks the parser cannot express
+    /// A usage CLIError carrying this command's usage line, for checks the parser cannot express
     /// ("--lr must be positive", "--a and --b cannot be combined").
-    public func usageError(_ message: String) -> UsageError { UsageError(message, usage: usage) }
+    public func usageError(_ message: String) -> CLIError { .usageError(message, usage: usage) }
 
     public func flag(_ name: String) -> Bool {
         let option = declared(name)
@@ -432,18 +410,18 @@ public struct ParsedArguments: Sendable, Equatable {
         return string(name).map { [$0] } ?? []
     }
 
-    public func int(_ name: String) throws(UsageError) -> Int? {
+    public func int(_ name: String) throws(CLIError) -> Int? {
         guard let text = string(name) else { return nil }
         guard let value = Int(text) else { throw usageError("--\(name) expects an integer, got '\(text)'") }
         return value
     }
 
-    public func int(_ name: String, default defaultValue: Int) throws(UsageError) -> Int {
+    public func int(_ name: String, default defaultValue: Int) throws(CLIError) -> Int {
         try int(name) ?? defaultValue
     }
 
     /// A finite number. NaN and infinity are refused: as hyperparameters they only ever poison a run.
-    public func double(_ name: String) throws(UsageError) -> Double? {
+    public func double(_ name: String) throws(CLIError) -> Double? {
         guard let text = string(name) else { return nil }
         guard let value = Double(text), value.isFinite else {
             throw usageError("--\(name) expects a number, got '\(text)'")
@@ -451,12 +429,12 @@ public struct ParsedArguments: Sendable, Equatable {
         return value
     }
 
-    public func double(_ name: String, default defaultValue: Double) throws(UsageError) -> Double {
+    public func double(_ name: String, default defaultValue: Double) throws(CLIError) -> Double {
         try double(name) ?? defaultValue
     }
 
-    /// The option's value (or declared default); a UsageError when neither exists.
-    public func require(_ name: String) throws(UsageError) -> String {
+    /// The option's value (or declared default); a usage CLIError when neither exists.
+    public func require(_ name: String) throws(CLIError) -> String {
         guard let value = string(name) else { throw usageError("missing required option --\(name)") }
         return value
     }

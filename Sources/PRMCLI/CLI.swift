@@ -7,8 +7,8 @@ import PRMCore
 /// Swift 6 strict concurrency.
 public protocol Subcommand: SendableMetatype {
     static var spec: CommandSpec { get }
-    /// Runs the command; the result is the process's exit status. Throw `UsageError`
-    /// (e.g. `arguments.usageError("...")`) for bad input the parser could not catch: it
+    /// Runs the command; the result is the process's exit status. Throw a usage `CLIError`
+    /// (`arguments.usageError("...")`) for bad input the parser could not catch: it
     /// exits 2 with the usage line. Any other error exits 1 with its description.
     /// Results go to `output` (stdout, which `CLI.run` injects so tests can read them); logs and
     /// progress go to stderr.
@@ -134,7 +134,7 @@ public enum CLI {
             case .arguments(let parsed):
                 return try command.run(parsed, output: &stdout)
             }
-        } catch let error as UsageError {
+        } catch let error as CLIError where error.kind == .usage {
             let usage = error.usage ?? spec.usage(program: program)
             stderr.write("\(prefix): \(error.message)\nusage: \(usage)\n")
             return 2

@@ -1,4 +1,5 @@
 import Foundation
+import PRMCore
 
 /// Input files of the commands, the benchmarks' (PRMBench) included.
 public enum InputFiles {
@@ -12,12 +13,12 @@ public enum InputFiles {
     /// --groups of eval and ppo: a JSON object mapping user ids to group labels.
     static func groups(_ path: String) throws -> [String: String] {
         let data = try InputFiles.read(path)
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let object = (try? JSONReader.parse(data))?.object else {
             throw CLIError("\(path): expected a JSON object mapping user ids to labels")
         }
         var groups: [String: String] = [:]
-        for (user, label) in object {
-            guard let label = label as? String else { throw CLIError("\(path): label of user '\(user)' is not a string") }
+        for (user, value) in object.members {
+            guard let label = value.string else { throw CLIError("\(path): label of user '\(user)' is not a string") }
             groups[user] = label
         }
         return groups

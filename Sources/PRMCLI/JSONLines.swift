@@ -7,13 +7,13 @@ public enum JSONLines {
     /// (line number, value) for each non-blank line.
     public static func values(_ data: Data, name: String) throws -> [(line: Int, value: JSONValue)] {
         let lines = data.withUnsafeBytes { JSONValueLines.parse($0) }
-        if let (line, error) = lines.firstError { throw CLIError("\(name):\(line): \(error)") }
+        if let (line, error) = lines.firstError { throw CLIError("\(name):\(line)", cause: error) }
         return lines.values
     }
 
     /// One non-blank line's value (streamed input reads a line at a time).
     static func value(_ bytes: [UInt8], name: String, line: Int) throws -> JSONValue {
-        do { return try JSONReader.parse(bytes) } catch { throw CLIError("\(name):\(line): \(error)") }
+        do { return try JSONReader.parse(bytes) } catch { throw CLIError("\(name):\(line)", cause: error) }
     }
 
     /// Texts from JSONL lines holding objects with `field` or bare JSON strings.

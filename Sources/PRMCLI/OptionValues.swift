@@ -3,7 +3,7 @@ import PRMCore
 import PRMServing
 
 /// Option values with the range checks several commands share: counts, byte sizes, compute
-/// threads and ZeroMQ endpoints. Every refusal is a one-line UsageError naming the option, so a
+/// threads and ZeroMQ endpoints. Every refusal is a one-line usage `CLIError` naming the option, so a
 /// typo stops the command before it loads a model, binds a socket or starts training. `count` and
 /// `endpoint` are public because `prm bench` (PRMBench) reads its options through them.
 extension ParsedArguments {

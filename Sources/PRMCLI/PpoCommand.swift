@@ -26,10 +26,14 @@ enum PpoCommand: Subcommand {
         --out receives the policy (prm-policy-v1) every --checkpoint-every iterations and at the \
         end, and ppo_log.jsonl: one JSON object per iteration with reward, KL, entropy, losses, \
         clip fraction, mean reply length and reward per user group (--groups: a JSON object user \
-        id -> label; default one group per user), and the rollout/scoring/update seconds.
+        id -> label; default one group per user), and the rollout/scoring/update seconds. Beside the \
+        policy it keeps the optimizer, the iteration and the KL controller, so --resume continues the \
+        run in --out exactly: its settings, reference and (unless --data is given) prompt file; the \
+        reward source is given again.
 
         Example:
           prm ppo --policy runs/sft --reward-model runs/prm --out runs/ppo --groups groups.json
+          prm ppo --reward-model runs/prm --out runs/ppo --resume
         """,
         options: [
             .value("policy", placeholder: "DIR", help: "Starting policy (prm sft); also the KL reference unless --reference."),
@@ -61,22 +65,28 @@ enum PpoCommand: Subcommand {
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm.", default: "\(defaults.gradientClip)"),
             .value("seed", placeholder: "N", help: "Seed of draws, sampling and minibatch order.", default: "\(defaults.seed)"),
             .value("checkpoint-every", placeholder: "N", help: "Iterations between checkpoints.", default: "\(defaults.checkpointEvery)"),
+            .flag("resume", help: "Continue the run saved in --out exactly (its settings, reference and, unless --data is given, its prompts)."),
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
-        let settings = try settingsFrom(arguments)
-        let out = URL(fileURLWithPath: try arguments.require("out"))
-        let policyFolder = URL(fileURLWithPath: try arguments.require("policy"))
+        let run = try TrainingRun<PPOState>(arguments, name: "ppo")
+        let settings = try run.settings { try settingsFrom(arguments) }
         let groups = try arguments.string("groups").map(InputFiles.groups) ?? [:]
-        let data = try PreferenceDataset.load(URL(fileURLWithPath: try arguments.require("data")))
+        let dataFile = try run.dataFile(arguments)
+        let data = try PreferenceDataset.load(URL(fileURLWithPath: dataFile.path))
         let prompts = Array(Set(data.comparisons.map { PPOPrompt(userID: $0.userID, prompt: $0.prompt) }))
             .sorted { ($0.userID ?? "", $0.prompt) < ($1.userID ?? "", $1.prompt) }
 
-        let (start, startUsers, _) = try PolicyCheckpoint.load(policyFolder)
-        let (reference, referenceUsers, _) = try arguments.string("reference").map { try PolicyCheckpoint.load(URL(fileURLWithPath: $0)) }
-            ?? PolicyCheckpoint.load(policyFolder)
-        let users = UserTable(ids: prompts.compactMap(\.userID))
-        let policy = try start.withUsers(users, known: startUsers)
+        let policy: Policy, users: UserTable
+        if run.resume {
+            (policy, users, _) = try PolicyCheckpoint.load(run.out)
+        } else {
+            let (start, startUsers, _) = try PolicyCheckpoint.load(URL(fileURLWithPath: try arguments.require("policy")))
+            users = UserTable(ids: prompts.compactMap(\.userID))
+            policy = try start.withUsers(users, known: startUsers)
+        }
+        let referenceFolder = URL(fileURLWithPath: try arguments.string("reference") ?? run.state?.reference ?? arguments.require("policy")).path
+        let (reference, referenceUsers, _) = try PolicyCheckpoint.load(URL(fileURLWithPath: referenceFolder))
         let reward = try rewardSource(arguments)
 
         let trainer = try PPOTrainer(policy: policy, users: users, reference: reference, referenceUsers: referenceUsers, prompts: prompts,
@@ -84,24 +94,20 @@ enum PpoCommand: Subcommand {
         trainer.groups = groups
         Log.info("\(prompts.count) (user, prompt) pairs from \(users.count) users; rewards from \(reward.name); "
                  + "\(policy.parameters.count) parameters")
-        try OutputFolder.create(out)
-        let logWriter = try JSONLogWriter(url: out.appendingPathComponent("ppo_log.jsonl"), append: false)
-        let progress = ProgressBar(total: settings.iterations, label: "ppo", unit: "iter")
+        if let state = run.state {
+            try state.restore(into: trainer, from: run.out)
+            guard run.continues(at: trainer.iteration, of: settings.iterations, unit: "iteration") else { return 0 }
+        }
+        let (logWriter, progress) = try run.start(remaining: settings.iterations - trainer.iteration, unit: "iter")
         trainer.progress = progress
         trainer.onLog = { logWriter.write($0) }
-        let settingsObject = try RunFolder.jsonDictionary(encoding: settings)
-        try trainer.run { iteration in
-            try PolicyCheckpoint.save(policy, users: users,
-                                      training: ["stage": "ppo", "settings": settingsObject, "iteration": iteration, "reward": reward.name,
-                                                 "reference": arguments.string("reference") ?? policyFolder.path],
-                                      metadata: ["iteration": String(iteration)], to: out)
-        }
+        try trainer.run { _ in try PPOState.save(trainer, dataFile: dataFile.absolute, reference: referenceFolder, to: run.out) }
         progress.finish()
         if let last = trainer.log.last {
             Log.info(String(format: "iteration %d: reward %.3f, KL %.3f, mean length %.1f tokens; ", last.iteration, last.reward, last.kl, last.lengthTokens)
                      + last.groups.sorted { $0.key < $1.key }.map { String(format: "%@ %.1f", $0.key, $0.value.lengthTokens) }.joined(separator: ", "))
         }
-        Log.info("saved \(out.path)")
+        run.finish(progress)
         return 0
     }
 

@@ -35,17 +35,6 @@ enum ScoreCommand: Subcommand {
         positionals: [.variadic("candidate", help: "Candidate replies.")])
 
     /// One ranking request: a user, a prompt and its candidates.
-    struct Request {
-        var user: String?
-        var userInfo: String?
-        var prompt: String
-        var candidates: [String]
-
-        var items: [ScoringItem] {
-            candidates.map { ScoringItem(userID: user, userInfo: userInfo, prompt: prompt, response: $0) }
-        }
-    }
-
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let requests = try readRequests(arguments)
         let score = try scoringFunction(arguments)
@@ -61,7 +50,7 @@ enum ScoreCommand: Subcommand {
     }
 
     /// In process (--model) or through a server (--server): the same requests, the same output.
-    static func scoringFunction(_ arguments: ParsedArguments) throws -> (Request) throws -> [ScoredItem] {
+    static func scoringFunction(_ arguments: ParsedArguments) throws -> (RankRequest) throws -> [ScoredItem] {
         switch (arguments.string("model"), try arguments.endpoint("server")) {
         case (let model?, nil):
             let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model))
@@ -81,7 +70,7 @@ enum ScoreCommand: Subcommand {
     }
 
     /// The output line for one request: ranking best first (ties keep input order).
-    static func resultLine(_ request: Request, scored: [ScoredItem]) -> String {
+    static func resultLine(_ request: RankRequest, scored: [ScoredItem]) -> String {
         let order = scored.indices.sorted { scored[$0].score > scored[$1].score || (scored[$0].score == scored[$1].score && $0 < $1) }
         var w = JSONWriter()
         w.beginObject()
@@ -104,7 +93,7 @@ enum ScoreCommand: Subcommand {
         return w.text + "\n"
     }
 
-    static func readRequests(_ arguments: ParsedArguments) throws -> [Request] {
+    static func readRequests(_ arguments: ParsedArguments) throws -> [RankRequest] {
         let candidates = arguments.positionalList("candidate")
         if let input = arguments.string("input") {
             guard candidates.isEmpty, !arguments.isSet("prompt") else {
@@ -117,29 +106,13 @@ enum ScoreCommand: Subcommand {
         guard let prompt = arguments.string("prompt") else { throw arguments.usageError("missing --prompt (or --input)") }
         guard !candidates.isEmpty else { throw arguments.usageError("give at least one candidate reply") }
         let user = arguments.string("user", default: "")
-        return [Request(user: user, userInfo: arguments.string("user-info"), prompt: prompt, candidates: candidates)]
+        return [RankRequest(user: user, userInfo: arguments.string("user-info"), prompt: prompt, candidates: candidates)]
     }
 
-    /// A request from one JSONL line; errors name the place and the field.
-    static func request(_ value: JSONValue, at place: String) throws -> Request {
+    /// A request from one JSONL line, checked as the server checks a rank request; errors name
+    /// the place and the field.
+    static func request(_ value: JSONValue, at place: String) throws -> RankRequest {
         guard let object = value.object else { throw CLIError("\(place): expected a JSON object, got \(value.kind.withArticle)") }
-        func optionalString(_ field: String) throws -> String? {
-            switch object[field] {
-            case nil, .null?: return nil
-            case .string(let text)?: return text
-            case let other?: throw CLIError("\(place): field '\(field)' must be a string, got \(other.kind.rawValue)")
-            }
-        }
-        guard let prompt = try optionalString("prompt") else { throw CLIError("\(place): field 'prompt' missing") }
-        guard let list = object["candidates"]?.array, !list.isEmpty else {
-            throw CLIError("\(place): field 'candidates' must be a non-empty list of strings")
-        }
-        let candidates = try list.enumerated().map { index, candidate in
-            guard let text = candidate.string else {
-                throw CLIError("\(place): candidates[\(index)] must be a string, got \(candidate.kind.rawValue)")
-            }
-            return text
-        }
-        return Request(user: try optionalString("user_id"), userInfo: try optionalString("user_info"), prompt: prompt, candidates: candidates)
+        do { return try RankRequest(object, maxCandidates: .max) } catch { throw CLIError("\(place): \(error.message)") }
     }
 }

@@ -18,7 +18,7 @@ final class ServerRewards: RewardSource {
         do {
             _ = try client.health()
         } catch {
-            throw PolicyError("reward server \(endpoint): \(error)")
+            throw PolicyError("reward server \(endpoint)", cause: error)
         }
     }
 
@@ -33,7 +33,7 @@ final class ServerRewards: RewardSource {
                 }
                 scores += reply.scores
             } catch let error as ClientError {
-                throw PolicyError("reward server \(client.endpoint): \(error)")
+                throw PolicyError("reward server \(client.endpoint)", cause: error)
             }
         }
         return scores

@@ -52,34 +52,24 @@ enum SftCommand: Subcommand {
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
-        let out = URL(fileURLWithPath: try arguments.require("out"))
-        let resume = arguments.flag("resume")
-        let state = resume ? try SFTState.load(from: out) : nil
-        let settings = try state?.settings ?? settingsFrom(arguments)
-        let dataPath = try (resume && !arguments.isSet("data") ? state?.dataFile : nil) ?? arguments.require("data")
-        let limit = try arguments.optionalCount("limit")
-        var rows = try PreferenceDataset.load(URL(fileURLWithPath: dataPath)).comparisons
-        if let limit { rows = Array(rows.prefix(limit)) }
+        let run = try TrainingRun<SFTState>(arguments, name: "sft")
+        let settings = try run.settings { try settingsFrom(arguments) }
+        let dataFile = try run.dataFile(arguments)
+        let rows = try run.comparisons(arguments) { try PreferenceDataset.load(URL(fileURLWithPath: $0)) }.comparisons
         let devRows = try PreferenceDataset.load(URL(fileURLWithPath: try arguments.require("dev"))).comparisons
 
-        let policy = resume ? try PolicyCheckpoint.load(out).policy
+        let policy = run.resume ? try PolicyCheckpoint.load(run.out).policy
             : try settings.makePolicy(tokenizerFile: URL(fileURLWithPath: arguments.string("tokenizer", default: "data/policy/tokenizer.json")))
         let train = SFTTrainer.sequences(dialogues(rows), policy: policy), dev = SFTTrainer.sequences(dialogues(devRows), policy: policy)
         let trainer = try SFTTrainer(policy: policy, settings: settings, train: train, dev: dev)
         let unigram = UnigramBaseline(train, vocabularySize: policy.vocabularySize).perplexity(dev)
         Log.info("\(train.count) training dialogues (\(train.reduce(0) { $0 + $1.scored.count }) reply tokens), \(dev.count) validation; "
                  + "\(policy.parameters.count) parameters; unigram baseline: validation perplexity \(String(format: "%.1f", unigram))")
-        if let state {
-            try state.restore(into: trainer, from: out)
-            guard trainer.optimizer.step < trainer.totalSteps else {
-                Log.info("\(out.path): the run already finished (step \(trainer.optimizer.step) of \(trainer.totalSteps)); nothing to do")
-                return 0
-            }
-            Log.info("resuming at step \(trainer.optimizer.step) of \(trainer.totalSteps)")
+        if let state = run.state {
+            try state.restore(into: trainer, from: run.out)
+            guard run.continues(at: trainer.optimizer.step, of: trainer.totalSteps, unit: "step") else { return 0 }
         }
-        try OutputFolder.create(out)
-        let logWriter = try JSONLogWriter(url: out.appendingPathComponent("sft_log.jsonl"), append: resume)
-        let progress = ProgressBar(total: trainer.totalSteps - trainer.optimizer.step, label: "sft", unit: "step")
+        let (logWriter, progress) = try run.start(remaining: trainer.totalSteps - trainer.optimizer.step, unit: "step")
         trainer.progress = progress
         trainer.onLog = { entry in
             logWriter.write(entry)
@@ -88,14 +78,8 @@ enum SftCommand: Subcommand {
                                 entry.step, entry.epoch, entry.loss, perplexity, unigram))
             }
         }
-        let dataFile = URL(fileURLWithPath: dataPath).path
-        try trainer.run { _ in
-            var summary: [String: Any] = ["unigram_dev_perplexity": unigram]
-            if let perplexity = trainer.log.last?.devPerplexity { summary["dev_perplexity"] = perplexity }
-            try SFTState.save(trainer, dataFile: dataFile, summary: summary, to: out)
-        }
-        progress.finish()
-        Log.info("saved \(out.path)")
+        try trainer.run { _ in try SFTState.save(trainer, dataFile: dataFile.absolute, unigramDevPerplexity: unigram, to: run.out) }
+        run.finish(progress)
         return 0
     }
 

@@ -94,17 +94,10 @@ enum TrainCommand: Subcommand {
 
     /// Training writes no results to stdout: progress and logs go to stderr, the model to --out.
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
-        let out = URL(fileURLWithPath: try arguments.require("out"))
-        let resume = arguments.flag("resume")
-        let settings = resume ? try TrainingState.settings(in: out) : try settingsFrom(arguments)
-
-        // A resumed run reads the file it was started on unless --data says otherwise.
-        let recorded = resume && !arguments.isSet("data") ? try TrainingState.dataFile(in: out) : nil
-        let dataPath = try arguments.require("data")
-        let dataFile = recorded ?? dataPath
-        let limit = try arguments.optionalCount("limit")
-        var train = try loadData(dataFile, arguments)
-        if let limit { train.comparisons = Array(train.comparisons.prefix(limit)) }
+        let run = try TrainingRun<TrainingState>(arguments, name: "train")
+        let settings = try run.settings { try settingsFrom(arguments) }
+        let dataFile = try run.dataFile(arguments)
+        var train = try run.comparisons(arguments) { try loadData($0, arguments) }
         var dev = try arguments.string("dev").map { try loadData($0, arguments) }
         if settings.validationFraction > 0 {
             (train, dev) = train.split(validationFraction: settings.validationFraction, seed: settings.seed)
@@ -113,10 +106,10 @@ enum TrainCommand: Subcommand {
 
         let model: RewardModel, users: UserTable
         var refitted = false
-        if resume {
+        if run.resume {
             let training: [String: Any]
-            (model, users, training) = try Checkpoint.load(out)
-            refitted = training[TrainingState.refitKey] != nil
+            (model, users, training) = try Checkpoint.load(run.out)
+            refitted = try RewardModelRecord(training, in: run.out).refitSeen != nil
         } else {
             users = UserTable(ids: train.userIDs)
             let backbone = try arguments.modelFolder("backbone")
@@ -125,23 +118,18 @@ enum TrainCommand: Subcommand {
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
                  + "\(settings.userModel.rawValue) users, \(settings.aggregator.rawValue), T_u \(settings.userTokens), alpha \(settings.alpha)")
         let preparer = InputPreparer(model: model, users: users)
-        let encodedTrain = try EncodedComparison.encodeChecked(train.comparisons, name: dataFile, with: preparer)
+        let encodedTrain = try EncodedComparison.encodeChecked(train.comparisons, name: dataFile.path, with: preparer)
         let devName = settings.validationFraction > 0 ? "validation split" : arguments.string("dev") ?? ""
         let encodedDev = try dev.map { try EncodedComparison.encodeChecked($0.comparisons, name: devName, with: preparer) } ?? []
         let trainer = try Trainer(model: model, users: users, settings: settings, train: encodedTrain, dev: encodedDev)
-        if resume {
-            try TrainingState.restore(trainer, from: out)
+        if let state = run.state {
+            try state.restore(into: trainer, from: run.out)
             // A run stopped between its last epoch and the refit resumes into the refit.
-            guard trainer.optimizer.step < trainer.totalSteps || (trainer.refitsSeenUsers && !refitted) else {
-                Log.info("\(out.path): the run already finished (step \(trainer.optimizer.step) of \(trainer.totalSteps)); nothing to do")
-                return 0
-            }
-            Log.info("resuming at step \(trainer.optimizer.step) of \(trainer.totalSteps)")
+            guard run.continues(at: trainer.optimizer.step, of: trainer.totalSteps, unit: "step",
+                                pending: trainer.refitsSeenUsers && !refitted) else { return 0 }
         }
-        try OutputFolder.create(out)
-        if settings.validationFraction > 0, let dev { try dev.write(to: out.appendingPathComponent("val.jsonl")) }
-        let logWriter = try JSONLogWriter(url: out.appendingPathComponent("train_log.jsonl"), append: resume)
-        let progress = ProgressBar(total: trainer.totalSteps - trainer.optimizer.step, label: "train", unit: "step")
+        let (logWriter, progress) = try run.start(remaining: trainer.totalSteps - trainer.optimizer.step, unit: "step")
+        if settings.validationFraction > 0, let dev { try dev.write(to: run.out.appendingPathComponent("val.jsonl")) }
         trainer.progress = progress
         trainer.onLog = { entry in
             logWriter.write(entry)
@@ -149,17 +137,16 @@ enum TrainCommand: Subcommand {
                 Log.info(String(format: "step %d epoch %.2f: loss %.4f train acc %.3f dev acc %.3f", entry.step, entry.epoch, entry.loss, entry.accuracy, dev))
             }
         }
-        let absoluteDataFile = URL(fileURLWithPath: dataFile).path
-        try trainer.run { _ in try TrainingState.save(trainer, dataFile: absoluteDataFile, to: out) }
+        try trainer.run { _ in try TrainingState.save(trainer, dataFile: dataFile.absolute, to: run.out) }
         progress.finish()
         if let refit = try trainer.refitSeenUsers() {
             var line = String(format: "refitted %d seen users (prior scale %g): training comparisons ordered right %.3f -> %.3f, loss %.4f -> %.4f",
                               refit.users, refit.priorScale, refit.before.accuracy, refit.after.accuracy, refit.before.meanLoss, refit.after.meanLoss)
             if let before = refit.heldOutBefore, let after = refit.heldOutAfter { line += String(format: "; held-out acc %.3f -> %.3f", before, after) }
             Log.info(line)
-            try TrainingState.save(trainer, dataFile: absoluteDataFile, to: out)
+            try TrainingState.save(trainer, dataFile: dataFile.absolute, to: run.out)
         }
-        Log.info("saved \(out.path)")
+        run.finish(progress)
         return 0
     }
 

@@ -209,15 +209,6 @@ public final class Console: @unchecked Sendable {
     }
 }
 
-/// write(2), named apart from `Console.write`, which shadows it inside the class.
-private func systemWrite(_ fileDescriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fileDescriptor, bytes, count)
-    #else
-    return Darwin.write(fileDescriptor, bytes, count)
-    #endif
-}
-
 /// A `TextOutputStream` onto standard error, through `Console.standardError` so it cooperates
 /// with progress lines: `print("…", to: &stream)` or `CLI`'s error messages.
 public struct StandardError: TextOutputStream, Sendable {

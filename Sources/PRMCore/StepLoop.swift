@@ -1,8 +1,9 @@
 import Foundation
 
-/// The optimizer-step loop of the epoch-based trainers (reward model, SFT), in nanoGPT's order:
-/// the step's examples → forward, loss, backward → clip and step, or skip a non-finite step
-/// (`GuardedUpdate`) → zero grads → log → progress → evaluate and checkpoint at epoch ends.
+/// The optimizer step of the epoch-based trainers (reward model, SFT) as a `TrainingLoop` unit,
+/// in nanoGPT's order: the step's examples → forward, loss, backward → clip and step, or skip a
+/// non-finite step (`GuardedUpdate`) → zero grads → log → progress → evaluate and checkpoint at
+/// epoch ends.
 ///
 /// The loop owns the order, the batches and every cadence, so the trainers cannot drift apart;
 /// a trainer supplies only what differs: its passes over a step's examples, its log entry, its
@@ -61,10 +62,12 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
     public let plan: StepPlan
     public let update: GuardedUpdate
     let logEvery: Int
-    public private(set) var log: [Entry] = []
+    /// Order, log, progress and checkpoints, as every trainer runs them.
+    let loop = TrainingLoop<Entry>()
+    public var log: [Entry] { loop.log }
     /// Called with every log entry (the CLI writes the live JSONL log from it).
-    public var onLog: ((Entry) -> Void)?
-    public var progress: ProgressBar?
+    public var onLog: ((Entry) -> Void)? { get { loop.onLog } set { loop.onLog = newValue } }
+    public var progress: ProgressBar? { get { loop.progress } set { loop.progress = newValue } }
 
     public init(plan: StepPlan, update: GuardedUpdate, logEvery: Int) {
         self.plan = plan
@@ -74,7 +77,8 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
 
     var optimizer: AdamW { update.optimizer }
 
-    /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end).
+    /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end)
+    /// in `TrainingLoop`, one step a unit, checkpointing at epoch ends.
     /// - Parameters:
     ///   - accumulate: forward, loss and backward over the examples of step `step`, gradients
     ///     accumulated to those of the step's mean loss.
@@ -97,7 +101,7 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
         // The window feeds the next entry's loss and accuracy; the total, tokens per second.
         var window = Outcome.zero, total = Outcome.zero
         optimizer.parameters.zeroGrad()
-        while optimizer.step < end {
+        try loop.run(done: { optimizer.step }, end: end, unit: {
             let step = optimizer.step
             let outcome = accumulate(batches.indices(step: step), step)
             window += outcome
@@ -106,21 +110,14 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
             optimizer.parameters.zeroGrad()
             let done = optimizer.step
             let epochEnds = plan.endsEpoch(done)
-            if logs.isDue(done) || epochEnds {
-                let elapsed = Date().timeIntervalSince(start)
-                var next = entry(Report(step: done, epoch: Double(done) / Double(plan.stepsPerEpoch), loss: window.meanLoss,
-                                        accuracy: window.accuracy, gradientNorm: norm,
-                                        tokensPerSecond: Double(total.tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed))
-                if epochEnds { evaluate(&next) }
-                log.append(next)
-                onLog?(next)
-                window = .zero
-            }
-            progress?.advance(by: 1, extra: log.last.map(summary) ?? "")
-            if epochEnds, let checkpoint {
-                try beforeCheckpoint()
-                try checkpoint(done)
-            }
-        }
+            guard logs.isDue(done) || epochEnds else { return nil }
+            let elapsed = Date().timeIntervalSince(start)
+            var next = entry(Report(step: done, epoch: Double(done) / Double(plan.stepsPerEpoch), loss: window.meanLoss,
+                                    accuracy: window.accuracy, gradientNorm: norm,
+                                    tokensPerSecond: Double(total.tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed))
+            if epochEnds { evaluate(&next) }
+            window = .zero
+            return next
+        }, summary: summary, checkpointDue: plan.endsEpoch, beforeCheckpoint: beforeCheckpoint, checkpoint: checkpoint)
     }
 }

@@ -29,6 +29,17 @@ public struct GPT2Config: Codable, Sendable {
         case modelType = "model_type", architectures
     }
 
+    /// Hugging Face's defaults for the keys a config may leave out.
+    static let defaultEpsilon: Float = 1e-5, defaultActivation = "gelu_new"
+
+    /// A new decoder's config (`prm sft`), Hugging Face's defaults for the rest.
+    public init(vocabSize: Int, nPositions: Int, nEmbd: Int, nLayer: Int, nHead: Int) {
+        (self.vocabSize, self.nPositions, self.nEmbd, self.nLayer, self.nHead) = (vocabSize, nPositions, nEmbd, nLayer, nHead)
+        layerNormEpsilon = Self.defaultEpsilon
+        activationFunction = Self.defaultActivation
+        (scaleAttnWeights, scaleAttnByInverseLayerIdx, reorderAndUpcastAttn, addCrossAttention) = (true, false, false, false)
+    }
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         vocabSize = try c.decode(Int.self, forKey: .vocabSize)
@@ -37,8 +48,8 @@ public struct GPT2Config: Codable, Sendable {
         nLayer = try c.decode(Int.self, forKey: .nLayer)
         nHead = try c.decode(Int.self, forKey: .nHead)
         nInner = try c.decodeIfPresent(Int.self, forKey: .nInner)
-        layerNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? 1e-5
-        activationFunction = try c.decodeIfPresent(String.self, forKey: .activationFunction) ?? "gelu_new"
+        layerNormEpsilon = try c.decodeIfPresent(Float.self, forKey: .layerNormEpsilon) ?? Self.defaultEpsilon
+        activationFunction = try c.decodeIfPresent(String.self, forKey: .activationFunction) ?? Self.defaultActivation
         eosTokenID = try c.decodeIfPresent(Int.self, forKey: .eosTokenID)
         scaleAttnWeights = try c.decodeIfPresent(Bool.self, forKey: .scaleAttnWeights) ?? true
         scaleAttnByInverseLayerIdx = try c.decodeIfPresent(Bool.self, forKey: .scaleAttnByInverseLayerIdx) ?? false

@@ -1,12 +1,12 @@
-import Foundation
+import PRMCore
 
 /// Everything that can go wrong loading or using a model, with the file and key involved.
-public struct ModelError: Error, CustomStringConvertible, Sendable {
-    public let description: String
+public struct ModelError: CausedError, Sendable {
+    public let message: String
+    public let cause: (any Error)?
 
-    public init(_ description: String) { self.description = description }
-
-    public init(file: URL, _ problem: String) {
-        self.description = "\(file.path): \(problem)"
+    public init(_ message: String, cause: (any Error)?) {
+        self.message = message
+        self.cause = cause
     }
 }

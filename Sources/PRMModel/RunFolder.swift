@@ -66,17 +66,15 @@ public enum RunFolder {
         try SafetensorsWriter.write(weights, metadata: metadata.merging(["format": "pt", "prm": prm.format]) { $1 },
                                     to: directory.appendingPathComponent("model.safetensors"))
         try AtomicFile.write(tokenizerJSON, to: directory.appendingPathComponent("tokenizer.json"))
-        try AtomicFile.write(JSONSerialization.data(withJSONObject: users.indices, options: [.prettyPrinted, .sortedKeys]),
-                             to: directory.appendingPathComponent("users.json"))
+        try AtomicFile.writeJSON(users.indices, to: directory.appendingPathComponent("users.json"))
         // config.json last: a folder with a config.json has all its other files.
         try AtomicFile.write(JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
                              to: directory.appendingPathComponent("config.json"))
     }
 
-    /// A folder's config.json as read back: the whole object (for backbone keys such as
-    /// `eos_token_id`), the "prm" section, and its training record.
+    /// A folder's config.json "prm" section as read back, and its training record. (The backbone's
+    /// keys are read by its own `Codable` config.)
     public struct Read {
-        public var config: [String: Any]
         public var prm: [String: Any]
         public var training: [String: Any]
     }
@@ -87,7 +85,7 @@ public enum RunFolder {
         let url = directory.appendingPathComponent("config.json")
         let config = try jsonDictionary(url)
         guard let prm = config["prm"] as? [String: Any] else { throw missingSection(url) }
-        return Read(config: config, prm: prm, training: prm["training"] as? [String: Any] ?? [:])
+        return Read(prm: prm, training: prm["training"] as? [String: Any] ?? [:])
     }
 
     /// The kind's fields of a "prm" section read by `read`; a decoding failure is described as
@@ -113,7 +111,7 @@ public enum RunFolder {
         // and for 1.0, so a corrupt users.json would pass as indices.
         let parsed: JSONValue
         do { parsed = try JSONReader.parse(HFConfig.readFile(url)) } catch let error as JSONParseError {
-            throw ModelError(file: url, "\(error)")
+            throw ModelError(url.path, cause: error)
         }
         guard let object = parsed.object else { throw ModelError(file: url, "not a JSON object") }
         var indices: [String: Int] = [:]

@@ -25,10 +25,13 @@ public final class PPOTrainer {
     public private(set) var kl: KLController
     public let optimizer: AdamW
     let update: GuardedUpdate
+    /// Iterations done; the next one's draws, seeds and minibatch order follow from it.
     public private(set) var iteration = 0
-    public private(set) var log: [PPOLogEntry] = []
-    public var onLog: ((PPOLogEntry) -> Void)?
-    public var progress: ProgressBar?
+    /// Order, log, progress and checkpoints, as every trainer runs them; a unit is an iteration.
+    let loop = TrainingLoop<PPOLogEntry>()
+    public var log: [PPOLogEntry] { loop.log }
+    public var onLog: ((PPOLogEntry) -> Void)? { get { loop.onLog } set { loop.onLog = newValue } }
+    public var progress: ProgressBar? { get { loop.progress } set { loop.progress = newValue } }
     /// user id → group label for the log (default: the user id; the generic user is "generic").
     public var groups: [String: String] = [:]
 
@@ -71,6 +74,22 @@ public final class PPOTrainer {
         promptsByUser = byUser.sorted { ($0.key ?? "") < ($1.key ?? "") }.map { ($0.key, $0.value) }
     }
 
+    /// Updates skipped because the loss or the gradient norm was not finite.
+    public var skippedUpdates: Int { update.skipped }
+
+    /// The prompts' identity for `--resume`: each (user, prompt) pair in the trainer's order.
+    var fingerprint: DataFingerprint {
+        DataFingerprint(promptsByUser.flatMap { group in group.prompts.map { "\(group.user ?? "")\u{0}\($0.prompt)" } },
+                        label: { $0 }, parts: { _ in [] })
+    }
+
+    /// Continues after `iteration` with the controller's β as it was then (`PPOState.restore`,
+    /// after the optimizer's own state).
+    func resume(iteration: Int, kl: KLController) {
+        self.iteration = iteration
+        self.kl = kl
+    }
+
     func group(of user: String?) -> String { user.map { groups[$0] ?? $0 } ?? "generic" }
 
     /// The iteration's (user, prompt) draws: users in turn from a per-iteration rotation, a random
@@ -84,19 +103,18 @@ public final class PPOTrainer {
         }
     }
 
-    /// Runs iterations until `iterations` (default: the settings'), calling `checkpoint` after
-    /// every `checkpointEvery`-th and the last.
+    /// Runs iterations until `iterations` (default: the settings') in `TrainingLoop`, calling
+    /// `checkpoint` after every `checkpointEvery`-th and the last.
     public func run(until end: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
         let last = min(end ?? settings.iterations, settings.iterations)
         let checkpoints = StepCadence(every: settings.checkpointEvery, last: last)
         let start = MonotonicClock.now
-        while iteration < last {
-            let entry = try step(startedAt: start)
-            log.append(entry)
-            onLog?(entry)
-            progress?.advance(by: 1, extra: String(format: "reward %.3f kl %.3f len %.1f", entry.reward, entry.kl, entry.lengthTokens))
-            if checkpoints.isDue(iteration) { try checkpoint?(iteration) }
-        }
+        try loop.run(done: { iteration }, end: last, unit: { try step(startedAt: start) }, summary: Self.summary,
+                     checkpointDue: checkpoints.isDue, checkpoint: checkpoint)
+    }
+
+    static func summary(_ entry: PPOLogEntry) -> String {
+        String(format: "reward %.3f kl %.3f len %.1f", entry.reward, entry.kl, entry.lengthTokens)
     }
 
     /// One iteration: rollout, scoring, update.

@@ -39,8 +39,9 @@ public enum PolicyCheckpoint {
         }
         let config = try RunFolder.fields(PolicyConfig.self, of: folder.prm) { PolicyError(file: configURL, "prm: " + $0) }
         let policy = try Policy(backboneConfig: configURL, tokenizerFile: directory.appendingPathComponent("tokenizer.json"), config: config)
-        guard folder.config["eos_token_id"] as? Int == Int(policy.format.end) else {
-            throw PolicyError(file: configURL, "eos_token_id is \(folder.config["eos_token_id"].map { "\($0)" } ?? "missing"), "
+        let eos = policy.backbone.config.eosTokenID
+        guard eos == Int(policy.format.end) else {
+            throw PolicyError(file: configURL, "eos_token_id is \(eos.map(String.init) ?? "missing"), "
                               + "expected \(policy.format.end), the tokenizer's \(DialogueFormat.endToken)")
         }
         try RunFolder.loadWeights(into: policy.parameters, from: directory)

@@ -1,11 +1,13 @@
-import Foundation
+import PRMCore
 
 /// Everything that can go wrong loading, training or running a policy; the message names the
 /// file, field or option involved.
-public struct PolicyError: Error, CustomStringConvertible, Sendable {
-    public let description: String
+public struct PolicyError: CausedError, Sendable {
+    public let message: String
+    public let cause: (any Error)?
 
-    public init(_ description: String) { self.description = description }
-
-    public init(file: URL, _ problem: String) { description = "\(file.path): \(problem)" }
+    public init(_ message: String, cause: (any Error)?) {
+        self.message = message
+        self.cause = cause
+    }
 }

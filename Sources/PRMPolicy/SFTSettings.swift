@@ -48,10 +48,8 @@ public struct SFTSettings: Codable, Sendable, Equatable {
     }
 
     /// The GPT-2 config of a new policy over a vocabulary of `vocabularySize` ids.
-    public func architecture(vocabularySize: Int) throws -> GPT2Config {
-        let object: [String: Any] = ["model_type": "gpt2", "vocab_size": vocabularySize, "n_positions": positions, "n_embd": embedding,
-                                     "n_layer": layers, "n_head": heads, "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5]
-        return try JSONDecoder().decode(GPT2Config.self, from: JSONSerialization.data(withJSONObject: object))
+    public func architecture(vocabularySize: Int) -> GPT2Config {
+        GPT2Config(vocabSize: vocabularySize, nPositions: positions, nEmbd: embedding, nLayer: layers, nHead: heads)
     }
 
     /// A new, randomly initialised policy with this architecture over the vocabulary in `tokenizerFile`.

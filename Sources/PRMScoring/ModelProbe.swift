@@ -29,7 +29,7 @@ public enum ModelProbe {
     public static func load(_ checkpoint: URL) throws -> (model: RewardModel, users: UserTable, training: [String: Any]) {
         let loaded = try Checkpoint.load(checkpoint)
         do { try check(loaded.model, users: loaded.users) } catch let error as ModelError {
-            throw ModelError(file: checkpoint, "refusing to load this checkpoint: \(error)")
+            throw ModelError(file: checkpoint, "refusing to load this checkpoint", cause: error)
         }
         return loaded
     }

@@ -109,6 +109,11 @@ public final class Trainer {
         return result
     }
 
+    /// The data's identity for `--resume`: the comparisons' users and token ids.
+    var fingerprint: DataFingerprint {
+        DataFingerprint(train, label: \.userID) { [$0.explicit, $0.prompt, $0.chosen, $0.rejected] }
+    }
+
     /// Refuses to checkpoint a model that cannot score: NaN or infinite weights, or finite ones
     /// (1e30 after a step at a huge rate) whose scores overflow (`ModelProbe`).
     func requireScoringModel() throws {

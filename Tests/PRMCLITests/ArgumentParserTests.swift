@@ -37,16 +37,16 @@ private func parse(_ spec: CommandSpec, _ arguments: [String], file: StaticStrin
     case .arguments(let parsed): return parsed
     case .help:
         XCTFail("unexpected help for \(arguments)", file: file, line: line)
-        throw UsageError("help")
+        throw CLIError.usageError("help")
     }
 }
 
-/// The UsageError message `body` throws, or nil when it does not throw one.
+/// The usage CLIError message `body` throws, or nil when it does not throw one.
 private func usageMessage(_ body: () throws -> Void) -> String? {
     do {
         try body()
         return nil
-    } catch let error as UsageError {
+    } catch let error as CLIError where error.kind == .usage {
         return error.message
     } catch {
         return "unexpected \(type(of: error)): \(error)"
@@ -266,13 +266,13 @@ final class ArgumentParserTests: XCTestCase {
             _ = try scoreSpec.parse(["--nope"])
             XCTFail("expected a UsageError")
         } catch {
-            XCTAssertEqual(error, UsageError("unknown option '--nope'", usage: "prm score [options] [<texts>...]"))
+            XCTAssertEqual(error, CLIError.usageError("unknown option '--nope'", usage: "prm score [options] [<texts>...]"))
         }
     }
 
     func testUsageErrorDescription() {
-        XCTAssertEqual(UsageError("bad").description, "bad")
-        XCTAssertEqual(UsageError("bad", usage: "prm x").description, "bad\nusage: prm x")
+        XCTAssertEqual(CLIError.usageError("bad").description, "bad")
+        XCTAssertEqual(CLIError.usageError("bad", usage: "prm x").description, "bad\nusage: prm x")
     }
 
     func testLooksLikeOption() {
@@ -475,7 +475,7 @@ private enum EchoCommand: Subcommand {
         if arguments.flag("fail-plain") { throw Plain.broken(code: 7) }
         if arguments.flag("fail-multiline") { throw Multiline() }
         if arguments.flag("fail-foundation") { _ = try Data(contentsOf: URL(fileURLWithPath: "/nonexistent/prm-test/file.bin")) }
-        if arguments.flag("reject") { throw UsageError("--reject cannot be used with words") }
+        if arguments.flag("reject") { throw CLIError.usageError("--reject cannot be used with words") }
         return Int32(try arguments.int("exit", default: 0))
     }
 }

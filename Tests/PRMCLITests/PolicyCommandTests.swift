@@ -3,6 +3,7 @@ import XCTest
 import PRMCLI
 import PRMCore
 import PRMModel
+import PRMPolicy
 import PRMTestSupport
 import PRMTraining
 
@@ -139,6 +140,32 @@ final class PolicyCommandTests: XCTestCase {
         assertFailed(result, command: "ppo", mentioning: ["3 updates in a row had a non-finite loss or gradient norm", "stopping"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("model.safetensors").path),
                        "a checkpoint was written for a diverged run")
+    }
+
+    /// `prm ppo --resume` takes settings, reference and prompts from --out (only the reward source
+    /// is given again): a finished run has nothing left to do, and other prompts are refused,
+    /// naming the folder. (Bit-identical continuation: PPOTests.testResumeEqualsAnUninterruptedRun.)
+    func testPPOResume() throws {
+        let policy = try tinyPolicy(), model = try tinyRewardModel()
+        let root = try scratchFolder()
+        let data = root.appendingPathComponent("prompts.jsonl"), out = root.appendingPathComponent("ppo")
+        let comparisons = SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 3, seed: 9).comparisons
+        try JSONL.write(comparisons, to: data)
+        assertSucceeded(PRM.run("ppo", "--policy", policy.path, "--reward-model", model.path, "--data", data.path, "--out", out.path,
+                                "--iterations", "2", "--rollouts", "8", "--minibatch", "4", "--ppo-epochs", "1", "--max-new-tokens", "8"))
+        let state = try PPOState.load(from: out)
+        XCTAssertEqual(state.iteration, 2)
+        XCTAssertEqual(state.settings.rollouts, 8)
+        let weights = try Data(contentsOf: out.appendingPathComponent("model.safetensors"))
+
+        assertSucceeded(PRM.run("ppo", "--resume", "--reward-model", model.path, "--out", out.path))
+        XCTAssertEqual(try Data(contentsOf: out.appendingPathComponent("model.safetensors")), weights, "a finished run is left as it was")
+        XCTAssertEqual(try String(contentsOf: out.appendingPathComponent("ppo_log.jsonl"), encoding: .utf8).split(separator: "\n").count, 2)
+
+        let other = root.appendingPathComponent("other.jsonl")
+        try JSONL.write(Array(comparisons.dropFirst(3)), to: other)
+        assertFailed(PRM.run("ppo", "--resume", "--reward-model", model.path, "--out", out.path, "--data", other.path), command: "ppo",
+                     mentioning: [out.path, "prompts differ from the run being resumed"])
     }
 
     func testPPOErrors() throws {

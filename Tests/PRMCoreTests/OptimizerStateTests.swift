@@ -6,8 +6,15 @@ import PRMTestSupport
 /// AdamW's moments saved beside a checkpoint come back exactly, and files from different steps
 /// are refused through the caller's error.
 final class OptimizerStateTests: XCTestCase {
-    struct State: Codable, Equatable { var step: Int }
     struct Refused: Error { var problem: String }
+    struct State: RunState, Equatable {
+        var step: Int
+        var data = DataFingerprint([[Int32(1)]]) { [$0] }
+
+        static let command = "test"
+        static let dataName = (what: "data", unit: "items")
+        static func error(_ problem: String) -> any Error { Refused(problem: problem) }
+    }
 
     func adam(seed: UInt64) -> AdamW {
         var layout = Parameters.Layout()
@@ -30,18 +37,18 @@ final class OptimizerStateTests: XCTestCase {
                                         metadata: ["step": String(step)], to: modelFile)
         }
         try writeModel(step: saved.step)
-        try OptimizerState.save(saved, step: saved.step, state: State(step: saved.step), to: folder)
+        try OptimizerState.save(saved, state: State(step: saved.step), to: folder)
         let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: folder.appendingPathComponent(OptimizerState.stateFile)))
         XCTAssertEqual(state, State(step: 1))
 
         let restored = adam(seed: 2)
-        try OptimizerState.restore(restored, step: state.step, from: folder) { Refused(problem: $0) }
+        try state.restore(restored, data: state.data, from: folder)
         XCTAssertEqual(restored.step, saved.step)
         XCTAssertEqual(restored.m.array, saved.m.array)
         XCTAssertEqual(restored.v.array, saved.v.array)
 
         try writeModel(step: 7)
-        XCTAssertThrowsError(try OptimizerState.restore(adam(seed: 3), step: state.step, from: folder) { Refused(problem: $0) }) { error in
+        XCTAssertThrowsError(try state.restore(adam(seed: 3), data: state.data, from: folder)) { error in
             let problem = (error as? Refused)?.problem ?? "\(error)"
             XCTAssertTrue(problem.contains("model (step 7), optimizer (step 1) and trainer_state.json (step 1) disagree"), problem)
         }

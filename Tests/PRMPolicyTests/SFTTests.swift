@@ -93,4 +93,33 @@ final class SFTTests: XCTestCase {
             XCTAssertTrue(String(describing: error).contains("differ from the run being resumed"), "\(error)")
         }
     }
+
+    /// A batch whose loss is NaN is skipped and counted and the run goes on; the epoch end then
+    /// refuses to save the weights that still hold the NaN. The poison: the position rows only
+    /// the one long dialogue reaches.
+    func testPoisonedBatchIsSkippedAndNoNonFiniteCheckpointIsWritten() throws {
+        var s = settings()
+        s.epochs = 1
+        s.dropout = 0
+        let (policy, _) = try TinyPolicies.policy(settings: s)
+        let short = (0..<11).map { (prompt: "Human: hi \($0)\n\nAssistant:", reply: "Hello \($0).") }
+        let long = (prompt: "Human: " + String(repeating: "tell me more, ", count: 12) + "\n\nAssistant:", reply: "Sure.")
+        let train = SFTTrainer.sequences(short + [long], policy: policy)
+        let shortest = train.map(\.tokens.count).sorted()
+        let reach = policy.userRows + shortest[shortest.count - 2]
+        XCTAssertLessThan(reach, policy.userRows + shortest.last!, "one dialogue reaches further than the rest")
+        let wpe = try XCTUnwrap(policy.parameters.handle(named: "wpe.weight"))
+        let C = policy.backbone.hiddenSize
+        for i in (reach * C)..<(policy.maxPositions * C) { policy.parameters.value(wpe)[i] = .nan }
+
+        let trainer = try SFTTrainer(policy: policy, settings: s, train: train)
+        let folder = try TestSupport.temporaryDirectory("sft-poisoned")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        XCTAssertThrowsError(try trainer.run { _ in try SFTState.save(trainer, dataFile: nil, to: folder) }) { error in
+            XCTAssertTrue("\(error)".contains("not writing a checkpoint with non-finite weights"), "\(error)")
+        }
+        XCTAssertEqual(trainer.skippedUpdates, 1, "the one batch holding the long dialogue")
+        XCTAssertEqual(trainer.optimizer.step, trainer.totalSteps, "the other steps ran")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path))
+    }
 }

@@ -85,8 +85,8 @@ final class TrainerTests: XCTestCase {
             try TrainingState.save(interrupted, to: out)
 
             let (restored, restoredUsers, _) = try Checkpoint.load(out)
-            let resumed = try Trainer(model: restored, users: restoredUsers, settings: try TrainingState.settings(in: out), train: encoded)
-            try TrainingState.restore(resumed, from: out)
+            let resumed = try Trainer(model: restored, users: restoredUsers, settings: try TrainingState.load(from: out).settings, train: encoded)
+            try TrainingState.load(from: out).restore(into: resumed, from: out)
             XCTAssertEqual(resumed.optimizer.step, interrupted.stepsPerEpoch + 3)
             try resumed.run()
             XCTAssertEqual(resumed.optimizer.step, resumed.totalSteps)
@@ -160,8 +160,35 @@ final class TrainerTests: XCTestCase {
         let out = try TestSupport.temporaryDirectory("resume-data")
         try TrainingState.save(trainer, to: out)
         let other = try Trainer(model: model, users: users, settings: settings, train: Array(encoded.dropLast()))
-        XCTAssertThrowsError(try TrainingState.restore(other, from: out)) { error in
+        XCTAssertThrowsError(try TrainingState.load(from: out).restore(into: other, from: out)) { error in
             XCTAssertTrue("\(error)".contains("training data differ"), "\(error)")
         }
+    }
+
+    /// A batch whose loss is NaN (its one comparison is from a user whose vector holds NaN) is
+    /// skipped and counted, the run goes on, and the epoch end refuses to write the checkpoint:
+    /// the weights still hold the NaN, and a folder of non-finite weights is worse than none.
+    func testPoisonedBatchIsSkippedAndNoNonFiniteCheckpointIsWritten() throws {
+        let folder = try TinyModels.backboneFolder()
+        var settings = TinyModels.settings(.linearHead, .individual)
+        settings.epochs = 1
+        var comparisons = Self.data.comparisons
+        var poisoned = comparisons[0]
+        poisoned.userID = "poisoned"
+        comparisons.append(poisoned)
+        let users = UserTable(ids: comparisons.map(\.userID))
+        let model = try TinyModels.rewardModel(settings, users: users.count, folder: folder)
+        let table = try XCTUnwrap(model.parameters.handle(named: "user.embeddings"))
+        let row = model.userModel.rowSize
+        for i in 0..<row { model.parameters.value(table)[users.index(of: "poisoned") * row + i] = .nan }
+        let encoded = EncodedComparison.encode(comparisons, with: InputPreparer(model: model, users: users))
+        let trainer = try Trainer(model: model, users: users, settings: settings, train: encoded)
+        let out = try TestSupport.temporaryDirectory("poisoned")
+        XCTAssertThrowsError(try trainer.run { _ in try TrainingState.save(trainer, to: out) }) { error in
+            XCTAssertTrue("\(error)".contains("not writing a checkpoint"), "\(error)")
+        }
+        XCTAssertEqual(trainer.skippedUpdates, 1, "the one batch holding the poisoned comparison")
+        XCTAssertEqual(trainer.optimizer.step, trainer.totalSteps, "the other steps ran")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("model.safetensors").path))
     }
 }

@@ -1,0 +1,34 @@
+import PRMCore
+import PRMScoring
+
+/// The reply candidates of one user's rank request (protocol v1), checked field by field: the one
+/// check of the server's `rank` op and of `prm score --input`'s JSONL lines.
+public struct RankRequest: Sendable {
+    public var user: String?
+    public var userInfo: String?
+    public var prompt: String
+    public var candidates: [String]
+
+    public init(user: String?, userInfo: String?, prompt: String, candidates: [String]) {
+        self.user = user
+        self.userInfo = userInfo
+        self.prompt = prompt
+        self.candidates = candidates
+    }
+
+    /// The fields of a request object, at most `maxCandidates` candidates; errors name the field.
+    public init(_ object: JSONObject, maxCandidates: Int) throws(WireError) {
+        try self.init(RequestFields(object: object, id: nil), maxCandidates: maxCandidates)
+    }
+
+    init(_ fields: RequestFields, maxCandidates: Int) throws(WireError) {
+        let candidates = try fields.strings("candidates", limit: maxCandidates)
+        self.init(user: try fields.optionalString("user_id"), userInfo: try fields.optionalString("user_info"),
+                  prompt: try fields.string("prompt"), candidates: candidates)
+    }
+
+    /// One item per candidate, for the scorer.
+    public var items: [ScoringItem] {
+        candidates.map { ScoringItem(userID: user, userInfo: userInfo, prompt: prompt, response: $0) }
+    }
+}
