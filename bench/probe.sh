@@ -4,9 +4,11 @@
 # trained checkpoints, on lengthpref's and stylepref's training replies.
 #
 #   bash bench/probe.sh                                   # the frozen backbone only
-#   bash bench/probe.sh default=runs/probe-default        # and a checkpoint, named "default"
+#   bash bench/probe.sh reply-counts=runs/quality/lengthpref/default.seed1   # and a checkpoint, by name
 #   SETS="lengthpref" MAX_REPLIES=600 bash bench/probe.sh name=DIR ...
-# Results: bench/results/probe/<set>/<name>.{json,txt} (the frozen backbone is "frozen-minilm");
+# Results: bench/results/probe/<set>/<name>.{json,txt}; the frozen backbone twice: "frozen-mean-pool"
+# (its mean pooling alone, --reply-counts 0) and "frozen-reply-counts" (prm train's default pooling,
+# the reply counts untrained);
 # each .txt starts with the command that made it. No CPU lock: nothing here is a timing, and the
 # numbers depend only on the model, the data and the seed.
 set -euo pipefail
@@ -19,7 +21,7 @@ MAX_REPLIES=${MAX_REPLIES:-1200}
 SEED=${SEED:-42}
 OUT=${OUT:-bench/results/probe}
 
-models=("frozen-minilm=$BACKBONE")
+models=("frozen-mean-pool=$BACKBONE" "frozen-reply-counts=$BACKBONE")
 for arg in "$@"; do
     [[ "$arg" == *=* ]] || { echo "usage: bash bench/probe.sh [name=CHECKPOINT_DIR ...]" >&2; exit 2; }
     models+=("$arg")
@@ -33,6 +35,7 @@ for set in $SETS; do
         echo "== $set $name ($dir)" >&2
         command=("$PRM" probe --model "$dir" --data "data/$set/train.jsonl" --max-replies "$MAX_REPLIES" --seed "$SEED"
                  --json "$OUT/$set/$name.json")
+        [[ "$name" == frozen-mean-pool ]] && command+=(--reply-counts 0)
         { echo "\$ ${command[*]}"; echo; "${command[@]}"; } > "$OUT/$set/$name.txt"
         cat "$OUT/$set/$name.txt"
     done

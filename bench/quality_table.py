@@ -8,8 +8,9 @@
   quality_table.py fewshot DIR    few-shot table from the "few_shot" part of DIR/<run>.seed<N>.json
   quality_table.py refit DIR      refit of seen users on the validation split: DIR/<ckpt>.none.json (as
                                   trained) and DIR/<ckpt>.tau<TAU>.json with its .refit.json record (bench/refit.sh)
+  quality_table.py probe DIR      linear probes of h: DIR/<set>/<model>.json from `prm probe --json` (bench/probe.sh)
   quality_table.py readme README  rewrites the README blocks between <!-- table:NAME --> and
-                                  <!-- /table --> markers; NAME is "test:DIR", "fewshot:DIR" or "recipe:DIR"
+                                  <!-- /table --> markers; NAME is "test:DIR", "fewshot:DIR", "recipe:DIR", "refit:DIR" or "probe:DIR"
 """
 import glob
 import json
@@ -161,10 +162,31 @@ def refit(folder):
     return "\n".join(lines)
 
 
+PROBE_MODELS = ["frozen-mean-pool", "frozen-reply-counts", "mean-pool", "reply-counts"]
+
+
+def probe(folder):
+    """One row per (set, model): log-word-count R² and pair ordering, the yes/no properties' ROC areas."""
+    binary = ["question", "negation", "refusal", "first_person", "list"]
+    lines = ["| set | h of | log word count R² | pairs ordered by it | " + " | ".join(f"{b.replace('_', ' ')} AUC" for b in binary) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(binary)]
+    for set_dir in sorted(glob.glob(os.path.join(folder, "*", ""))):
+        names = [os.path.basename(p)[:-5] for p in glob.glob(os.path.join(set_dir, "*.json"))]
+        for name in sorted((n for n in names if n != "reference"), key=lambda n: (PROBE_MODELS.index(n) if n in PROBE_MODELS else 99, n)):
+            report = load(os.path.join(set_dir, name + ".json"))
+            props = {p["property"]: p for p in report["properties"]}
+            cells = [f"{props['log_word_count']['r2']:.3f}", f"{pct(report['pair_ordering']['fraction'])}%"]
+            cells += [f"{props[b]['auc']:.2f}" for b in binary]
+            lines.append(f"| {os.path.basename(os.path.normpath(set_dir))} | {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Ridge probes from h on 600 distinct training replies, scored on 600 others (split by prompt, seed 42);",
+              "`prm probe`, run by `bash bench/probe.sh NAME=CHECKPOINT`. AUC: ROC area of the probe's unthresholded prediction."]
+    return "\n".join(lines)
+
+
 def readme(path):
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    makers = {"test": test, "fewshot": fewshot, "recipe": recipe, "refit": refit}
+    makers = {"test": test, "fewshot": fewshot, "recipe": recipe, "refit": refit, "probe": probe}
 
     def replace(match):
         kind, folder = match.group(1).split(":", 1)
@@ -176,12 +198,12 @@ def readme(path):
 
 
 def main(argv):
-    if len(argv) != 3 or argv[1] not in ("recipe", "test", "fewshot", "refit", "readme"):
+    if len(argv) != 3 or argv[1] not in ("recipe", "test", "fewshot", "refit", "probe", "readme"):
         sys.exit(__doc__)
     if argv[1] == "readme":
         readme(argv[2])
     else:
-        print({"recipe": recipe, "test": test, "fewshot": fewshot, "refit": refit}[argv[1]](argv[2]))
+        print({"recipe": recipe, "test": test, "fewshot": fewshot, "refit": refit, "probe": probe}[argv[1]](argv[2]))
 
 
 if __name__ == "__main__":

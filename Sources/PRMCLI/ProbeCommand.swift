@@ -29,7 +29,9 @@ enum ProbeCommand: Subcommand {
 
         --model is a checkpoint from prm train (loaded and checked as prm eval does) or a plain \
         Hugging Face backbone folder (the frozen encoder, inside a reward model with prm train's \
-        default settings; only h matters, so the untrained head does not).
+        default settings; only h matters, so the untrained head does not). --reply-counts sets that \
+        model's learned log-counts over the reply (untrained: at initialisation they count the \
+        reply's tokens); 0 probes the backbone's mean pooling alone.
 
         Examples:
           prm probe --model models/all-MiniLM-L6-v2 --data data/lengthpref/train.jsonl
@@ -43,6 +45,8 @@ enum ProbeCommand: Subcommand {
             .value("json", placeholder: "FILE", help: "Also write the report as JSON."),
             .value("batch-tokens", placeholder: "N", help: "Tokens per packed batch when computing h.", default: "8192"),
             .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions).", default: "\(Parallel.cores)"),
+            .value("reply-counts", placeholder: "K", help: "Backbone folders only: reply counts of the probed model (0: mean pooling alone).",
+                   default: "\(TrainingSettings().replyCounts)"),
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])
 
@@ -60,7 +64,11 @@ enum ProbeCommand: Subcommand {
         let dataPath = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: dataPath), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(dataPath): skipped \(data.skipped) invalid rows") }
-        let (model, users, kind) = try loadModel(folder)
+        let replyCounts = try arguments.count("reply-counts", atLeast: 0)
+        let (model, users, kind) = try loadModel(folder, replyCounts: replyCounts)
+        if kind == "checkpoint" && arguments.isSet("reply-counts") {
+            throw CLIError.usageError("--reply-counts applies to a backbone folder; the checkpoint \(modelPath) has its own (\(model.config.replyCounts))")
+        }
 
         let replies = RepresentationProbe.replies(from: data.comparisons, maxReplies: settings.maxReplies, seed: settings.seed)
         Log.info("probing \(replies.count) replies of \(dataPath) with the \(kind) \(modelPath) (\(model.config.aggregator.rawValue), "
@@ -87,14 +95,15 @@ enum ProbeCommand: Subcommand {
     }
 
     /// A checkpoint (config.json has a "prm" section) as `prm eval` loads it, or a backbone
-    /// folder inside a reward model with `prm train`'s default settings and no users.
-    static func loadModel(_ folder: URL) throws -> (model: RewardModel, users: UserTable, kind: String) {
+    /// folder inside a reward model with `prm train`'s default settings, `replyCounts` and no users.
+    static func loadModel(_ folder: URL, replyCounts: Int) throws -> (model: RewardModel, users: UserTable, kind: String) {
         let config = try RunFolder.jsonDictionary(folder.appendingPathComponent("config.json"))
         if config["prm"] != nil {
             let (model, users, _) = try ModelProbe.load(folder)
             return (model, users, "checkpoint")
         }
-        let defaults = TrainingSettings()
+        var defaults = TrainingSettings()
+        defaults.replyCounts = replyCounts
         let model = try RewardModel.pretrained(backbone: folder, config: defaults.rewardModelConfig(users: 0), seed: defaults.seed)
         return (model, UserTable(ids: []), "backbone")
     }

@@ -6,7 +6,7 @@ import PRMTraining
 /// `prm probe` end to end: the real all-MiniLM-L6-v2 on real lengthpref replies, a checkpoint
 /// from the real `prm train`, and the inputs it must refuse with one clear line.
 final class ProbeCommandTests: XCTestCase {
-    /// The frozen MiniLM's h carries reply length, though less than the reply's own sentence
+    /// The frozen MiniLM's mean-pooled h (`--reply-counts 0`) carries reply length, though less than the reply's own sentence
     /// embedding: h pools the prompt's rows too (the window is [CLS] prompt-tail reply [SEP]), so
     /// on lengthpref the word-count probe reaches R² ≈ 0.38 on 1,200 replies, where the reply-only
     /// embedding of the issue reaches ≈ 0.8 (bench/results/probe: prm and an independent numpy
@@ -18,7 +18,8 @@ final class ProbeCommandTests: XCTestCase {
         let json = folder.appendingPathComponent("probe.json")
         let data = TestSupport.lengthprefDirectory.appendingPathComponent("train.jsonl")
         let model = try TestSupport.miniLMDirectory()
-        let result = PRM.run("probe", "--model", model.path, "--data", data.path, "--max-replies", "150", "--seed", "7", "--json", json.path)
+        let result = PRM.run("probe", "--model", model.path, "--data", data.path, "--max-replies", "150", "--seed", "7", "--json", json.path,
+                             "--reply-counts", "0")
         assertSucceeded(result)
         let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
         XCTAssertEqual(report["model_kind"] as? String, "backbone")
@@ -47,6 +48,26 @@ final class ProbeCommandTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("pair ordering:"), "\(result)")
     }
 
+    /// With prm train's default reply counts, untrained, h already carries log length almost
+    /// linearly (each detector starts near softplus(0) on every reply token): R² 0.95 on 1,200
+    /// replies (bench/results/probe), far above mean pooling's on the same 150 replies.
+    func testDefaultReplyCountsCarryLengthBeforeTraining() throws {
+        let folder = try scratchFolder()
+        let data = TestSupport.lengthprefDirectory.appendingPathComponent("train.jsonl")
+        let model = try TestSupport.miniLMDirectory()
+        func r2(_ extra: String...) throws -> Double {
+            let json = folder.appendingPathComponent("probe\(extra.joined()).json")
+            assertSucceeded(PRM.run(["probe", "--model", model.path, "--data", data.path, "--max-replies", "150", "--seed", "7",
+                                     "--json", json.path] + extra))
+            let report = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: json)) as? [String: Any])
+            let properties = try XCTUnwrap(report["properties"] as? [[String: Any]])
+            return try XCTUnwrap(properties.first?["r2"] as? Double)
+        }
+        let counted = try r2(), meanOnly = try r2("--reply-counts", "0")
+        XCTAssertGreaterThan(counted, 0.8, "log word count R² with untrained reply counts")
+        XCTAssertGreaterThan(counted, meanOnly + 0.3)
+    }
+
     /// A checkpoint loads as `prm eval` loads it (its own window and head), and the same seed gives
     /// the same report.
     func testTrainedCheckpointAndDeterminism() throws {
@@ -62,6 +83,8 @@ final class ProbeCommandTests: XCTestCase {
         XCTAssertEqual(report["width"] as? Int, 32)
         let distinct = Set(comparisons.flatMap { [$0.prompt + "\u{0}" + $0.chosen, $0.prompt + "\u{0}" + $0.rejected] }).count
         XCTAssertEqual(report["replies"] as? Int, min(distinct, 1200))
+        assertUsageError(PRM.run("probe", "--model", checkpoint.path, "--data", data.path, "--reply-counts", "4"), command: "probe",
+                         message: "--reply-counts applies to a backbone folder; the checkpoint \(checkpoint.path) has its own (8)")
     }
 
     func testMissingDataFile() throws {
