@@ -6,12 +6,12 @@
 #                                    bench/recipe.sh (--val-fraction 0.2, seed 42) on its training part
 #                                    for each TAU in TAUS and score its held-back val.jsonl. dev.jsonl is
 #                                    not read.
-#   MODE=test TAU=64 bash bench/refit.sh
+#   MODE=test TAU=64 [RUN=mean-pool] bash bench/refit.sh
 #                                    the test: refit each bench/quality.sh checkpoint (SEEDS) on the
 #                                    train.jsonl it was trained on with the chosen TAU; dev.jsonl read once,
 #                                    with the few-shot protocol (FEWSHOT) on its unseen users.
 # Results: val: bench/results/refit/<set>/<ckpt>.tau<TAU>.{json,txt,refit.json} and <ckpt>.none.* (no
-# refit), table refit.md; test: bench/results/quality/<set>/default-refit.seed<N>.{json,txt,refit.json}
+# refit), table refit.md; test: bench/results/quality/<set>/<RUN>-refit.seed<N>.{json,txt,refit.json}
 # beside the runs bench/quality.sh recorded, tables quality.md and fewshot.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,14 +64,16 @@ elif [[ "$MODE" == test ]]; then
     FEWSHOT=${FEWSHOT:-1,2,5,10}
     RUNDIR=${RUNDIR:-runs/quality/$SET}
     OUT=${OUT:-bench/results/quality/$SET}
+    # The runs refitted: bench/quality.sh's checkpoints trained without the refit stage.
+    RUN=${RUN:-mean-pool}
     for seed in $SEEDS; do
-        echo "== $SET default.seed$seed tau $TAU" >&2
-        rm -rf "$WORK/default-refit.seed$seed"
-        "$PRM" adapt --refit-seen --refit-prior-scale "$TAU" --model "$RUNDIR/default.seed$seed" \
-            --data "data/$SET/train.jsonl" --out "$WORK/default-refit.seed$seed" > /dev/null
-        "$PRM" eval --model "$WORK/default-refit.seed$seed" --data "data/$SET/dev.jsonl" --groups "$LABELS" \
-            --json "$OUT/default-refit.seed$seed.json" --few-shot "$FEWSHOT" > "$OUT/default-refit.seed$seed.txt"
-        record "$WORK/default-refit.seed$seed" > "$OUT/default-refit.seed$seed.refit.json"
+        echo "== $SET $RUN.seed$seed tau $TAU" >&2
+        rm -rf "$WORK/$RUN-refit.seed$seed"
+        "$PRM" adapt --refit-seen --refit-prior-scale "$TAU" --model "$RUNDIR/$RUN.seed$seed" \
+            --data "data/$SET/train.jsonl" --out "$WORK/$RUN-refit.seed$seed" > /dev/null
+        "$PRM" eval --model "$WORK/$RUN-refit.seed$seed" --data "data/$SET/dev.jsonl" --groups "$LABELS" \
+            --json "$OUT/$RUN-refit.seed$seed.json" --few-shot "$FEWSHOT" > "$OUT/$RUN-refit.seed$seed.txt"
+        record "$WORK/$RUN-refit.seed$seed" > "$OUT/$RUN-refit.seed$seed.refit.json"
     done
     python3 bench/quality_table.py test "$OUT" > "$OUT/quality.md"
     python3 bench/quality_table.py fewshot "$OUT" > "$OUT/fewshot.md"
