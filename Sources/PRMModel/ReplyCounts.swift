@@ -23,7 +23,7 @@ final class ReplyCounts {
     /// What one forward pass keeps for its backward pass (training) or only uses (inference).
     private final class Pass {
         let z = GrowableBuffer(), sums = GrowableBuffer(), c = GrowableBuffer(), projected = GrowableBuffer()
-        var spans: [LogCountPool.Span] = []
+        var spans: [Range<Int>] = []
         var hidden: UnsafePointer<Float>?
         var rows = 0
     }
@@ -58,7 +58,7 @@ final class ReplyCounts {
 
     /// h (B, C) += V · c for hidden (N, C), counting each sequence's `spans` row range.
     /// With `training`, keeps what `backward` needs (hidden must stay valid until then).
-    func add(to h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, rows: Int, spans: [LogCountPool.Span], training: Bool) {
+    func add(to h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, rows: Int, spans: [Range<Int>], training: Bool) {
         let pass = training ? self.training : inference
         let (K, C, B) = (counts, width, spans.count)
         let p = params

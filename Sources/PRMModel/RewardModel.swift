@@ -250,7 +250,7 @@ public final class RewardModel {
         }
         guard let replyCounts else { return }
         let spans = zip(replyOffsets, batch.lengths.indices).map { offset, b in
-            LogCountPool.Span(start: batch.starts[b] + offset, count: max(batch.lengths[b] - offset, 0))
+            min(batch.starts[b] + offset, batch.starts[b] + batch.lengths[b])..<(batch.starts[b] + batch.lengths[b])
         }
         replyCounts.add(to: h, hidden: hidden, rows: batch.tokens, spans: spans, training: training)
     }

@@ -225,7 +225,7 @@ final class KernelGradientTests: XCTestCase {
         var g = GradientCheck()
         let (C, K) = (6, 3)
         let batch = PackedBatch(lengths: [5, 2, 4])
-        let spans = [LogCountPool.Span(start: 2, count: 3), LogCountPool.Span(start: 5, count: 2), LogCountPool.Span(start: 11, count: 0)]
+        let spans = [2..<5, 5..<7, 11..<11]
         let N = batch.tokens
         let x = g.tensor([N, C]), w = g.tensor([K, C], scale: 0.5), a = g.tensor([K]), up = g.tensor([spans.count, K])
         let out = Tensor(shape: [spans.count, K]), z = Tensor(shape: [N, K]), sums = Tensor(shape: [spans.count, K])

@@ -8,27 +8,18 @@ import Foundation
 /// "how long" or "how many" in a form a linear read-out can use: the log makes a ratio of two
 /// amounts a difference, which is what a pairwise preference compares.
 public enum LogCountPool {
-    /// The rows each sequence counts: spans[b] = packed rows start ..< start + count.
-    public struct Span: Sendable, Equatable {
-        public var start: Int
-        public var count: Int
-        public init(start: Int, count: Int) {
-            self.start = start
-            self.count = count
-        }
-    }
-
-    /// out (B, K) for inp (N, C), weight (K, C), bias (K). Keeps z (N, K), the detectors'
-    /// pre-activations on every row, and sums (B, K), each span's Σ softplus, for `backward`.
+    /// out (B, K) for inp (N, C), weight (K, C), bias (K), sequence b counting the packed rows
+    /// spans[b]. Keeps z (N, K), the detectors' pre-activations on every row, and sums (B, K),
+    /// each span's Σ softplus, for `backward`.
     public static func forward(out: UnsafeMutablePointer<Float>, z: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>,
                                inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                               spans: [Span], N: Int, C: Int, K: Int) {
+                               spans: [Range<Int>], N: Int, C: Int, K: Int) {
         // Every row, not only the spans': one sgemm, and K is small next to C.
         Linear.forward(out: z, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: K)
         for (b, span) in spans.enumerated() {
             let s = sums + b * K
             s.update(repeating: 0, count: K)
-            for t in span.start..<(span.start + span.count) {
+            for t in span {
                 let zt = z + t * K
                 for k in 0..<K { s[k] += Logistic.softplus(zt[k]) }
             }
@@ -41,10 +32,10 @@ public enum LogCountPool {
     public static func backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                                 dbias: UnsafeMutablePointer<Float>?, dz: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 z: UnsafePointer<Float>, sums: UnsafePointer<Float>, inp: UnsafePointer<Float>,
-                                weight: UnsafePointer<Float>, spans: [Span], N: Int, C: Int, K: Int) {
+                                weight: UnsafePointer<Float>, spans: [Range<Int>], N: Int, C: Int, K: Int) {
         dz.update(repeating: 0, count: N * K)
         for (b, span) in spans.enumerated() {
-            for t in span.start..<(span.start + span.count) {
+            for t in span {
                 for k in 0..<K { dz[t * K + k] = dout[b * K + k] / (1 + sums[b * K + k]) * Logistic.sigmoid(z[t * K + k]) }
             }
         }
