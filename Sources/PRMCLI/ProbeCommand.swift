@@ -64,11 +64,8 @@ enum ProbeCommand: Subcommand {
         let dataPath = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: dataPath), skipInvalid: arguments.flag("skip-invalid"))
         if data.skipped > 0 { Log.warning("\(dataPath): skipped \(data.skipped) invalid rows") }
-        let replyCounts = try arguments.count("reply-counts", atLeast: 0)
+        let replyCounts = arguments.isSet("reply-counts") ? try arguments.count("reply-counts", atLeast: 0) : nil
         let (model, users, kind) = try loadModel(folder, replyCounts: replyCounts)
-        if kind == "checkpoint" && arguments.isSet("reply-counts") {
-            throw CLIError.usageError("--reply-counts applies to a backbone folder; the checkpoint \(modelPath) has its own (\(model.config.replyCounts))")
-        }
 
         let replies = RepresentationProbe.replies(from: data.comparisons, maxReplies: settings.maxReplies, seed: settings.seed)
         Log.info("probing \(replies.count) replies of \(dataPath) with the \(kind) \(modelPath) (\(model.config.aggregator.rawValue), "
@@ -95,15 +92,21 @@ enum ProbeCommand: Subcommand {
     }
 
     /// A checkpoint (config.json has a "prm" section) as `prm eval` loads it, or a backbone
-    /// folder inside a reward model with `prm train`'s default settings, `replyCounts` and no users.
-    static func loadModel(_ folder: URL, replyCounts: Int) throws -> (model: RewardModel, users: UserTable, kind: String) {
-        let config = try RunFolder.jsonDictionary(folder.appendingPathComponent("config.json"))
-        if config["prm"] != nil {
+    /// folder inside a reward model with `prm train`'s default settings and no users, with
+    /// `replyCounts` when given (a checkpoint has its own: giving them is refused before loading it).
+    static func loadModel(_ folder: URL, replyCounts: Int?) throws -> (model: RewardModel, users: UserTable, kind: String) {
+        let configURL = folder.appendingPathComponent("config.json")
+        let config = try RunFolder.jsonDictionary(configURL)
+        if let section = config["prm"] {
+            if replyCounts != nil {
+                let own = try RunFolder.fields(RewardModelConfig.self, of: section as? [String: Any] ?? [:]) { CLIError(file: configURL, "prm: " + $0) }.replyCounts
+                throw CLIError.usageError("--reply-counts applies to a backbone folder; the checkpoint \(folder.path) has its own (\(own))")
+            }
             let (model, users, _) = try ModelProbe.load(folder)
             return (model, users, "checkpoint")
         }
         var defaults = TrainingSettings()
-        defaults.replyCounts = replyCounts
+        defaults.replyCounts = replyCounts ?? defaults.replyCounts
         let model = try RewardModel.pretrained(backbone: folder, config: defaults.rewardModelConfig(users: 0), seed: defaults.seed)
         return (model, UserTable(ids: []), "backbone")
     }

@@ -20,14 +20,16 @@ final class ReplyCounts {
     let projection: Parameters.Handle
     private var parameters: Parameters?
 
-    /// What one forward pass keeps for its backward pass (training) or only uses (inference).
+    /// A forward pass's activations: kept for `backward` (training) or scratch (inference, which
+    /// may run between a training forward and its backward, e.g. an evaluation).
     private final class Pass {
-        let z = GrowableBuffer(), sums = GrowableBuffer(), c = GrowableBuffer(), projected = GrowableBuffer()
-        var spans: [Range<Int>] = []
-        var hidden: UnsafePointer<Float>?
-        var rows = 0
+        let z = GrowableBuffer(), sums = GrowableBuffer(), c = GrowableBuffer()
     }
     private let training = Pass(), inference = Pass()
+    /// What the last training pass counted over, for `backward`.
+    private var trainedSpans: [Range<Int>] = []
+    private var trainedHidden: UnsafePointer<Float>?
+    private var trainedRows = 0
     private let dz = GrowableBuffer(), dc = GrowableBuffer()
 
     init(counts: Int, width: Int, layout: inout Parameters.Layout) {
@@ -62,26 +64,26 @@ final class ReplyCounts {
         let pass = training ? self.training : inference
         let (K, C, B) = (counts, width, spans.count)
         let p = params
-        let c = pass.c.ensure(B * K), projected = pass.projected.ensure(B * C)
+        let c = pass.c.ensure(B * K)
         LogCountPool.forward(out: c, z: pass.z.ensure(rows * K), sums: pass.sums.ensure(B * K), inp: hidden,
                              weight: p.value(weight), bias: p.value(bias), spans: spans, N: rows, C: C, K: K)
-        Linear.forward(out: projected, inp: c, weight: p.value(projection), bias: nil, N: B, C: K, OC: C, layout: .inOut)
-        for i in 0..<(B * C) { h[i] += projected[i] }
-        (pass.spans, pass.hidden, pass.rows) = (spans, hidden, rows)
+        // h += c · V, accumulated in place (beta 1).
+        BLAS.gemm(m: B, n: C, k: K, a: c, lda: K, b: p.value(projection), ldb: C, beta: 1, c: h, ldc: C)
+        if training { (trainedSpans, trainedHidden, trainedRows) = (spans, hidden, rows) }
     }
 
     /// Accumulates the detectors' and projection's gradients from dh (B, C) of the last training
     /// `add`, and d hidden into `dhidden` (N, C) when given.
     func backward(dh: UnsafePointer<Float>, dhidden: UnsafeMutablePointer<Float>?) {
         let pass = training
-        guard let hidden = pass.hidden else { preconditionFailure("ReplyCounts.backward without a training pass") }
-        let (K, C, B, N) = (counts, width, pass.spans.count, pass.rows)
+        guard let hidden = trainedHidden else { preconditionFailure("ReplyCounts.backward without a training pass") }
+        let (K, C, B, N) = (counts, width, trainedSpans.count, trainedRows)
         let p = params
         let dc = self.dc.zeroed(B * K)
         Linear.backward(dinp: dc, dweight: p.grad(projection), dbias: nil, dout: dh, inp: pass.c.data,
                         weight: p.value(projection), N: B, C: K, OC: C, layout: .inOut)
         LogCountPool.backward(dinp: dhidden, dweight: p.grad(weight), dbias: p.grad(bias), dz: dz.ensure(N * K), dout: dc,
                               z: pass.z.data, sums: pass.sums.data, inp: hidden, weight: p.value(weight),
-                              spans: pass.spans, N: N, C: C, K: K)
+                              spans: trainedSpans, N: N, C: C, K: K)
     }
 }
