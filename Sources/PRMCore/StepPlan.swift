@@ -8,16 +8,20 @@ public struct StepPlan {
     /// The share of all steps spent warming up (nanoGPT's `warmup_iters` as a fraction).
     public let warmupFraction: Float
 
-    public init(batches: EpochBatches, epochs: Int, warmupFraction: Float) {
-        self.batches = batches
+    /// `examples` shuffled afresh each epoch from `seed`, `batchSize` a step.
+    public init(examples: Int, batchSize: Int, seed: UInt64, epochs: Int, warmupFraction: Float) {
+        batches = EpochBatches(count: examples, batchSize: batchSize, seed: seed)
         self.epochs = epochs
         self.warmupFraction = warmupFraction
     }
 
+    /// Why the plan cannot run, or nil: an absurd `--epochs` would overflow the step counter
+    /// (checked before `totalSteps`, which would trap).
+    public var problem: String? {
+        epochs <= Int(Int32.max) / stepsPerEpoch ? nil : "--epochs \(epochs) × \(stepsPerEpoch) steps per epoch overflows the step counter"
+    }
+
     public var stepsPerEpoch: Int { batches.stepsPerEpoch }
-    /// Whether `totalSteps` fits the step counter; checked before it is computed, which would
-    /// trap on overflow for an absurd `--epochs`.
-    public var fitsStepCounter: Bool { epochs <= Int(Int32.max) / stepsPerEpoch }
     public var totalSteps: Int { stepsPerEpoch * epochs }
     public var warmupSteps: Int { Int((Float(totalSteps) * warmupFraction).rounded()) }
 

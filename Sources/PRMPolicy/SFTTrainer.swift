@@ -33,11 +33,9 @@ public final class SFTTrainer {
         self.train = train
         self.dev = dev
         policy.backbone.hiddenDropout.probability = settings.dropout
-        let plan = StepPlan(batches: EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed),
+        let plan = StepPlan(examples: train.count, batchSize: settings.batchSize, seed: settings.seed,
                             epochs: settings.epochs, warmupFraction: settings.warmupFraction)
-        guard plan.fitsStepCounter else {
-            throw PolicyError("--epochs \(settings.epochs) × \(plan.stepsPerEpoch) steps per epoch overflows the step counter")
-        }
+        if let problem = plan.problem { throw PolicyError(problem) }
         let schedule = plan.schedule(peak: settings.learningRate)
         // One rate for everything: the generic user's vectors are part of the language model here.
         optimizer = AdamW(parameters: policy.parameters, groups: Dictionary(uniqueKeysWithValues: Parameters.Group.allCases.map {

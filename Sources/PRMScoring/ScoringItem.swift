@@ -56,5 +56,5 @@ public struct ScorerStatistics: Sendable, Equatable {
     /// Backbone tokens actually run.
     public var tokensComputed = 0
 
-    public var cacheHitRate: Double { cacheHits + cacheMisses == 0 ? 0 : Double(cacheHits) / Double(cacheHits + cacheMisses) }
+    public var cacheHitRate: Double { Double(ratio: cacheHits, of: cacheHits + cacheMisses) }
 }

@@ -22,14 +22,7 @@ struct ModelFacts: Sendable {
     }
 
     func write(_ w: inout JSONWriter) {
-        w.beginObject()
-        w.key("path"); w.string(path)
-        w.key("backbone"); w.string(backbone)
-        w.key("aggregator"); w.string(aggregator)
-        w.key("user_model"); w.string(userModel)
-        w.key("users"); w.number(users)
-        w.key("max_length"); w.number(maxLength)
-        w.key("hidden_size"); w.number(hiddenSize)
-        w.endObject()
+        w.object(["path": path, "backbone": backbone, "aggregator": aggregator, "user_model": userModel,
+                  "users": users, "max_length": maxLength, "hidden_size": hiddenSize])
     }
 }

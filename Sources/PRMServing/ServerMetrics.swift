@@ -96,12 +96,8 @@ struct PoolSnapshot: Sendable {
 
     func write(_ w: inout JSONWriter) {
         w.key("pool")
-        w.beginObject()
-        for (key, value) in [("workers", workers), ("busy", busy), ("draining", draining), ("in_flight", inFlight), ("slots", slots),
-                             ("waiting", waiting), ("seen", seen), ("lost", lost), ("resent", resent), ("late_replies", lateReplies)] {
-            w.key(key); w.number(value)
-        }
-        w.endObject()
+        w.object(["workers": workers, "busy": busy, "draining": draining, "in_flight": inFlight, "slots": slots,
+                  "waiting": waiting, "seen": seen, "lost": lost, "resent": resent, "late_replies": lateReplies])
     }
 }
 
@@ -135,42 +131,22 @@ struct MetricsSnapshot: Sendable {
         for code in ErrorCode.allCases { w.key(code.rawValue); w.number(errors[code.rawValue, default: 0]) }
         w.endObject()
         w.key("queue")
-        w.beginObject()
-        w.key("depth"); w.number(queueDepth)
-        w.key("max_depth"); w.number(maxQueueDepth)
-        w.key("capacity"); w.number(queueCapacity)
-        w.endObject()
+        w.object(["depth": queueDepth, "max_depth": maxQueueDepth, "capacity": queueCapacity])
         let s = stats
         w.key("batches")
-        w.beginObject()
-        w.key("count"); w.number(s.batches)
-        w.key("requests"); w.number(s.batchRequests)
-        w.key("items"); w.number(s.batchItems)
-        w.key("tokens"); w.number(s.batchTokens)
-        w.key("mean_requests"); w.number(s.batches == 0 ? 0 : Double(s.batchRequests) / Double(s.batches))
-        w.key("mean_tokens"); w.number(s.batches == 0 ? 0 : Double(s.batchTokens) / Double(s.batches))
-        w.key("max_tokens"); w.number(s.maxBatchTokens)
-        w.endObject()
+        w.object(["count": s.batches, "requests": s.batchRequests, "items": s.batchItems, "tokens": s.batchTokens,
+                  "mean_requests": Double(ratio: s.batchRequests, of: s.batches), "mean_tokens": Double(ratio: s.batchTokens, of: s.batches),
+                  "max_tokens": s.maxBatchTokens])
         w.key("cache")
-        w.beginObject()
-        w.key("entries"); w.number(s.cachedStates)
-        w.key("capacity"); w.number(s.cacheCapacity)
-        w.key("hits"); w.number(s.cacheHits)
-        w.key("misses"); w.number(s.cacheMisses)
-        let lookups = s.cacheHits + s.cacheMisses
-        w.key("hit_rate"); w.number(lookups == 0 ? 0 : Double(s.cacheHits) / Double(lookups))
-        w.endObject()
+        w.object(["entries": s.cachedStates, "capacity": s.cacheCapacity, "hits": s.cacheHits, "misses": s.cacheMisses,
+                  "hit_rate": Double(ratio: s.cacheHits, of: s.cacheHits + s.cacheMisses)])
         w.key("replies_dropped"); w.number(repliesDropped)
         w.key("latency_ms")
         w.beginObject()
         for (name, stage) in stages {
             let p = stage.recent.percentiles()
             w.key(name)
-            w.beginObject()
-            w.key("p50"); w.number(WireReply.rounded(p.p50))
-            w.key("p95"); w.number(WireReply.rounded(p.p95))
-            w.key("p99"); w.number(WireReply.rounded(p.p99))
-            w.endObject()
+            w.object(["p50": WireReply.rounded(p.p50), "p95": WireReply.rounded(p.p95), "p99": WireReply.rounded(p.p99)])
         }
         w.endObject()
         pool?.write(&w)

@@ -15,12 +15,8 @@ public struct ServerLimits: Sendable, Equatable {
 
     /// The `limits` object of the `info` reply (a server's and a proxy's alike).
     func write(_ w: inout JSONWriter) {
-        w.beginObject()
-        w.key("max_message_bytes"); w.number(maxMessageBytes)
-        w.key("max_candidates"); w.number(maxCandidates)
-        w.key("max_request_tokens"); w.number(maxRequestTokens)
-        w.key("max_queued_requests"); w.number(maxQueuedRequests)
-        w.endObject()
+        w.object(["max_message_bytes": maxMessageBytes, "max_candidates": maxCandidates,
+                  "max_request_tokens": maxRequestTokens, "max_queued_requests": maxQueuedRequests])
     }
 }
 

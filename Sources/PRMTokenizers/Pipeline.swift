@@ -2,7 +2,7 @@ import Foundation
 
 // The stages of a Hugging Face tokenizer, one protocol per `tokenizer.json` section. Text moves
 // between them as arrays of Unicode scalar values (`UInt32`), so no stage builds a `String`
-// per token. Each stage is built from its JSON by one factory (`SectionFactory`), keyed by
+// per token. Each stage is built from its JSON by its `Section`'s registry, keyed by
 // the section's `type`.
 
 /// The `normalizer` section: rewrites a text segment before it is split.
@@ -63,84 +63,56 @@ private struct TypeTag: Decodable {
     let type: String?
 }
 
-/// The registries mapping each section's `type` to its constructor. An unknown type is a
-/// `ConfigProblem(.unsupported)` naming the section and the type.
-enum SectionFactory {
-    typealias Make<T> = @Sendable (any Decoder) throws -> T
+/// One polymorphic section of `tokenizer.json`: its name in messages and the registry mapping its
+/// `type` to a constructor. An unknown type is a `ConfigProblem(.unsupported)` naming both.
+struct Section<T>: Sendable {
+    typealias Make = @Sendable (any Decoder) throws -> T
+    let name: String
+    let registry: [String: Make]
 
-    static let normalizers: [String: Make<any Normalizer>] = [
-        "BertNormalizer": { try BertNormalizer(from: $0) },
-    ]
-    static let preTokenizers: [String: Make<any PreTokenizer>] = [
-        "BertPreTokenizer": { _ in BertPreTokenizer() },
-        "ByteLevel": { try ByteLevelPreTokenizer(from: $0) },
-    ]
-    static let models: [String: Make<any TokenModel>] = [
-        "WordPiece": { try WordPieceModel(from: $0) },
-        "BPE": { try BPEModel(from: $0) },
-    ]
-    static let postProcessors: [String: Make<any PostProcessor>] = [
-        "TemplateProcessing": { try TemplateProcessing(from: $0) },
-        "BertProcessing": { try ClsSepProcessing(from: $0) },
-        "RobertaProcessing": { try ClsSepProcessing(from: $0) },
-        "ByteLevel": { _ in NoSpecialTokens() },
-        "Sequence": { try SequenceProcessing(from: $0) },
-    ]
-    static let decoders: [String: Make<any TokenDecoder>] = [
-        "WordPiece": { try WordPieceDecoder(from: $0) },
-        "ByteLevel": { _ in ByteLevelDecoder() },
-    ]
-
-    static func make<T>(_ registry: [String: Make<T>], section: String, from decoder: any Decoder,
-                        inferredType: String? = nil) throws -> T {
+    /// `inferredType` stands in for a missing `type` (older files leave the model's out).
+    func make(from decoder: any Decoder, inferredType: String? = nil) throws -> T {
         let tag = try TypeTag(from: decoder)
         guard let type = tag.type ?? inferredType else {
-            throw ConfigProblem(.missingKey, "\(section) has no 'type'")
+            throw ConfigProblem(.missingKey, "\(name) has no 'type'")
         }
         guard let make = registry[type] else {
-            throw ConfigProblem(.unsupported, "unsupported \(section) '\(type)' (supported: \(registry.keys.sorted().joined(separator: ", ")))")
+            throw ConfigProblem(.unsupported, "unsupported \(name) '\(type)' (supported: \(registry.keys.sorted().joined(separator: ", ")))")
         }
         return try make(decoder)
     }
 }
 
-/// Wrappers that let `TokenizerFile` decode each polymorphic section through the factory.
-struct AnyNormalizer: Decodable {
-    let value: any Normalizer
-    init(from decoder: any Decoder) throws {
-        value = try SectionFactory.make(SectionFactory.normalizers, section: "normalizer", from: decoder)
-    }
+/// The sections a `tokenizer.json` may hold and the types prm supports in each.
+enum Sections {
+    static let normalizer = Section<any Normalizer>(name: "normalizer", registry: [
+        "BertNormalizer": { try BertNormalizer(from: $0) },
+    ])
+    static let preTokenizer = Section<any PreTokenizer>(name: "pre-tokenizer", registry: [
+        "BertPreTokenizer": { _ in BertPreTokenizer() },
+        "ByteLevel": { try ByteLevelPreTokenizer(from: $0) },
+    ])
+    static let model = Section<any TokenModel>(name: "model type", registry: [
+        "WordPiece": { try WordPieceModel(from: $0) },
+        "BPE": { try BPEModel(from: $0) },
+    ])
+    static let postProcessor = Section<any PostProcessor>(name: "post-processor", registry: [
+        "TemplateProcessing": { try TemplateProcessing(from: $0) },
+        "BertProcessing": { try ClsSepProcessing(from: $0) },
+        "RobertaProcessing": { try ClsSepProcessing(from: $0) },
+        "ByteLevel": { _ in NoSpecialTokens() },
+        "Sequence": { try SequenceProcessing(from: $0) },
+    ])
+    static let decoder = Section<any TokenDecoder>(name: "decoder", registry: [
+        "WordPiece": { try WordPieceDecoder(from: $0) },
+        "ByteLevel": { _ in ByteLevelDecoder() },
+    ])
 }
 
-struct AnyPreTokenizer: Decodable {
-    let value: any PreTokenizer
-    init(from decoder: any Decoder) throws {
-        value = try SectionFactory.make(SectionFactory.preTokenizers, section: "pre-tokenizer", from: decoder)
-    }
-}
-
-struct AnyModel: Decodable {
-    let value: any TokenModel
-    private enum Keys: String, CodingKey { case merges, maxInputCharsPerWord = "max_input_chars_per_word" }
-    init(from decoder: any Decoder) throws {
-        // The reference accepts a model without `type` (older files); infer it from its keys.
-        let keys = try decoder.container(keyedBy: Keys.self)
-        let inferred = keys.contains(.merges) ? "BPE" : keys.contains(.maxInputCharsPerWord) ? "WordPiece" : nil
-        value = try SectionFactory.make(SectionFactory.models, section: "model type", from: decoder,
-                                        inferredType: inferred)
-    }
-}
-
-struct AnyPostProcessor: Decodable {
-    let value: any PostProcessor
-    init(from decoder: any Decoder) throws {
-        value = try SectionFactory.make(SectionFactory.postProcessors, section: "post-processor", from: decoder)
-    }
-}
-
-struct AnyDecoder: Decodable {
-    let value: any TokenDecoder
-    init(from decoder: any Decoder) throws {
-        value = try SectionFactory.make(SectionFactory.decoders, section: "decoder", from: decoder)
+extension KeyedDecodingContainer {
+    /// Decodes the section under `key`, or nil when the key is absent or null.
+    func decodeIfPresent<T>(_ section: Section<T>, forKey key: Key) throws -> T? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        return try section.make(from: superDecoder(forKey: key))
     }
 }

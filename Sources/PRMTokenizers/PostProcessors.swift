@@ -96,7 +96,10 @@ struct SequenceProcessing: PostProcessor, Decodable {
 
     init(from decoder: any Decoder) throws {
         let keys = try decoder.container(keyedBy: CodingKeys.self)
-        processors = try keys.decode([AnyPostProcessor].self, forKey: .processors).map(\.value)
+        var list = try keys.nestedUnkeyedContainer(forKey: .processors)
+        var processors: [any PostProcessor] = []
+        while !list.isAtEnd { processors.append(try Sections.postProcessor.make(from: list.superDecoder())) }
+        self.processors = processors
     }
 
     func addingSpecialTokens(_ ids: [Int]) -> [Int] {

@@ -122,12 +122,21 @@ struct TokenizerFile: Decodable {
         guard keys.contains(.model), try !keys.decodeNil(forKey: .model) else {
             throw ConfigProblem(.missingKey, "missing field 'model'")
         }
-        model = try keys.decode(AnyModel.self, forKey: .model).value
+        model = try Self.decodeModel(keys.superDecoder(forKey: .model))
         addedTokens = try keys.decodeIfPresent([AddedToken].self, forKey: .addedTokens) ?? []
-        normalizer = try keys.decodeIfPresent(AnyNormalizer.self, forKey: .normalizer)?.value
-        preTokenizer = try keys.decodeIfPresent(AnyPreTokenizer.self, forKey: .preTokenizer)?.value
-        postProcessor = try keys.decodeIfPresent(AnyPostProcessor.self, forKey: .postProcessor)?.value
-        self.decoder = try keys.decodeIfPresent(AnyDecoder.self, forKey: .decoder)?.value
+        normalizer = try keys.decodeIfPresent(Sections.normalizer, forKey: .normalizer)
+        preTokenizer = try keys.decodeIfPresent(Sections.preTokenizer, forKey: .preTokenizer)
+        postProcessor = try keys.decodeIfPresent(Sections.postProcessor, forKey: .postProcessor)
+        self.decoder = try keys.decodeIfPresent(Sections.decoder, forKey: .decoder)
         padding = try keys.decodeIfPresent(Padding.self, forKey: .padding)
+    }
+
+    private enum ModelKeys: String, CodingKey { case merges, maxInputCharsPerWord = "max_input_chars_per_word" }
+
+    /// The reference accepts a model without `type` (older files); its keys tell which it is.
+    private static func decodeModel(_ decoder: any Decoder) throws -> any TokenModel {
+        let keys = try decoder.container(keyedBy: ModelKeys.self)
+        let inferred = keys.contains(.merges) ? "BPE" : keys.contains(.maxInputCharsPerWord) ? "WordPiece" : nil
+        return try Sections.model.make(from: decoder, inferredType: inferred)
     }
 }

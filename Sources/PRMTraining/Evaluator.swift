@@ -10,8 +10,8 @@ public struct AccuracyCell: Codable, Sendable, Equatable {
     public var correct = 0
     public var genericCorrect = 0
 
-    public var accuracy: Double { n == 0 ? 0 : Double(correct) / Double(n) }
-    public var genericAccuracy: Double { n == 0 ? 0 : Double(genericCorrect) / Double(n) }
+    public var accuracy: Double { Double(ratio: correct, of: n) }
+    public var genericAccuracy: Double { Double(ratio: genericCorrect, of: n) }
 
     mutating func add(_ personalized: Bool, _ generic: Bool) {
         n += 1

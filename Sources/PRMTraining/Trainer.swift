@@ -39,11 +39,9 @@ public final class Trainer {
         self.settings = settings
         self.train = train
         self.dev = dev
-        let plan = StepPlan(batches: EpochBatches(count: train.count, batchSize: settings.batchSize, seed: settings.seed),
+        let plan = StepPlan(examples: train.count, batchSize: settings.batchSize, seed: settings.seed,
                             epochs: settings.epochs, warmupFraction: settings.warmupFraction)
-        guard plan.fitsStepCounter else {
-            throw TrainingError("--epochs \(settings.epochs) × \(plan.stepsPerEpoch) steps per epoch overflows the step counter")
-        }
+        if let problem = plan.problem { throw TrainingError(problem) }
         model.backbone.computesParameterGradients = !settings.freezeBackbone
         model.backbone.hiddenDropout.probability = settings.dropout
         optimizer = AdamW(parameters: model.parameters, groups: [

@@ -41,7 +41,7 @@ public struct ComparisonFit: Codable, Sendable, Equatable {
     public var correct = 0
     public var loss = 0.0
 
-    public var accuracy: Double { n == 0 ? 0 : Double(correct) / Double(n) }
+    public var accuracy: Double { Double(ratio: correct, of: n) }
     public var meanLoss: Double { n == 0 ? 0 : loss / Double(n) }
 
     enum CodingKeys: String, CodingKey { case n, correct, loss, accuracy, meanLoss = "mean_loss" }

@@ -82,6 +82,16 @@ public struct JSONWriter: Sendable {
         endArray()
     }
 
+    /// `{"key": value, ...}` of scalars, in the order given: a flat record in one call.
+    public mutating func object(_ members: KeyValuePairs<String, any JSONScalar>) {
+        beginObject()
+        for (name, value) in members {
+            key(name)
+            value.write(to: &self)
+        }
+        endObject()
+    }
+
     // MARK: - Bytes
 
     private mutating func separate() {
@@ -119,3 +129,14 @@ public struct JSONWriter: Sendable {
         nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 }
+
+/// A value `JSONWriter.object(_:)` writes as one scalar member.
+public protocol JSONScalar: Sendable {
+    func write(to writer: inout JSONWriter)
+}
+
+extension String: JSONScalar { public func write(to writer: inout JSONWriter) { writer.string(self) } }
+extension Bool: JSONScalar { public func write(to writer: inout JSONWriter) { writer.bool(self) } }
+extension Int: JSONScalar { public func write(to writer: inout JSONWriter) { writer.number(self) } }
+extension Float: JSONScalar { public func write(to writer: inout JSONWriter) { writer.number(self) } }
+extension Double: JSONScalar { public func write(to writer: inout JSONWriter) { writer.number(self) } }
