@@ -53,6 +53,9 @@ enum TrainCommand: Subcommand {
             .value("dev", placeholder: "FILE", help: "Held-out comparisons, evaluated at each epoch end (a test file: choose recipes with --val-fraction instead)."),
             .value("val-fraction", placeholder: "F", help: "Hold back this share of each user's comparisons, evaluate them at each epoch end and "
                    + "write them to DIR/val.jsonl: the split to choose a recipe on.", default: "\(d.validationFraction)"),
+            .value("val-by", placeholder: "UNIT", help: "What --val-fraction is a share of: comparisons (each user's) | prompts "
+                   + "(whole prompts with all their comparisons, so the held-back texts are new, as a test set's are).",
+                   default: d.validationSplit.rawValue),
             .value("out", placeholder: "DIR", help: "Checkpoint folder (required)."),
             .value("backbone", placeholder: "DIR", help: "Pretrained Hugging Face folder.", default: ModelLocator.searchOrder),
             .value("user-model", placeholder: "KIND", help: "uniform | individual | cluster.", default: d.userModel.rawValue),
@@ -78,6 +81,8 @@ enum TrainCommand: Subcommand {
             .value("reply-counts", placeholder: "K", help: "Learned log-counts over the reply added to the pooled state (0: mean pooling alone). "
                    + TrainingSettings.Rationale.replyCounts,
                    default: "\(d.replyCounts)"),
+            .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only).",
+                   default: d.pooling.rawValue),
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm (0: no clipping).", default: text(d.gradientClip)),
             .flag("freeze-backbone", help: "Train only the user model and head."),
             .value("dropout", placeholder: "P", help: "Hidden-state dropout while training. \(TrainingSettings.Rationale.dropout)", default: text(d.dropout)),
@@ -100,8 +105,9 @@ enum TrainCommand: Subcommand {
         var train = try run.comparisons(arguments) { try loadData($0, arguments) }
         var dev = try arguments.string("dev").map { try loadData($0, arguments) }
         if settings.validationFraction > 0 {
-            (train, dev) = train.split(validationFraction: settings.validationFraction, seed: settings.seed)
-            Log.info("validation split: \(dev?.comparisons.count ?? 0) comparisons held back (\(settings.validationFraction) of each user's)")
+            (train, dev) = train.split(validationFraction: settings.validationFraction, by: settings.validationSplit, seed: settings.seed)
+            let share = settings.validationSplit == .prompts ? "of the prompts" : "of each user's"
+            Log.info("validation split: \(dev?.comparisons.count ?? 0) comparisons held back (\(settings.validationFraction) \(share))")
         }
 
         let model: RewardModel, users: UserTable
@@ -170,6 +176,7 @@ enum TrainCommand: Subcommand {
         s.sharedGeneric = !a.flag("no-shared-generic")
         s.alpha = try number("alpha")
         s.replyCounts = try integer("reply-counts")
+        s.pooling = try choice(a, "pooling", PoolingSpan.self)
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")
         s.learningRate = try number("lr")
@@ -191,6 +198,7 @@ enum TrainCommand: Subcommand {
         guard let tau = try a.double("refit-prior-scale") else { throw a.usageError("--refit-prior-scale has no value") }
         s.refitPriorScale = tau
         s.validationFraction = try a.double("val-fraction") ?? 0
+        s.validationSplit = try choice(a, "val-by", ValidationSplit.self)
         if a.isSet("val-fraction") && a.isSet("dev") { throw a.usageError("--val-fraction and --dev cannot be combined: choose one held-out set") }
         do { try s.validate() } catch let error as TrainingError { throw a.usageError(error.description) }
         return s

@@ -38,6 +38,9 @@ public struct PackedBatch: Sendable, Equatable {
         squareStarts[b] * heads + h * lengths[b] * lengths[b]
     }
 
+    /// Each sequence's rows.
+    public var sequenceSpans: [Range<Int>] { lengths.indices.map { starts[$0]..<(starts[$0] + lengths[$0]) } }
+
     /// Row index of sequence b's last token.
     public func lastRow(_ b: Int) -> Int { starts[b] + lengths[b] - 1 }
 

@@ -19,34 +19,41 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     /// K learned log-counts over the reply added to the pooled state (`ReplyCounts`); 0: the
     /// pooled state is the backbone's mean (or last-token) state alone, as before they existed.
     public var replyCounts: Int
+    /// The rows the mean pool reads (bidirectional backbones).
+    public var pooling: PoolingSpan
 
     enum CodingKeys: String, CodingKey {
-        case aggregator, userModel = "user_model", maxLength = "max_length", replyCounts = "reply_counts"
+        case aggregator, userModel = "user_model", maxLength = "max_length", replyCounts = "reply_counts", pooling
     }
 
-    public init(aggregator: Aggregator, userModel: UserModelConfig, maxLength: Int, replyCounts: Int = 0) {
+    public init(aggregator: Aggregator, userModel: UserModelConfig, maxLength: Int, replyCounts: Int = 0, pooling: PoolingSpan = .window) {
         self.aggregator = aggregator
         self.userModel = userModel
         self.maxLength = maxLength
         self.replyCounts = replyCounts
+        self.pooling = pooling
     }
 
-    /// Checkpoints written before reply counts existed have no key and pool as they always did.
+    /// Checkpoints written before reply counts or the pooling span existed have no key and pool as
+    /// they always did.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         aggregator = try c.decode(Aggregator.self, forKey: .aggregator)
         userModel = try c.decode(UserModelConfig.self, forKey: .userModel)
         maxLength = try c.decode(Int.self, forKey: .maxLength)
         replyCounts = try c.decodeIfPresent(Int.self, forKey: .replyCounts) ?? 0
+        pooling = try c.decodeIfPresent(PoolingSpan.self, forKey: .pooling) ?? .window
     }
 
-    /// Leaves the key out at 0, so such a model saves to the config.json it was loaded from.
+    /// Leaves the keys out at their old meaning (0, window), so such a model saves to the
+    /// config.json it was loaded from.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(aggregator, forKey: .aggregator)
         try c.encode(userModel, forKey: .userModel)
         try c.encode(maxLength, forKey: .maxLength)
         if replyCounts > 0 { try c.encode(replyCounts, forKey: .replyCounts) }
+        if pooling != .window { try c.encode(pooling, forKey: .pooling) }
     }
 }
 
@@ -89,6 +96,8 @@ public final class RewardModel {
     /// Tokens the backbone ran in the last forward pass (after truncation and sharing), for throughput.
     public var lastForwardTokens: Int { batch.tokens }
     private let embeddings = GrowableBuffer(), pooled = GrowableBuffer(), dPooled = GrowableBuffer()
+    /// The rows the last training forward's mean pool read, for `backward`.
+    private var meanSpans: [Range<Int>] = []
     private let userVectors = GrowableBuffer(), promptVectors = GrowableBuffer()
     /// Inference scratch: input rows, pooled states of a packed batch, a shared prefix's rows.
     private let inferRows = GrowableBuffer(), inferPooled = GrowableBuffer(), prefixRows = GrowableBuffer()
@@ -240,19 +249,22 @@ public final class RewardModel {
         }
     }
 
-    /// h (B, C): the mean over each sequence's rows (bidirectional) or its last row (causal), plus
-    /// the reply counts over rows from `replyOffsets[b]` on when the model has them.
+    /// h (B, C): the mean over each sequence's rows or its reply's (bidirectional, `config.pooling`)
+    /// or its last row (causal), plus the reply counts over the reply's rows when the model has them.
+    /// A sequence's reply starts `replyOffsets[b]` rows in.
     private func pool(_ h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, batch: PackedBatch, replyOffsets: [Int], training: Bool) {
         let C = backbone.hiddenSize
+        let replySpans = zip(replyOffsets, batch.sequenceSpans).map { offset, span in
+            min(span.lowerBound + offset, span.upperBound)..<span.upperBound
+        }
         switch backbone.attending {
-        case .bidirectional: MeanPool.forward(out: h, inp: hidden, batch: batch, C: C)
+        case .bidirectional:
+            let spans = config.pooling == .reply ? replySpans : batch.sequenceSpans
+            MeanPool.forward(out: h, inp: hidden, spans: spans, C: C)
+            if training { meanSpans = spans }
         case .causal: RowGather.forward(out: h, inp: hidden, rows: (0..<batch.count).map(batch.lastRow), C: C)
         }
-        guard let replyCounts else { return }
-        let spans = zip(replyOffsets, batch.lengths.indices).map { offset, b in
-            min(batch.starts[b] + offset, batch.starts[b] + batch.lengths[b])..<(batch.starts[b] + batch.lengths[b])
-        }
-        replyCounts.add(to: h, hidden: hidden, rows: batch.tokens, spans: spans, training: training)
+        replyCounts?.add(to: h, hidden: hidden, rows: batch.tokens, spans: replySpans, training: training)
     }
 
     /// Accumulates gradients of L given dL/dreward for each input of the last forward.
@@ -289,7 +301,7 @@ public final class RewardModel {
         replyCounts?.backward(dh: dh, dhidden: dHidden)
         guard let dHidden else { return }
         switch backbone.attending {
-        case .bidirectional: MeanPool.backward(dinp: dHidden, dout: dh, batch: batch, C: C)
+        case .bidirectional: MeanPool.backward(dinp: dHidden, dout: dh, spans: meanSpans, C: C)
         case .causal: RowGather.backward(dinp: dHidden, dout: dh, rows: (0..<batch.count).map(batch.lastRow), C: C)
         }
         let dEmb = backbone.backward(dhidden: dHidden)

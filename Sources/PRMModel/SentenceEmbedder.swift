@@ -58,7 +58,7 @@ public final class SentenceEmbedder {
         backbone.embedTokens(out: inputs, ids: ids, parameters: model.parameters)
         let hidden = backbone.infer(embeddings: inputs, batch: batch)
         let pooled = self.pooled.ensure(batch.count * C)
-        MeanPool.forward(out: pooled, inp: hidden, batch: batch, C: C)
+        MeanPool.forward(out: pooled, inp: hidden, spans: batch.sequenceSpans, C: C)
         L2Normalize.forward(out: pooled, norms: norms.ensure(batch.count), inp: pooled, B: batch.count, C: C)
         return (0..<batch.count).map { Array(UnsafeBufferPointer(start: pooled + $0 * C, count: C)) }
     }

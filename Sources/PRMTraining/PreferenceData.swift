@@ -119,26 +119,29 @@ public struct PreferenceDataset: Sendable {
     /// The user's comparisons in file order. O(n) per call.
     public func comparisons(for user: String) -> [Comparison] { comparisons.filter { $0.userID == user } }
 
-    /// Splits each user's comparisons at random, putting `round(validationFraction × n_user)` of
-    /// them in `dev`, so every user keeps the same share in both halves. Deterministic for a seed
-    /// (users are visited in sorted order); both halves keep file order. A fraction outside 0...1
-    /// is clamped (NaN counts as 0): configs validate the value before it gets here.
-    /// `train` keeps this data set's `skipped`/`issues`, which describe the load.
-    public func split(validationFraction: Double, seed: UInt64) -> (train: PreferenceDataset, dev: PreferenceDataset) {
+    /// Splits off a validation set, deterministically for a seed; both halves keep file order.
+    /// `.comparisons`: each user's comparisons at random, `round(fraction × n_user)` of them to
+    /// `dev`, so every user keeps the same share in both halves (users visited in sorted order).
+    /// `.prompts`: `round(fraction × n_prompts)` distinct prompts at random, with every comparison on
+    /// them, so `dev`'s texts are new to the model, as a test set's are (a comparison split lets the
+    /// model recall a reply pair other users judged in training).
+    /// A fraction outside 0...1 is clamped (NaN counts as 0): configs validate the value before it
+    /// gets here. `train` keeps this data set's `skipped`/`issues`, which describe the load.
+    public func split(validationFraction: Double, by unit: ValidationSplit = .comparisons,
+                      seed: UInt64) -> (train: PreferenceDataset, dev: PreferenceDataset) {
         let fraction = validationFraction.isNaN ? 0 : min(max(validationFraction, 0), 1)
-        var rowsByUser: [String: [Int]] = [:]
-        for (index, comparison) in comparisons.enumerated() { rowsByUser[comparison.userID, default: []].append(index) }
         var random = RandomSource(seed: seed)
         var isDev = [Bool](repeating: false, count: comparisons.count)
-        for user in rowsByUser.keys.sorted() {
-            guard var rows = rowsByUser[user] else { continue }
-            let take = Int((fraction * Double(rows.count)).rounded())
-            // Partial Fisher-Yates: the first `take` slots become a uniform random subset.
-            for j in 0..<take {
-                let pick = j + Int(random.next() % UInt64(rows.count - j))
-                rows.swapAt(j, pick)
-                isDev[rows[j]] = true
+        switch unit {
+        case .comparisons:
+            var rowsByUser: [String: [Int]] = [:]
+            for (index, comparison) in comparisons.enumerated() { rowsByUser[comparison.userID, default: []].append(index) }
+            for user in rowsByUser.keys.sorted() {
+                for row in Self.sample(rowsByUser[user] ?? [], fraction: fraction, &random) { isDev[row] = true }
             }
+        case .prompts:
+            let held = Set(Self.sample(Set(comparisons.map(\.prompt)).sorted(), fraction: fraction, &random))
+            for (index, comparison) in comparisons.enumerated() where held.contains(comparison.prompt) { isDev[index] = true }
         }
         var train: [Comparison] = [], dev: [Comparison] = []
         for (index, comparison) in comparisons.enumerated() {
@@ -146,6 +149,16 @@ public struct PreferenceDataset: Sendable {
         }
         return (PreferenceDataset(url: url, comparisons: train, skipped: skipped, issues: issues),
                 PreferenceDataset(url: url, comparisons: dev))
+    }
+
+    /// A uniform random subset of `round(fraction × count)` elements (a partial Fisher-Yates).
+    private static func sample<T>(_ elements: [T], fraction: Double, _ random: inout RandomSource) -> ArraySlice<T> {
+        var elements = elements
+        let take = Int((fraction * Double(elements.count)).rounded())
+        for j in 0..<take {
+            elements.swapAt(j, j + Int(random.next() % UInt64(elements.count - j)))
+        }
+        return elements[..<take]
     }
 
     /// Writes the comparisons as JSONL in the native layout (`user_id`, `prompt`, `chosen`,

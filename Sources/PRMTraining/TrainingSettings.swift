@@ -52,6 +52,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var maxLength = 128
     /// Learned log-counts over the reply added to the pooled state (`RewardModelConfig.replyCounts`).
     public var replyCounts = 8
+    /// The rows the mean pool reads (`RewardModelConfig.pooling`).
+    public var pooling: PoolingSpan = .window
     public var gradientClip: Float = 1.0
     public var freezeBackbone = false
     /// Hidden-state dropout while training.
@@ -62,6 +64,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     /// end (`PreferenceDataset.split`, seeded by `seed`): the validation split that recipes are
     /// chosen on, so the test file is read once, at the end.
     public var validationFraction: Double = 0
+    /// Whether that share is of each user's comparisons or of the prompts.
+    public var validationSplit: ValidationSplit = .comparisons
     /// Final stage: refit every seen user's vector on their training comparisons with everything
     /// else frozen (`UserAdapter.refitSeenUsers`); linear head with individual users only.
     public var refitSeenUsers = true
@@ -73,9 +77,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case alpha, epochs, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
         case mixtureLearningRateScale = "mixture_learning_rate_scale"
         case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
-        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts"
+        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts", pooling
         case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
-        case validationFraction = "validation_fraction"
+        case validationFraction = "validation_fraction", validationSplit = "validation_split"
         case refitSeenUsers = "refit_seen_users", refitPriorScale = "refit_prior_scale"
     }
 
@@ -117,12 +121,15 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         maxLength = try value(.maxLength, d.maxLength)
         // Runs saved before reply counts existed pooled without them.
         replyCounts = try value(.replyCounts, 0)
+        // Runs saved before the pooling span existed pooled the whole window.
+        pooling = try value(.pooling, .window)
         gradientClip = try value(.gradientClip, d.gradientClip)
         freezeBackbone = try value(.freezeBackbone, d.freezeBackbone)
         dropout = try value(.dropout, d.dropout)
         seed = try value(.seed, d.seed)
         logEvery = try value(.logEvery, d.logEvery)
         validationFraction = try value(.validationFraction, d.validationFraction)
+        validationSplit = try value(.validationSplit, d.validationSplit)
         refitSeenUsers = try value(.refitSeenUsers, d.refitSeenUsers)
         refitPriorScale = try value(.refitPriorScale, d.refitPriorScale)
     }
@@ -167,6 +174,6 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         RewardModelConfig(aggregator: aggregator,
                           userModel: UserModelConfig(kind: userModel, tokens: userTokens, users: users,
                                                      clusters: clusters, sharedGeneric: sharedGeneric),
-                          maxLength: maxLength, replyCounts: replyCounts)
+                          maxLength: maxLength, replyCounts: replyCounts, pooling: pooling)
     }
 }

@@ -199,11 +199,14 @@ final class KernelGradientTests: XCTestCase {
         let C = 6
         let batch = PackedBatch(lengths: [3, 1, 4])
         let x = g.tensor([batch.tokens, C]), up = g.tensor([batch.count, C]), pooled = Tensor(shape: [batch.count, C])
-        func meanLoss() -> Double { MeanPool.forward(out: pooled.data, inp: x.data, batch: batch, C: C); return weightedSum(pooled, up) }
-        _ = meanLoss()
-        let dx = Tensor(shape: x.shape)
-        MeanPool.backward(dinp: dx.data, dout: up.data, batch: batch, C: C)
-        g.check("mean pool", input: x, analytic: dx, loss: meanLoss)
+        // Whole sequences, then parts of them (a reply after its prompt; an empty span pools to zero).
+        for spans in [batch.sequenceSpans, [1..<3, 3..<3, 5..<8]] {
+            func meanLoss() -> Double { MeanPool.forward(out: pooled.data, inp: x.data, spans: spans, C: C); return weightedSum(pooled, up) }
+            _ = meanLoss()
+            let dx = Tensor(shape: x.shape)
+            MeanPool.backward(dinp: dx.data, dout: up.data, spans: spans, C: C)
+            g.check("mean pool over \(spans)", input: x, analytic: dx, loss: meanLoss)
+        }
 
         let rows = (0..<batch.count).map(batch.lastRow)
         func gatherLoss() -> Double { RowGather.forward(out: pooled.data, inp: x.data, rows: rows, C: C); return weightedSum(pooled, up) }

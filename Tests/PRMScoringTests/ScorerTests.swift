@@ -11,11 +11,12 @@ final class ScorerTests: XCTestCase {
     static let users = UserTable(ids: ["ann", "bob", "cy"])
 
     /// A randomly initialised reward model whose users all differ from the generic one.
-    static func model(_ aggregator: Aggregator, _ kind: UserModelKind, folder: URL, maxLength: Int = 48, replyCounts: Int = 0) throws -> RewardModel {
+    static func model(_ aggregator: Aggregator, _ kind: UserModelKind, folder: URL, maxLength: Int = 48, replyCounts: Int = 0,
+                      pooling: PoolingSpan = .window) throws -> RewardModel {
         let tokens = aggregator == .linearHead ? 1 : 3
         let config = RewardModelConfig(aggregator: aggregator,
                                        userModel: UserModelConfig(kind: kind, tokens: tokens, users: users.count, clusters: 2, sharedGeneric: true),
-                                       maxLength: maxLength, replyCounts: replyCounts)
+                                       maxLength: maxLength, replyCounts: replyCounts, pooling: pooling)
         let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
                                     tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
         Backbones.initializeRandomly(model.parameters, seed: 11)
@@ -96,6 +97,7 @@ final class ScorerTests: XCTestCase {
         let bert = try TinyBackbones.bert(), gpt2 = try TinyBackbones.gpt2()
         for aggregator in Aggregator.allCases {
             try assertScorerMatchesForward(try Self.model(aggregator, .individual, folder: bert, replyCounts: 3))
+            try assertScorerMatchesForward(try Self.model(aggregator, .individual, folder: bert, replyCounts: 3, pooling: .reply))
             let causal = try Self.model(aggregator, .individual, folder: gpt2, maxLength: 96, replyCounts: 3)
             try assertScorerMatchesForward(causal)
             try assertScorerMatchesForward(causal, tokensPerBatch: 40)

@@ -559,6 +559,21 @@ final class PreferenceDataTests: XCTestCase {
         XCTAssertTrue(train.split(validationFraction: 0, seed: 1).dev.comparisons.isEmpty)
         XCTAssertTrue(train.split(validationFraction: 1, seed: 1).train.comparisons.isEmpty)
     }
+
+    func testPromptSplitHoldsBackWholePrompts() throws {
+        let train = try PreferenceDataset.load(TestSupport.repoRoot.appendingPathComponent("data/stylepref/train.jsonl"))
+        let prompts = Set(train.comparisons.map(\.prompt))
+        let (a, b) = train.split(validationFraction: 0.2, by: .prompts, seed: 7)
+        XCTAssertEqual(b.comparisons, train.split(validationFraction: 0.2, by: .prompts, seed: 7).dev.comparisons)
+        XCTAssertEqual(a.comparisons.count + b.comparisons.count, train.comparisons.count)
+        let heldPrompts = Set(b.comparisons.map(\.prompt)), keptPrompts = Set(a.comparisons.map(\.prompt))
+        XCTAssertEqual(heldPrompts.count, Int((0.2 * Double(prompts.count)).rounded()))
+        XCTAssertTrue(heldPrompts.isDisjoint(with: keptPrompts), "a held-back prompt is also trained on")
+        // stylepref's annotators judge the same pairs: a comparison split shares prompts, this one may not.
+        let (c, d) = train.split(validationFraction: 0.2, seed: 7)
+        XCTAssertFalse(Set(d.comparisons.map(\.prompt)).isDisjoint(with: Set(c.comparisons.map(\.prompt))))
+        XCTAssertNotEqual(train.split(validationFraction: 0.2, by: .prompts, seed: 8).dev.comparisons, b.comparisons)
+    }
 }
 
 private enum Byte {

@@ -63,6 +63,20 @@ final class RewardModelGradientTests: XCTestCase {
         try check(model, label: "gpt2 linear-head with reply counts")
     }
 
+    /// The mean pool over the reply's rows only, alone and with reply counts, with both aggregators.
+    func testReplyPooling() throws {
+        let folder = try TinyModels.backboneFolder(hidden: 16)
+        for aggregator in Aggregator.allCases {
+            for counts in [0, 2] {
+                var settings = TinyModels.settings(aggregator, .individual)
+                (settings.pooling, settings.replyCounts) = (.reply, counts)
+                let model = try TinyModels.rewardModel(settings, users: 3, folder: folder)
+                perturb(model.parameters, group: .user, seed: 5)
+                try check(model, label: "\(aggregator.rawValue) pooling the reply, \(counts) reply counts")
+            }
+        }
+    }
+
     /// Offsets start at zero; give every user table entry a value so each path carries signal.
     private func perturb(_ parameters: Parameters, group: Parameters.Group, seed: UInt64) {
         var rng = RandomSource(seed: seed)

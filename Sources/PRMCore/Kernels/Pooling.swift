@@ -1,33 +1,34 @@
-/// Reductions from token rows to one vector per sequence.
+/// Mean over row spans of a packed batch: a whole sequence (`PackedBatch.sequenceSpans`) or a part
+/// of it, such as a reply after its prompt.
 public enum MeanPool {
-    /// out (B, C) = mean of each sequence's rows of inp (N, C).
-    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, batch: PackedBatch, C: Int) {
-        Parallel.forRange(batch.count, costPerItem: C * 32) { seqs in
-            for b in seqs {
+    /// out (B, C) = mean of inp (N, C)'s rows in each span (zero for an empty span).
+    public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, spans: [Range<Int>], C: Int) {
+        Parallel.forRange(spans.count, costPerItem: C * 32) { items in
+            for b in items {
                 let y = out + b * C
                 y.update(repeating: 0, count: C)
-                let T = batch.lengths[b]
-                guard T > 0 else { continue }
-                for t in 0..<T {
-                    let x = inp + (batch.starts[b] + t) * C
+                let span = spans[b]
+                guard !span.isEmpty else { continue }
+                for row in span {
+                    let x = inp + row * C
                     for c in 0..<C { y[c] += x[c] }
                 }
-                let inverse = 1 / Float(T)
+                let inverse = 1 / Float(span.count)
                 for c in 0..<C { y[c] *= inverse }
             }
         }
     }
 
-    /// dinp[t] += dout[b] / T_b for each token t of sequence b.
-    public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, batch: PackedBatch, C: Int) {
-        Parallel.forRange(batch.count, costPerItem: C * 32) { seqs in
-            for b in seqs {
-                let T = batch.lengths[b]
-                guard T > 0 else { continue }
-                let inverse = 1 / Float(T)
+    /// dinp[t] += dout[b] / |span_b| for each row t of span b.
+    public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>, spans: [Range<Int>], C: Int) {
+        Parallel.forRange(spans.count, costPerItem: C * 32) { items in
+            for b in items {
+                let span = spans[b]
+                guard !span.isEmpty else { continue }
+                let inverse = 1 / Float(span.count)
                 let dy = dout + b * C
-                for t in 0..<T {
-                    let dx = dinp + (batch.starts[b] + t) * C
+                for row in span {
+                    let dx = dinp + row * C
                     for c in 0..<C { dx[c] += dy[c] * inverse }
                 }
             }
