@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Builds data/stylepref: the lengthpref dialogues relabelled by simulated annotators whose
-preferences combine several observable, interacting properties of a reply (not length alone).
+"""Builds data/stylepref (and data/multipref, --preset multipref): the lengthpref dialogues
+relabelled by simulated annotators whose preferences combine several observable, interacting
+properties of a reply (not length alone).
 
 Every (prompt, reply, reply) pair of data/lengthpref/{train,dev}.jsonl goes into a pool; pairs are
 split by prompt into a train pool (60%) and a dev pool (40%), so dev dialogues are new texts.
@@ -18,7 +19,19 @@ higher utility; pairs whose utilities differ by less than 0.1 are drawn again (n
 40 annotators: 20 thorough, 12 brief, 8 conversational; 30 seen (32 train + 10 dev comparisons
 each), 10 unseen (40 dev comparisons each). Seeded: the same command writes the same files.
 
+multipref (issue 16, item 3) has six groups, 8 annotators each (6 seen, 2 unseen), and as few
+comparisons per seen annotator as real logs have: 20 to 50 in train (uniform), 10 in dev. A fourth
+feature joins the three above, p = 1 if the reply speaks in the first person (I, I'm, I've, me, my):
+
+    thorough        u = +w − 1.0 q
+    brief           u = −w − 1.0 n
+    conversational  u = +1.5 q + 0.5 w (1 − 2n)
+    direct          u = −1.0 n − 1.0 q + 0.3 w         answers, neither refusing nor asking back
+    personal        u = +1.0 p + 0.5 q (1 − n)        speaks as itself; a question back unless refusing
+    cautious        u = +1.0 n + 0.5 w p              refusals welcome; length only in the first person
+
     python3 bench/make_stylepref.py [--seed 7] [--out data/stylepref]
+    python3 bench/make_stylepref.py --preset multipref [--seed 11] [--out data/multipref]
 """
 import argparse
 import json
@@ -28,16 +41,31 @@ import random
 import re
 
 NEGATION = re.compile(r"\b(no|not|can't|cannot|don't|won't|never|unfortunately)\b", re.I)
+FIRST_PERSON = re.compile(r"\b(I|I'm|I've|me|my)\b")
+# Utilities of the features f (w, q, n, p) and an annotator's weight jitter k (k[0] scales the
+# first term's weight, k[1] the second's).
 GROUPS = {
-    "thorough": lambda w, q, n, k: k[0] * w - k[1] * q,
-    "brief": lambda w, q, n, k: -k[0] * w - k[1] * n,
-    "conversational": lambda w, q, n, k: 1.5 * k[1] * q + 0.5 * k[0] * w * (1 - 2 * n),
+    "thorough": lambda f, k: k[0] * f.w - k[1] * f.q,
+    "brief": lambda f, k: -k[0] * f.w - k[1] * f.n,
+    "conversational": lambda f, k: 1.5 * k[1] * f.q + 0.5 * k[0] * f.w * (1 - 2 * f.n),
+    "direct": lambda f, k: -k[0] * f.n - k[1] * f.q + 0.3 * f.w,
+    "personal": lambda f, k: k[0] * f.p + 0.5 * k[1] * f.q * (1 - f.n),
+    "cautious": lambda f, k: k[0] * f.n + 0.5 * k[1] * f.w * f.p,
 }
-COUNTS = {"thorough": 20, "brief": 12, "conversational": 8}
+# Annotators per group, and (train comparisons per seen annotator: fixed or a uniform range, dev
+# comparisons per seen annotator, dev comparisons per unseen annotator).
+PRESETS = {
+    "stylepref": dict(counts={"thorough": 20, "brief": 12, "conversational": 8}, train=(32, 32), dev=10, unseen=40, seed=7),
+    "multipref": dict(counts={g: 8 for g in GROUPS}, train=(20, 50), dev=10, unseen=40, seed=11),
+}
 
 
-def features(reply):
-    return math.log(max(len(reply.split()), 1)), float("?" in reply), float(bool(NEGATION.search(reply)))
+class Features:
+    def __init__(self, reply):
+        self.w = math.log(max(len(reply.split()), 1))
+        self.q = float("?" in reply)
+        self.n = float(bool(NEGATION.search(reply)))
+        self.p = float(bool(FIRST_PERSON.search(reply)))
 
 
 def read_pairs(folder):
@@ -54,7 +82,7 @@ def read_pairs(folder):
 
 def label(pair, group, jitter):
     prompt, a, b = pair
-    ua, ub = GROUPS[group](*features(a), jitter), GROUPS[group](*features(b), jitter)
+    ua, ub = GROUPS[group](Features(a), jitter), GROUPS[group](Features(b), jitter)
     if abs(ua - ub) < 0.1:
         return None
     chosen, rejected = (a, b) if ua > ub else (b, a)
@@ -74,11 +102,14 @@ def draw(rng, pool, count, group, jitter):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="stylepref")
     parser.add_argument("--source", default="data/lengthpref")
-    parser.add_argument("--out", default="data/stylepref")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", help="default: data/PRESET")
+    parser.add_argument("--seed", type=int, help="default: the preset's")
     args = parser.parse_args()
-    rng = random.Random(args.seed)
+    preset = PRESETS[args.preset]
+    out = args.out or f"data/{args.preset}"
+    rng = random.Random(preset["seed"] if args.seed is None else args.seed)
     pairs = read_pairs(args.source)
     prompts = sorted({p for p, _, _ in pairs})
     rng.shuffle(prompts)
@@ -86,10 +117,11 @@ def main():
     train_pool = [p for p in pairs if p[0] in train_prompts]
     dev_pool = [p for p in pairs if p[0] not in train_prompts]
 
-    groups = [g for g, n in COUNTS.items() for _ in range(n)]
+    counts = preset["counts"]
+    groups = [g for g, n in counts.items() for _ in range(n)]
     rng.shuffle(groups)
     # Seen and unseen users keep the group proportions: 3/4 of each group is seen.
-    seen_left = {g: n * 3 // 4 for g, n in COUNTS.items()}
+    seen_left = {g: n * 3 // 4 for g, n in counts.items()}
     train, dev, labels = [], [], {}
     for i, group in enumerate(groups, start=1):
         user = f"annotator-{i}"
@@ -98,21 +130,24 @@ def main():
         seen = seen_left[group] > 0
         if seen:
             seen_left[group] -= 1
-            train += [dict(user_id=user, **r) for r in draw(rng, train_pool, 32, group, jitter)]
-            dev += [dict(user_id=user, **r) for r in draw(rng, dev_pool, 10, group, jitter)]
+            low, high = preset["train"]
+            # A fixed count draws nothing, so stylepref's files stay what they were.
+            n_train = low if low == high else rng.randint(low, high)
+            train += [dict(user_id=user, **r) for r in draw(rng, train_pool, n_train, group, jitter)]
+            dev += [dict(user_id=user, **r) for r in draw(rng, dev_pool, preset["dev"], group, jitter)]
         else:
-            dev += [dict(user_id=user, **r) for r in draw(rng, dev_pool, 40, group, jitter)]
+            dev += [dict(user_id=user, **r) for r in draw(rng, dev_pool, preset["unseen"], group, jitter)]
     rng.shuffle(train)
     rng.shuffle(dev)
-    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     for name, rows in (("train.jsonl", train), ("dev.jsonl", dev)):
-        with open(os.path.join(args.out, name), "w", encoding="utf-8") as f:
+        with open(os.path.join(out, name), "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps({k: row[k] for k in ("user_id", "prompt", "chosen", "rejected")}, ensure_ascii=False) + "\n")
-    with open(os.path.join(args.out, "groups.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(out, "groups.json"), "w", encoding="utf-8") as f:
         json.dump(labels, f, indent=1, sort_keys=True)
         f.write("\n")
-    print(f"{len(train)} train, {len(dev)} dev comparisons; {len(labels)} annotators -> {args.out}")
+    print(f"{len(train)} train, {len(dev)} dev comparisons; {len(labels)} annotators -> {out}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 #
 #   bash bench/quality.sh                         # lengthpref, seeds 1 2 3, runs "default vanilla"
 #   SET=stylepref bash bench/quality.sh           # the second preference set
+#   SET=multipref RUNS="default cluster vanilla" bash bench/quality.sh   # six kinds of annotator
 #   SEEDS="1" RUNS="default" bash bench/quality.sh
 # Results: bench/results/quality/<set>/<run>.seed<N>.{json,txt,train_log.jsonl}, tables in
 # quality.md and fewshot.md; the README's tables are rebuilt from them by
@@ -37,6 +38,8 @@ flags() {
         vanilla) echo "--vanilla" ;;
         # The default before reply counts and the refit stage (issue 8's); bench/refit.sh refits it.
         mean-pool) echo "--reply-counts 0 --no-refit-seen" ;;
+        # Low-rank users: each a mixture of 6 learned centres (multipref has six kinds of annotator).
+        cluster) echo "--user-model cluster --clusters 6" ;;
         *) echo "unknown run $1" >&2; exit 2 ;;
     esac
 }
@@ -48,7 +51,7 @@ for seed in $SEEDS; do
         # shellcheck disable=SC2046
         flock "$LOCK" "$PRM" train --data "$TRAIN" --out "$RUNDIR/$name" --seed "$seed" $(flags "$run")
         few=()
-        [[ "$run" == default && -n "$FEWSHOT" ]] && few=(--few-shot "$FEWSHOT")
+        [[ ( "$run" == default || "$run" == cluster ) && -n "$FEWSHOT" ]] && few=(--few-shot "$FEWSHOT")
         flock "$LOCK" "$PRM" eval --model "$RUNDIR/$name" --data "$DEV" --groups "$LABELS" --json "$OUT/$name.json" "${few[@]}" > "$OUT/$name.txt"
         cp "$RUNDIR/$name/train_log.jsonl" "$OUT/$name.train_log.jsonl"
     done
