@@ -43,7 +43,6 @@ from .async_client import AsyncClient
 from .client import DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Client
 from .curve import CurveKeys
 from .messages import ScoreItem, ScoreResult
-from .rewards import floats
 from .template import Message, Prompt, render_completion, render_prompt
 
 log = logging.getLogger("prm_client")
@@ -96,8 +95,9 @@ class _TrlReward:
                           user_info=_optional_text(infos[index], self.user_info_column, index))
                 for index, (prompt, completion) in enumerate(zip(prompts, completions))]
 
-    def _report(self, result: ScoreResult, columns: Mapping[str, Any]) -> list[float]:
-        """The rewards, after noting (and logging through TRL's ``log_metric``) the known-user
+    def _report(self, result: ScoreResult, columns: Mapping[str, Any]) -> list[float | None]:
+        """The rewards (``None`` where the model could not compute one: TRL reads it as NaN, a
+        missing reward), after noting (and logging through TRL's ``log_metric``) the known-user
         fraction and the queue time."""
         self.known_user_fraction = sum(result.known_user) / len(result.known_user)
         self.queue_ms = sum(timing.queue_ms for timing in result.timings) / len(result.timings)
@@ -105,11 +105,11 @@ class _TrlReward:
         if callable(log_metric):
             log_metric(f"{self.__name__}/known_user_fraction", self.known_user_fraction)
             log_metric(f"{self.__name__}/queue_ms", self.queue_ms)
-        return floats(result.scores)
+        return result.scores
 
 
 class PrmReward(_TrlReward):
-    """A TRL reward function: ``reward(prompts=..., completions=..., **columns) -> list[float]``.
+    """A TRL reward function: ``reward(prompts=..., completions=..., **columns) -> list[float | None]``.
 
     ::
 
@@ -118,7 +118,8 @@ class PrmReward(_TrlReward):
 
     All completions of a call go to the server together (split at its ``max_candidates`` and
     sent pipelined). Safe to call from several threads; picklable (the copy connects on its first
-    call). A score the model could not compute is NaN, which TRL treats as a missing reward.
+    call). A score the model could not compute is ``None``, which TRL treats as a missing reward
+    (NaN), as its ``RewardFunc`` type (``Callable[..., list[float | None]]``) allows.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, **options: Any) -> None:
@@ -126,7 +127,7 @@ class PrmReward(_TrlReward):
         super().__init__(endpoint, **options)
         self._client: Client | None = None
 
-    def __call__(self, prompts: Sequence[Prompt], completions: Sequence[str | Sequence[Message]], **columns: Any) -> list[float]:
+    def __call__(self, prompts: Sequence[Prompt], completions: Sequence[str | Sequence[Message]], **columns: Any) -> list[float | None]:
         items = self._items(prompts, completions, columns)
         if not items:
             return []
@@ -143,7 +144,7 @@ class AsyncPrmReward(_TrlReward):
         super().__init__(endpoint, **options)
         self._client: AsyncClient | None = None
 
-    async def __call__(self, prompts: Sequence[Prompt], completions: Sequence[str | Sequence[Message]], **columns: Any) -> list[float]:
+    async def __call__(self, prompts: Sequence[Prompt], completions: Sequence[str | Sequence[Message]], **columns: Any) -> list[float | None]:
         items = self._items(prompts, completions, columns)
         if not items:
             return []
@@ -152,7 +153,7 @@ class AsyncPrmReward(_TrlReward):
         return self._report(await self._client.score(items), columns)
 
 
-def reward(prompts: Sequence[Prompt], completions: Sequence[str | Sequence[Message]], **columns: Any) -> list[float]:
+def reward(prompts: Sequence[Prompt], completions: Sequence[str | Sequence[Message]], **columns: Any) -> list[float | None]:
     """A :class:`PrmReward` on the server named by ``PRM_ENDPOINT`` (default
     ``tcp://127.0.0.1:5555``) and ``PRM_TIMEOUT``, for ``--reward_funcs prm_client.trl.reward``
     (TRL's ``grpo.py`` imports the module and takes the function by name)."""
