@@ -23,12 +23,11 @@ from .client import (
     max_message_bytes,
     rank_results,
     refuse_oversized,
-    release,
     score_result,
     status_of,
 )
 from .curve import CurveKeys
-from .exchange import decode
+from .exchange import Conversation, Operation, Poll, Send, converse
 from .messages import Health, Info, Metrics, RankRequest, RankResult, ScoreResult
 from .sockets import SocketPool
 
@@ -135,36 +134,37 @@ class AsyncClient(Connection):
         return max_message_bytes(limits)
 
     async def _exchange(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """:meth:`prm_client.Client._exchange` with awaits: the same :class:`Exchange` rules."""
+        """:meth:`prm_client.Client._exchange` with awaits: the same :func:`converse`."""
         bodies = [protocol.encode(request) for request in requests]
         if carries_work(requests):
             refuse_oversized(requests, bodies, await self._message_limit())
-        exchange = self._exchange_of(requests, bodies)
-        socket = self._sockets.take()
-        try:
-            while not exchange.finished:
-                for body in exchange.sendable():
-                    try:
-                        await socket.send_multipart([b"", body], flags=zmq.NOBLOCK)
-                    except zmq.Again:
-                        break  # the outgoing pipe is full: wait for replies (or time out)
-                    exchange.sent()
-                ping = exchange.ping()
-                if ping is not None:
-                    await send_if_room(socket, ping)
-                if await socket.poll(exchange.wait_ms()):  # POLLIN is the default
-                    exchange.receive(decode((await socket.recv_multipart())[-1]))
-                elif exchange.silent():
-                    socket = self._sockets.replace(socket)
-        except BaseException:  # cancellation too: the socket's in-flight replies must go with it
-            release(self._sockets, socket, exchange)
-            raise
-        release(self._sockets, socket, exchange)
-        return exchange.results()
+        return await perform(converse(self._exchange_of(requests, bodies), self._sockets))
 
 
-async def send_if_room(socket: zmq.asyncio.Socket, body: bytes) -> None:
+async def perform(conversation: Conversation) -> list[dict[str, Any]]:
+    """Runs a :func:`~prm_client.exchange.converse` with awaited socket calls (a cancelled await
+    is thrown into it like any other error, so the call's socket is dealt with)."""
     try:
-        await socket.send_multipart([b"", body], flags=zmq.NOBLOCK)
-    except zmq.Again:
-        pass
+        operation = next(conversation)
+        while True:
+            try:
+                outcome = await awaited(operation)
+            except BaseException as error:
+                operation = conversation.throw(error)
+            else:
+                operation = conversation.send(outcome)
+    except StopIteration as done:
+        return cast(list[dict[str, Any]], done.value)
+
+
+async def awaited(operation: Operation) -> Any:
+    socket: zmq.asyncio.Socket = operation.socket
+    if isinstance(operation, Send):
+        try:
+            await socket.send_multipart([b"", operation.body], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
+    if isinstance(operation, Poll):
+        return bool(await socket.poll(operation.ms))  # POLLIN is the default
+    return (await socket.recv_multipart())[-1]

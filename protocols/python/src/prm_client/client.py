@@ -18,7 +18,7 @@ import zmq
 from . import protocol, rewards
 from .curve import CurveKeys
 from .errors import PrmError, PrmProtocolError
-from .exchange import Exchange, decode
+from .exchange import Conversation, Exchange, Operation, Poll, Send, converse
 from .messages import Health, Info, Metrics, RankRequest, RankResult, ScoreItem, ScoreResult, Timing
 from .sockets import SocketPool, SocketT
 
@@ -291,45 +291,35 @@ class Client(Connection):
         bodies = [protocol.encode(request) for request in requests]
         if carries_work(requests):
             refuse_oversized(requests, bodies, self._message_limit())
-        exchange = self._exchange_of(requests, bodies)
-        socket = self._sockets.take()
-        try:
-            while not exchange.finished:
-                for body in exchange.sendable():
-                    try:
-                        socket.send_multipart([b"", body], flags=zmq.NOBLOCK)
-                    except zmq.Again:
-                        break  # the outgoing pipe is full: wait for replies (or time out)
-                    exchange.sent()
-                ping = exchange.ping()
-                if ping is not None:
-                    send_if_room(socket, ping)
-                if socket.poll(exchange.wait_ms(), zmq.POLLIN):
-                    exchange.receive(decode(socket.recv_multipart()[-1]))
-                elif exchange.silent():
-                    socket = self._sockets.replace(socket)
-        except BaseException:
-            release(self._sockets, socket, exchange)
-            raise
-        release(self._sockets, socket, exchange)
-        return exchange.results()
+        return perform(converse(self._exchange_of(requests, bodies), self._sockets))
 
 
-def send_if_room(socket: zmq.Socket[bytes], body: bytes) -> None:
-    """Sends a liveness ping unless the outgoing pipe is full (then the next interval tries again)."""
+def perform(conversation: Conversation) -> list[dict[str, Any]]:
+    """Runs a :func:`~prm_client.exchange.converse` with blocking socket calls."""
     try:
-        socket.send_multipart([b"", body], flags=zmq.NOBLOCK)
-    except zmq.Again:
-        pass
+        operation = next(conversation)
+        while True:
+            try:
+                outcome = blocking(operation)
+            except BaseException as error:
+                operation = conversation.throw(error)
+            else:
+                operation = conversation.send(outcome)
+    except StopIteration as done:
+        return cast(list[dict[str, Any]], done.value)
 
 
-def release(pool: SocketPool[SocketT], socket: SocketT, exchange: Exchange) -> None:
-    """Gives a call's socket back, or closes it when requests are still in flight (a failed
-    call): their replies must not reach a later call."""
-    if exchange.waiting:
-        socket.close(linger=0)
-    else:
-        pool.give_back(socket)
+def blocking(operation: Operation) -> Any:
+    socket: zmq.Socket[bytes] = operation.socket
+    if isinstance(operation, Send):
+        try:
+            socket.send_multipart([b"", operation.body], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
+    if isinstance(operation, Poll):
+        return bool(socket.poll(operation.ms, zmq.POLLIN))
+    return socket.recv_multipart()[-1]
 
 
 def carries_work(requests: Sequence[dict[str, Any]]) -> bool:

@@ -2,8 +2,10 @@
 request, when a quiet server is pinged, when a silent one gets a fresh socket (Lazy Pirate), and
 when it is given up for dead.
 
-:class:`prm_client.Client` (blocking) and :class:`prm_client.AsyncClient` (asyncio) drive the same
-:class:`Exchange`, so both follow one set of rules; only the socket calls differ.
+:class:`prm_client.Client` (blocking) and :class:`prm_client.AsyncClient` (asyncio) run the same
+:func:`converse` over an :class:`Exchange`, so both follow one set of rules: :func:`converse`
+yields the socket operations it needs (:class:`Send`, :class:`Poll`, :class:`Receive`), and each
+client performs them its own way (blocking, or awaited) and sends back the outcome.
 
 **Slow or dead?** A silent socket alone cannot tell a server computing a large batch from one
 that is gone (killed, SIGSTOPped, unreachable). So while a call waits, every ``timeout /
@@ -26,11 +28,13 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, cast
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Union, cast
 
 from . import protocol
 from .errors import PrmError, PrmProtocolError, PrmTimeoutError
+from .sockets import SocketPool
 
 log = logging.getLogger("prm_client")
 
@@ -189,6 +193,68 @@ class Exchange:
         for index in indices:
             del self._in_flight[self.requests[index]["id"]]
         self._unsent = deque(sorted([*indices, *self._unsent]))
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``body`` (after an empty delimiter frame) without blocking; the outcome is whether it
+    went (False: the outgoing pipe is full)."""
+
+    socket: Any
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Poll:
+    """Wait up to ``ms`` for a reply; the outcome is whether one is ready."""
+
+    socket: Any
+    ms: int
+
+
+@dataclass(frozen=True)
+class Receive:
+    """Read one reply; the outcome is its last frame (the body)."""
+
+    socket: Any
+
+
+Operation = Union[Send, Poll, Receive]
+#: What :func:`converse` is: it yields operations, is sent their outcomes, and returns the replies.
+Conversation = Generator[Operation, Any, list[dict[str, Any]]]
+
+
+def converse(exchange: Exchange, pool: SocketPool[Any]) -> Conversation:
+    """One call on a socket borrowed from ``pool``: send what may go, ping a quiet server, read
+    replies, replace the socket of a silent one; the ok replies in request order. An error in an
+    operation is thrown in here, so the socket goes back to the pool, or is closed when requests
+    are still in flight (their replies must not reach a later call)."""
+    socket = pool.take()
+    try:
+        while not exchange.finished:
+            for body in exchange.sendable():
+                if not (yield Send(socket, body)):
+                    break  # the outgoing pipe is full: wait for replies (or time out)
+                exchange.sent()
+            ping = exchange.ping()
+            if ping is not None:
+                yield Send(socket, ping)  # a full pipe skips this ping; the next interval tries again
+            if (yield Poll(socket, exchange.wait_ms())):
+                exchange.receive(decode((yield Receive(socket))))
+            elif exchange.silent():
+                socket = pool.replace(socket)
+    except BaseException:
+        _release(pool, socket, exchange)
+        raise
+    _release(pool, socket, exchange)
+    return exchange.results()
+
+
+def _release(pool: SocketPool[Any], socket: Any, exchange: Exchange) -> None:
+    if exchange.waiting:
+        socket.close(linger=0)
+    else:
+        pool.give_back(socket)
 
 
 def decode(frame: bytes) -> dict[str, Any]:
