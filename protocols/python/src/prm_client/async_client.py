@@ -29,7 +29,6 @@ from .client import (
 from .curve import CurveKeys
 from .exchange import Conversation, Operation, Poll, Send, converse
 from .messages import Health, Info, Metrics, RankRequest, RankResult, ScoreResult
-from .sockets import SocketPool
 
 
 class AsyncClient(Connection):
@@ -62,20 +61,7 @@ class AsyncClient(Connection):
         curve: CurveKeys | None = None,
     ) -> None:
         """The arguments are :class:`prm_client.Client`'s; ``context`` is a ``zmq.asyncio.Context``."""
-        super().__init__(endpoint, timeout, retries, max_in_flight, curve)
-        self._context = context
-        self._sockets: SocketPool[zmq.asyncio.Socket] = SocketPool(
-            lambda: self._open(self._context if self._context is not None else zmq.asyncio.Context.instance()))
-
-    @property
-    def reconnects(self) -> int:
-        """How many times a silent server made this client replace a socket."""
-        return self._sockets.replaced
-
-    def close(self) -> None:
-        """Close the idle sockets. The client reconnects if used again."""
-        self._limits = None
-        self._sockets.close()
+        super().__init__(endpoint, timeout, retries, max_in_flight, curve, context, zmq.asyncio.Context.instance)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -1,7 +1,7 @@
 """The v1 protocol over ZeroMQ DEALER sockets: :class:`Client`, safe to share between threads.
 
 :class:`prm_client.AsyncClient` (``async_client.py``) is its asyncio twin; both build requests
-and read replies with the functions here and drive the same :class:`~prm_client.exchange.Exchange`.
+and read replies with the functions here and run the same :func:`~prm_client.exchange.converse`.
 """
 
 from __future__ import annotations
@@ -44,10 +44,14 @@ LIMITS_UNKNOWN = (PrmError, PrmProtocolError)
 
 
 class Connection:
-    """What :class:`Client` and :class:`prm_client.AsyncClient` share: settings, request ids,
-    the server's limits, and the requests each operation sends. Subclasses add the I/O."""
+    """What :class:`Client` and :class:`prm_client.AsyncClient` share: settings, request ids, the
+    pool of sockets, the server's limits, and the requests each operation sends. Subclasses add
+    the I/O, blocking or awaited."""
 
-    def __init__(self, endpoint: str, timeout: float, retries: int, max_in_flight: int, curve: CurveKeys | None) -> None:
+    def __init__(self, endpoint: str, timeout: float, retries: int, max_in_flight: int, curve: CurveKeys | None,
+                 context: zmq.Context[Any] | None, default_context: Callable[[], zmq.Context[Any]]) -> None:
+        """``context``: the one to open sockets in; ``None`` for ``default_context()`` at each
+        opening (the process-wide context, which is a new one in a forked child)."""
         if not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds; got {timeout!r}")
         if retries < 0:
@@ -63,6 +67,17 @@ class Connection:
         self._counter = itertools.count(1)
         #: The ``limits`` of the server's ``info``, read once per connection.
         self._limits: dict[str, Any] | None = None
+        self._sockets: SocketPool[Any] = SocketPool(lambda: self._open(context if context is not None else default_context()))
+
+    @property
+    def reconnects(self) -> int:
+        """How many times a silent server made this client replace a socket."""
+        return self._sockets.replaced
+
+    def close(self) -> None:
+        """Close the idle sockets (unsent requests are dropped). The client reconnects if used again."""
+        self._limits = None  # the server behind the endpoint may come back with other limits
+        self._sockets.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.endpoint!r}, timeout={self.timeout!r}, retries={self.retries!r})"
@@ -72,6 +87,7 @@ class Connection:
         return f"{self._id_prefix}-{next(self._counter)}"
 
     def _open(self, context: zmq.Context[SocketT]) -> SocketT:
+        """A DEALER socket connected to the endpoint (with the CURVE keys, if any)."""
         socket = context.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         if self.curve is not None:
@@ -110,7 +126,6 @@ class Connection:
         log.warning("no limits from %s's info (%s); assuming max_message_bytes %d", self.endpoint, error,
                     protocol.DEFAULT_MAX_MESSAGE_BYTES)
         return {}
-
 
 
 class Client(Connection):
@@ -175,22 +190,9 @@ class Client(Connection):
             curve: CURVE keys (the server's public key and this client's pair) for a server that
                 requires them; ``None`` for a plain connection.
         """
-        super().__init__(endpoint, timeout, retries, max_in_flight, curve)
-        self._context = context
-        self._sockets: SocketPool[zmq.Socket[bytes]] = SocketPool(
-            lambda: self._open(self._context if self._context is not None else zmq.Context.instance()))
-
-    @property
-    def reconnects(self) -> int:
-        """How many times a silent server made this client replace a socket."""
-        return self._sockets.replaced
+        super().__init__(endpoint, timeout, retries, max_in_flight, curve, context, zmq.Context.instance)
 
     # -- lifecycle -------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the idle sockets (unsent requests are dropped). The client reconnects if used again."""
-        self._limits = None  # the server behind the endpoint may come back with other limits
-        self._sockets.close()
 
     def __enter__(self) -> Client:
         return self
