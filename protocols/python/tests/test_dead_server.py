@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness import Server, free_port
+from harness import Pool, Server, assert_close, free_port
 from prm_client import DEFAULT_RETRIES, DEFAULT_TIMEOUT, AsyncClient, Client, PrmError, PrmTimeoutError
 from prm_client import trl, verl
 
@@ -85,6 +85,39 @@ def test_a_stopped_server(start_server: Callable[..., Server], monkeypatch: pyte
     finally:
         server.signal(signal.SIGCONT)
     assert server.stop() == 0, server.log()
+
+
+def test_a_server_restarted_under_a_call(start_server: Callable[..., Server], dialogues: list[dict[str, Any]]) -> None:
+    # The request dies with the old process, but the new one answers the liveness pings: its
+    # uptime shows it started after the request was sent, so the request is sent again, long
+    # before the (here 60 s) timeout would have made the client resend it.
+    first = start_server()
+    candidates = [row["chosen"][:200] for row in dialogues[60:64]]
+    with Client(first.endpoint, timeout=60, retries=0) as client:
+        before = client.rank(PROMPT, candidates, user_id="worker-4").scores
+        first.signal(signal.SIGSTOP)  # the next request reaches the process but is never read
+        outcome: list[Any] = []
+        call = threading.Thread(target=lambda: outcome.append(client.rank(PROMPT, candidates, user_id="worker-4")))
+        started = time.monotonic()
+        call.start()
+        time.sleep(0.5)
+        first.kill()
+        start_server(port=first.port)
+        call.join(timeout=60)
+        elapsed = time.monotonic() - started
+        assert outcome, f"no result after {elapsed:.1f} s"
+        assert elapsed < 30, f"answered after {elapsed:.1f} s: the lost request waited for the timeout"
+        assert client.reconnects == 0
+    assert_close(outcome[0].scores, before, 1e-5, "after the restart")
+
+
+def test_a_proxy_without_workers_is_not_alive(start_pool: Callable[..., Pool]) -> None:
+    # The proxy answers the pings, but healthy: false (no worker): no progress is possible, so
+    # those answers are no sign of life and the call ends after its timeout, saying why.
+    pool = start_pool(0)
+    with Client(pool.endpoint, timeout=1.0, retries=1) as client, pytest.raises(PrmTimeoutError) as caught:
+        client.rank(PROMPT, ["Yes."])
+    assert "healthy: false" in str(caught.value) and pool.endpoint in str(caught.value), str(caught.value)
 
 
 def test_the_errors_survive_pickling() -> None:
