@@ -45,14 +45,13 @@ PINGS_PER_TIMEOUT = 4
 class Exchange:
     """The state of one call: its requests, their replies, and the clocks of the quiet server.
 
-    A driver loops until :attr:`finished`: it sends what :meth:`sendable` yields (confirming each
+    :func:`converse` loops until :attr:`finished`: it sends what :meth:`sendable` yields (confirming each
     with :meth:`sent`) and :meth:`ping` when it returns a body, waits up to :meth:`wait_ms` for a
     reply, and hands each reply to :meth:`receive`, or calls :meth:`silent` when none came.
     """
 
     def __init__(self, requests: Sequence[dict[str, Any]], bodies: Sequence[bytes], endpoint: str, timeout: float,
-                 retries: int, max_in_flight: int, next_id: Callable[[], str],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 retries: int, max_in_flight: int, next_id: Callable[[], str]) -> None:
         self.requests = requests
         self.bodies = bodies
         self.endpoint = endpoint
@@ -60,14 +59,13 @@ class Exchange:
         self.retries = retries
         self.max_in_flight = max_in_flight
         self._next_id = next_id
-        self._clock = clock
         self.replies: list[dict[str, Any] | None] = [None] * len(requests)
         self._unsent = deque(range(len(requests)))
         #: Request id → (its index, when it was last sent).
         self._in_flight: dict[str, tuple[int, float]] = {}
         self._retries_left = retries
         self._pings: set[str] = set()
-        self._heard = self._pinged = clock()
+        self._heard = self._pinged = time.monotonic()
         #: Why the last health reply did not count as life, for the timeout's message.
         self._unhealthy = ""
 
@@ -91,12 +89,12 @@ class Exchange:
 
     def sent(self) -> None:
         index = self._unsent.popleft()
-        self._in_flight[self.requests[index]["id"]] = (index, self._clock())
+        self._in_flight[self.requests[index]["id"]] = (index, time.monotonic())
 
     def ping(self) -> bytes | None:
         """A ``health`` request to send now, when requests are in flight and the server has been
         quiet for a ping interval; else ``None``."""
-        now = self._clock()
+        now = time.monotonic()
         if not self._in_flight or now - max(self._heard, self._pinged) < self._ping_interval:
             return None
         ping_id = f"{self._next_id()}-ping"
@@ -106,7 +104,7 @@ class Exchange:
 
     def wait_ms(self) -> int:
         """How long to wait for a reply before the next ping or the end of the attempt."""
-        now = self._clock()
+        now = time.monotonic()
         until = self._heard + self.timeout
         if self._in_flight:
             until = min(until, max(self._heard, self._pinged) + self._ping_interval)
@@ -122,7 +120,7 @@ class Exchange:
             self._pings.discard(request_id)
             self._take_health(reply)
             return
-        self._heard = self._clock()
+        self._heard = time.monotonic()
         ok = reply.get("ok")
         if ok is not True and ok is not False:
             raise PrmProtocolError(f"reply {request_id!r} has no boolean 'ok': {reply!r}")
@@ -144,7 +142,7 @@ class Exchange:
         silent for a whole ``timeout``: the driver must replace its socket, and every unanswered
         request is sent again on the new one. Raises :class:`PrmTimeoutError` when no retry is
         left. False when only a ping is due."""
-        if self._clock() - self._heard < self.timeout:
+        if time.monotonic() - self._heard < self.timeout:
             return False
         attempt = self.retries - self._retries_left + 1
         outstanding = len(self._in_flight) + len(self._unsent)
@@ -156,7 +154,7 @@ class Exchange:
                     self.retries)
         self._resend([index for index, _ in self._in_flight.values()])
         self._pings.clear()
-        self._heard = self._pinged = self._clock()
+        self._heard = self._pinged = time.monotonic()
         return True
 
     def results(self) -> list[dict[str, Any]]:
@@ -179,7 +177,7 @@ class Exchange:
             self._unhealthy = f"it answers health but reports healthy: false (status {reply.get('status')!r}, " \
                               f"compute {state!r})"
             return
-        now = self._heard = self._clock()
+        now = self._heard = time.monotonic()
         self._unhealthy = ""
         uptime = reply.get("uptime_s")
         if isinstance(uptime, (int, float)) and not isinstance(uptime, bool):
