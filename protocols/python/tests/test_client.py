@@ -29,7 +29,6 @@ from prm_client import (
     ScoreItem,
     protocol,
 )
-from prm_client.rewards import completion_text, prompt_text
 
 PACKAGE = Path(__file__).resolve().parents[1]
 PROMPT = "Human: What should I cook tonight?\n\nAssistant:"
@@ -197,19 +196,20 @@ def test_lazy_pirate_recovers_after_a_restart(start_server: Callable[..., Server
     assert_close(after.scores, before.scores, 1e-5, "after restart")
 
 
-def test_resent_requests_after_a_slow_reply(client: Client, server: Server, dialogues: list[dict[str, Any]]) -> None:
-    # A reply slower than the timeout: the client resends on a fresh socket, the late reply to the
-    # closed socket is dropped (and counted) by the server, the resent one is answered.
+def test_a_slow_reply_is_waited_for_while_the_server_answers_pings(client: Client, server: Server,
+                                                                    dialogues: list[dict[str, Any]]) -> None:
+    # A reply slower than the timeout: the server answers the client's liveness pings (health, from
+    # its I/O thread) meanwhile, so the client waits for it instead of taking the server for dead.
     heavy = [f"{row['chosen']} {row['rejected']} {uuid.uuid4().hex}" for row in dialogues[80:128]]
-    dropped_before = client.metrics()["replies_dropped"]
-    with Client(server.endpoint, timeout=0.1, retries=600) as impatient:
+    pings_before = client.metrics()["requests"]["health"]
+    with Client(server.endpoint, timeout=0.1, retries=0) as impatient:
+        started = time.monotonic()
         result = impatient.rank(PROMPT, heavy, user_id="worker-3")
-        assert impatient.reconnects >= 1
-    assert_close(result.scores, client.rank(PROMPT, heavy, user_id="worker-3").scores, 1e-6, "resent")
-    deadline = time.monotonic() + 60
-    while client.metrics()["replies_dropped"] == dropped_before and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert client.metrics()["replies_dropped"] > dropped_before
+        elapsed = time.monotonic() - started
+        assert impatient.reconnects == 0
+    assert elapsed > 0.1, f"the reply took {elapsed:.3f} s: not slower than the timeout, so nothing was tested"
+    assert client.metrics()["requests"]["health"] > pings_before, "no liveness ping reached the server"
+    assert_close(result.scores, client.rank(PROMPT, heavy, user_id="worker-3").scores, 1e-6, "slow reply")
 
 
 def test_reward_fn(client: Client) -> None:
@@ -220,49 +220,6 @@ def test_reward_fn(client: Client) -> None:
     assert reward([]) == []
     with_info = client.reward_fn("stranger", PROMPT, user_info="wants detail")(CANDIDATES)
     assert_close(with_info, client.rank(PROMPT, CANDIDATES, user_id="stranger", user_info="wants detail").scores, 1e-6, "info")
-
-
-def test_trl_reward_func_standard_format(client: Client) -> None:
-    reward = client.trl_reward_func()
-    assert reward.__name__ == "prm_reward"
-    prompts = [PROMPT] * 4 + ["Human: hi\n\nAssistant:"] * 2
-    completions = [*CANDIDATES, "Hello!", "Hi, how can I help you today?"]
-    users = ["worker-3", "worker-3", "worker-9", None, 12, "worker-3"]
-    # As GRPOTrainer calls it: keyword arguments, extra columns it must ignore.
-    scores = reward(prompts=prompts, completions=completions, completion_ids=[[1]] * 6, trainer_state=None,
-                    user_id=users, ground_truth=["x"] * 6)
-    want = client.score([ScoreItem(p, c, None if u is None else str(u)) for p, c, u in zip(prompts, completions, users)]).scores
-    assert_close(scores, want, 1e-6, "standard")
-    infos = ["terse", None, "verbose", None, None, None]
-    with_info = reward(prompts=prompts, completions=completions, user_id=users, user_info=infos)
-    want = client.score([ScoreItem(p, c, None if u is None else str(u), i)
-                         for p, c, u, i in zip(prompts, completions, users, infos)]).scores
-    assert_close(with_info, want, 1e-6, "user_info")
-
-
-def test_trl_reward_func_conversational_format(client: Client) -> None:
-    reward = client.trl_reward_func(name="personal")
-    prompts = [[{"role": "user", "content": "What should I cook tonight?"}],
-               [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": [{"type": "text", "text": "Dinner idea?"}]}]]
-    completions = [[{"role": "assistant", "content": CANDIDATES[1]}], [{"role": "assistant", "content": "Soup."}]]
-    scores = reward(prompts=prompts, completions=completions, user_id=["worker-3", "worker-4"])
-    assert prompt_text(prompts[0]) == PROMPT
-    assert prompt_text(prompts[1]) == "System: Be brief.\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Dinner idea?\n\nAssistant:"
-    assert completion_text(completions[1]) == "Soup."
-    want = client.score([ScoreItem(PROMPT, CANDIDATES[1], "worker-3"),
-                         ScoreItem(prompt_text(prompts[1]), "Soup.", "worker-4")]).scores
-    assert_close(scores, want, 1e-6, "conversational")
-    assert reward.__name__ == "personal"
-
-
-def test_trl_reward_func_misuse(client: Client) -> None:
-    reward = client.trl_reward_func()
-    with pytest.raises(KeyError, match="user_id"):
-        reward(prompts=[PROMPT], completions=["x"])
-    with pytest.raises(ValueError, match="one value per completion"):
-        reward(prompts=[PROMPT, PROMPT], completions=["x", "y"], user_id=["worker-3"])
-    assert reward(prompts=[], completions=[], user_id=[]) == []
 
 
 def test_best_of_n(client: Client) -> None:
@@ -300,7 +257,6 @@ def test_the_client_closes_and_reconnects(server: Server) -> None:
     client = Client(server.endpoint, timeout=30)
     with client:
         assert client.health()["status"] == "serving"
-    assert client._socket is None
     assert client.health()["status"] == "serving"  # used again: a new socket
     client.close()
 

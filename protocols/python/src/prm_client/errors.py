@@ -24,6 +24,10 @@ class PrmError(PrmClientError):
         self.message = message
         self.request_id = request_id
 
+    def __reduce__(self) -> tuple[type[PrmError], tuple[str, str, RequestId | None]]:
+        # Rebuilt from its fields, so that it crosses a process boundary (a worker's error).
+        return type(self), (self.code, self.message, self.request_id)
+
     @property
     def transient(self) -> bool:
         """True when the request itself was fine (``overloaded``, ``deadline_exceeded``,
@@ -32,15 +36,22 @@ class PrmError(PrmClientError):
 
 
 class PrmTimeoutError(PrmClientError, TimeoutError):
-    """No reply came after the first attempt and every retry (each on a fresh socket)."""
+    """The server showed no sign of life (no reply, no healthy answer to a liveness ping) for
+    ``timeout`` seconds, on the first attempt and on every retry (each on a fresh socket)."""
 
-    def __init__(self, endpoint: str, attempts: int, timeout: float, outstanding: int) -> None:
+    def __init__(self, endpoint: str, attempts: int, timeout: float, outstanding: int, detail: str = "") -> None:
+        reason = f"; {detail}" if detail else ""
         super().__init__(f"no reply from {endpoint} after {attempts} attempt(s) of {timeout:g} s each "
-                         f"({outstanding} request(s) unanswered)")
+                         f"({attempts * timeout:g} s in all, {outstanding} request(s) unanswered){reason}: "
+                         f"is prm serve running and reachable there?")
         self.endpoint = endpoint
         self.attempts = attempts
         self.timeout = timeout
         self.outstanding = outstanding
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[PrmTimeoutError], tuple[str, int, float, int, str]]:
+        return type(self), (self.endpoint, self.attempts, self.timeout, self.outstanding, self.detail)
 
 
 class PrmProtocolError(PrmClientError):
