@@ -81,6 +81,8 @@ enum TrainCommand: Subcommand {
             .value("reply-counts", placeholder: "K", help: "Learned log-counts over the reply added to the pooled state (0: mean pooling alone). "
                    + TrainingSettings.Rationale.replyCounts,
                    default: "\(d.replyCounts)"),
+            .value("silent-counts", placeholder: "E", help: "How many of the reply counts start silent (bias -4) to learn to count "
+                   + "rare tokens, a question mark or a refusal; the rest start counting every token.", default: "\(d.silentCounts)"),
             .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only).",
                    default: d.pooling.rawValue),
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm (0: no clipping).", default: text(d.gradientClip)),
@@ -119,7 +121,8 @@ enum TrainCommand: Subcommand {
         } else {
             users = UserTable(ids: train.userIDs)
             let backbone = try arguments.modelFolder("backbone")
-            model = try RewardModel.pretrained(backbone: backbone, config: settings.rewardModelConfig(users: users.count), seed: settings.seed)
+            model = try RewardModel.pretrained(backbone: backbone, config: settings.rewardModelConfig(users: users.count), seed: settings.seed,
+                                                 silentCounts: settings.silentCounts)
         }
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
                  + "\(settings.userModel.rawValue) users, \(settings.aggregator.rawValue), T_u \(settings.userTokens), alpha \(settings.alpha)")
@@ -177,6 +180,7 @@ enum TrainCommand: Subcommand {
         s.alpha = try number("alpha")
         s.replyCounts = try integer("reply-counts")
         s.pooling = try choice(a, "pooling", PoolingSpan.self)
+        s.silentCounts = try integer("silent-counts")
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")
         s.learningRate = try number("lr")

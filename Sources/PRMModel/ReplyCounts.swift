@@ -47,16 +47,23 @@ final class ReplyCounts {
         return parameters
     }
 
-    /// Detectors and projection with unit-norm rows in expectation, biases zero: each detector
-    /// starts near softplus(0) on every token, so c starts close to log(reply length).
-    func initialize(rng: inout RandomSource) {
+    /// Detectors and projection with unit-norm rows in expectation. Biases zero: each detector
+    /// starts near softplus(0) on every token, so c starts close to log(reply length). The last
+    /// `silent` detectors start at bias `silentBias` instead, near zero on every token: counting a
+    /// rare token (a question mark) needs a detector that is quiet elsewhere, and an AdamW step of
+    /// ~lr a step cannot take a bias from 0 to there within a run of a few hundred steps.
+    func initialize(rng: inout RandomSource, silent: Int = 0) {
         let p = params, scale = 1 / Float(width).squareRoot()
         for handle in [weight, projection] {
             let w = p.value(handle)
             for i in 0..<(counts * width) { w[i] = rng.nextNormal() * scale }
         }
-        p.value(bias).update(repeating: 0, count: counts)
+        let b = p.value(bias)
+        for k in 0..<counts { b[k] = k < counts - silent ? 0 : Self.silentBias }
     }
+
+    /// softplus(−4) ≈ 0.018 a token: a silent detector adds about log(1.5) over a 30-token reply.
+    static let silentBias: Float = -4
 
     /// h (B, C) += V · c for hidden (N, C), counting each sequence's `spans` row range.
     /// With `training`, keeps what `backward` needs (hidden must stay valid until then).

@@ -146,17 +146,18 @@ public final class RewardModel {
 
     /// A new reward model on a pretrained Hugging Face backbone folder: backbone weights loaded,
     /// user model and head freshly initialised.
-    public static func pretrained(backbone folder: URL, config: RewardModelConfig, seed: UInt64) throws -> RewardModel {
+    /// `silentCounts` of the reply counts start silent (`ReplyCounts.initialize`).
+    public static func pretrained(backbone folder: URL, config: RewardModelConfig, seed: UInt64, silentCounts: Int = 0) throws -> RewardModel {
         let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
                                     tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
         try Backbones.loadWeights(into: model.parameters, group: .backbone, prefixes: model.backbone.weightPrefixes,
                                   from: folder.appendingPathComponent("model.safetensors"))
-        model.initializeUserModelAndHead(seed: seed)
+        model.initializeUserModelAndHead(seed: seed, silentCounts: silentCounts)
         return model
     }
 
     /// Fresh user vectors and head for a pretrained backbone (weights already loaded).
-    public func initializeUserModelAndHead(seed: UInt64) {
+    public func initializeUserModelAndHead(seed: UInt64, silentCounts: Int = 0) {
         var rng = RandomSource(seed: seed)
         userModel.initialize(fromTokenTable: parameters.value(backbone.wordEmbeddings),
                              vocabulary: backbone.vocabularySize, rng: &rng)
@@ -164,7 +165,7 @@ public final class RewardModel {
             let w = parameters.value(headWeight), C = backbone.hiddenSize
             for c in 0..<C { w[c] = rng.nextNormal() / Float(C).squareRoot() }
         }
-        replyCounts?.initialize(rng: &rng)
+        replyCounts?.initialize(rng: &rng, silent: silentCounts)
     }
 
     // MARK: - Forward and backward

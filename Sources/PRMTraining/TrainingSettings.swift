@@ -52,6 +52,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var maxLength = 128
     /// Learned log-counts over the reply added to the pooled state (`RewardModelConfig.replyCounts`).
     public var replyCounts = 8
+    /// How many of the reply counts start silent, to learn to count rare tokens (`ReplyCounts`).
+    public var silentCounts = 0
     /// The rows the mean pool reads (`RewardModelConfig.pooling`).
     public var pooling: PoolingSpan = .window
     public var gradientClip: Float = 1.0
@@ -77,7 +79,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case alpha, epochs, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
         case mixtureLearningRateScale = "mixture_learning_rate_scale"
         case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
-        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts", pooling
+        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts", silentCounts = "silent_counts", pooling
         case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
         case validationFraction = "validation_fraction", validationSplit = "validation_split"
         case refitSeenUsers = "refit_seen_users", refitPriorScale = "refit_prior_scale"
@@ -95,7 +97,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         s.maxLength = 256
         s.dropout = 0
         s.epochs = 3
-        s.replyCounts = 0
+        (s.replyCounts, s.silentCounts) = (0, 0)
         return s
     }
 
@@ -121,6 +123,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         maxLength = try value(.maxLength, d.maxLength)
         // Runs saved before reply counts existed pooled without them.
         replyCounts = try value(.replyCounts, 0)
+        silentCounts = try value(.silentCounts, 0)
         // Runs saved before the pooling span existed pooled the whole window.
         pooling = try value(.pooling, .window)
         gradientClip = try value(.gradientClip, d.gradientClip)
@@ -140,7 +143,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         userTokens = 0
         alpha = 1
         aggregator = .softPrompt
-        replyCounts = 0
+        (replyCounts, silentCounts) = (0, 0)
     }
 
     /// Checks ranges and combinations; the message names the option.
@@ -167,6 +170,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         }
         if maxLength < userTokens + 8 { try fail("--max-length \(maxLength) leaves too little room after \(userTokens) user tokens") }
         if replyCounts < 0 { try fail("--reply-counts must be non-negative, got \(replyCounts)") }
+        if !(0...replyCounts).contains(silentCounts) {
+            try fail("--silent-counts must be between 0 and --reply-counts (\(replyCounts)), got \(silentCounts)")
+        }
         if logEvery < 1 { try fail("--log-every must be at least 1, got \(logEvery)") }
     }
 

@@ -65,6 +65,16 @@ final class OptionCheckTests: XCTestCase {
         }
     }
 
+    /// Silent reply counts are some of the reply counts; the choices of the new options are named.
+    func testPoolingChoicesAndSilentCountsAreChecked() {
+        assertUsageError(PRM.run("train", "--data", "no-such-file.jsonl", "--out", "unused", "--reply-counts", "4", "--silent-counts", "5"),
+                         command: "train", message: "--silent-counts must be between 0 and --reply-counts (4), got 5")
+        assertUsageError(PRM.run("train", "--data", "no-such-file.jsonl", "--out", "unused", "--pooling", "cls"),
+                         command: "train", message: "--pooling must be one of window, reply; got 'cls'")
+        assertUsageError(PRM.run("train", "--data", "no-such-file.jsonl", "--out", "unused", "--val-by", "users"),
+                         command: "train", message: "--val-by must be one of comparisons, prompts; got 'users'")
+    }
+
     /// Foundation said only "The operation could not be completed. The file doesn't exist."
     func testOutputFolderErrorsNameTheFolderAndTheCause() throws {
         let folder = try scratchFolder("prm-out")

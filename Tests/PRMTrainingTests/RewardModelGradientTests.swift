@@ -77,6 +77,16 @@ final class RewardModelGradientTests: XCTestCase {
         }
     }
 
+    /// Silent counts start near zero on a reply; the others near log(reply length).
+    func testSilentCountsStartQuiet() throws {
+        var settings = TinyModels.settings(.linearHead, .individual)
+        settings.replyCounts = 4
+        let model = try TinyModels.rewardModel(settings, users: 1, folder: try TinyModels.backboneFolder(hidden: 16))
+        model.initializeUserModelAndHead(seed: 3, silentCounts: 2)
+        let bias = try XCTUnwrap(model.parameters.entries.first { $0.name == "pool.count_bias" })
+        XCTAssertEqual((0..<4).map { model.parameters.values.data[bias.offset + $0] }, [0, 0, -4, -4])
+    }
+
     /// Offsets start at zero; give every user table entry a value so each path carries signal.
     private func perturb(_ parameters: Parameters, group: Parameters.Group, seed: UInt64) {
         var rng = RandomSource(seed: seed)
