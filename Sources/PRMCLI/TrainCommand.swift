@@ -83,8 +83,8 @@ enum TrainCommand: Subcommand {
                    default: "\(d.replyCounts)"),
             .value("silent-counts", placeholder: "E", help: "How many of the reply counts start silent (bias -4) to learn to count "
                    + "rare tokens, a question mark or a refusal; the rest start counting every token.", default: "\(d.silentCounts)"),
-            .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only).",
-                   default: d.pooling.rawValue),
+            .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only). "
+                   + "Default: window for the linear head, reply for the soft prompt. " + TrainingSettings.Rationale.pooling),
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm (0: no clipping).", default: text(d.gradientClip)),
             .flag("freeze-backbone", help: "Train only the user model and head."),
             .value("dropout", placeholder: "P", help: "Hidden-state dropout while training. \(TrainingSettings.Rationale.dropout)", default: text(d.dropout)),
@@ -179,7 +179,8 @@ enum TrainCommand: Subcommand {
         s.sharedGeneric = !a.flag("no-shared-generic")
         s.alpha = try number("alpha")
         s.replyCounts = try integer("reply-counts")
-        s.pooling = try choice(a, "pooling", PoolingSpan.self)
+        s.pooling = a.isSet("pooling") ? try choice(a, "pooling", PoolingSpan.self)
+            : s.aggregator == .softPrompt ? .reply : .window
         s.silentCounts = try integer("silent-counts")
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")
