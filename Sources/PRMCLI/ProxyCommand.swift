@@ -41,7 +41,7 @@ enum ProxyCommand: Subcommand {
                    default: "\(defaults.limits.maxQueuedRequests)"),
             .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464)."),
             CurveOptions.secretKey, CurveOptions.allowKeys,
-        ])
+        ] + HTTPOptions.all)
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         var s = ProxySettings()
@@ -55,12 +55,14 @@ enum ProxyCommand: Subcommand {
         s.limits.maxQueuedRequests = try arguments.count("max-queued")
         s.curve = try CurveOptions.settings(arguments)
         s.metricsHTTP = try arguments.hostPort("metrics-http")
+        s.http = try HTTPOptions.settings(arguments)
         if s.curve.enabled, s.curve.allowKeys == nil { throw arguments.usageError("--curve-secret-key needs --allow-keys DIR") }
         Endpoints.warnIfExposed(s.front, curve: s.curve.enabled, role: "prm proxy (clients)")
         Endpoints.warnIfExposed(s.back, curve: s.curve.enabled, role: "prm proxy (workers)")
+        s.http?.warnIfExposed(role: "prm proxy")
         let proxy = try ScoringProxy(settings: s)
         try proxy.run { front, back in
-            Log.info("prm \(PRMVersion.current) proxy: clients on \(front), workers on \(back); heartbeat \(s.heartbeat.intervalMs) ms × \(s.heartbeat.liveness)")
+            Log.info("prm \(PRMVersion.current) proxy: clients on \(front)" + (proxy.httpAddress.map { " and HTTP on \($0)" } ?? "") + ", workers on \(back); heartbeat \(s.heartbeat.intervalMs) ms × \(s.heartbeat.liveness)")
         }
         return 0
     }

@@ -61,7 +61,7 @@ enum ServeCommand: Subcommand {
                    default: "\(Parallel.cores)"),
             .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464)."),
             CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
-        ])
+        ] + HTTPOptions.all)
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         let settings = try settingsFrom(arguments)
@@ -73,9 +73,10 @@ enum ServeCommand: Subcommand {
         let server = try ScoringServer(scorer: scorer, settings: settings)
         let model = scorer.model
         if settings.connect == nil { Endpoints.warnIfExposed(settings.bind, curve: settings.curve.enabled, role: "prm serve") }
+        settings.http?.warnIfExposed(role: "prm serve")
         try server.run { endpoint in
             let limits = settings.limits
-            Log.info("prm \(PRMVersion.current) serving \(settings.modelPath) on \(endpoint)")
+            Log.info("prm \(PRMVersion.current) serving \(settings.modelPath) on \(endpoint)" + (server.httpAddress.map { " and HTTP on \($0)" } ?? ""))
             Log.info("model: \(model.backbone.modelType), \(model.config.aggregator.rawValue), \(model.config.userModel.kind.rawValue) users "
                      + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens")
             Log.info("limits: \(limits.maxCandidates) candidates, \(limits.maxMessageBytes) bytes, \(limits.maxRequestTokens) tokens per request, "
@@ -97,6 +98,7 @@ enum ServeCommand: Subcommand {
         s.heartbeat = try ServiceOptions.heartbeat(a)
         s.curve = try CurveOptions.settings(a)
         s.metricsHTTP = try a.hostPort("metrics-http")
+        s.http = try HTTPOptions.settings(a)
         if s.curve.enabled {
             if s.connect == nil, s.curve.allowKeys == nil { throw a.usageError("--curve-secret-key on a server needs --allow-keys DIR") }
             if s.connect != nil, s.curve.serverKey == nil { throw a.usageError("a CURVE worker needs --curve-server-key (the proxy's NAME.pub)") }
