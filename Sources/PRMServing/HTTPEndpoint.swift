@@ -23,8 +23,8 @@ enum HTTPEndpoint: String, CaseIterable, Sendable {
     /// endpoints answered without one (liveness, Prometheus).
     func v1Request(_ body: [UInt8], limits: ServerLimits) throws(WireError) -> (body: [UInt8], impliedOp: Operation?)? {
         switch self {
-        case .rank: (body, .rank)
-        case .score: (body, .score)
+        case .rank: (Self.naming(.rank, body), .rank)
+        case .score: (Self.naming(.score, body), .score)
         case .info: (V1Body.bare(.info, id: "info"), nil)
         case .metrics: (V1Body.bare(.metrics, id: "metrics"), nil)
         case .ready: (V1Body.bare(.health, id: "ready"), nil)
@@ -50,6 +50,16 @@ enum HTTPEndpoint: String, CaseIterable, Sendable {
         } catch {
             return .error(error)
         }
+    }
+
+    /// The body with `"op"` added when it has none: the body travels on as it is (a proxy passes
+    /// it to a worker, which parses it again), so the op the path implies must be in it. A body
+    /// that is not a JSON object is left for the v1 parse to refuse.
+    private static func naming(_ op: Operation, _ body: [UInt8]) -> [UInt8] {
+        guard let object = try? WireRequest.object(body), object["op"] == nil else { return body }
+        var w = JSONWriter(capacity: body.count + 16)
+        w.value(.object(JSONObject(object.members + [(key: "op", value: .string(op.rawValue))])))
+        return w.bytes
     }
 
     /// Ready: serving (not draining) and healthy (the compute thread not stalled; a proxy: a

@@ -25,9 +25,9 @@ struct RequestFields {
         }
     }
 
-    /// `op`; with `implied` (an HTTP path's), a missing `op` is that one and another is refused.
+    /// `op`; with `implied` (an HTTP path's, which the front door writes into a body that has
+    /// none), another op is refused.
     func operation(implied: Operation? = nil) throws(WireError) -> Operation {
-        if let implied, object["op"] == nil { return implied }
         let name = try string("op")
         if let implied, name != implied.rawValue {
             throw fail("the path names op '\(implied.rawValue)' and the body op '\(name)'; leave 'op' out or make them agree")

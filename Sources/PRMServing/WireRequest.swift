@@ -44,8 +44,7 @@ struct WireRequest: Sendable {
     static let maxDepth = 64
 
     /// Parses and validates a body. Errors carry the id once it has been read. `impliedOp` is the
-    /// operation an HTTP path names (`POST /v1/rank`): the body may leave `op` out, and may not
-    /// name another.
+    /// operation an HTTP path names (`POST /v1/rank`): the body may not name another.
     static func parse(_ body: [UInt8], limits: ServerLimits, impliedOp: Operation? = nil) throws(WireError) -> WireRequest {
         try limits.checkSize(body.count)
         let object = try object(body)
