@@ -277,7 +277,7 @@ final class HTTPFrontDoorTests: XCTestCase {
     /// SIGTERM drains HTTP as ZeroMQ: a request in the queue gets its scores, one arriving during
     /// the drain is refused 503 shutting_down.
     func testDrainAnswersAcceptedRequestsAndRefusesNewOnes() throws {
-        let running = try serve { $0.maxWaitMs = 1_000 }
+        let running = try serve { $0.maxWaitMs = 3_000 }
         let accepted = Mutex<Int?>(nil)
         let done = DispatchSemaphore(value: 0), http = running.http
         DispatchQueue.global().async {
@@ -285,7 +285,7 @@ final class HTTPFrontDoorTests: XCTestCase {
             accepted.withLock { $0 = response?.status }
             done.signal()
         }
-        usleep(200_000)  // the request waits for its batch to fill (max wait 1 s)
+        usleep(1_000_000)  // the request waits for its batch to fill (max wait 3 s)
         running.server.requestShutdown()
         usleep(100_000)
         let late = try call(running.http, "/reward", body: #"{"prompt":"p","response":"late"}"#)

@@ -220,11 +220,11 @@ def test_sigterm_drains_http(start_server: Callable[..., Server]) -> None:
     """A request waiting for its batch when SIGTERM arrives gets its reward; one sent during the
     drain is refused 503 shutting_down; the process exits 0."""
     address = f"127.0.0.1:{free_port()}"
-    server = start_server("--http", address, "--max-wait-ms", "1500")
+    server = start_server("--http", address, "--max-wait-ms", "3000")
     answers: list[tuple[int, Any]] = []
     waiting = threading.Thread(target=lambda: answers.append(post(address, "/reward", {"prompt": PROMPT, "response": REPLIES[1]})))
     waiting.start()
-    time.sleep(0.4)
+    time.sleep(1.0)  # the request waits for its batch to fill (max wait 3 s)
     server.signal()
     time.sleep(0.2)
     status, late = post(address, "/reward", {"prompt": PROMPT, "response": REPLIES[2]})
