@@ -31,6 +31,9 @@ final class HTTPServer: @unchecked Sendable {
     private let nextID = Atomic<UInt64>(1)
     /// Requests handed to the I/O thread whose response has not been sent yet.
     private let inFlight = Atomic<Int>(0)
+    /// Set when `shutDown` starts: no request is handed over (suspended) after it, since stopping
+    /// libmicrohttpd with a suspended connection is undefined behaviour.
+    private let closing = Atomic<Bool>(false)
     private let counts = Mutex<[HTTPCount: Int]>([:])
     /// Handed-over requests the front door passed on under a route (I/O thread only).
     private var routed: [UInt64: HTTPExchange] = [:]
@@ -133,15 +136,18 @@ final class HTTPServer: @unchecked Sendable {
     func snapshot() -> [HTTPCount: Int] { counts.withLock { $0 } }
 
     /// Stops listening, answers what is still handed over with `refusal`, waits up to `grace`
-    /// seconds for the answers to be sent, then closes every connection.
+    /// seconds for the answers to be sent, then closes every connection. Every request handed over
+    /// is answered (so resumed) before the daemon stops: `proceed` counts a hand-over in
+    /// `inFlight` before it reads `closing`, and this waits for `inFlight` after setting it.
     func shutDown(refusal: HTTPAnswer, grace: Double = 2) {
         guard let daemon else { return }
+        closing.store(true, ordering: .sequentiallyConsistent)
         let listening = MHD_quiesce_daemon(daemon)
         if listening >= 0 { close(listening) }
         for exchange in routed.values { finish(exchange, refusal) }
         routed.removeAll()
         let deadline = MonotonicClock.now + grace
-        while inFlight.load(ordering: .acquiring) > 0, MonotonicClock.now < deadline {
+        while inFlight.load(ordering: .sequentiallyConsistent) > 0, MonotonicClock.now < deadline {
             for exchange in arrived() { finish(exchange, refusal) }
             usleep(2_000)
         }
@@ -174,7 +180,7 @@ final class HTTPServer: @unchecked Sendable {
         let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
         let exchange = Unmanaged<HTTPExchange>.fromOpaque(held).takeRetainedValue()
         state?.pointee = nil
-        if exchange.handedOver { server.inFlight.subtract(1, ordering: .releasing) }
+        if exchange.handedOver { server.inFlight.subtract(1, ordering: .sequentiallyConsistent) }
     }
 
     /// The headers are in: refuses at once what can be refused without reading the body.
@@ -221,8 +227,13 @@ final class HTTPServer: @unchecked Sendable {
         if let answer = exchange.takeAnswer() { return send(exchange.connection, path: exchange.endpoint.rawValue, answer) }
         guard !exchange.handedOver else { return .YES }
         if exchange.endpoint == .live { return send(exchange.connection, path: exchange.endpoint.rawValue, .json(Array(#"{"live":true}"#.utf8))) }
+        inFlight.add(1, ordering: .sequentiallyConsistent)
+        guard !closing.load(ordering: .sequentiallyConsistent) else {
+            inFlight.subtract(1, ordering: .sequentiallyConsistent)
+            return send(exchange.connection, path: exchange.endpoint.rawValue,
+                        .error(WireError(.shuttingDown, "the HTTP front door is closing and takes no new work")))
+        }
         exchange.handedOver = true
-        inFlight.add(1, ordering: .relaxed)
         MHD_suspend_connection(exchange.connection)
         inbox.push(exchange)
         return .YES
