@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -60,7 +61,8 @@ def get(address: str, path: str, **options: Any) -> tuple[int, Any]:
 @pytest.fixture(scope="module")
 def http_server(start_server: Callable[..., Server]) -> tuple[Server, str]:
     address = f"127.0.0.1:{free_port()}"
-    return start_server("--http", address), address
+    # A short idle timeout for the slow client; a batch wait for the concurrent clients to share.
+    return start_server("--http", address, "--http-timeout", "2", "--max-wait-ms", "20"), address
 
 
 def reference(checkpoint: Path, work_dir: Path, user: str | None, prompt: str, replies: list[str]) -> dict[str, Any]:
@@ -157,7 +159,9 @@ def test_bad_requests_get_their_status_and_code(http_server: tuple[Server, str])
         assert (got, reply["error"]["code"]) == (status, code), (path, body, reply)
     got, reply = get(address, "/v1/rank")
     assert got == 405 and reply["error"]["code"] == "bad_request", reply
-    # A Content-Length over the limit is refused before the body is read.
+    # A Content-Length over the limit is refused before the body is read: memory stays put.
+    server, _ = http_server
+    rss_before = server.rss_bytes()
     host, port = address.rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=30)
     connection.putrequest("POST", "/v1/score")
@@ -166,7 +170,42 @@ def test_bad_requests_get_their_status_and_code(http_server: tuple[Server, str])
     response = connection.getresponse()
     assert response.status == 413 and json.loads(response.read())["error"]["code"] == "too_large"
     connection.close()
+    assert server.rss_bytes() - rss_before < 50 * 1024 * 1024, "the 100 MB body was read into memory"
     assert get(address, "/health/live")[0] == 200, "still serving"
+
+
+def test_slow_client_is_cut_off_while_others_are_served(http_server: tuple[Server, str]) -> None:
+    _, address = http_server
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(b"POST /reward HTTP/1.1\r\nHost: prm\r\nContent-Le")
+        started = time.monotonic()
+        for _ in range(3):
+            assert post(address, "/reward", {"prompt": PROMPT, "response": REPLIES[0]})[0] == 200
+        assert slow.recv(1024) == b"", "the slow client got bytes instead of a closed connection"
+        assert time.monotonic() - started < 8, "the 2 s idle timeout did not close the connection"
+
+
+def test_concurrent_one_sample_clients_share_batches(http_server: tuple[Server, str]) -> None:
+    """64 clients, one sample each, all at once, as an RL framework's reward workers send them."""
+    _, address = http_server
+    before = get(address, "/v1/metrics")[1]["batches"]
+    statuses: list[int] = []
+    barrier = threading.Barrier(64)
+
+    def one(n: int) -> None:
+        barrier.wait()
+        statuses.append(post(address, "/reward", {"prompt": PROMPT, "response": f"reply {n}"})[0])
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(64)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [200] * 64, statuses
+    after = get(address, "/v1/metrics")[1]["batches"]
+    assert after["requests"] - before["requests"] == 64
+    assert after["count"] - before["count"] < 32, (before, after)
 
 
 def test_tokens_are_required(start_server: Callable[..., Server], work_dir: Path) -> None:
