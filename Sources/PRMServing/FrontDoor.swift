@@ -2,8 +2,8 @@ import PRMCore
 
 /// The client-facing half of `prm serve` and `prm proxy`, written once: the socket clients reach
 /// (a `ServerTransport`) and the HTTP front door (an `HTTPServer`, whose requests enter here as
-/// ZeroMQ requests do, under a route of their own), parsing with `WireRequest.parse`, error replies, `info`/`health`/
-/// `metrics`, admission while draining, the drain and its timeout, replies that could not be
+/// ZeroMQ requests do, under a route of their own), parsing with `WireRequest.parse`, error
+/// replies, `info`/`health`/`metrics`, admission while draining, the drain and its timeout, replies that could not be
 /// delivered, and the count of every reply by operation and code. What stands behind it (the
 /// server's compute thread, the proxy's workers) is a `FrontDoorBackend`.
 ///
@@ -148,8 +148,9 @@ final class FrontDoor {
         let received = MonotonicClock.now
         do throws(WireError) {
             guard let (body, impliedOp) = try exchange.endpoint.v1Request(exchange.body, limits: limits) else {
-                let text = exchange.endpoint == .prometheus ? snapshot(backend).prometheus() : ""
-                listener.finish(exchange, HTTPAnswer(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(text.utf8)))
+                // /metrics (liveness, the other endpoint without a v1 request, is answered on
+                // libmicrohttpd's thread and never handed over).
+                listener.finish(exchange, .prometheus(snapshot(backend).prometheus()))
                 return
             }
             admit(body, impliedOp: impliedOp, route: listener.route(exchange), received: received, backend: backend)
