@@ -19,7 +19,7 @@ let package = Package(
     ],
     targets: [
         // System libraries: Debian's OpenBLAS (pthread build), oneDNN (OpenMP build; Debian ships no
-        // .pc file for it) and libzmq.
+        // .pc file for it), libzmq and libmicrohttpd.
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",
@@ -35,6 +35,11 @@ let package = Package(
             // in /usr/include and the module map links libzmq.
             providers: [.apt(["libzmq3-dev", "pkg-config"])]
         ),
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            // The HTTP front door (`--http`) and `--metrics-http`; Debian builds it with GnuTLS.
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
 
         // Tensors, kernels with explicit backward passes, safetensors, optimizer, logging.
         .target(name: "PRMCore", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimised),
@@ -44,8 +49,8 @@ let package = Package(
         .target(name: "PRMModel", dependencies: ["PRMCore", "PRMTokenizers"], swiftSettings: optimised),
         // The one scoring path: tokenization, user resolution, windows, batching, the h cache.
         .target(name: "PRMScoring", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel"], swiftSettings: optimised),
-        // The ZeroMQ scoring service: protocol v1, server, batching, Swift client.
-        .target(name: "PRMServing", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "CZeroMQ"], swiftSettings: optimised),
+        // The scoring service: protocol v1 over ZeroMQ and HTTP, server, batching, Swift client.
+        .target(name: "PRMServing", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "CZeroMQ", "CMicroHTTPD"], swiftSettings: optimised),
         // Data sets, trainer, evaluation.
         .target(name: "PRMTraining", dependencies: ["PRMCore", "PRMModel", "PRMScoring"], swiftSettings: optimised),
         // The optional RL loop: a user-conditioned GPT-2 policy, SFT, sampling with the KV cache, PPO

@@ -8,6 +8,7 @@ enum ClientOptions {
     struct Settings {
         var timeout = ScoringClient.defaultTimeout
         var retries = ScoringClient.defaultRetries
+        var contactTimeout = ScoringClient.defaultContactTimeout
         var keys: Curve.ClientKeys?
     }
 
@@ -19,6 +20,8 @@ enum ClientOptions {
                    default: "\(defaults.timeout)"),
             .value("retries", placeholder: "N", help: "--\(endpointOption): resends after a timeout, each on a fresh socket.",
                    default: "\(defaults.retries)"),
+            .value("connect-timeout", placeholder: "SECONDS", help: "--\(endpointOption): seconds the first contact may take; "
+                   + "a server silent that long is reported unreachable, without retries.", default: "\(defaults.contactTimeout)"),
         ]
     }
 
@@ -28,6 +31,8 @@ enum ClientOptions {
         s.retries = try a.int("retries") ?? s.retries
         guard s.timeout > 0, s.timeout.isFinite else { throw a.usageError("--timeout must be a positive number of seconds") }
         guard s.retries >= 0 else { throw a.usageError("--retries must be at least 0") }
+        s.contactTimeout = try a.double("connect-timeout") ?? s.contactTimeout
+        guard s.contactTimeout > 0, s.contactTimeout.isFinite else { throw a.usageError("--connect-timeout must be a positive number of seconds") }
         s.keys = try CurveOptions.clientKeys(a)
         return s
     }

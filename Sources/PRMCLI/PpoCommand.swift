@@ -119,7 +119,8 @@ enum PpoCommand: Subcommand {
             return try ScorerRewards(checkpoint: URL(fileURLWithPath: model))
         case (nil, let endpoint?):
             let options = try ClientOptions.settings(arguments)
-            return try ServerRewards(endpoint: endpoint, timeout: options.timeout, retries: options.retries, keys: options.keys)
+            return try ServerRewards(endpoint: endpoint, timeout: options.timeout, retries: options.retries,
+                                     contactTimeout: options.contactTimeout, keys: options.keys)
         case (nil, nil): throw arguments.usageError("give --reward-model DIR (in process) or --reward-server ENDPOINT")
         case (_?, _?): throw arguments.usageError("give --reward-model or --reward-server, not both")
         }

@@ -22,9 +22,14 @@ enum ProxyCommand: Subcommand {
         With --curve-secret-key and --allow-keys both sides use CURVE: clients and workers alike \
         must hold a key whose public half is in the allow-list folder.
 
+        --http HOST:PORT answers HTTP as `prm serve --http` does (protocols/PROTOCOL.md, "HTTP \
+        front door"); the requests go to the workers like ZeroMQ ones, and /health/ready is 503 \
+        while no worker is alive.
+
         Examples:
           prm proxy --front tcp://127.0.0.1:5555 --back tcp://127.0.0.1:5556
           prm serve --model runs/prm --connect tcp://127.0.0.1:5556 --threads 1   # once per worker
+          prm proxy --http 127.0.0.1:8080 --http-token-file tokens.txt
         """,
         options: [
             .value("front", placeholder: "ENDPOINT", help: "Where clients connect.", default: defaults.front),
@@ -39,9 +44,10 @@ enum ProxyCommand: Subcommand {
             .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
             .value("max-queued", placeholder: "N", help: "Requests waiting for a worker; beyond: overloaded.",
                    default: "\(defaults.limits.maxQueuedRequests)"),
-            .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464)."),
+            .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464), and nothing else: "
+                   + "a scrape port exposes no scoring (--http serves /metrics too)."),
             CurveOptions.secretKey, CurveOptions.allowKeys,
-        ])
+        ] + HTTPOptions.all)
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         var s = ProxySettings()
@@ -55,12 +61,14 @@ enum ProxyCommand: Subcommand {
         s.limits.maxQueuedRequests = try arguments.count("max-queued")
         s.curve = try CurveOptions.settings(arguments)
         s.metricsHTTP = try arguments.hostPort("metrics-http")
+        s.http = try HTTPOptions.settings(arguments)
         if s.curve.enabled, s.curve.allowKeys == nil { throw arguments.usageError("--curve-secret-key needs --allow-keys DIR") }
         Endpoints.warnIfExposed(s.front, curve: s.curve.enabled, role: "prm proxy (clients)")
         Endpoints.warnIfExposed(s.back, curve: s.curve.enabled, role: "prm proxy (workers)")
+        s.http?.warnIfExposed(role: "prm proxy")
         let proxy = try ScoringProxy(settings: s)
         try proxy.run { front, back in
-            Log.info("prm \(PRMVersion.current) proxy: clients on \(front), workers on \(back); heartbeat \(s.heartbeat.intervalMs) ms × \(s.heartbeat.liveness)")
+            Log.info("prm \(PRMVersion.current) proxy: clients on \(front)" + (proxy.httpAddress.map { " and HTTP on \($0)" } ?? "") + ", workers on \(back); heartbeat \(s.heartbeat.intervalMs) ms × \(s.heartbeat.liveness)")
         }
         return 0
     }

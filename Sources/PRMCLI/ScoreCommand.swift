@@ -57,7 +57,8 @@ enum ScoreCommand: Subcommand {
             return { scorer.score($0.items) }
         case (nil, let endpoint?):
             let options = try ClientOptions.settings(arguments)
-            let client = try ScoringClient(endpoint: endpoint, timeout: options.timeout, retries: options.retries, keys: options.keys)
+            let client = try ScoringClient(endpoint: endpoint, timeout: options.timeout, retries: options.retries,
+                                           contactTimeout: options.contactTimeout, keys: options.keys)
             return { request in
                 let reply = try client.rank(prompt: request.prompt, candidates: request.candidates, userID: request.user,
                                             userInfo: request.userInfo)

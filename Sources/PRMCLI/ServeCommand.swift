@@ -25,10 +25,18 @@ enum ServeCommand: Subcommand {
         reply scores NaN or infinite) is refused at start; a request whose scores come out non-finite \
         is answered with an internal error, never with null.
 
+        --http HOST:PORT also answers HTTP (protocols/PROTOCOL.md, "HTTP front door"): the v1 \
+        requests at POST /v1/rank and /v1/score (op implied by the path), GET /v1/info and \
+        /v1/metrics; OpenRLHF's POST /get_reward, slime's POST /reward, TEI's POST /rerank; GET \
+        /health/live, /health/ready and /metrics. They share the ZeroMQ requests' queue and batches. \
+        Errors map to 400/413/429/503/504; --http-token-file requires Authorization: Bearer TOKEN \
+        (401 otherwise; /health/live stays open); --tls-cert/--tls-key serve HTTPS.
+
         Examples:
           prm serve --model runs/prm
           prm serve --model runs/prm --bind tcp://127.0.0.1:7000 --batch-tokens 16384
           prm serve --model runs/prm --connect tcp://10.0.0.5:5556 --threads 1
+          prm serve --model runs/prm --http 127.0.0.1:8080 --http-token-file tokens.txt
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train)."),
@@ -59,9 +67,10 @@ enum ServeCommand: Subcommand {
             .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores. "
                    + "At most \(Threads.limit) here (4 × the cores, at most 256); they start before the server is ready.",
                    default: "\(Parallel.cores)"),
-            .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464)."),
+            .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464), and nothing else: "
+                   + "a scrape port exposes no scoring (--http serves /metrics too)."),
             CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
-        ])
+        ] + HTTPOptions.all)
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
         let settings = try settingsFrom(arguments)
@@ -73,9 +82,10 @@ enum ServeCommand: Subcommand {
         let server = try ScoringServer(scorer: scorer, settings: settings)
         let model = scorer.model
         if settings.connect == nil { Endpoints.warnIfExposed(settings.bind, curve: settings.curve.enabled, role: "prm serve") }
+        settings.http?.warnIfExposed(role: "prm serve")
         try server.run { endpoint in
             let limits = settings.limits
-            Log.info("prm \(PRMVersion.current) serving \(settings.modelPath) on \(endpoint)")
+            Log.info("prm \(PRMVersion.current) serving \(settings.modelPath) on \(endpoint)" + (server.httpAddress.map { " and HTTP on \($0)" } ?? ""))
             Log.info("model: \(model.backbone.modelType), \(model.config.aggregator.rawValue), \(model.config.userModel.kind.rawValue) users "
                      + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens")
             Log.info("limits: \(limits.maxCandidates) candidates, \(limits.maxMessageBytes) bytes, \(limits.maxRequestTokens) tokens per request, "
@@ -97,6 +107,7 @@ enum ServeCommand: Subcommand {
         s.heartbeat = try ServiceOptions.heartbeat(a)
         s.curve = try CurveOptions.settings(a)
         s.metricsHTTP = try a.hostPort("metrics-http")
+        s.http = try HTTPOptions.settings(a)
         if s.curve.enabled {
             if s.connect == nil, s.curve.allowKeys == nil { throw a.usageError("--curve-secret-key on a server needs --allow-keys DIR") }
             if s.connect != nil, s.curve.serverKey == nil { throw a.usageError("a CURVE worker needs --curve-server-key (the proxy's NAME.pub)") }

@@ -4,19 +4,20 @@ import PRMScoring
 import PRMServing
 
 /// A running `prm serve` (or `prm proxy`), through protocol v1's `score` op with the client's
-/// Lazy Pirate retries. The server is asked for `health` first, so an unreachable endpoint is
-/// reported before any work is done.
+/// Lazy Pirate retries. The client makes first contact at once, so an unreachable endpoint is
+/// reported within the contact timeout, before any work is done.
 final class ServerRewards: RewardSource {
     let client: ScoringClient
     /// Items per request: below the server's default `max_candidates` (256).
     let itemsPerRequest: Int
     var name: String { client.endpoint }
 
-    init(endpoint: String, timeout: Double, retries: Int, keys: Curve.ClientKeys? = nil, itemsPerRequest: Int = 64) throws {
-        client = try ScoringClient(endpoint: endpoint, timeout: timeout, retries: retries, keys: keys)
+    init(endpoint: String, timeout: Double, retries: Int, contactTimeout: Double = ScoringClient.defaultContactTimeout,
+         keys: Curve.ClientKeys? = nil, itemsPerRequest: Int = 64) throws {
+        client = try ScoringClient(endpoint: endpoint, timeout: timeout, retries: retries, contactTimeout: contactTimeout, keys: keys)
         self.itemsPerRequest = itemsPerRequest
         do {
-            _ = try client.health()
+            try client.contact()
         } catch {
             throw PolicyError("reward server \(endpoint)", cause: error)
         }

@@ -14,3 +14,18 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case shuttingDown = "shutting_down"
     case `internal`
 }
+
+extension ErrorCode {
+    /// The HTTP status of an error reply at the HTTP front door (protocols/PROTOCOL.md, "HTTP
+    /// front door"): the request's fault is 4xx, the server's state 429/503/504, a bug 500.
+    var httpStatus: Int {
+        switch self {
+        case .badJSON, .badUTF8, .badRequest, .unsupportedVersion, .unknownOp, .tooManyCandidates, .tooManyTokens: 400
+        case .tooLarge: 413
+        case .overloaded: 429
+        case .shuttingDown: 503
+        case .deadlineExceeded: 504
+        case .internal: 500
+        }
+    }
+}

@@ -25,8 +25,13 @@ struct RequestFields {
         }
     }
 
-    func operation() throws(WireError) -> Operation {
+    /// `op`; with `implied` (an HTTP path's, which the front door writes into a body that has
+    /// none), another op is refused.
+    func operation(implied: Operation? = nil) throws(WireError) -> Operation {
         let name = try string("op")
+        if let implied, name != implied.rawValue {
+            throw fail("the path names op '\(implied.rawValue)' and the body op '\(name)'; leave 'op' out or make them agree")
+        }
         guard let operation = Operation(rawValue: name) else {
             throw fail(.unknownOp, "unknown op '\(name)'; expected one of \(Operation.allCases.map(\.rawValue).joined(separator: ", "))")
         }

@@ -26,6 +26,8 @@ public struct ScoreReply: Sendable, Equatable {
 public enum ClientError: Error, CustomStringConvertible, Sendable {
     case server(code: String, message: String)
     case timeout(endpoint: String, attempts: Int, seconds: Double)
+    /// The first request on a fresh socket (`info`) had no reply within `seconds`.
+    case unreachable(endpoint: String, seconds: Double)
     case protocolViolation(String)
     /// The body exceeds the server's `max_message_bytes`; it was not sent.
     case tooLarge(bytes: Int, limit: Int)
@@ -35,6 +37,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         case .server(let code, let message): return "server error \(code): \(message)"
         case .timeout(let endpoint, let attempts, let seconds):
             return "no reply from \(endpoint) after \(attempts) attempt(s) of \(seconds) s each"
+        case .unreachable(let endpoint, let seconds):
+            return "no reply from \(endpoint) within \(seconds) s (the connect timeout): is a prm serve or prm proxy running there and reachable?"
         case .protocolViolation(let what): return "the server's reply breaks protocol v1: \(what)"
         case .tooLarge(let bytes, let limit):
             return "the request body has \(bytes) bytes, over the server's max_message_bytes of \(limit); it was not sent"
@@ -45,13 +49,16 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
 /// The Swift client of protocol v1 (protocols/PROTOCOL.md) over a DEALER socket, with the
 /// zguide's Lazy Pirate retries: wait `timeout` seconds for the reply; on silence close the
 /// socket, open a fresh one and resend, at most `retries` more times; stale replies (another id)
-/// are ignored. A `rank` or `score` body over the server's `max_message_bytes` (read with `info`
+/// are ignored. The first request on a socket, `info`, waits `contactTimeout` once, without
+/// retries: a live server's I/O thread answers it at once whatever its queue, so silence there
+/// means no server, reported in seconds rather than after every retry. A `rank` or `score` body over the server's `max_message_bytes` (read with `info`
 /// once per socket) is refused before sending: ZeroMQ disconnects a peer whose message exceeds four
 /// times the limit, so the server could not even answer it. One client per thread.
 public final class ScoringClient {
     public let endpoint: String
     public let timeout: Double
     public let retries: Int
+    public let contactTimeout: Double
     private let context: ZMQContext
     private var socket: ZMQSocket?
     /// The server's `max_message_bytes`, read once per socket (a restarted server may differ).
@@ -63,12 +70,17 @@ public final class ScoringClient {
     /// Seconds to wait for a reply by default (`prm score --server --timeout`).
     public static let defaultTimeout = 30.0
     public static let defaultRetries = 3
+    /// Seconds the first contact with a server (`--connect-timeout`) may take: a dead server is
+    /// reported within it.
+    public static let defaultContactTimeout = 10.0
 
     /// - Parameter keys: CURVE keys when the server requires them (its public key and ours).
-    public init(endpoint: String, timeout: Double = defaultTimeout, retries: Int = defaultRetries, keys: Curve.ClientKeys? = nil) throws {
+    public init(endpoint: String, timeout: Double = defaultTimeout, retries: Int = defaultRetries,
+                contactTimeout: Double = defaultContactTimeout, keys: Curve.ClientKeys? = nil) throws {
         self.endpoint = endpoint
         self.timeout = timeout
         self.retries = retries
+        self.contactTimeout = contactTimeout
         self.keys = keys
         context = try ZMQContext()
     }
@@ -116,6 +128,10 @@ public final class ScoringClient {
 
     /// Sends one request and returns its reply object (`ok` true), retrying as Lazy Pirate does.
     public func call(_ op: String, members: (inout JSONWriter) -> Void) throws -> JSONObject {
+        try call(op, timeout: timeout, attempts: retries + 1, members: members)
+    }
+
+    private func call(_ op: String, timeout: Double, attempts: Int, members: (inout JSONWriter) -> Void) throws -> JSONObject {
         nextID += 1
         let id = nextID
         var w = JSONWriter()
@@ -130,30 +146,35 @@ public final class ScoringClient {
             let limit = try serverMaxMessageBytes()
             guard body.count <= limit else { throw ClientError.tooLarge(bytes: body.count, limit: limit) }
         }
-        for _ in 0...retries {
+        for _ in 0..<attempts {
             let socket = try openSocket()
             try socket.send([body])
-            if let reply = try awaitReply(id: id, on: socket) { return reply }
+            if let reply = try awaitReply(id: id, on: socket, timeout: timeout) { return reply }
             // Silence: the reply may still come on this socket later; a fresh one never sees it.
             socket.close()
             self.socket = nil
             maxMessageBytes = nil
         }
-        throw ClientError.timeout(endpoint: endpoint, attempts: retries + 1, seconds: timeout)
+        throw ClientError.timeout(endpoint: endpoint, attempts: attempts, seconds: timeout)
     }
 
+    /// Makes first contact (`info`, within `contactTimeout`, once per socket): throws
+    /// `unreachable` when no server answers.
+    public func contact() throws { _ = try serverMaxMessageBytes() }
+
     /// `info`'s `limits.max_message_bytes`, or the protocol's default when `info` is answered with
-    /// an error or without it. A silent server's timeout is thrown as is: the request would only
-    /// time out too, after as long again.
+    /// an error or without it. A server silent for `contactTimeout` is reported unreachable: the
+    /// request would only time out too, after every retry.
     private func serverMaxMessageBytes() throws -> Int {
         if let maxMessageBytes { return maxMessageBytes }
         let fallback = ServerLimits().maxMessageBytes
         do {
-            let limit = try info()["limits"]?.object?["max_message_bytes"]?.number?.integer ?? fallback
+            let info = try call("info", timeout: contactTimeout, attempts: 1) { _ in }
+            let limit = info["limits"]?.object?["max_message_bytes"]?.number?.integer ?? fallback
             maxMessageBytes = limit
             return limit
         } catch let error as ClientError {
-            if case .timeout = error { throw error }
+            if case .timeout = error { throw ClientError.unreachable(endpoint: endpoint, seconds: contactTimeout) }
             Log.warning("no limits from \(endpoint)'s info (\(error)); assuming max_message_bytes \(fallback)")
             return fallback
         }
@@ -170,7 +191,7 @@ public final class ScoringClient {
     }
 
     /// The reply carrying `id`, or nil when `timeout` passes first.
-    private func awaitReply(id: Int, on socket: ZMQSocket) throws -> JSONObject? {
+    private func awaitReply(id: Int, on socket: ZMQSocket, timeout: Double) throws -> JSONObject? {
         let deadline = MonotonicClock.now + timeout
         while MonotonicClock.now < deadline {
             var poll = PollSet()

@@ -18,6 +18,8 @@ public struct ProxySettings: Sendable {
     public var curve = CurveSettings()
     /// host:port answering `GET /metrics` in Prometheus's text format (nil: no endpoint).
     public var metricsHTTP: String?
+    /// The HTTP front door (nil: ZeroMQ only); its requests go to the workers as ZeroMQ ones do.
+    public var http: HTTPSettings?
 
     public init() {}
 }
@@ -31,6 +33,8 @@ public final class ScoringProxy: @unchecked Sendable {
     private let context: ZMQContext
     private let startedAt = MonotonicClock.now
     public private(set) var frontEndpoint = "", backEndpoint = ""
+    /// The HTTP front door's address, its port resolved (nil without `--http`).
+    public private(set) var httpAddress: String?
 
     public init(settings: ProxySettings) throws {
         self.settings = settings
@@ -48,8 +52,11 @@ public final class ScoringProxy: @unchecked Sendable {
         let pool = try WorkerPool(context, settings: settings, frontEndpoint: front.endpoint, gate: gate)
         defer { pool.close() }
         (frontEndpoint, backEndpoint) = (front.endpoint, pool.endpoint)
-        let door = FrontDoor(name: "proxy", context, transport: front, gate: gate, metricsHTTP: settings.metricsHTTP,
+        let door = FrontDoor(name: "proxy", context, transport: front, gate: gate, http: settings.http, metricsHTTP: settings.metricsHTTP,
                              limits: settings.limits, drainTimeout: settings.drainTimeout, heartbeat: settings.heartbeat, startedAt: startedAt)
-        try door.run(pool) { ready(frontEndpoint, backEndpoint) }
+        try door.run(pool) {
+            httpAddress = door.httpAddress
+            ready(frontEndpoint, backEndpoint)
+        }
     }
 }

@@ -35,6 +35,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     private(set) var outstanding = 0
     /// The endpoint actually bound (a `tcp://…:0` bind gets a port from the system).
     public private(set) var boundEndpoint = ""
+    /// The HTTP front door's address, its port resolved (nil without `--http`).
+    public private(set) var httpAddress: String?
 
     private static let resultsEndpoint = "inproc://prm-results"
 
@@ -57,11 +59,12 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         defer { gate?.close() }
         let transport = try makeTransport(gate: gate)
         boundEndpoint = transport.endpoint
-        let door = FrontDoor(name: "server", context, transport: transport, gate: gate, metricsHTTP: settings.metricsHTTP,
+        let door = FrontDoor(name: "server", context, transport: transport, gate: gate, http: settings.http, metricsHTTP: settings.metricsHTTP,
                              limits: settings.limits, drainTimeout: settings.drainTimeout, heartbeat: settings.heartbeat, startedAt: startedAt)
         let computeDone = DispatchSemaphore(value: 0)
         try door.run(self) {
             startCompute(done: computeDone)
+            httpAddress = door.httpAddress
             ready(boundEndpoint)
         }
         queue.close()

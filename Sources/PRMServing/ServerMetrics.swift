@@ -110,6 +110,9 @@ struct MetricsSnapshot: Sendable {
     var repliesDropped = 0
     var pool: PoolSnapshot?
     var uptime = 0.0
+    /// HTTP responses of the front door's listeners (Prometheus only: the `metrics` op's schema
+    /// counts requests by operation, whichever way they came).
+    var http: [HTTPCount: Int] = [:]
 
     private var stages: [(String, StageLatency)] { [("queue", stats.queue), ("compute", stats.compute), ("total", stats.total)] }
 
@@ -191,6 +194,10 @@ struct MetricsSnapshot: Sendable {
         single("prm_cache_entries", "gauge", "Hidden states held in the cache.", Double(stats.cachedStates))
         single("prm_replies_dropped_total", "counter", "Replies ZeroMQ could not deliver (client gone or not reading).", Double(repliesDropped))
         single("prm_uptime_seconds", "gauge", "Seconds since the process started serving.", uptime)
+        family("prm_http_requests_total", "counter", "HTTP responses by listener (http, metrics_http), endpoint and status.")
+        for (count, n) in http.sorted(by: { ($0.key.listener, $0.key.endpoint, $0.key.status) < ($1.key.listener, $1.key.endpoint, $1.key.status) }) {
+            sample("prm_http_requests_total", [("listener", count.listener), ("endpoint", count.endpoint), ("status", String(count.status))], Double(n))
+        }
         if let pool {
             family("prm_workers", "gauge", "Workers in the proxy's pool by state.")
             sample("prm_workers", [("state", "alive")], Double(pool.workers))

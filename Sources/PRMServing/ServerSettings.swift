@@ -13,6 +13,14 @@ public struct ServerLimits: Sendable, Equatable {
 
     public init() {}
 
+    /// The one check of a body's size: a ZeroMQ message as received, an HTTP body by its
+    /// Content-Length before it is read or by its running count as it arrives.
+    func checkSize(_ bytes: Int) throws(WireError) {
+        guard bytes <= maxMessageBytes else {
+            throw WireError(.tooLarge, "the message has \(bytes) bytes; the limit is \(maxMessageBytes)")
+        }
+    }
+
     /// The `limits` object of the `info` reply (a server's and a proxy's alike).
     func write(_ w: inout JSONWriter) {
         w.object(["max_message_bytes": maxMessageBytes, "max_candidates": maxCandidates,
@@ -34,6 +42,8 @@ public struct ServerSettings: Sendable {
     public var curve = CurveSettings()
     /// host:port answering `GET /metrics` in Prometheus's text format (nil: no endpoint).
     public var metricsHTTP: String?
+    /// The HTTP front door (nil: ZeroMQ only).
+    public var http: HTTPSettings?
     public var limits = ServerLimits()
     /// Tokens of one compute batch (several requests that arrive together).
     public var batchTokens = 8_192

@@ -43,28 +43,16 @@ struct WireRequest: Sendable {
     /// Nesting allowed in a request body; real requests need 4.
     static let maxDepth = 64
 
-    /// Parses and validates a body. Errors carry the id once it has been read.
-    static func parse(_ body: [UInt8], limits: ServerLimits) throws(WireError) -> WireRequest {
-        guard body.count <= limits.maxMessageBytes else {
-            throw WireError(.tooLarge, "the message has \(body.count) bytes; the limit is \(limits.maxMessageBytes)")
-        }
-        let value: JSONValue
-        do {
-            value = try JSONReader.parse(body, maxDepth: maxDepth)
-        } catch {
-            switch error {
-            case .invalidUTF8: throw WireError(.badUTF8, "the body is not valid UTF-8: \(error)")
-            case .syntax: throw WireError(.badJSON, "\(error)")
-            }
-        }
-        guard let object = value.object else {
-            throw WireError(.badRequest, "the body must be a JSON object, got \(value.kind.withArticle)")
-        }
+    /// Parses and validates a body. Errors carry the id once it has been read. `impliedOp` is the
+    /// operation an HTTP path names (`POST /v1/rank`): the body may not name another.
+    static func parse(_ body: [UInt8], limits: ServerLimits, impliedOp: Operation? = nil) throws(WireError) -> WireRequest {
+        try limits.checkSize(body.count)
+        let object = try object(body)
         var fields = RequestFields(object: object, id: nil)
         let id = try fields.requestID()
         fields.id = id
         try fields.version()
-        let operation = try fields.operation()
+        let operation = try fields.operation(implied: impliedOp)
         let deadline = try fields.deadline()
         let request: Body
         switch operation {
@@ -78,5 +66,22 @@ struct WireRequest: Sendable {
         case .metrics: request = .metrics
         }
         return WireRequest(id: id, deadlineMs: deadline, body: request)
+    }
+
+    /// A body read as one JSON object: a v1 request, or the JSON of an HTTP adapter's endpoint.
+    static func object(_ body: [UInt8]) throws(WireError) -> JSONObject {
+        let value: JSONValue
+        do {
+            value = try JSONReader.parse(body, maxDepth: maxDepth)
+        } catch {
+            switch error {
+            case .invalidUTF8: throw WireError(.badUTF8, "the body is not valid UTF-8: \(error)")
+            case .syntax: throw WireError(.badJSON, "\(error)")
+            }
+        }
+        guard let object = value.object else {
+            throw WireError(.badRequest, "the body must be a JSON object, got \(value.kind.withArticle)")
+        }
+        return object
     }
 }

@@ -47,6 +47,11 @@ final class OptionCheckTests: XCTestCase {
             (["serve", "--model", "m", "--bind", "127.0.0.1:5555"], "--bind '127.0.0.1:5555': expected tcp://, ipc://, inproc:// followed by an address"),
             (["serve", "--model", "m", "--connect", "tcp://10.0.0.5:70000"], "--connect 'tcp://10.0.0.5:70000': the port must be 1-65535 or *, got '70000'"),
             (["serve", "--model", "m", "--metrics-http", "127.0.0.1:http"], "--metrics-http '127.0.0.1:http': the port must be 1-65535 or *, got 'http'"),
+            (["serve", "--model", "m", "--http", "127.0.0.1:http"], "--http '127.0.0.1:http': the port must be 1-65535 or *, got 'http'"),
+            (["serve", "--model", "m", "--http", "8080", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"],
+             "--tls-cert /nonexistent/cert.pem: no such readable file"),
+            (["proxy", "--http-token-file", "/nonexistent/tokens"], "--http-token-file needs --http HOST:PORT"),
+            (["proxy", "--http", "8080", "--http-token-file", "/nonexistent/tokens"], "--http-token-file /nonexistent/tokens: no such readable file"),
             (["score", "--server", "tcp://127.0.0.1", "--prompt", "p", "c"], "--server 'tcp://127.0.0.1': expected HOST:PORT after tcp://"),
             (["score", "--server", "ipc://", "--prompt", "p", "c"], "--server 'ipc://': the address after ipc:// is empty"),
         ]

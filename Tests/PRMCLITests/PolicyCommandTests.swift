@@ -175,9 +175,9 @@ final class PolicyCommandTests: XCTestCase {
         let missing = root.appendingPathComponent("no-reward-model").path
         assertFailed(PRM.run("ppo", "--policy", policy.path, "--reward-model", missing, "--out", out.path), command: "ppo",
                      mentioning: [missing])
-        // A port nobody listens on: health times out after the retries.
+        // A port nobody listens on: the first contact times out.
         let unreachable = "tcp://127.0.0.1:1"
-        assertFailed(PRM.run("ppo", "--policy", policy.path, "--reward-server", unreachable, "--timeout", "0.2", "--retries", "1",
+        assertFailed(PRM.run("ppo", "--policy", policy.path, "--reward-server", unreachable, "--connect-timeout", "0.2", "--retries", "1",
                              "--out", out.path), command: "ppo", mentioning: ["reward server", unreachable])
         let noPolicy = root.appendingPathComponent("no-policy").path
         assertFailed(PRM.run("ppo", "--policy", noPolicy, "--reward-server", unreachable, "--out", out.path), command: "ppo",
