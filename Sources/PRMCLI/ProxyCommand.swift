@@ -39,13 +39,10 @@ enum ProxyCommand: Subcommand {
             .value("liveness", placeholder: "N", help: "Silent heartbeats before a worker is dropped.", default: "\(defaults.heartbeat.liveness)"),
             .value("resends", placeholder: "N", help: "Times a request held by a dead worker is sent to another.", default: "\(defaults.resends)"),
             ServiceOptions.drainTimeout,
-            .value("max-candidates", placeholder: "N", help: "Candidates per rank, items per score.",
-                   default: "\(defaults.limits.maxCandidates)"),
-            .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
+            ServiceOptions.maxCandidates, ServiceOptions.maxMessageBytes,
             .value("max-queued", placeholder: "N", help: "Requests waiting for a worker; beyond: overloaded.",
                    default: "\(defaults.limits.maxQueuedRequests)"),
-            .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464), and nothing else: "
-                   + "a scrape port exposes no scoring (--http serves /metrics too)."),
+            ServiceOptions.metricsHTTP,
             CurveOptions.secretKey, CurveOptions.allowKeys,
         ] + HTTPOptions.all)
 

@@ -54,9 +54,7 @@ enum ServeCommand: Subcommand {
                    default: "\(defaults.cacheEntries)"),
             .value("cache-memory", placeholder: "SIZE", help: "Most memory the cache takes, as it fills (e.g. 512MiB, 2GiB or bytes; at most "
                    + "the machine's memory); fewer entries than --cache-entries when they do not fit.", default: "\(defaults.cacheMemory >> 20)MiB"),
-            .value("max-candidates", placeholder: "N", help: "Candidates per rank, items per score.",
-                   default: "\(defaults.limits.maxCandidates)"),
-            .value("max-message-bytes", placeholder: "N", help: "Largest request body.", default: "\(defaults.limits.maxMessageBytes)"),
+            ServiceOptions.maxCandidates, ServiceOptions.maxMessageBytes,
             .value("max-request-tokens", placeholder: "N", help: "Tokens of one request after the window.",
                    default: "\(defaults.limits.maxRequestTokens)"),
             .value("max-queued", placeholder: "N", help: "Requests waiting for computation; beyond: overloaded.",
@@ -67,8 +65,7 @@ enum ServeCommand: Subcommand {
             .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores. "
                    + "At most \(Threads.limit) here (4 × the cores, at most 256); they start before the server is ready.",
                    default: "\(Parallel.cores)"),
-            .value("metrics-http", placeholder: "HOST:PORT", help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464), and nothing else: "
-                   + "a scrape port exposes no scoring (--http serves /metrics too)."),
+            ServiceOptions.metricsHTTP,
             CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
         ] + HTTPOptions.all)
 

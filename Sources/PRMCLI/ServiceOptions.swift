@@ -10,6 +10,18 @@ enum ServiceOptions {
             + "The default outlasts the bundled clients' \(ScoringClient.defaultTimeout) s reply timeout.",
         default: "\(ServerSettings.defaultDrainTimeout)")
 
+    /// --metrics-http: a listener for Prometheus alone.
+    static let metricsHTTP = OptionSpec.value(
+        "metrics-http", placeholder: "HOST:PORT",
+        help: "Answer GET /metrics in Prometheus's text format there (e.g. 127.0.0.1:9464), and nothing else: "
+            + "a scrape port exposes no scoring (--http serves /metrics too).")
+
+    /// --max-candidates and --max-message-bytes: the request limits server and proxy both check.
+    static let maxCandidates = OptionSpec.value("max-candidates", placeholder: "N", help: "Candidates per rank, items per score.",
+                                                default: "\(ServerLimits().maxCandidates)")
+    static let maxMessageBytes = OptionSpec.value("max-message-bytes", placeholder: "N", help: "Largest request body.",
+                                                  default: "\(ServerLimits().maxMessageBytes)")
+
     static func drainTimeout(_ a: ParsedArguments) throws -> Double {
         guard let seconds = try a.double("drain-timeout"), seconds >= 0, seconds.isFinite else {
             throw a.usageError("--drain-timeout must be a number of seconds, 0 or more")
