@@ -40,6 +40,8 @@ flags() {
         mean-pool) echo "--reply-counts 0 --no-refit-seen" ;;
         # Low-rank users: each a mixture of 6 learned centres (multipref has six kinds of annotator).
         cluster) echo "--user-model cluster --clusters 6" ;;
+        # The soft prompt with its own defaults (the reply's rows pooled, backbone lr 5e-5).
+        soft-prompt) echo "--aggregator soft-prompt" ;;
         *) echo "unknown run $1" >&2; exit 2 ;;
     esac
 }

@@ -67,7 +67,9 @@ enum TrainCommand: Subcommand {
             .value("alpha", placeholder: "A", help: "Weight of the personalized term; 1 - A on the generic user.", default: text(d.alpha)),
             .flag("vanilla", help: "Vanilla reward model: uniform users, 0 user tokens, alpha 1."),
             .value("epochs", placeholder: "N", help: "Passes over the data. \(TrainingSettings.Rationale.epochs)", default: "\(d.epochs)"),
-            .value("lr", placeholder: "LR", help: "Peak learning rate of the backbone. \(TrainingSettings.Rationale.learningRate)", default: text(d.learningRate)),
+            .value("lr", placeholder: "LR", help: "Peak learning rate of the backbone: \(text(d.learningRate)) for the linear head, "
+                   + "\(text(TrainingSettings.softPromptLearningRate)) for the soft prompt. \(TrainingSettings.Rationale.learningRate) "
+                   + TrainingSettings.Rationale.softPromptLearningRate),
             .value("user-lr", placeholder: "LR", help: "Peak learning rate of user tables and head. \(TrainingSettings.Rationale.userLearningRate)",
                    default: text(d.userLearningRate)),
             .value("mixture-lr-scale", placeholder: "X", help: "Cluster users: mixture logits' rate relative to --user-lr.",
@@ -172,6 +174,8 @@ enum TrainCommand: Subcommand {
         var s = TrainingSettings()
         s.userModel = try choice(a, "user-model", UserModelKind.self)
         s.aggregator = try choice(a, "aggregator", Aggregator.self)
+        // The soft prompt's own defaults; --vanilla (a soft prompt without users) keeps the base recipe's.
+        let softPromptDefaults = s.aggregator == .softPrompt && !a.flag("vanilla")
         // The linear head has one user vector; only an explicit --user-tokens overrides that.
         s.userTokens = a.isSet("user-tokens") ? try integer("user-tokens")
             : s.aggregator == .softPrompt ? TrainingSettings.softPromptUserTokens : 1
@@ -180,11 +184,12 @@ enum TrainCommand: Subcommand {
         s.alpha = try number("alpha")
         s.replyCounts = try integer("reply-counts")
         s.pooling = a.isSet("pooling") ? try choice(a, "pooling", PoolingSpan.self)
-            : s.aggregator == .softPrompt ? .reply : .window
+            : softPromptDefaults ? .reply : .window
         s.silentCounts = try integer("silent-counts")
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")
-        s.learningRate = try number("lr")
+        s.learningRate = a.isSet("lr") ? try number("lr")
+            : softPromptDefaults ? TrainingSettings.softPromptLearningRate : TrainingSettings().learningRate
         s.userLearningRate = try number("user-lr")
         s.mixtureLearningRateScale = try number("mixture-lr-scale")
         s.weightDecay = try number("weight-decay")

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import PRMCLI
 import PRMCore
+import PRMTraining
 
 // MARK: - Fixtures
 
@@ -692,5 +693,29 @@ final class CLITests: XCTestCase {
         // With no commands registered yet, any command name is unknown; `prm --version` works.
         XCTAssertEqual(CLI.main(["--version"], commands: PRM.commands), 0)
         if PRM.commands.isEmpty { XCTAssertEqual(CLI.main(["help", "train"], commands: PRM.commands), 2) }
+    }
+}
+
+/// The soft prompt's own defaults (pooling the reply, a faster backbone) apply only when the
+/// soft prompt is asked for; explicit options and --vanilla keep theirs.
+final class TrainDefaultsTests: XCTestCase {
+    private func settings(_ arguments: [String]) throws -> TrainingSettings {
+        try TrainCommand.settingsFrom(parse(TrainCommand.spec, ["--out", "unused"] + arguments))
+    }
+
+    func testSoftPromptDefaults() throws {
+        let linear = try settings([])
+        XCTAssertEqual(linear.pooling, .window)
+        XCTAssertEqual(linear.learningRate, TrainingSettings().learningRate)
+        let soft = try settings(["--aggregator", "soft-prompt"])
+        XCTAssertEqual(soft.pooling, .reply)
+        XCTAssertEqual(soft.learningRate, TrainingSettings.softPromptLearningRate)
+        let chosen = try settings(["--aggregator", "soft-prompt", "--pooling", "window", "--lr", "1e-5"])
+        XCTAssertEqual(chosen.pooling, .window)
+        XCTAssertEqual(chosen.learningRate, 1e-5)
+        let vanilla = try settings(["--vanilla"])
+        XCTAssertEqual(vanilla.aggregator, .softPrompt)
+        XCTAssertEqual(vanilla.pooling, .window)
+        XCTAssertEqual(vanilla.learningRate, TrainingSettings().learningRate)
     }
 }
