@@ -55,21 +55,25 @@ def val_curve(log_path):
 
 
 def recipe(folder):
-    lines = ["| run | flags | val acc by epoch | seen/majority | seen/minority | seen |",
-             "|---|---|---|---:|---:|---:|"]
-    for path in sorted(glob.glob(os.path.join(folder, "*.json"))):
+    paths = sorted(glob.glob(os.path.join(folder, "*.json")))
+    columns = [f"seen/{label}" for label in labels(load(paths[0]))] + ["seen"]
+    lines = ["| run | flags | val acc by epoch | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---:|" * len(columns)]
+    for path in paths:
         run = os.path.basename(path)[:-5]
         report = load(path)
         flags_path = os.path.join(folder, run + ".flags")
         flags = open(flags_path, encoding="utf-8").read().strip() if os.path.exists(flags_path) else ""
         curve = " → ".join(pct(a) for a in val_curve(os.path.join(folder, run + ".train_log.jsonl")) if a is not None)
-        cells = [cell_accuracy(report, c) for c in ("seen/majority", "seen/minority", "seen")]
-        n = [report["by_group"].get(c, {}).get("n", 0) for c in ("seen/majority", "seen/minority")] + [report["seen"]["n"]]
+        cells = [cell_accuracy(report, c) for c in columns]
+        n = [report["by_group"].get(c, {}).get("n", 0) for c in columns[:-1]] + [report["seen"]["n"]]
         lines.append(f"| {run} | `{flags}` | {curve} | "
                      + " | ".join(f"{pct(a)}% (n={k})" if a is not None else "-" for a, k in zip(cells, n)) + " |")
-    lines += ["", "Validation split: 20% of every seen user's comparisons in train.jsonl, held back from training",
-              "(`--val-fraction 0.2`, seed 42); accuracy at each epoch end from the training log, per group from",
-              "`prm eval` on the held-back val.jsonl. dev.jsonl is not read. Reproduce: bash bench/recipe.sh"]
+    lines += ["", "Validation split: 20% of train.jsonl held back from training (`--val-fraction 0.2`, seed 42): of every",
+              "seen user's comparisons, or, for runs with `--val-by prompts`, of the prompts with all their comparisons",
+              "(texts new to the model, as dev's are); accuracy at each epoch end from the training log (before the",
+              "refit of seen users), per group from `prm eval` on the held-back val.jsonl. dev.jsonl is not read.",
+              "Reproduce: bash bench/recipe.sh (RUNS_FILE names the runs)"]
     return "\n".join(lines)
 
 
