@@ -54,14 +54,13 @@ enum ScoreCommand: Subcommand {
         switch (arguments.string("model"), try arguments.endpoint("server")) {
         case (let model?, nil):
             let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model))
-            return { scorer.score($0.items) }
+            return { scorer.score(scorer.preparer.render($0.items)) }
         case (nil, let endpoint?):
             let options = try ClientOptions.settings(arguments)
             let client = try ScoringClient(endpoint: endpoint, timeout: options.timeout, retries: options.retries,
                                            contactTimeout: options.contactTimeout, keys: options.keys)
             return { request in
-                let reply = try client.rank(prompt: request.prompt, candidates: request.candidates, userID: request.user,
-                                            userInfo: request.userInfo)
+                let reply = try client.rank(request)
                 let cut = Set(reply.truncated)
                 return reply.scores.indices.map { ScoredItem(score: reply.scores[$0], knownUser: reply.knownUser, truncated: cut.contains($0)) }
             }
@@ -81,7 +80,7 @@ enum ScoreCommand: Subcommand {
             w.beginObject()
             w.key("index"); w.number(index)
             w.key("score"); w.number(scored[index].score)
-            w.key("text"); w.string(request.candidates[index])
+            w.key("text"); ChatTextJSON.reply(request.candidates[index], &w)
             w.endObject()
         }
         w.endArray()
@@ -107,7 +106,7 @@ enum ScoreCommand: Subcommand {
         guard let prompt = arguments.string("prompt") else { throw arguments.usageError("missing --prompt (or --input)") }
         guard !candidates.isEmpty else { throw arguments.usageError("give at least one candidate reply") }
         let user = arguments.string("user", default: "")
-        return [RankRequest(user: user, userInfo: arguments.string("user-info"), prompt: prompt, candidates: candidates)]
+        return [RankRequest(user: user, userInfo: arguments.string("user-info"), prompt: .text(prompt), candidates: candidates.map { .text($0) })]
     }
 
     /// A request from one JSONL line, checked as the server checks a rank request; errors name
