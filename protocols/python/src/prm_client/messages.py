@@ -83,6 +83,8 @@ class ModelInfo(TypedDict):
     users: int
     max_length: int
     hidden_size: int
+    #: How the server writes chat messages as the model's text: ``"hh"`` or ``"plain"``.
+    template: str
 
 
 class Limits(TypedDict):
