@@ -11,14 +11,16 @@ enum ScoreCommand: Subcommand {
         abstract: "Score and rank candidate replies for a user with a trained reward model.",
         discussion: """
         Either give one prompt and its candidates on the command line, or --input a JSONL file whose \
-        lines are {"user_id", "prompt", "candidates": [...]} (optional "user_info"). Output is one \
-        JSON object per request: {"known_user", "ranking": [{"index", "score", "text"}] best first, \
+        lines are {"user_id", "prompt", "candidates": [...]} (optional "user_info"); as in protocol v1, \
+        "prompt" may be a list of {"role", "content"} chat messages and a candidate an assistant message, \
+        written out in the checkpoint's text template (its "template": hh turns by default). Output is one \
+        JSON object per request: {"known_user", "ranking": [{"index", "score", "text" (the candidate as given)}] best first, \
         "truncated": [indices cut to the model's window], "user_id"}. Unknown or missing users are \
         scored as the generic user 0. A --model checkpoint whose weights have diverged (a probe \
         reply scores NaN or infinite) is refused.
 
-        Example:
-          prm score --model runs/prm --user worker-3 --prompt "Human: Any tips for sleeping?\\n\\nAssistant:" \\
+        Example ($'…' makes the shell send real newlines; in "…" a \\n stays a backslash and an n):
+          prm score --model runs/prm --user worker-3 --prompt $'Human: Any tips for sleeping?\\n\\nAssistant:' \\
             "Keep a regular schedule." "There are many things that can help, such as a regular schedule, a dark room and no screens."
         """,
         options: [
