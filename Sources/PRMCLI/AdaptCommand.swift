@@ -58,7 +58,8 @@ enum AdaptCommand: Subcommand {
         let (model, loadedUsers, training) = try ModelProbe.load(modelDir)
         var users = loadedUsers
         var record = try RewardModelRecord(training, in: modelDir)
-        let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
+        let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"),
+                                             template: model.config.template)
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
         let refitSeen = arguments.flag("refit-seen")
         let known = data.userIDs.filter(users.contains)

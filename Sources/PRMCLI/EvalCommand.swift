@@ -43,7 +43,8 @@ enum EvalCommand: Subcommand {
         guard batchSize >= 1 else { throw arguments.usageError("--batch-size must be at least 1, got \(batchSize)") }
         let (model, users, _) = try ModelProbe.load(URL(fileURLWithPath: try arguments.require("model")))
         let path = try arguments.require("data")
-        let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
+        let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"),
+                                             template: model.config.template)
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
         let groups = try arguments.string("groups").map(InputFiles.groups) ?? [:]
         let encoded = try EncodedComparison.encodeChecked(data.comparisons, name: path, with: InputPreparer(model: model, users: users))

@@ -11,14 +11,16 @@ enum ScoreCommand: Subcommand {
         abstract: "Score and rank candidate replies for a user with a trained reward model.",
         discussion: """
         Either give one prompt and its candidates on the command line, or --input a JSONL file whose \
-        lines are {"user_id", "prompt", "candidates": [...]} (optional "user_info"). Output is one \
-        JSON object per request: {"known_user", "ranking": [{"index", "score", "text"}] best first, \
+        lines are {"user_id", "prompt", "candidates": [...]} (optional "user_info"); as in protocol v1, \
+        "prompt" may be a list of {"role", "content"} chat messages and a candidate an assistant message, \
+        written out in the checkpoint's text template (its "template": hh turns by default). Output is one \
+        JSON object per request: {"known_user", "ranking": [{"index", "score", "text" (the candidate as given)}] best first, \
         "truncated": [indices cut to the model's window], "user_id"}. Unknown or missing users are \
         scored as the generic user 0. A --model checkpoint whose weights have diverged (a probe \
         reply scores NaN or infinite) is refused.
 
-        Example:
-          prm score --model runs/prm --user worker-3 --prompt "Human: Any tips for sleeping?\\n\\nAssistant:" \\
+        Example ($'…' makes the shell send real newlines; in "…" a \\n stays a backslash and an n):
+          prm score --model runs/prm --user worker-3 --prompt $'Human: Any tips for sleeping?\\n\\nAssistant:' \\
             "Keep a regular schedule." "There are many things that can help, such as a regular schedule, a dark room and no screens."
         """,
         options: [
@@ -54,14 +56,13 @@ enum ScoreCommand: Subcommand {
         switch (arguments.string("model"), try arguments.endpoint("server")) {
         case (let model?, nil):
             let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model))
-            return { scorer.score($0.items) }
+            return { scorer.score(scorer.preparer.render($0.items)) }
         case (nil, let endpoint?):
             let options = try ClientOptions.settings(arguments)
             let client = try ScoringClient(endpoint: endpoint, timeout: options.timeout, retries: options.retries,
                                            contactTimeout: options.contactTimeout, keys: options.keys)
             return { request in
-                let reply = try client.rank(prompt: request.prompt, candidates: request.candidates, userID: request.user,
-                                            userInfo: request.userInfo)
+                let reply = try client.rank(request)
                 let cut = Set(reply.truncated)
                 return reply.scores.indices.map { ScoredItem(score: reply.scores[$0], knownUser: reply.knownUser, truncated: cut.contains($0)) }
             }
@@ -81,7 +82,7 @@ enum ScoreCommand: Subcommand {
             w.beginObject()
             w.key("index"); w.number(index)
             w.key("score"); w.number(scored[index].score)
-            w.key("text"); w.string(request.candidates[index])
+            w.key("text"); ChatTextJSON.reply(request.candidates[index], &w)
             w.endObject()
         }
         w.endArray()
@@ -107,7 +108,7 @@ enum ScoreCommand: Subcommand {
         guard let prompt = arguments.string("prompt") else { throw arguments.usageError("missing --prompt (or --input)") }
         guard !candidates.isEmpty else { throw arguments.usageError("give at least one candidate reply") }
         let user = arguments.string("user", default: "")
-        return [RankRequest(user: user, userInfo: arguments.string("user-info"), prompt: prompt, candidates: candidates)]
+        return [RankRequest(user: user, userInfo: arguments.string("user-info"), prompt: .text(prompt), candidates: candidates.map { .text($0) })]
     }
 
     /// A request from one JSONL line, checked as the server checks a rank request; errors name

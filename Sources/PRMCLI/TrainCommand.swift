@@ -12,7 +12,9 @@ enum TrainCommand: Subcommand {
         discussion: """
         Data is JSONL, one comparison per line: {"user_id", "prompt", "chosen", "rejected"} with optional \
         "user_info" (explicit user text); the TRL layout (no prompt, whole conversations in chosen/rejected) \
-        is split at their common prefix. Every row is validated before training starts.
+        is split at their common prefix. A prompt may be a list of {"role", "content"} chat messages, \
+        written out in the checkpoint's text template (--template) as the server writes requests' messages. \
+        Every row is validated before training starts.
 
         The loss is the paper's (App. F.2): alpha on the user's own embedding plus (1 - alpha) on the \
         generic user 0, which is what unseen users get. --vanilla trains the ordinary reward model \
@@ -87,6 +89,9 @@ enum TrainCommand: Subcommand {
                    + "rare tokens, a question mark or a refusal; the rest start counting every token.", default: "\(d.silentCounts)"),
             .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only). "
                    + "Default: window for the linear head, reply for the soft prompt. " + TrainingSettings.Rationale.pooling),
+            .value("template", placeholder: "NAME", help: "The data's text template, recorded in the checkpoint to write chat messages as "
+                   + "the model's text: hh (\"Human: …\\n\\nAssistant: …\" turns) | plain (contents joined by blank lines). "
+                   + "Default: hh when at least \(Int(TextTemplate.hhShare * 100))% of the prompts are in hh turns, else plain."),
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm (0: no clipping).", default: text(d.gradientClip)),
             .flag("freeze-backbone", help: "Train only the user model and head."),
             .value("dropout", placeholder: "P", help: "Hidden-state dropout while training. \(TrainingSettings.Rationale.dropout)", default: text(d.dropout)),
@@ -106,8 +111,10 @@ enum TrainCommand: Subcommand {
         let run = try TrainingRun<TrainingState>(arguments, name: "train")
         let settings = try run.settings { try settingsFrom(arguments) }
         let dataFile = try run.dataFile(arguments)
-        var train = try run.comparisons(arguments) { try loadData($0, arguments) }
-        var dev = try arguments.string("dev").map { try loadData($0, arguments) }
+        var train = try run.comparisons(arguments) { try loadData($0, arguments, template: settings.template) }
+        logTemplate(train, given: settings.template)
+        // The held-out file is written the training data's way, whatever its own prompts look like.
+        var dev = try arguments.string("dev").map { try loadData($0, arguments, template: train.template) }
         if settings.validationFraction > 0 {
             (train, dev) = train.split(validationFraction: settings.validationFraction, by: settings.validationSplit, seed: settings.seed)
             let share = settings.validationSplit == .prompts ? "of the prompts" : "of each user's"
@@ -123,7 +130,7 @@ enum TrainCommand: Subcommand {
         } else {
             users = UserTable(ids: train.userIDs)
             let backbone = try arguments.modelFolder("backbone")
-            model = try RewardModel.pretrained(backbone: backbone, config: settings.rewardModelConfig(users: users.count), seed: settings.seed,
+            model = try RewardModel.pretrained(backbone: backbone, config: settings.rewardModelConfig(users: users.count, template: train.template), seed: settings.seed,
                                                  silentCounts: settings.silentCounts)
         }
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
@@ -185,6 +192,7 @@ enum TrainCommand: Subcommand {
         s.replyCounts = try integer("reply-counts")
         s.pooling = a.isSet("pooling") ? try choice(a, "pooling", PoolingSpan.self)
             : softPromptDefaults ? .reply : .window
+        s.template = a.isSet("template") ? try choice(a, "template", TextTemplate.self) : nil
         s.silentCounts = try integer("silent-counts")
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")
@@ -222,8 +230,16 @@ enum TrainCommand: Subcommand {
         return value
     }
 
-    static func loadData(_ path: String, _ arguments: ParsedArguments) throws -> PreferenceDataset {
-        let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"))
+    /// The one line saying how the data's prompts are written, so a wrong format shows before training.
+    static func logTemplate(_ data: PreferenceDataset, given: TextTemplate?) {
+        let share = String(format: "%.1f%%", 100 * data.hhShare)
+        Log.info(given == nil
+                 ? "text template \(data.template.rawValue): detected, \(share) of the prompts are in hh turns (hh from \(Int(TextTemplate.hhShare * 100))%)"
+                 : "text template \(data.template.rawValue): from --template (\(share) of the prompts are in hh turns)")
+    }
+
+    static func loadData(_ path: String, _ arguments: ParsedArguments, template: TextTemplate?) throws -> PreferenceDataset {
+        let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"), template: template)
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
         return data
     }

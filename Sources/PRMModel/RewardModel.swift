@@ -21,21 +21,26 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     public var replyCounts: Int
     /// The rows the mean pool reads (bidirectional backbones).
     public var pooling: PoolingSpan
+    /// How chat messages become the text the model was trained on.
+    public var template: TextTemplate
 
     enum CodingKeys: String, CodingKey {
-        case aggregator, userModel = "user_model", maxLength = "max_length", replyCounts = "reply_counts", pooling
+        case aggregator, userModel = "user_model", maxLength = "max_length", replyCounts = "reply_counts", pooling, template
     }
 
-    public init(aggregator: Aggregator, userModel: UserModelConfig, maxLength: Int, replyCounts: Int = 0, pooling: PoolingSpan = .window) {
+    public init(aggregator: Aggregator, userModel: UserModelConfig, maxLength: Int, replyCounts: Int = 0,
+                pooling: PoolingSpan = .window, template: TextTemplate = .hh) {
         self.aggregator = aggregator
         self.userModel = userModel
         self.maxLength = maxLength
         self.replyCounts = replyCounts
         self.pooling = pooling
+        self.template = template
     }
 
-    /// Checkpoints written before reply counts or the pooling span existed have no key and pool as
-    /// they always did.
+    /// Checkpoints written before reply counts, the pooling span or the template existed have no
+    /// key and pool as they always did. Their template is hh: they were trained on the built-in
+    /// hh-rlhf data, the only data before `--template`, and the Python client wrote messages in hh.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         aggregator = try c.decode(Aggregator.self, forKey: .aggregator)
@@ -43,9 +48,10 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         maxLength = try c.decode(Int.self, forKey: .maxLength)
         replyCounts = try c.decodeIfPresent(Int.self, forKey: .replyCounts) ?? 0
         pooling = try c.decodeIfPresent(PoolingSpan.self, forKey: .pooling) ?? .window
+        template = try c.decodeIfPresent(TextTemplate.self, forKey: .template) ?? .hh
     }
 
-    /// Leaves the keys out at their old meaning (0, window), so such a model saves to the
+    /// Leaves the keys out at their old meaning (0, window, hh), so such a model saves to the
     /// config.json it was loaded from.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -54,6 +60,7 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         try c.encode(maxLength, forKey: .maxLength)
         if replyCounts > 0 { try c.encode(replyCounts, forKey: .replyCounts) }
         if pooling != .window { try c.encode(pooling, forKey: .pooling) }
+        if template != .hh { try c.encode(template, forKey: .template) }
     }
 }
 

@@ -8,12 +8,22 @@ import PRMTokenizers
 public struct InputPreparer: Sendable {
     public let users: UserTable
     public let window: InputWindow
+    /// How chat messages become text: the checkpoint's template.
+    public let template: TextTemplate
     let tokenizer: any Tokenizer
 
     public init(model: RewardModel, users: UserTable) {
         self.users = users
         window = model.window
+        template = model.config.template
         tokenizer = model.tokenizer
+    }
+
+    /// Items whose prompts and replies may be chat messages, as text in the checkpoint's template:
+    /// the one place requests' messages are written out (ZeroMQ, HTTP and `prm score --input` alike).
+    public func render(_ items: [ChatItem]) -> [ScoringItem] {
+        items.map { ScoringItem(userID: $0.userID, userInfo: $0.userInfo,
+                                prompt: template.prompt($0.prompt), response: template.reply($0.response)) }
     }
 
     /// Token ids of each text, no special tokens (the window adds them). Identical texts (a

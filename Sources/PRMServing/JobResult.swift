@@ -30,7 +30,7 @@ struct JobResult: Sendable {
 
     private func body() throws(WireError) -> [UInt8] {
         let scored = try outcome.get()
-        if case .rank(_, _, _, _, let topK) = request.body {
+        if case .rank(_, let topK) = request.body {
             return try WireReply.rank(id: request.id, scores: scored.scores, topK: topK, knownUser: scored.knownUser.first ?? false,
                                       truncated: scored.truncated, timing: scored.timing)
         }

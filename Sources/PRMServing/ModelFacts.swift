@@ -10,6 +10,8 @@ struct ModelFacts: Sendable {
     let users: Int
     let maxLength: Int
     let hiddenSize: Int
+    /// How chat messages become text (`TextTemplate`).
+    let template: String
 
     init(_ model: RewardModel, users: Int, path: String) {
         self.path = path
@@ -19,10 +21,11 @@ struct ModelFacts: Sendable {
         self.users = users
         maxLength = model.config.maxLength
         hiddenSize = model.backbone.hiddenSize
+        template = model.config.template.rawValue
     }
 
     func write(_ w: inout JSONWriter) {
         w.object(["path": path, "backbone": backbone, "aggregator": aggregator, "user_model": userModel,
-                  "users": users, "max_length": maxLength, "hidden_size": hiddenSize])
+                  "users": users, "max_length": maxLength, "hidden_size": hiddenSize, "template": template])
     }
 }

@@ -1,4 +1,5 @@
 import PRMCore
+import PRMModel
 import PRMScoring
 
 /// The reply candidates of one user's rank request (protocol v1), checked field by field: the one
@@ -6,10 +7,11 @@ import PRMScoring
 public struct RankRequest: Sendable {
     public var user: String?
     public var userInfo: String?
-    public var prompt: String
-    public var candidates: [String]
+    /// Text, or messages for the checkpoint's template to write out (`InputPreparer.render`).
+    public var prompt: ChatText
+    public var candidates: [ChatText]
 
-    public init(user: String?, userInfo: String?, prompt: String, candidates: [String]) {
+    public init(user: String?, userInfo: String?, prompt: ChatText, candidates: [ChatText]) {
         self.user = user
         self.userInfo = userInfo
         self.prompt = prompt
@@ -22,13 +24,13 @@ public struct RankRequest: Sendable {
     }
 
     init(_ fields: RequestFields, maxCandidates: Int) throws(WireError) {
-        let candidates = try fields.strings("candidates", limit: maxCandidates)
+        let candidates = try fields.replies("candidates", limit: maxCandidates)
         self.init(user: try fields.optionalString("user_id"), userInfo: try fields.optionalString("user_info"),
-                  prompt: try fields.string("prompt"), candidates: candidates)
+                  prompt: try fields.prompt(), candidates: candidates)
     }
 
-    /// One item per candidate, for the scorer.
-    public var items: [ScoringItem] {
-        candidates.map { ScoringItem(userID: user, userInfo: userInfo, prompt: prompt, response: $0) }
+    /// One item per candidate, for `InputPreparer.render`.
+    public var items: [ChatItem] {
+        candidates.map { ChatItem(userID: user, userInfo: userInfo, prompt: prompt, response: $0) }
     }
 }

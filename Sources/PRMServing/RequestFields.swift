@@ -1,4 +1,5 @@
 import PRMCore
+import PRMModel
 import PRMScoring
 
 /// Typed access to a request object's members; every failure names the field.
@@ -82,17 +83,39 @@ struct RequestFields {
         return texts
     }
 
-    func items(limit: Int) throws(WireError) -> [ScoringItem] {
+    /// A prompt: a string, or a non-empty list of `{"role", "content"}` messages (`ChatText.prompt`).
+    func prompt(_ name: String = "prompt", in member: JSONObject? = nil, at place: String? = nil) throws(WireError) -> ChatText {
+        let field = place.map { "\($0).\(name)" } ?? name
+        guard let value = (member ?? object)[name] else { throw fail("missing field '\(field)'") }
+        do { return try ChatText.prompt(value, field: field) } catch { throw fail(error.message) }
+    }
+
+    /// A reply: a string, or one `{"role": "assistant", "content"}` message (`ChatText.reply`).
+    func reply(_ value: JSONValue, at field: String) throws(WireError) -> ChatText {
+        do { return try ChatText.reply(value, field: field) } catch { throw fail(error.message) }
+    }
+
+    /// A non-empty list of at most `limit` replies (strings or assistant messages).
+    func replies(_ name: String, limit: Int) throws(WireError) -> [ChatText] {
+        let list = try nonEmptyList(name, limit: limit)
+        var replies: [ChatText] = []
+        replies.reserveCapacity(list.count)
+        for (i, element) in list.enumerated() { replies.append(try reply(element, at: "\(name)[\(i)]")) }
+        return replies
+    }
+
+    func items(limit: Int) throws(WireError) -> [ChatItem] {
         let list = try nonEmptyList("items", limit: limit)
-        var items: [ScoringItem] = []
+        var items: [ChatItem] = []
         items.reserveCapacity(list.count)
         for (i, element) in list.enumerated() {
             let place = "items[\(i)]"
             guard let member = element.object else { throw fail("\(place) must be an object, got \(element.kind.rawValue)") }
-            items.append(ScoringItem(userID: try optionalString("user_id", in: member, at: place),
-                                     userInfo: try optionalString("user_info", in: member, at: place),
-                                     prompt: try string("prompt", in: member, at: place),
-                                     response: try string("response", in: member, at: place)))
+            guard let response = member["response"] else { throw fail("missing field '\(place).response'") }
+            items.append(ChatItem(userID: try optionalString("user_id", in: member, at: place),
+                                  userInfo: try optionalString("user_info", in: member, at: place),
+                                  prompt: try prompt(in: member, at: place),
+                                  response: try reply(response, at: "\(place).response")))
         }
         return items
     }

@@ -89,11 +89,16 @@ public final class ScoringClient {
 
     public func rank(prompt: String, candidates: [String], userID: String? = nil, userInfo: String? = nil,
                      topK: Int? = nil) throws -> RankReply {
+        try rank(RankRequest(user: userID, userInfo: userInfo, prompt: .text(prompt), candidates: candidates.map { .text($0) }), topK: topK)
+    }
+
+    /// A rank request whose prompt and candidates may be chat messages (the server writes them out).
+    public func rank(_ request: RankRequest, topK: Int? = nil) throws -> RankReply {
         let reply = try call("rank") { w in
-            w.key("user_id"); optional(&w, userID)
-            w.key("user_info"); optional(&w, userInfo)
-            w.key("prompt"); w.string(prompt)
-            w.key("candidates"); w.beginArray(); for c in candidates { w.string(c) }; w.endArray()
+            w.key("user_id"); optional(&w, request.user)
+            w.key("user_info"); optional(&w, request.userInfo)
+            w.key("prompt"); ChatTextJSON.prompt(request.prompt, &w)
+            w.key("candidates"); w.beginArray(); for c in request.candidates { ChatTextJSON.reply(c, &w) }; w.endArray()
             if let topK { w.key("top_k"); w.number(topK) }
         }
         let timing = try field(reply, "timing", \.object)

@@ -33,6 +33,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     private let startedAt = MonotonicClock.now
     /// Jobs queued or computing (written by the I/O thread only).
     private(set) var outstanding = 0
+    /// Rank/score requests with a string prompt the checkpoint's template does not write (I/O thread only).
+    private var promptsOffTemplate = 0
     /// The endpoint actually bound (a `tcp://…:0` bind gets a port from the system).
     public private(set) var boundEndpoint = ""
     /// The HTTP front door's address, its port resolved (nil without `--http`).
@@ -123,7 +125,9 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
 
     /// Tokenizes a rank/score request and checks what only tokens can tell.
     private func prepare(_ request: WireRequest, route: [[UInt8]], received: Double) throws(WireError) -> Job {
-        let prepared = preparer.prepare(request.items)
+        let items = request.items
+        if items.contains(where: { !$0.promptFollows(preparer.template) }) { promptsOffTemplate += 1 }
+        let prepared = preparer.prepare(preparer.render(items))
         let field: String
         if case .rank = request.body { field = "candidates" } else { field = "items" }
         if let empty = prepared.firstIndex(where: { $0.tokens == 0 }) {
@@ -189,6 +193,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         var snapshot = MetricsSnapshot()
         snapshot.stats = stats.withLock { $0 }
         (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (queue.depth, queue.maxDepth, queue.capacity)
+        snapshot.prompts = PromptFormatCount(template: preparer.template, offTemplate: promptsOffTemplate)
         return snapshot
     }
 

@@ -109,6 +109,8 @@ struct MetricsSnapshot: Sendable {
     var stats = ComputeStats()
     var repliesDropped = 0
     var pool: PoolSnapshot?
+    /// A scoring server's (a proxy has no model, so no template: its workers count).
+    var prompts: PromptFormatCount?
     var uptime = 0.0
     /// HTTP responses of the front door's listeners (Prometheus only: the `metrics` op's schema
     /// counts requests by operation, whichever way they came).
@@ -153,6 +155,7 @@ struct MetricsSnapshot: Sendable {
         }
         w.endObject()
         pool?.write(&w)
+        prompts?.write(&w)
     }
 
     /// The Prometheus text exposition format (version 0.0.4), with Prometheus's naming habits:
@@ -197,6 +200,10 @@ struct MetricsSnapshot: Sendable {
         family("prm_http_requests_total", "counter", "HTTP responses by listener (http, metrics_http), endpoint and status.")
         for (count, n) in http.sorted(by: { ($0.key.listener, $0.key.endpoint, $0.key.status) < ($1.key.listener, $1.key.endpoint, $1.key.status) }) {
             sample("prm_http_requests_total", [("listener", count.listener), ("endpoint", count.endpoint), ("status", String(count.status))], Double(n))
+        }
+        if let prompts {
+            family("prm_prompts_off_template_total", "counter", "Rank/score requests with a string prompt not written in the model's text template (e.g. no Human: turn for hh).")
+            sample("prm_prompts_off_template_total", [("template", prompts.template.rawValue)], Double(prompts.offTemplate))
         }
         if let pool {
             family("prm_workers", "gauge", "Workers in the proxy's pool by state.")

@@ -1,4 +1,5 @@
 import PRMCore
+import PRMModel
 import PRMScoring
 
 /// The operations of protocol v1.
@@ -10,9 +11,9 @@ public enum Operation: String, Sendable, CaseIterable {
 struct WireRequest: Sendable {
     enum Body: Sendable {
         /// Candidates for one user; `topK` caps the length of `order`.
-        case rank(user: String?, userInfo: String?, prompt: String, candidates: [String], topK: Int?)
+        case rank(RankRequest, topK: Int?)
         /// Unrelated (user, prompt, response) items.
-        case score([ScoringItem])
+        case score([ChatItem])
         case info, health, metrics
     }
 
@@ -30,11 +31,11 @@ struct WireRequest: Sendable {
         }
     }
 
-    /// The items to score, for rank and score.
-    var items: [ScoringItem] {
+    /// The items to score, for rank and score; chat messages are written out by `InputPreparer.render`.
+    var items: [ChatItem] {
         switch body {
-        case .rank(let user, let userInfo, let prompt, let candidates, _):
-            return RankRequest(user: user, userInfo: userInfo, prompt: prompt, candidates: candidates).items
+        case .rank(let rank, _):
+            return rank.items
         case .score(let items): return items
         case .info, .health, .metrics: return []
         }
@@ -57,8 +58,7 @@ struct WireRequest: Sendable {
         let request: Body
         switch operation {
         case .rank:
-            let rank = try RankRequest(fields, maxCandidates: limits.maxCandidates)
-            request = .rank(user: rank.user, userInfo: rank.userInfo, prompt: rank.prompt, candidates: rank.candidates, topK: try fields.topK())
+            request = .rank(try RankRequest(fields, maxCandidates: limits.maxCandidates), topK: try fields.topK())
         case .score:
             request = .score(try fields.items(limit: limits.maxCandidates))
         case .info: request = .info

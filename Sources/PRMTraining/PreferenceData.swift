@@ -1,5 +1,6 @@
 import Foundation
 import PRMCore
+import PRMModel
 
 /// One preference judgement: `userID` preferred `chosen` to `rejected` as the reply to `prompt`.
 ///
@@ -28,7 +29,9 @@ public struct Comparison: Sendable, Equatable {
 ///
 ///     {"user_id": "worker-1", "prompt": "...", "chosen": "...", "rejected": "...", "user_info": "..."}
 ///
-/// `user_info` is optional (a string or null); other keys are ignored.
+/// `user_info` is optional (a string or null); other keys are ignored. `prompt` may also be a list
+/// of `{"role", "content"}` chat messages, written out as text by the data's `TextTemplate` (the
+/// caller's, or the one the file's prompts follow), exactly as the server writes a request's.
 ///
 /// **Prompt-free layout** (Hugging Face / TRL "implicit prompt", e.g. Anthropic hh-rlhf): when no
 /// row of a file has a `prompt` key, `chosen` and `rejected` each hold the whole conversation and
@@ -66,17 +69,26 @@ public struct PreferenceDataset: Sendable {
     public var skipped: Int
     /// Why those rows were skipped, in line order, for the caller to log.
     public var issues: [DataIssue]
+    /// How the rows' message prompts were written out: the caller's template, or the detected one.
+    public var template: TextTemplate
+    /// The share of prompts in hh turns (message prompts count), which detection went by.
+    public var hhShare: Double
 
-    public init(url: URL? = nil, comparisons: [Comparison], skipped: Int = 0, issues: [DataIssue] = []) {
+    public init(url: URL? = nil, comparisons: [Comparison], skipped: Int = 0, issues: [DataIssue] = [],
+                template: TextTemplate = .hh, hhShare: Double = 1) {
         self.url = url
         self.comparisons = comparisons
         self.skipped = skipped
         self.issues = issues
+        self.template = template
+        self.hhShare = hhShare
     }
 
     /// Reads `url` in 1 MiB chunks, so memory holds the comparisons and one chunk, never the whole
     /// file twice. Issues name the file by `url.relativePath` (the path as the caller wrote it).
-    public static func load(_ url: URL, skipInvalid: Bool = false, defaultUser: String? = nil) throws(DataError) -> PreferenceDataset {
+    /// `template` writes message prompts out (a checkpoint's); nil: the one the prompts follow.
+    public static func load(_ url: URL, skipInvalid: Bool = false, defaultUser: String? = nil,
+                            template: TextTemplate? = nil) throws(DataError) -> PreferenceDataset {
         let name = url.relativePath
         func fileError(_ problem: String) -> DataError {
             DataError(issues: [DataIssue(file: name, line: 0, field: nil, problem: problem)])
@@ -101,16 +113,17 @@ public struct PreferenceDataset: Sendable {
         }
         reader.endOfInput()
         return try reader.consumer.finish(lines: reader.lineCount, nonBlankRows: reader.nonBlankLines, url: url,
-                                          skipInvalid: skipInvalid, defaultUser: defaultUser)
+                                          skipInvalid: skipInvalid, defaultUser: defaultUser, template: template)
     }
 
     /// Parses JSONL held in memory; `name` stands for the file in issues.
-    public static func parse(_ data: Data, name: String, skipInvalid: Bool = false, defaultUser: String? = nil) throws(DataError) -> PreferenceDataset {
+    public static func parse(_ data: Data, name: String, skipInvalid: Bool = false, defaultUser: String? = nil,
+                             template: TextTemplate? = nil) throws(DataError) -> PreferenceDataset {
         var reader = JSONLineSplitter(PreferenceRowReader(file: name))
         data.withUnsafeBytes { reader.feed($0) }
         reader.endOfInput()
         return try reader.consumer.finish(lines: reader.lineCount, nonBlankRows: reader.nonBlankLines, url: nil,
-                                          skipInvalid: skipInvalid, defaultUser: defaultUser)
+                                          skipInvalid: skipInvalid, defaultUser: defaultUser, template: template)
     }
 
     /// Distinct user ids, sorted (String order: "worker-10" sorts before "worker-2"). O(n) per call.
@@ -147,8 +160,8 @@ public struct PreferenceDataset: Sendable {
         for (index, comparison) in comparisons.enumerated() {
             if isDev[index] { dev.append(comparison) } else { train.append(comparison) }
         }
-        return (PreferenceDataset(url: url, comparisons: train, skipped: skipped, issues: issues),
-                PreferenceDataset(url: url, comparisons: dev))
+        return (PreferenceDataset(url: url, comparisons: train, skipped: skipped, issues: issues, template: template, hhShare: hhShare),
+                PreferenceDataset(url: url, comparisons: dev, template: template, hhShare: hhShare))
     }
 
     /// A uniform random subset of `round(fraction × count)` elements (a partial Fisher-Yates).

@@ -1,5 +1,6 @@
 import Foundation
 import PRMCore
+import PRMModel
 
 /// Turns JSONL lines (from `JSONLineSplitter`) into validated comparisons: checks each row, and settles the file-wide questions (prompt-free layout, default user) at the end.
 struct PreferenceRowReader: JSONLineConsumer {
@@ -14,7 +15,8 @@ struct PreferenceRowReader: JSONLineConsumer {
         /// False: the row had no `prompt` key, and the texts below are already split from the
         /// whole conversations (prompt-free layout), or `splitProblems` says why they could not be.
         let hadPrompt: Bool
-        let prompt: String
+        /// Text, or chat messages written out by the file's template at the end.
+        let prompt: ChatText
         let chosen: String
         let rejected: String
         let userInfo: String?
@@ -71,6 +73,9 @@ struct PreferenceRowReader: JSONLineConsumer {
             case .other(let kind)?:
                 issue(field, "expected a string, got \(kind.rawValue)")
                 return nil
+            case .list?:
+                issue(field, "expected a string, got array")
+                return nil
             case .string(let value)?:
                 if !allowBlank, isBlank(value) {
                     issue(field, value.isEmpty ? "empty" : "whitespace-only")
@@ -84,7 +89,19 @@ struct PreferenceRowReader: JSONLineConsumer {
            isWhitespace(first) || isWhitespace(last) {
             issue(Self.keys[Key.userID], "leading or trailing whitespace in \(quoted(userID))")
         }
-        let prompt = text(Key.prompt, allowBlank: true, missingIsDeferred: true)
+        let prompt: ChatText?
+        switch values[Key.prompt] {
+        case nil: prompt = nil
+        case .string(let value)?: prompt = .text(value)
+        case .list(let messages)?:
+            do { prompt = try ChatText.prompt(.array(messages), field: Self.keys[Key.prompt]) } catch {
+                issue(Self.keys[Key.prompt], error.message)
+                prompt = nil
+            }
+        case .other(let kind)?:
+            issue(Self.keys[Key.prompt], "expected a string or a list of {\"role\", \"content\"} messages, got \(kind.rawValue)")
+            prompt = nil
+        }
         let chosen = text(Key.chosen, allowBlank: false)
         let rejected = text(Key.rejected, allowBlank: false)
         var userInfo: String?
@@ -92,6 +109,7 @@ struct PreferenceRowReader: JSONLineConsumer {
         case nil, .other(.null)?: userInfo = nil
         case .string(let value)?: userInfo = isBlank(value) ? nil : value
         case .other(let kind)?: issue(Self.keys[Key.userInfo], "expected a string or null, got \(kind.rawValue)")
+        case .list?: issue(Self.keys[Key.userInfo], "expected a string or null, got array")
         }
         // In the prompt-free layout the same check happens after the split, on the replies.
         if prompt != nil, let chosen, let rejected, chosen == rejected {
@@ -119,7 +137,7 @@ struct PreferenceRowReader: JSONLineConsumer {
             // Canonically equivalent but differently encoded texts split apart, yet compare equal.
             if c == r { problems.append((nil, "chosen and rejected are identical")) }
         }
-        pending.append(PendingRow(line: line, userID: userID, hadPrompt: false, prompt: parts.prompt,
+        pending.append(PendingRow(line: line, userID: userID, hadPrompt: false, prompt: .text(parts.prompt),
                                   chosen: parts.chosen, rejected: parts.rejected, userInfo: userInfo,
                                   splitProblems: problems))
     }
@@ -132,7 +150,9 @@ struct PreferenceRowReader: JSONLineConsumer {
 
     // MARK: - The file as a whole
 
-    mutating func finish(lines: Int, nonBlankRows: Int, url: URL?, skipInvalid: Bool, defaultUser: String?) throws(DataError) -> PreferenceDataset {
+    /// `template` writes message prompts out; nil: the one the prompts follow (`TextTemplate.detect`).
+    mutating func finish(lines: Int, nonBlankRows: Int, url: URL?, skipInvalid: Bool, defaultUser: String?,
+                         template: TextTemplate?) throws(DataError) -> PreferenceDataset {
         func fileIssue(_ problem: String) -> DataIssue { DataIssue(file: file, line: 0, field: nil, problem: problem) }
         if let defaultUser, isBlank(defaultUser) {
             throw DataError(issues: [fileIssue("defaultUser is empty or whitespace-only")])
@@ -143,6 +163,8 @@ struct PreferenceRowReader: JSONLineConsumer {
         comparisons.reserveCapacity(pending.count)
         let rows = pending
         pending = []  // the rows' strings move into `comparisons` (shared storage, no copy)
+        let detection = TextTemplate.detect(rows.lazy.filter { $0.hadPrompt || promptFree }.map(\.prompt))
+        let format = template ?? detection.template
 
         for row in rows {
             var rowIssues: [DataIssue] = []
@@ -167,7 +189,7 @@ struct PreferenceRowReader: JSONLineConsumer {
                 continue
             }
             guard let userID else { continue }  // unreachable: a missing user raised an issue above
-            comparisons.append(Comparison(userID: userID, prompt: row.prompt, chosen: row.chosen,
+            comparisons.append(Comparison(userID: userID, prompt: format.prompt(row.prompt), chosen: row.chosen,
                                           rejected: row.rejected, userInfo: row.userInfo))
         }
 
@@ -182,7 +204,8 @@ struct PreferenceRowReader: JSONLineConsumer {
                 : "no comparisons: all \(nonBlankRows) rows are invalid"
             throw DataError(issues: [fileIssue(why)] + sorted)
         }
-        return PreferenceDataset(url: url, comparisons: comparisons, skipped: badRows, issues: sorted)
+        return PreferenceDataset(url: url, comparisons: comparisons, skipped: badRows, issues: sorted,
+                                 template: format, hhShare: detection.hhShare)
     }
 }
 

@@ -65,6 +65,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var silentCounts = 0
     /// The rows the mean pool reads (`RewardModelConfig.pooling`).
     public var pooling: PoolingSpan = .window
+    /// The data's text template (`--template`); nil: the one its prompts follow (`TextTemplate.detect`).
+    public var template: TextTemplate?
     public var gradientClip: Float = 1.0
     public var freezeBackbone = false
     /// Hidden-state dropout while training.
@@ -88,7 +90,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case alpha, epochs, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
         case mixtureLearningRateScale = "mixture_learning_rate_scale"
         case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
-        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts", silentCounts = "silent_counts", pooling
+        case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts", silentCounts = "silent_counts", pooling, template
         case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
         case validationFraction = "validation_fraction", validationSplit = "validation_split"
         case refitSeenUsers = "refit_seen_users", refitPriorScale = "refit_prior_scale"
@@ -135,6 +137,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         silentCounts = try value(.silentCounts, 0)
         // Runs saved before the pooling span existed pooled the whole window.
         pooling = try value(.pooling, .window)
+        template = try c.decodeIfPresent(TextTemplate.self, forKey: .template)
         gradientClip = try value(.gradientClip, d.gradientClip)
         freezeBackbone = try value(.freezeBackbone, d.freezeBackbone)
         dropout = try value(.dropout, d.dropout)
@@ -185,10 +188,11 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if logEvery < 1 { try fail("--log-every must be at least 1, got \(logEvery)") }
     }
 
-    public func rewardModelConfig(users: Int) -> RewardModelConfig {
+    /// `template`: the training data's (`PreferenceDataset.template`).
+    public func rewardModelConfig(users: Int, template: TextTemplate = .hh) -> RewardModelConfig {
         RewardModelConfig(aggregator: aggregator,
                           userModel: UserModelConfig(kind: userModel, tokens: userTokens, users: users,
                                                      clusters: clusters, sharedGeneric: sharedGeneric),
-                          maxLength: maxLength, replyCounts: replyCounts, pooling: pooling)
+                          maxLength: maxLength, replyCounts: replyCounts, pooling: pooling, template: template)
     }
 }

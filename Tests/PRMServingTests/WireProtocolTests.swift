@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import PRMCore
+import PRMModel
 @testable import PRMServing
 
 /// Request validation and reply encoding of protocol v1, without sockets: each malformed class
@@ -38,9 +39,10 @@ final class WireProtocolTests: XCTestCase {
         let rank = try parse(#"{"v":1,"id":7,"op":"rank","user_id":"u","prompt":"p","candidates":["a","b"],"top_k":1,"deadline_ms":50,"extra":{"x":[1]}}"#)
         XCTAssertEqual(rank.id, seven)
         XCTAssertEqual(rank.deadlineMs, 50)
-        guard case .rank(let user, let info, let prompt, let candidates, let topK) = rank.body else { return XCTFail() }
-        XCTAssertEqual(user, "u"); XCTAssertNil(info); XCTAssertEqual(prompt, "p"); XCTAssertEqual(candidates, ["a", "b"]); XCTAssertEqual(topK, 1)
-        XCTAssertEqual(rank.items.map(\.response), ["a", "b"])
+        guard case .rank(let request, let topK) = rank.body else { return XCTFail() }
+        XCTAssertEqual(request.user, "u"); XCTAssertNil(request.userInfo); XCTAssertEqual(request.prompt, .text("p"))
+        XCTAssertEqual(request.candidates, [.text("a"), .text("b")]); XCTAssertEqual(topK, 1)
+        XCTAssertEqual(rank.items.map(\.response), [.text("a"), .text("b")])
         let score = try parse(#"{"v":1,"id":"s","op":"score","items":[{"prompt":"p","response":"r","user_id":null,"user_info":"i"}]}"#)
         XCTAssertEqual(score.items.first?.userInfo, "i")
         XCTAssertNil(score.items.first?.userID)
@@ -68,11 +70,11 @@ final class WireProtocolTests: XCTestCase {
         assertError(#"{"v":1,"id":7,"op":5}"#, .badRequest, id: seven, mentioning: "'op' must be a string")
         assertError(#"{"v":1,"id":7,"op":"explode"}"#, .unknownOp, id: seven, mentioning: "unknown op 'explode'")
         assertError(#"{"v":1,"id":7,"op":"rank","candidates":["a"]}"#, .badRequest, id: seven, mentioning: "missing field 'prompt'")
-        assertError(#"{"v":1,"id":7,"op":"rank","prompt":3,"candidates":["a"]}"#, .badRequest, id: seven, mentioning: "'prompt' must be a string, got number")
+        assertError(#"{"v":1,"id":7,"op":"rank","prompt":3,"candidates":["a"]}"#, .badRequest, id: seven, mentioning: "'prompt' must be a string or a list of {\"role\", \"content\"} messages, got number")
         assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p"}"#, .badRequest, id: seven, mentioning: "missing field 'candidates'")
         assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p","candidates":"a"}"#, .badRequest, id: seven, mentioning: "must be a list")
         assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p","candidates":[]}"#, .badRequest, id: seven, mentioning: "'candidates' is empty")
-        assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p","candidates":["a",1]}"#, .badRequest, id: seven, mentioning: "candidates[1] must be a string")
+        assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p","candidates":["a",1]}"#, .badRequest, id: seven, mentioning: "'candidates[1]' must be a string or a {\"role\": \"assistant\", \"content\"} message, got number")
         assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p","candidates":["a","b","c","d","e"]}"#, .tooManyCandidates, id: seven,
                     mentioning: "5 entries; the limit is 4")
         assertError(#"{"v":1,"id":7,"op":"rank","prompt":"p","candidates":["a"],"user_id":5}"#, .badRequest, id: seven,
@@ -88,6 +90,35 @@ final class WireProtocolTests: XCTestCase {
         assertError(#"{"v":1,"id":7,"op":"score","items":[{"prompt":"p","response":"r"},7]}"#, .badRequest, id: seven, mentioning: "items[1] must be an object")
         assertError(#"{"v":1,"id":7,"op":"score","items":[{"prompt":"p","response":"r","user_info":[]}]}"#, .badRequest, id: seven,
                     mentioning: "'items[0].user_info' must be a string or null")
+    }
+
+    func testChatMessagesAreReadAsPromptsAndReplies() throws {
+        let rank = try parse(#"{"v":1,"id":7,"op":"rank","prompt":[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}],"candidates":["a",{"role":"assistant","content":"b"}]}"#)
+        XCTAssertEqual(rank.items.map(\.prompt), Array(repeating: .messages([ChatMessage(role: .system, content: "Be brief."), ChatMessage(role: .user, content: "Hi")]), count: 2))
+        XCTAssertEqual(rank.items.map(\.response), [.text("a"), .messages([ChatMessage(role: .assistant, content: "b")])])
+        let score = try parse(#"{"v":1,"id":7,"op":"score","items":[{"prompt":[{"role":"user","content":"Hi"}],"response":{"role":"assistant","content":"Hello"}}]}"#)
+        XCTAssertEqual(score.items.first?.response, .messages([ChatMessage(role: .assistant, content: "Hello")]))
+    }
+
+    func testBadMessagesNameTheFieldAndWhatWasWrong() {
+        func rank(_ prompt: String, _ candidates: String = #"["a"]"#) -> String {
+            #"{"v":1,"id":7,"op":"rank","prompt":\#(prompt),"candidates":\#(candidates)}"#
+        }
+        assertError(rank("[]"), .badRequest, id: seven, mentioning: "field 'prompt' is an empty list of messages")
+        assertError(rank(#"[{"role":"user","content":"a"},{"role":"bot","content":"b"}]"#), .badRequest, id: seven,
+                    mentioning: "field 'prompt[1].role' is 'bot', an unknown role; expected one of system, user, assistant")
+        assertError(rank(#"[{"role":"user"}]"#), .badRequest, id: seven, mentioning: "missing field 'prompt[0].content'")
+        assertError(rank(#"[{"content":"a"}]"#), .badRequest, id: seven, mentioning: "missing field 'prompt[0].role'")
+        assertError(rank(#"[{"role":"user","content":3}]"#), .badRequest, id: seven, mentioning: "field 'prompt[0].content' must be a string, got number")
+        assertError(rank(#"["Hi"]"#), .badRequest, id: seven, mentioning: "field 'prompt[0]' must be a {\"role\", \"content\"} message object, got string")
+        assertError(rank(#""p""#, #"["a",{"role":"user","content":"b"}]"#), .badRequest, id: seven,
+                    mentioning: "field 'candidates[1].role' is 'user'; a reply is an 'assistant' message")
+        assertError(rank(#""p""#, #"[{"role":"assistant","content":null}]"#), .badRequest, id: seven,
+                    mentioning: "field 'candidates[0].content' must be a string, got null")
+        assertError(#"{"v":1,"id":7,"op":"score","items":[{"prompt":[{"role":"user","content":"a"}],"response":["r"]}]}"#, .badRequest, id: seven,
+                    mentioning: "field 'items[0].response' must be a string or a {\"role\": \"assistant\", \"content\"} message, got array")
+        assertError(#"{"v":1,"id":7,"op":"score","items":[{"prompt":[{"role":"User","content":"a"}],"response":"r"}]}"#, .badRequest, id: seven,
+                    mentioning: "field 'items[0].prompt[0].role' is 'User', an unknown role")
     }
 
     func testBinaryGarbageNeverGetsPastTheParser() {

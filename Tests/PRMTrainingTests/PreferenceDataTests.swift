@@ -1,4 +1,5 @@
 import Foundation
+import PRMModel
 import PRMTestSupport
 import PRMTraining
 import XCTest
@@ -300,7 +301,7 @@ final class PreferenceDataTests: XCTestCase {
         XCTAssertEqual(singleIssue(#"{"user_id": "u", "prompt": "p", "chosen": "a", "rejected": true}"#),
                        "t.jsonl:3: field 'rejected': expected a string, got boolean")
         XCTAssertEqual(singleIssue(#"{"user_id": "u", "prompt": null, "chosen": "a", "rejected": "b"}"#),
-                       "t.jsonl:3: field 'prompt': expected a string, got null")
+                       "t.jsonl:3: field 'prompt': expected a string or a list of {\"role\", \"content\"} messages, got null")
         XCTAssertEqual(singleIssue(#"{"user_id": 17, "prompt": "p", "chosen": "a", "rejected": "b"}"#),
                        "t.jsonl:3: field 'user_id': expected a string, got number")
         XCTAssertEqual(singleIssue(#"{"user_id": "u", "prompt": "p", "chosen": {"text": "a"}, "rejected": "b"}"#),
@@ -309,7 +310,7 @@ final class PreferenceDataTests: XCTestCase {
                        "t.jsonl:3: field 'chosen': given more than once")
         // Several problems in one row are all reported, in field order.
         XCTAssertEqual(issues([good, #"{"prompt": 1, "user_id": "u"}"#]), [
-            "t.jsonl:2: field 'prompt': expected a string, got number",
+            "t.jsonl:2: field 'prompt': expected a string or a list of {\"role\", \"content\"} messages, got number",
             "t.jsonl:2: field 'chosen': missing",
             "t.jsonl:2: field 'rejected': missing",
         ])
@@ -578,4 +579,36 @@ final class PreferenceDataTests: XCTestCase {
 
 private enum Byte {
     static let newline = UInt8(ascii: "\n")
+}
+
+/// Prompts given as chat messages are written out by the data's template, detected or given.
+final class MessagePromptDataTests: XCTestCase {
+    let rows = [
+        #"{"user_id": "a", "prompt": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}], "chosen": "Hello!", "rejected": "What?"}"#,
+        #"{"user_id": "a", "prompt": "Human: Bye\n\nAssistant:", "chosen": "Goodbye!", "rejected": "Go."}"#,
+    ]
+
+    func testMessagePromptsAreWrittenInTheDetectedTemplate() throws {
+        let data = try PreferenceDataset.parse(Data(rows.joined(separator: "\n").utf8), name: "m.jsonl")
+        XCTAssertEqual(data.template, .hh)
+        XCTAssertEqual(data.hhShare, 1)
+        XCTAssertEqual(data.comparisons.map(\.prompt), ["Human: Hi\n\nAssistant:", "Human: Bye\n\nAssistant:"])
+        let plain = try PreferenceDataset.parse(Data(rows.joined(separator: "\n").utf8), name: "m.jsonl", template: .plain)
+        XCTAssertEqual(plain.comparisons.first?.prompt, "Hi")
+        let untagged = [rows[0], #"{"user_id": "a", "prompt": "Bye", "chosen": "Goodbye!", "rejected": "Go."}"#]
+        let detected = try PreferenceDataset.parse(Data(untagged.joined(separator: "\n").utf8), name: "m.jsonl")
+        XCTAssertEqual(detected.template, .plain, "half the prompts in hh turns is below the 90% that makes hh")
+        XCTAssertEqual(detected.hhShare, 0.5)
+    }
+
+    func testBadMessagesAreDataIssuesNamingTheField() {
+        let bad = #"{"user_id": "a", "prompt": [{"role": "robot", "content": "Hi"}], "chosen": "Hello!", "rejected": "What?"}"#
+        XCTAssertThrowsError(try PreferenceDataset.parse(Data(bad.utf8), name: "m.jsonl")) { error in
+            XCTAssertTrue("\(error)".contains("'prompt[0].role' is 'robot', an unknown role"), "\(error)")
+        }
+        let user = #"{"user_id": "a", "prompt": "p", "chosen": "Hello!", "rejected": "What?", "user_info": ["x"]}"#
+        XCTAssertThrowsError(try PreferenceDataset.parse(Data(user.utf8), name: "m.jsonl")) { error in
+            XCTAssertTrue("\(error)".contains("expected a string or null, got array"), "\(error)")
+        }
+    }
 }

@@ -5,9 +5,9 @@ import Foundation
 /// Two ways to read a document:
 /// - `readDocument()` builds the whole value (`JSONValue`), refusing duplicate keys and nesting
 ///   deeper than `maxDepth`: the service parses every request this way.
-/// - `readMembers(wanted:)` decodes only the named string members of a top-level object and
-///   validates everything else without building it: the training-data reader uses it so a
-///   100k-row file never becomes 100k dictionaries.
+/// - `readMembers(wanted:)` decodes only the named string and list members of a top-level object
+///   and validates everything else without building it: the training-data reader uses it so a
+///   100k-row file never becomes 100k dictionaries (a list is built: a prompt's chat messages).
 /// Errors carry the byte offset and say what was expected, so messages can point at the byte.
 
 /// A syntax error: `offset` is the 0-based byte offset in the bytes given to the reader.
@@ -18,9 +18,11 @@ public struct JSONSyntaxError: Error, Sendable, CustomStringConvertible {
     public var description: String { "invalid JSON at byte \(offset + 1): \(message)" }
 }
 
-/// A requested member's value: its decoded text, or the kind of the non-string found there.
+/// A requested member's value: its decoded text, its elements when it is a list (a prompt's chat
+/// messages), or the kind of the other value found there.
 public enum JSONFieldValue: Sendable {
     case string(String)
+    case list([JSONValue])
     case other(JSONKind)
 }
 
@@ -67,8 +69,8 @@ public struct JSONReader {
         return value
     }
 
-    /// Reads the whole input as exactly one JSON value, decoding only the `wanted` string
-    /// members of a top-level object.
+    /// Reads the whole input as exactly one JSON value, decoding only the `wanted` string and
+    /// list members of a top-level object.
     public mutating func readMembers(wanted: [String]) throws(JSONSyntaxError) -> TopLevel {
         skipWhitespace()
         let result: TopLevel
@@ -99,6 +101,8 @@ public struct JSONReader {
             let value: JSONFieldValue
             if reader.i < reader.bytes.count, reader.bytes[reader.i] == JSONByte.quote {
                 value = .string(try reader.string(decode: true))
+            } else if reader.i < reader.bytes.count, reader.bytes[reader.i] == JSONByte.openBracket {
+                value = .list(try reader.value(depth: 1, build: true).array ?? [])
             } else {
                 value = .other(try reader.value(depth: 1, build: false).kind)
             }

@@ -23,7 +23,7 @@ import pytest
 
 from harness import Server, assert_close
 from prm_client import Client, ScoreItem
-from prm_client.template import render_prompt
+from prm_client.template import wire_prompt, wire_reply
 from prm_client.trl import AsyncPrmReward, PrmReward
 
 QUESTIONS = ["How do I make my houseplants thrive?", "What's a quick breakfast idea?"]
@@ -166,17 +166,20 @@ def test_user_info_column_and_plain_prompts_without_tags(server: Server, client:
                          for question, info, replies in zip(QUESTIONS, ["likes detail", None], REPLIES)
                          for reply in replies]).scores
     assert_close(rewards, want, 1e-6, "untagged")
-    assert render_prompt(QUESTIONS[0]) == render_prompt([{"role": "user", "content": QUESTIONS[0]}])
+    assert wire_prompt(QUESTIONS[0]) == wire_prompt([{"role": "user", "content": QUESTIONS[0]}])
 
 
-def test_render_prompt() -> None:
+def test_wire_prompt_sends_messages_for_the_server_to_write() -> None:
     conversation = [SYSTEM, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                     {"role": "user", "content": [{"type": "text", "text": "Dinner idea?"}]}]
-    assert render_prompt(conversation) == "Human: Hi\n\nAssistant: Hello!\n\nHuman: Dinner idea?\n\nAssistant:"
-    assert render_prompt("Human: Hi\n\nAssistant:") == "Human: Hi\n\nAssistant:"
-    assert render_prompt([{"role": "tool", "content": "42"}]) == "Tool: 42\n\nAssistant:"
+    assert wire_prompt(conversation) == [SYSTEM, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                                         {"role": "user", "content": "Dinner idea?"}]
+    assert wire_prompt("Human: Hi\n\nAssistant:") == "Human: Hi\n\nAssistant:"
+    assert wire_prompt("Hi") == [{"role": "user", "content": "Hi"}]
+    assert wire_reply([{"role": "assistant", "content": "Soup."}]) == {"role": "assistant", "content": "Soup."}
+    assert wire_reply([{"role": "assistant", "content": "a"}, {"role": "tool", "content": "b"}]) == "a\n\nb"
     with pytest.raises(ValueError, match="role"):
-        render_prompt([{"content": "no role"}])
+        wire_prompt([{"content": "no role"}])
 
 
 def test_misuse_is_reported(server: Server) -> None:

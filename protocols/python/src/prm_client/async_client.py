@@ -28,7 +28,7 @@ from .client import (
 )
 from .curve import CurveKeys
 from .exchange import Conversation, Operation, Poll, Send, converse
-from .messages import Health, Info, Metrics, RankRequest, RankResult, ScoreResult
+from .messages import Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreResult
 
 
 class AsyncClient(Connection):
@@ -71,8 +71,8 @@ class AsyncClient(Connection):
 
     async def rank(
         self,
-        prompt: str,
-        candidates: Sequence[str],
+        prompt: PromptInput,
+        candidates: Sequence[ReplyInput],
         user_id: str | None = None,
         user_info: str | None = None,
         top_k: int | None = None,

@@ -19,7 +19,7 @@ from . import protocol, rewards
 from .curve import CurveKeys
 from .errors import PrmError, PrmProtocolError
 from .exchange import Conversation, Exchange, Operation, Poll, Send, converse
-from .messages import Health, Info, Metrics, RankRequest, RankResult, ScoreItem, ScoreResult, Timing
+from .messages import Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreItem, ScoreResult, Timing
 from .sockets import SocketPool, SocketT
 
 if TYPE_CHECKING:
@@ -204,8 +204,8 @@ class Client(Connection):
 
     def rank(
         self,
-        prompt: str,
-        candidates: Sequence[str],
+        prompt: PromptInput,
+        candidates: Sequence[ReplyInput],
         user_id: str | None = None,
         user_info: str | None = None,
         top_k: int | None = None,
@@ -215,8 +215,10 @@ class Client(Connection):
 
         Args:
             prompt: the conversation so far, as in the training data
-                (``"Human: ...\\n\\nAssistant:"``).
-            candidates: the replies, at most the server's ``max_candidates``.
+                (``"Human: ...\\n\\nAssistant:"``), or ``{"role", "content"}`` messages, which the
+                server writes out with the model's text template.
+            candidates: the replies (strings or ``{"role": "assistant", "content"}`` messages), at
+                most the server's ``max_candidates``.
             user_id: the user; ``None`` or an id the model does not know means the generic user.
             user_info: optional explicit text about the user.
             top_k: length of :attr:`RankResult.order` (all candidates if ``None``).

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TypedDict, Union
+
+#: A prompt as protocol v1 takes it: text, or ``{"role", "content"}`` chat messages that the
+#: server writes out with the model's text template (PROTOCOL.md, "Chat messages").
+PromptInput = Union[str, Sequence[Mapping[str, str]]]
+#: A reply: text, or one ``{"role": "assistant", "content"}`` message.
+ReplyInput = Union[str, Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -21,8 +27,8 @@ class Timing:
 class RankRequest:
     """One ``rank`` request, for :meth:`prm_client.Client.rank_many`."""
 
-    prompt: str
-    candidates: Sequence[str]
+    prompt: PromptInput
+    candidates: Sequence[ReplyInput]
     user_id: str | None = None
     user_info: str | None = None
     top_k: int | None = None
@@ -54,8 +60,8 @@ class RankResult:
 class ScoreItem:
     """One (user, prompt, response) triple for :meth:`prm_client.Client.score`."""
 
-    prompt: str
-    response: str
+    prompt: PromptInput
+    response: ReplyInput
     user_id: str | None = None
     user_info: str | None = None
 
@@ -83,6 +89,8 @@ class ModelInfo(TypedDict):
     users: int
     max_length: int
     hidden_size: int
+    #: How the server writes chat messages as the model's text: ``"hh"`` or ``"plain"``.
+    template: str
 
 
 class Limits(TypedDict):

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any, Union
 
+from .messages import PromptInput, ReplyInput
+
 #: The protocol major version this client speaks (the ``v`` member of every message).
 PROTOCOL_VERSION = 1
 
@@ -50,17 +52,17 @@ def _base(request_id: RequestId, op: str, deadline_ms: float | None = None) -> d
     return body
 
 
-def _texts(name: str, values: Sequence[str]) -> list[str]:
+def _texts(name: str, values: Sequence[ReplyInput]) -> list[ReplyInput]:
     # A bare string is a Sequence[str] too; sending its characters as candidates is never meant.
     if isinstance(values, (str, bytes)):
-        raise TypeError(f"{name} must be a list of strings, got a single {type(values).__name__}")
+        raise TypeError(f"{name} must be a list of strings or messages, got a single {type(values).__name__}")
     return list(values)
 
 
 def rank_request(
     request_id: RequestId,
-    prompt: str,
-    candidates: Sequence[str],
+    prompt: PromptInput,
+    candidates: Sequence[ReplyInput],
     user_id: str | None = None,
     user_info: str | None = None,
     top_k: int | None = None,
@@ -79,7 +81,7 @@ def rank_request(
     return body
 
 
-def score_item(prompt: str, response: str, user_id: str | None = None, user_info: str | None = None) -> dict[str, Any]:
+def score_item(prompt: PromptInput, response: ReplyInput, user_id: str | None = None, user_info: str | None = None) -> dict[str, Any]:
     """One member of a ``score`` request's ``items``."""
     item: dict[str, Any] = {}
     if user_id is not None:

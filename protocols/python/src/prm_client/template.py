@@ -1,9 +1,11 @@
-"""The model's training text format, for prompts and replies that come as chat messages.
+"""Prompts and replies as chat messages, passed to the server as they come.
 
-prm's built-in data (hh-rlhf style) writes a conversation as ``"Human: ...\\n\\nAssistant: ..."``
-turns, and a model scores a reply to the prompt text it was trained on. Until the server renders
-chat messages with the checkpoint's own template, the adapters (TRL, verl) render them here, in
-:func:`render_prompt` alone, so that it can later defer to the server in one place.
+prm's server writes ``{"role", "content"}`` messages as the model's training text with the
+template its checkpoint records (PROTOCOL.md, "Chat messages": for the built-in hh-rlhf data,
+``"Human: ...\\n\\nAssistant: ..."`` turns, system messages left out), so the adapters (TRL, verl)
+send messages unrendered. What is left here is what those frameworks give that the protocol
+does not take: content as a list of parts, a plain question string, a completion of several
+messages.
 """
 
 from __future__ import annotations
@@ -11,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
-#: How conversational roles are written, as in the training data. Other roles (``tool``, ...)
-#: are written capitalised.
-ROLE_NAMES = {"user": "Human", "assistant": "Assistant"}
+from .messages import PromptInput, ReplyInput
 
 #: The tag that opens the training data's first turn: a prompt string starting with it is
 #: already in the format.
-FIRST_TAG = f"{ROLE_NAMES['user']}:"
+FIRST_TAG = "Human:"
 
 #: A chat message: ``{"role": ..., "content": ...}``; content is a string or a list of parts,
 #: whose ``{"type": "text", "text": ...}`` parts are used.
@@ -25,30 +25,29 @@ Message = Mapping[str, Any]
 Prompt = Union[str, Sequence[Message]]
 
 
-def render_prompt(prompt: Prompt) -> str:
-    """A prompt as the model's training data writes it, ending with the ``"Assistant:"`` tag that
-    the scored reply answers.
+def wire_prompt(prompt: Prompt) -> PromptInput:
+    """A prompt for the server to write out with the model's template.
 
-    - Messages: turns ``"Human: content"`` / ``"Assistant: content"`` joined by blank lines.
-      **System messages are left out**: the training data has no system turns, and text the model
-      never saw in that position would shift every score; pass what a system prompt says about
-      the user as ``user_info`` instead. Other roles are written capitalised (``"Tool: ..."``).
+    - Messages: sent as ``{"role", "content"}`` with their text content; the server checks the
+      roles (``system``, ``user``, ``assistant``) and writes the turns.
     - A string already in the format (it starts with ``"Human:"``): as is.
-    - Any other string: one human turn, as the message ``{"role": "user", "content": prompt}``
-      would be, so a plain call and a conversational call score the same dialogue the same.
+    - Any other string (TRL's plain prompts): one user message, so a plain call and a
+      conversational call score the same dialogue the same.
     """
     if isinstance(prompt, str):
         if prompt.lstrip().startswith(FIRST_TAG):
             return prompt
-        prompt = [{"role": "user", "content": prompt}]
-    turns = [f"{_role(message)}: {message_text(message)}" for message in prompt if _role(message) != "System"]
-    return "\n\n".join([*turns, f"{ROLE_NAMES['assistant']}:"])
+        return [{"role": "user", "content": prompt}]
+    return [_wire_message(message) for message in prompt]
 
 
-def render_completion(completion: str | Sequence[Message]) -> str:
-    """A reply's text: a string as is; messages' contents joined by blank lines."""
+def wire_reply(completion: str | Sequence[Message]) -> ReplyInput:
+    """A reply: a string as is; one message as the message; several messages' contents joined by
+    blank lines (a reply is one message on the wire)."""
     if isinstance(completion, str):
         return completion
+    if len(completion) == 1:
+        return _wire_message(completion[0])
     return "\n\n".join(message_text(message) for message in completion)
 
 
@@ -63,8 +62,9 @@ def message_text(message: Message) -> str:
     raise ValueError(f"message without text 'content': {message!r}")
 
 
-def _role(message: Message) -> str:
-    role = message.get("role") if isinstance(message, Mapping) else None
+def _wire_message(message: Message) -> dict[str, str]:
+    text = message_text(message)
+    role = message.get("role")
     if not isinstance(role, str):
         raise ValueError(f"message without a string 'role': {message!r}")
-    return ROLE_NAMES.get(role, role.capitalize())
+    return {"role": role, "content": text}

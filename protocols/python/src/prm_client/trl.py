@@ -23,8 +23,8 @@ It awaits a function when ``trl.trainer.utils.is_async_callable`` says so
 on an event loop of its own in a daemon thread, all async reward functions at once
 (``asyncio.gather``); it logs rewards under ``getattr(func, "__name__", type(func).__name__)``
 (``get_callable_name``, line 236). Prompts and completions are strings (TRL's standard format)
-or lists of ``{"role", "content"}`` messages (conversational format), rendered with
-:func:`prm_client.template.render_prompt`.
+or lists of ``{"role", "content"}`` messages (conversational format), sent for the server to write
+out with the model's template (:func:`prm_client.template.wire_prompt`).
 
 Each call reports, through ``log_metric`` when TRL passes it (and as the attributes
 ``known_user_fraction`` and ``queue_ms`` in any case), the fraction of completions whose user the
@@ -43,7 +43,7 @@ from .async_client import AsyncClient
 from .client import DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Client
 from .curve import CurveKeys
 from .messages import ScoreItem, ScoreResult
-from .template import Message, Prompt, render_completion, render_prompt
+from .template import Message, Prompt, wire_prompt, wire_reply
 
 log = logging.getLogger("prm_client")
 
@@ -90,7 +90,7 @@ class _TrlReward:
             log.debug("%s: no %r column; every completion is scored as the generic user", self.__name__, self.user_column)
         users = _column(columns, self.user_column, len(completions))
         infos = _column(columns, self.user_info_column, len(completions))
-        return [ScoreItem(prompt=render_prompt(prompt), response=render_completion(completion),
+        return [ScoreItem(prompt=wire_prompt(prompt), response=wire_reply(completion),
                           user_id=_user_id(users[index], self.user_column, index),
                           user_info=_optional_text(infos[index], self.user_info_column, index))
                 for index, (prompt, completion) in enumerate(zip(prompts, completions))]

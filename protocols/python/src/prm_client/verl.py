@@ -32,7 +32,7 @@ from prm_client import environment
 from prm_client.client import Client
 from prm_client.messages import ScoreItem
 from prm_client.rewards import floats
-from prm_client.template import render_prompt
+from prm_client.template import wire_prompt
 
 #: The keys of ``extra_info`` read here.
 USER_ID_KEY = "user_id"
@@ -47,7 +47,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
     ``extra_info`` keys (put them in the data set's ``extra_info`` column when preprocessing):
 
     - ``"prompt"`` (required): the prompt the response answers: a string or a list of
-      ``{"role", "content"}`` messages, rendered with :func:`prm_client.template.render_prompt`;
+      ``{"role", "content"}`` messages, written out by the server (:func:`prm_client.template.wire_prompt`);
     - ``"user_id"`` (optional): the user; missing, None or unknown means the generic user;
     - ``"user_info"`` (optional): explicit text about the user.
 
@@ -59,7 +59,7 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_
         raise KeyError(f"extra_info has no {PROMPT_KEY!r} (keys: {sorted(info)}); prm_client.verl.compute_score scores "
                        f"the response as a reply to it")
     user_id = info.get(USER_ID_KEY)
-    item = ScoreItem(prompt=render_prompt(info[PROMPT_KEY]), response=solution_str,
+    item = ScoreItem(prompt=wire_prompt(info[PROMPT_KEY]), response=solution_str,
                      user_id=None if user_id is None else str(user_id), user_info=info.get(USER_INFO_KEY))
     return floats(environment.shared(_environment_client).score([item]).scores)[0]
 
