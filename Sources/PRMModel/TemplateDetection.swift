@@ -3,9 +3,4 @@
 public struct TemplateDetection: Sendable, Equatable {
     public let template: TextTemplate
     public let hhShare: Double
-
-    public init(template: TextTemplate, hhShare: Double) {
-        self.template = template
-        self.hhShare = hhShare
-    }
 }

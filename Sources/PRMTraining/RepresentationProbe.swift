@@ -38,11 +38,6 @@ public enum RepresentationProbe {
     public struct Reply: Hashable, Sendable {
         public var prompt: String
         public var text: String
-
-        public init(prompt: String, text: String) {
-            self.prompt = prompt
-            self.text = text
-        }
     }
 
     /// Unique replies of `comparisons` in file order (chosen before rejected), at most
