@@ -53,7 +53,8 @@ for seed in $SEEDS; do
         # shellcheck disable=SC2046
         flock "$LOCK" "$PRM" train --data "$TRAIN" --out "$RUNDIR/$name" --seed "$seed" $(flags "$run")
         few=()
-        [[ ( "$run" == default || "$run" == cluster ) && -n "$FEWSHOT" ]] && few=(--few-shot "$FEWSHOT")
+        # prm adapt fits individual users only, so the few-shot protocol runs on the default model.
+        [[ "$run" == default && -n "$FEWSHOT" ]] && few=(--few-shot "$FEWSHOT")
         flock "$LOCK" "$PRM" eval --model "$RUNDIR/$name" --data "$DEV" --groups "$LABELS" --json "$OUT/$name.json" "${few[@]}" > "$OUT/$name.txt"
         cp "$RUNDIR/$name/train_log.jsonl" "$OUT/$name.train_log.jsonl"
     done
