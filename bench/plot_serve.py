@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Plots of `prm bench serve` results: throughput and latency against concurrent clients for each
-deployment, throughput against candidates per request, and CURVE off/on.
+deployment, throughput against candidates per request, CURVE off/on, and the HTTP front door
+against ZeroMQ on the same server.
 
     python3 bench/plot_serve.py bench/results/serve.json      # writes serve-*.png beside it
 """
@@ -18,12 +19,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 def main(path: Path) -> None:
     report = json.loads(path.read_text(encoding="utf-8"))
-    topologies = report.get("topologies")
-    if not topologies:
-        sys.exit(f"{path}: no deployment cases (run prm bench serve without --endpoint or --no-deployments)")
     stem = path.with_suffix("")
     peak = report.get("sgemmPeakGflops", 0)
     subtitle = f"{report['machine']}, sgemm peak {peak:.0f} GFLOP/s; {report['date']}"
+    if report.get("http"):
+        plot_http(report["http"], subtitle, f"{stem}-http.png")
+        print(f"{stem}-http.png")
+    topologies = report.get("topologies")
+    if not topologies:
+        sys.exit(f"{path}: no deployment cases (run prm bench serve without --endpoint or --no-deployments)")
 
     points = topologies["concurrency"]
     names = list(dict.fromkeys(p["topology"] for p in points))
@@ -65,6 +69,37 @@ def main(path: Path) -> None:
     fig.tight_layout()
     fig.savefig(f"{stem}-candidates-curve.png", dpi=120)
     print(f"{stem}-concurrency.png\n{stem}-candidates-curve.png")
+
+
+def plot_http(http: dict, subtitle: str, out: str) -> None:
+    """Left: one rank's round trip over ZeroMQ and HTTP (p50, p95); right: single-sample HTTP
+    clients against batched ZeroMQ score requests, with the server's requests per batch."""
+    latency, single = http["latency"], http["singleSamples"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.38
+    for offset, (key, name, color) in enumerate((("zeromqRoundTripMs", "ZeroMQ", "tab:gray"), ("httpRoundTripMs", "HTTP /v1/rank", "tab:blue"))):
+        values = [latency[key]["p50"], latency[key]["p95"]]
+        left.bar([i + (offset - 0.5) * width for i in range(2)], values, width, label=name, color=color)
+    left.set_xticks(range(2), ["p50", "p95"])
+    left.set_ylabel("round trip (ms)")
+    left.set_title(f"one rank of N = {latency['candidates']}: HTTP {100 * latency['overheadP50']:+.1f}% at p50, "
+                   f"{100 * latency['overheadP95']:+.1f}% at p95")
+    left.legend(fontsize=8)
+    labels = [f"ZeroMQ score, {single['zeromqItemsPerRequest']} per request\n1 client",
+              f"HTTP /v1/score, 1 per request\n{single['httpClients']} clients"]
+    rates = [single["zeromqSamplesPerSecond"], single["httpSamplesPerSecond"]]
+    batches = [single["zeromqMeanItemsPerBatch"], single["httpMeanItemsPerBatch"]]
+    bars = right.bar(labels, rates, color=["tab:gray", "tab:blue"])
+    for bar, per_batch in zip(bars, batches):
+        right.annotate(f"{per_batch:.1f} samples per batch", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                       ha="center", va="bottom", fontsize=8)
+    right.set_ylabel("samples per second")
+    right.set_title(f"{single['samples']} samples: HTTP at {100 * single['fractionOfZeromq']:.0f}% of batched ZeroMQ")
+    for axis in (left, right):
+        axis.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(subtitle, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
 
 
 if __name__ == "__main__":
