@@ -63,11 +63,7 @@ def main(path: Path) -> None:
     right.bar(["CURVE off", "CURVE on"][: len(curve)], [p["itemsPerSecond"] for p in curve], color=["tab:gray", "tab:green"][: len(curve)])
     right.set_ylabel("scored replies per second")
     right.set_title(f"CURVE costs {100 * topologies['curveCostFraction']:.1f}% (N = {curve[0]['candidates'] if curve else 0})")
-    for axis in (left, right):
-        axis.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(subtitle, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(f"{stem}-candidates-curve.png", dpi=120)
+    save_bars(fig, (left, right), subtitle, f"{stem}-candidates-curve.png")
     print(f"{stem}-concurrency.png\n{stem}-candidates-curve.png")
 
 
@@ -95,7 +91,12 @@ def plot_http(http: dict, subtitle: str, out: str) -> None:
                        ha="center", va="bottom", fontsize=8)
     right.set_ylabel("samples per second")
     right.set_title(f"{single['samples']} samples: HTTP at {100 * single['fractionOfZeromq']:.0f}% of batched ZeroMQ")
-    for axis in (left, right):
+    save_bars(fig, (left, right), subtitle, out)
+
+
+def save_bars(fig, axes, subtitle: str, out: str) -> None:
+    """Horizontal grid lines on bar charts, the run's machine and date on top, then the PNG."""
+    for axis in axes:
         axis.grid(True, axis="y", alpha=0.3)
     fig.suptitle(subtitle, fontsize=9)
     fig.tight_layout()
