@@ -65,6 +65,7 @@ enum BenchServe {
         var date: String
         var machine: String
         var command: String
+        /// The checkpoint as given on the command line, so a repo-relative path stays relative in the recorded file.
         var model: String
         var endpoint: String
         var candidates: Int
@@ -136,7 +137,7 @@ enum BenchServe {
         let sequenceTokens = Double(prepared.reduce(0) { $0 + $1.tokens }) / Double(max(prepared.count, 1))
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
                             command: "prm bench serve " + CommandLine.arguments.dropFirst(3).joined(separator: " "),
-                            model: folder.path, endpoint: endpoint ?? "in-process server on loopback", candidates: candidates,
+                            model: folder.relativePath, endpoint: endpoint ?? "in-process server on loopback", candidates: candidates,
                             meanReplyTokens: Double(workload.replyTokens.reduce(0, +)) / Double(max(workload.replyTokens.count, 1)),
                             meanSequenceTokens: sequenceTokens, sgemmPeakGflops: peak,
                             latency: latency, throughput: throughput, cache: cache, http: http, topologies: topologies)
