@@ -3,7 +3,8 @@
 deployment, throughput against candidates per request, CURVE off/on, and the HTTP front door
 against ZeroMQ on the same server.
 
-    python3 bench/plot_serve.py bench/results/serve.json      # writes serve-*.png beside it
+    python3 bench/plot_serve.py bench/results/serve.json       # writes serve-*.png beside it
+    python3 bench/plot_serve.py bench/results/serve-http.json  # a --no-deployments run: serve-http-frontdoor.png
 """
 from __future__ import annotations
 
@@ -23,11 +24,13 @@ def main(path: Path) -> None:
     peak = report.get("sgemmPeakGflops", 0)
     subtitle = f"{report['machine']}, sgemm peak {peak:.0f} GFLOP/s; {report['date']}"
     if report.get("http"):
-        plot_http(report["http"], subtitle, f"{stem}-http.png")
-        print(f"{stem}-http.png")
+        plot_http(report["http"], subtitle, f"{stem}-frontdoor.png")
+        print(f"{stem}-frontdoor.png")
     topologies = report.get("topologies")
     if not topologies:
-        sys.exit(f"{path}: no deployment cases (run prm bench serve without --endpoint or --no-deployments)")
+        if not report.get("http"):
+            sys.exit(f"{path}: neither HTTP nor deployment cases (run prm bench serve on a server it starts)")
+        return
 
     points = topologies["concurrency"]
     names = list(dict.fromkeys(p["topology"] for p in points))
