@@ -13,11 +13,19 @@ struct BatchCounts {
         items = counters?["items"]?.number?.integer ?? 0
     }
 
+    /// No batches (a sum's start).
+    init() {}
+
     private init(batches: Int, requests: Int, items: Int) { (self.batches, self.requests, self.items) = (batches, requests, items) }
 
     /// The counts between `earlier` and this reading.
     func since(_ earlier: BatchCounts) -> BatchCounts {
         BatchCounts(batches: batches - earlier.batches, requests: requests - earlier.requests, items: items - earlier.items)
+    }
+
+    /// The counts of two disjoint spans together.
+    func plus(_ other: BatchCounts) -> BatchCounts {
+        BatchCounts(batches: batches + other.batches, requests: requests + other.requests, items: items + other.items)
     }
 
     var meanRequests: Double { batches > 0 ? Double(requests) / Double(batches) : 0 }

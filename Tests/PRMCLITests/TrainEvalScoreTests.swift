@@ -483,7 +483,7 @@ final class TrainEvalScoreTests: XCTestCase {
         XCTAssertNotNil(httpLatency["overheadP50"] as? Double)
         let single = try XCTUnwrap(http["singleSamples"] as? [String: Any])
         XCTAssertEqual(single["samples"] as? Int, 12)
-        XCTAssertEqual(single["httpClients"] as? Int, 12, "64 clients at most, one per sample")
+        XCTAssertEqual(single["httpClients"] as? Int, 6, "64 clients at most, one per sample of a half (the halves go ABBA)")
         XCTAssertGreaterThan(single["fractionOfZeromq"] as? Double ?? 0, 0)
         XCTAssertGreaterThanOrEqual(single["httpMeanRequestsPerBatch"] as? Double ?? 0, 1)
         XCTAssertGreaterThan(single["httpClientCPUSeconds"] as? Double ?? 0, 0)
