@@ -28,7 +28,9 @@ public enum BenchCommand: Subcommand {
           serve     the ZeroMQ service on a checkpoint (--model DIR from prm train): latency of one \
         client (wire + JSON + queueing against compute), --clients concurrent clients against \
         in-process batched throughput, and one candidate set ranked for --users users with and \
-        without the h cache; then deployments as processes: one server, the proxy with one worker \
+        without the h cache; the HTTP front door on the same server: one rank over HTTP against \
+        ZeroMQ (p50/p95), and 64 HTTP clients sending one sample each against the same samples as \
+        64-item ZeroMQ score requests, with batch statistics; then deployments as processes: one server, the proxy with one worker \
         and with two single-threaded workers, against 1-32 concurrent clients, N = 1-64 candidates, \
         CURVE off and on (--quick: a few cases in seconds). --endpoint measures a running server \
         instead of starting one (no deployment cases). Plots: python3 bench/plot_serve.py FILE.json.

@@ -14,7 +14,8 @@ import PRMServing
 ///   client's round trip minus the server-reported compute time;
 /// - throughput: C concurrent clients against the in-process batched throughput of the same
 ///   requests through the `Scorer` (the ceiling a server can reach);
-/// - cache: one candidate set ranked for U users, with the h cache and without.
+/// - cache: one candidate set ranked for U users, with the h cache and without;
+/// - the HTTP front door against ZeroMQ on the same server (`HTTPFrontDoorResults`).
 /// The server is started in this process on a loopback port (or `--endpoint` measures a running
 /// one), and sgemm is measured in the same run so every figure has its hardware reference.
 enum BenchServe {
@@ -64,6 +65,7 @@ enum BenchServe {
         var date: String
         var machine: String
         var command: String
+        /// The checkpoint as given on the command line, so a repo-relative path stays relative in the recorded file.
         var model: String
         var endpoint: String
         var candidates: Int
@@ -73,6 +75,8 @@ enum BenchServe {
         var latency: Latency
         var throughput: Throughput
         var cache: Cache?
+        /// The HTTP front door against ZeroMQ (servers started by this run only).
+        var http: HTTPFrontDoorResults?
         /// Deployments as processes (servers started by this run only).
         var topologies: TopologyResults?
     }
@@ -86,7 +90,7 @@ enum BenchServe {
                     data: URL, quick: Bool, binary: URL?, output: URL?) throws -> Report {
         guard let folder else { throw CLIError("bench serve needs --model DIR (a checkpoint from prm train) to score in process") }
         let deployments = endpoint == nil && binary != nil
-        let progress = ProgressBar(total: 5 + (deployments ? TopologyResults.caseCount(quick: quick) : 0), label: "bench serve", unit: "case")
+        let progress = ProgressBar(total: 6 + (deployments ? TopologyResults.caseCount(quick: quick) : 0), label: "bench serve", unit: "case")
         let peak = BenchKernels.measureGemm(m: 4096, n: 1536, k: 384, repeats: 3)
         progress.advance(by: 1, extra: String(format: "sgemm %.0f GFLOP/s", peak))
 
@@ -101,12 +105,16 @@ enum BenchServe {
         let inProcessRate = Double(prepared.count) / inProcessSeconds
         progress.advance(by: 1, extra: String(format: "in process %.0f items/s", inProcessRate))
 
-        let server = try endpoint.map { ($0, nil as BackgroundServer?) } ?? startServer(folder, cacheEntries: 0)
+        let server = try endpoint.map { ($0, nil as BackgroundServer?) } ?? startServer(folder, cacheEntries: 0, http: true)
         defer { try? server.1?.stop() }
         let latency = try measureLatency(endpoint: server.0, workload: workload)
         progress.advance(by: 1, extra: String(format: "overhead %.2f ms of %.1f ms compute", latency.overheadMs.p50, latency.computeMs.p50))
         let throughput = try measureThroughput(endpoint: server.0, workload: workload, clients: clients, inProcessRate: inProcessRate)
         progress.advance(by: 1, extra: String(format: "%d clients: %.0f%% of in process", clients, 100 * throughput.fractionOfInProcess))
+        // A server given by --endpoint may have no HTTP front door, and its address is unknown.
+        let http = try server.1?.server.httpAddress.map { try HTTPFrontDoorResults.measure(zeromq: server.0, http: $0, workload: workload) }
+        progress.advance(by: 1, extra: http.map { String(format: "HTTP p50 %+.1f%%, single samples %.0f%% of ZeroMQ", 100 * $0.latency.overheadP50,
+                                                            100 * $0.singleSamples.fractionOfZeromq) } ?? "no HTTP front door")
         try server.1?.stop()
 
         // The cache case needs two servers that differ only in the cache; a server given by
@@ -129,10 +137,10 @@ enum BenchServe {
         let sequenceTokens = Double(prepared.reduce(0) { $0 + $1.tokens }) / Double(max(prepared.count, 1))
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
                             command: "prm bench serve " + CommandLine.arguments.dropFirst(3).joined(separator: " "),
-                            model: folder.path, endpoint: endpoint ?? "in-process server on loopback", candidates: candidates,
+                            model: folder.relativePath, endpoint: endpoint ?? "in-process server on loopback", candidates: candidates,
                             meanReplyTokens: Double(workload.replyTokens.reduce(0, +)) / Double(max(workload.replyTokens.count, 1)),
                             meanSequenceTokens: sequenceTokens, sgemmPeakGflops: peak,
-                            latency: latency, throughput: throughput, cache: cache, topologies: topologies)
+                            latency: latency, throughput: throughput, cache: cache, http: http, topologies: topologies)
         if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
@@ -171,9 +179,11 @@ enum BenchServe {
         return String(dialogue[start.lowerBound...])
     }
 
-    static func startServer(_ folder: URL, cacheEntries: Int) throws -> (String, BackgroundServer?) {
+    /// A server in this process on a loopback port; `http`: with the HTTP front door on another.
+    static func startServer(_ folder: URL, cacheEntries: Int, http: Bool = false) throws -> (String, BackgroundServer?) {
         var settings = ServerSettings()
         settings.bind = "tcp://127.0.0.1:0"
+        settings.http = http ? HTTPSettings(address: "127.0.0.1:0") : nil
         settings.cacheEntries = cacheEntries
         settings.modelPath = folder.path
         let scorer = try Scorer(checkpoint: folder, tokensPerBatch: settings.batchTokens, cacheEntries: cacheEntries)
@@ -202,21 +212,16 @@ enum BenchServe {
 
     static func measureThroughput(endpoint: String, workload: Workload, clients: Int, inProcessRate: Double) throws -> Throughput {
         let requests = workload.requests
-        let before = try ScoringClient(endpoint: endpoint, timeout: 30).metrics()
+        let before = try BatchCounts(endpoint: endpoint)
         let seconds = try ClientLoad.drive(endpoint: endpoint, keys: nil, clients: clients, requests: requests.count) { client, r in
             _ = try client.rank(prompt: requests[r].prompt, candidates: requests[r].candidates)
         }
-        let after = try ScoringClient(endpoint: endpoint, timeout: 30).metrics()
-        func batches(_ m: JSONObject) -> (Int, Int) {
-            let b = m["batches"]?.object
-            return (b?["count"]?.number?.integer ?? 0, b?["requests"]?.number?.integer ?? 0)
-        }
-        let (b0, r0) = batches(before), (b1, r1) = batches(after)
+        let batches = try BatchCounts(endpoint: endpoint).since(before)
         let items = requests.reduce(0) { $0 + $1.candidates.count }
         let rate = Double(items) / seconds
         return Throughput(clients: clients, requests: requests.count, items: items, seconds: seconds, itemsPerSecond: rate,
                           inProcessItemsPerSecond: inProcessRate, fractionOfInProcess: rate / inProcessRate,
-                          meanRequestsPerBatch: b1 > b0 ? Double(r1 - r0) / Double(b1 - b0) : 0)
+                          meanRequestsPerBatch: batches.meanRequests)
     }
 
     /// One candidate set ranked for `users` users (known ids first, then new ones), sequentially.
@@ -260,6 +265,7 @@ enum BenchServe {
             lines += [String(format: "Ranking one candidate set for %d users: %.2f s without the h cache, %.3f s with it: **%.0f× faster** (hit rate %.0f%%).",
                              c.users, c.uncachedSeconds, c.cachedSeconds, c.speedup, 100 * c.hitRate), ""]
         }
+        if let h = r.http { lines.append(h.markdown()) }
         if let t = r.topologies { lines.append(t.markdown()) }
         return lines.joined(separator: "\n")
     }

@@ -141,21 +141,34 @@ enum ClientLoad {
                      overheadMs: BenchServe.Percentiles(overheads.elements))
     }
 
-    /// Runs `clients` concurrent clients, each on its own thread with its own socket, sending
-    /// requests `0..<requests` round-robin one at a time through `send(client, index)`; returns
-    /// the wall time. One thread per client: concurrentPerform would run only as many as there
-    /// are cores. The first client failure is thrown once all have finished.
+    /// Runs `clients` concurrent ZeroMQ clients, each on its own thread with its own socket,
+    /// sending requests `0..<requests` round-robin one at a time through `send(client, index)`;
+    /// returns the wall time.
     static func drive(endpoint: String, keys: Curve.ClientKeys?, clients: Int, requests: Int,
                       _ send: @escaping @Sendable (ScoringClient, Int) throws -> Void) throws -> Double {
-        let failures = SharedList<String>()
+        try fanOut(clients: clients, requests: requests, connect: {
+            try ScoringClient(endpoint: endpoint, timeout: 300, retries: 0, keys: keys)
+        }, send).seconds
+    }
+
+    /// Runs `clients` concurrent clients made by `connect`, each on its own thread, sending
+    /// requests `0..<requests` round-robin one at a time; returns the wall time and the CPU time
+    /// the client threads used (so a bench can show its load generator is not what limits it).
+    /// One thread per client: concurrentPerform would run only as many as there are cores. The
+    /// first client failure is thrown once all have finished.
+    static func fanOut<Client>(clients: Int, requests: Int, connect: @escaping @Sendable () throws -> Client,
+                               _ send: @escaping @Sendable (Client, Int) throws -> Void) throws -> (seconds: Double, clientCPUSeconds: Double) {
+        let failures = SharedList<String>(), cpu = SharedList<Double>()
         let group = DispatchGroup()
         let start = MonotonicClock.now
         for worker in 0..<clients {
             group.enter()
             let thread = Thread {
                 defer { group.leave() }
+                let cpuStart = threadCPUSeconds()
+                defer { cpu.append(threadCPUSeconds() - cpuStart) }
                 do {
-                    let client = try ScoringClient(endpoint: endpoint, timeout: 300, retries: 0, keys: keys)
+                    let client = try connect()
                     for r in stride(from: worker, to: requests, by: clients) { try send(client, r) }
                 } catch {
                     failures.append("client \(worker): \(error)")
@@ -166,7 +179,14 @@ enum ClientLoad {
         group.wait()
         let seconds = MonotonicClock.now - start
         if let failure = failures.elements.first { throw CLIError("bench serve: \(failure)") }
-        return seconds
+        return (seconds, cpu.elements.reduce(0, +))
+    }
+
+    /// CPU time of the calling thread (user + system), in seconds.
+    static func threadCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }
 
