@@ -3,7 +3,7 @@
 # the built-in length-preference data; per-group reward and reply length over iterations.
 #   bash bench/ppo_lengthpref.sh SFT_DIR PERSONALIZED_RM VANILLA_RM OUT_DIR
 # Writes OUT_DIR/{personalized,vanilla}/ppo_log.jsonl (and the policies); bench/plot_ppo.py makes
-# the table and the plot. Run under the shared lock: flock /tmp/prm-cpu.lock bash bench/ppo_lengthpref.sh ...
+# the table and the plot. Run under the shared lock: flock "$LOCK" bash bench/ppo_lengthpref.sh ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sft=$1 personalized=$2 vanilla=$3 out=$4

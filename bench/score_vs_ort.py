@@ -18,7 +18,7 @@
 Writes bench/results/score.{json,md} and score_throughput.png, score_latency.png: prm's figures
 as ratios to ORT's best strategy per case, and as fractions of the sgemm peak prm measured in
 the same run. The steps run one after the other, nothing else in parallel; on the project's
-shared machines hold the CPU lock: `flock /tmp/prm-cpu.lock python3 bench/score_vs_ort.py`.
+shared machines hold the CPU lock: `flock "$LOCK" python3 bench/score_vs_ort.py`.
 """
 import argparse
 import json
