@@ -78,7 +78,7 @@ struct HTTPFrontDoorResults: Codable {
             return ((MonotonicClock.now - start) * 1000, reply.computeMs)
         }
         func viaHTTP(_ request: (prompt: String, candidates: [String]), id: Int) throws -> (ms: Double, computeMs: Double) {
-            let body = ScoringClient.requestBody(op: "rank", id: id, members: ScoringClient.rankMembers(RankRequest(user: nil, userInfo: nil, prompt: .text(request.prompt), candidates: request.candidates.map { .text($0) })))
+            let body = V1Body.request(op: "rank", id: id, members: V1Body.rankMembers(RankRequest(user: nil, userInfo: nil, prompt: .text(request.prompt), candidates: request.candidates.map { .text($0) })))
             let start = MonotonicClock.now
             let reply = try okReply(http.post("/v1/rank", json: body), path: "/v1/rank")
             let ms = (MonotonicClock.now - start) * 1000
@@ -151,7 +151,7 @@ struct HTTPFrontDoorResults: Codable {
         let before = try BatchCounts(endpoint: endpoint)
         let (seconds, cpu) = try ClientLoad.fanOut(clients: clients, requests: samples.count,
                                                   connect: { try HTTPKeepAliveClient(address: address) }) { client, s in
-            let body = ScoringClient.requestBody(op: "score", id: s, members: ScoringClient.scoreMembers([samples[s]]))
+            let body = V1Body.request(op: "score", id: s, members: V1Body.scoreMembers([samples[s]]))
             _ = try okReply(client.post("/v1/score", json: body), path: "/v1/score")
         }
         return Timing(seconds: seconds, clientCPUSeconds: cpu, batches: try BatchCounts(endpoint: endpoint).since(before))

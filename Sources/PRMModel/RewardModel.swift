@@ -262,12 +262,13 @@ public final class RewardModel {
     /// A sequence's reply starts `replyOffsets[b]` rows in.
     private func pool(_ h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, batch: PackedBatch, replyOffsets: [Int], training: Bool) {
         let C = backbone.hiddenSize
-        let replySpans = zip(replyOffsets, batch.sequenceSpans).map { offset, span in
+        let sequenceSpans = batch.sequenceSpans
+        let replySpans = zip(replyOffsets, sequenceSpans).map { offset, span in
             min(span.lowerBound + offset, span.upperBound)..<span.upperBound
         }
         switch backbone.attending {
         case .bidirectional:
-            let spans = config.pooling == .reply ? replySpans : batch.sequenceSpans
+            let spans = config.pooling == .reply ? replySpans : sequenceSpans
             MeanPool.forward(out: h, inp: hidden, spans: spans, C: C)
             if training { meanSpans = spans }
         case .causal: RowGather.forward(out: h, inp: hidden, rows: (0..<batch.count).map(batch.lastRow), C: C)

@@ -94,7 +94,7 @@ public final class ScoringClient {
 
     /// A rank request whose prompt and candidates may be chat messages (the server writes them out).
     public func rank(_ request: RankRequest, topK: Int? = nil) throws -> RankReply {
-        let reply = try call("rank", members: Self.rankMembers(request, topK: topK))
+        let reply = try call("rank", members: V1Body.rankMembers(request, topK: topK))
         let timing = try field(reply, "timing", \.object)
         return RankReply(scores: try floats(reply, "scores"), order: try ints(reply, "order"),
                          knownUser: try field(reply, "known_user", \.bool), truncated: try ints(reply, "truncated"),
@@ -102,7 +102,7 @@ public final class ScoringClient {
     }
 
     public func score(_ items: [ScoringItem]) throws -> ScoreReply {
-        let reply = try call("score", members: Self.scoreMembers(items))
+        let reply = try call("score", members: V1Body.scoreMembers(items))
         let known = try field(reply, "known_user", \.array).map { value in
             guard let flag = value.bool else { throw ClientError.protocolViolation("known_user holds \(value.kind.withArticle)") }
             return flag
@@ -122,7 +122,7 @@ public final class ScoringClient {
     private func call(_ op: String, timeout: Double, attempts: Int, members: (inout JSONWriter) -> Void) throws -> JSONObject {
         nextID += 1
         let id = nextID
-        let body = Self.requestBody(op: op, id: id, members: members)
+        let body = V1Body.request(op: op, id: id, members: members)
         if op == "rank" || op == "score" {
             let limit = try serverMaxMessageBytes()
             guard body.count <= limit else { throw ClientError.tooLarge(bytes: body.count, limit: limit) }
@@ -189,50 +189,6 @@ public final class ScoringClient {
             throw ClientError.server(code: error?["code"]?.string ?? "unknown", message: error?["message"]?.string ?? "")
         }
         return nil
-    }
-
-    /// A v1 request body: the envelope around `members`. Public so that clients of other
-    /// transports (the HTTP front door takes the same body) send exactly what this one sends.
-    public static func requestBody(op: String, id: Int, members: (inout JSONWriter) -> Void) -> [UInt8] {
-        var w = JSONWriter()
-        w.beginObject()
-        w.key("v"); w.number(ProtocolV1.version)
-        w.key("id"); w.number(id)
-        w.key("op"); w.string(op)
-        members(&w)
-        w.endObject()
-        return w.bytes
-    }
-
-    /// The members of a `rank` request.
-    public static func rankMembers(_ request: RankRequest, topK: Int? = nil) -> (inout JSONWriter) -> Void {
-        { w in
-            w.key("user_id"); optional(&w, request.user)
-            w.key("user_info"); optional(&w, request.userInfo)
-            w.key("prompt"); ChatTextJSON.prompt(request.prompt, &w)
-            w.key("candidates"); w.beginArray(); for c in request.candidates { ChatTextJSON.reply(c, &w) }; w.endArray()
-            if let topK { w.key("top_k"); w.number(topK) }
-        }
-    }
-
-    /// The members of a `score` request.
-    public static func scoreMembers(_ items: [ScoringItem]) -> (inout JSONWriter) -> Void {
-        { w in
-            w.key("items"); w.beginArray()
-            for item in items {
-                w.beginObject()
-                w.key("user_id"); optional(&w, item.userID)
-                w.key("user_info"); optional(&w, item.userInfo)
-                w.key("prompt"); w.string(item.prompt)
-                w.key("response"); w.string(item.response)
-                w.endObject()
-            }
-            w.endArray()
-        }
-    }
-
-    private static func optional(_ w: inout JSONWriter, _ text: String?) {
-        if let text { w.string(text) } else { w.null() }
     }
 
     private func field<T>(_ object: JSONObject, _ key: String, _ get: KeyPath<JSONValue, T?>) throws -> T {
