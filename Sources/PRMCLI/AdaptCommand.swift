@@ -29,7 +29,10 @@ enum AdaptCommand: Subcommand {
         checkpoints trained without it; users of --data the model does not know are then added \
         as usual (their prior comes from the refitted vectors).
 
-        Only individual user models have per-user vectors to fit.
+        Cluster users (linear head): a new user is a mixture of the trained centres, and only \
+        their K mixture logits are fitted, by the same regularised fit (prior from the trained \
+        users' logits, centred on user 0's). Uniform user models have nothing per user to fit; \
+        --refit-seen needs individual users.
 
         Example:
           prm adapt --model runs/prm --data new_users.jsonl --out runs/prm-plus

@@ -217,6 +217,12 @@ public final class UserModel {
         }
     }
 
+    /// Centre k's T_u vectors (T_u, C), for the cluster model; nil otherwise.
+    public func clusterCentre(_ k: Int) -> UnsafePointer<Float>? {
+        guard config.kind == .cluster, let table, (0..<config.clusters).contains(k) else { return nil }
+        return UnsafePointer(params.value(table) + k * size)
+    }
+
     /// softmax(w_user) over the K clusters.
     public func clusterMixture(_ user: Int) -> [Float] {
         guard weights != nil, let w = row(user)?.value else { return [] }

@@ -111,7 +111,11 @@ public struct SeenUserRefit: Codable, Sendable, Equatable {
 /// row (backbone frozen, no dropout) on the same objective, the prior as ½|x|²/(τs̄²) with s̄² the
 /// trained offsets' mean variance per float.
 ///
-/// **Seen users** (`refitSeenUsers`, linear head): joint training moves every user vector by SGD
+/// **Cluster users** (linear head): a user is a mixture of the K trained centres, so a new user's
+/// own parameters are K mixture logits; `MixtureFit` finds their MAP value under the same kind of
+/// prior, estimated from the trained users' centred logits and centred on user 0's.
+///
+/// **Seen users** (`refitSeenUsers`, linear head, individual users): joint training moves every user vector by SGD
 /// while the backbone under it keeps moving, so at the end a trained user's vector is not the
 /// best one for the final h. The same MAP problem, solved once per trained user on all of their
 /// training comparisons against the final h, replaces it; the prior stays the one estimated from
@@ -130,9 +134,13 @@ public final class UserAdapter {
 
     public init(model: RewardModel, users: UserTable, settings: AdaptSettings = AdaptSettings()) throws {
         let userModel = model.userModel
-        guard userModel.config.kind == .individual, userModel.rowSize > 0 else {
-            throw TrainingError("adapting new users needs individual users (--user-model individual); this model has "
-                                + "\(userModel.config.kind.rawValue) users" + (userModel.rowSize == 0 ? " and no user vectors" : ""))
+        let kind = userModel.config.kind
+        guard kind == .individual || kind == .cluster, userModel.rowSize > 0 else {
+            throw TrainingError("adapting new users needs individual or cluster users (--user-model individual|cluster); this model has "
+                                + "\(kind.rawValue) users" + (userModel.rowSize == 0 ? " and no user vectors" : ""))
+        }
+        guard kind == .individual || model.config.aggregator == .linearHead else {
+            throw TrainingError("adapting a cluster model's users needs the linear-head aggregator; this model has \(model.config.aggregator.rawValue)")
         }
         guard userModel.config.users >= 1 else { throw TrainingError("the model has no trained users to estimate a prior from") }
         self.model = model
@@ -147,7 +155,11 @@ public final class UserAdapter {
         let shared = userModel.config.sharedGeneric
         offsets = (1...userModel.config.users).map { user in
             let row = own(user)
-            return shared ? row : zip(row, own(0)).map { $0 - $1 }
+            switch kind {
+            // Mixture logits mean the same up to a constant: users differ by their centred logits.
+            case .cluster: return zip(Self.centred(row), Self.centred(own(0))).map { $0 - $1 }
+            default: return shared ? row : zip(row, own(0)).map { $0 - $1 }
+            }
         }
         let meanSquare = offsets.reduce(0) { $0 + $1.reduce(0) { $0 + $1 * $1 } } / Double(offsets.count)
         isotropicVariance = max(Self.isotropicShare * meanSquare / Double(n), 1e-12)
@@ -158,9 +170,10 @@ public final class UserAdapter {
     public func addUser(_ comparisons: [EncodedComparison]) throws -> Int {
         guard !comparisons.isEmpty else { throw TrainingError("a new user needs at least one comparison") }
         let row: [Float]
-        switch model.config.aggregator {
-        case .linearHead: row = fitLinearHead(comparisons)
-        case .softPrompt: return try fitSoftPrompt(comparisons)
+        switch (model.config.aggregator, model.userModel.config.kind) {
+        case (.linearHead, .cluster): row = fitMixture(comparisons)
+        case (.linearHead, _): row = fitLinearHead(comparisons)
+        case (.softPrompt, _): return try fitSoftPrompt(comparisons)
         }
         guard let index = model.userModel.appendUsers(row)?.lowerBound else { throw TrainingError("cannot append a user row of \(row.count) floats") }
         return index
@@ -203,6 +216,31 @@ public final class UserAdapter {
         ownRow(mapOffset(differences(comparisons)))
     }
 
+    // MARK: - Cluster users (linear head)
+
+    /// The new user's mixture logits w_0 + x, x the MAP fit of `MixtureFit`.
+    func fitMixture(_ comparisons: [EncodedComparison]) -> [Float] {
+        let centres = (0..<model.userModel.config.clusters).map { k in
+            model.userModel.clusterCentre(k).map { c in (0..<model.backbone.hiddenSize).map { Double(c[$0]) } } ?? []
+        }
+        let features = differences(comparisons).map { d in centres.map { c in zip(c, d).reduce(0) { $0 + $1.0 * $1.1 } } }
+        let x = MixtureFit(features: features, generic: generic, precision: priorPrecision()).solve()
+        return zip(generic, x).map { Float($0 + $1) }
+    }
+
+    /// (τΣ)⁻¹, column by column: for the K mixture logits, a small dense matrix.
+    func priorPrecision() -> [[Double]] {
+        let n = generic.count
+        let covariance = (0..<n).map { j in priorTimes((0..<n).map { $0 == j ? 1 : 0 }) }  // symmetric: columns are rows
+        let columns = (0..<n).map { j in Self.solve(covariance, (0..<n).map { $0 == j ? 1 : 0 }) ?? [] }
+        return (0..<n).map { a in (0..<n).map { b in columns[b][a] } }
+    }
+
+    static func centred(_ v: [Double]) -> [Double] {
+        let mean = v.reduce(0, +) / Double(max(v.count, 1))
+        return v.map { $0 - mean }
+    }
+
     /// The MAP offset x from e_0 for comparisons whose pooled-state differences are `d`.
     func mapOffset(_ d: [[Double]]) -> [Double] {
         let sd = d.map(priorTimes)
@@ -225,6 +263,9 @@ public final class UserAdapter {
         guard model.config.aggregator == .linearHead else {
             throw TrainingError("refitting seen users needs the linear-head aggregator (its user vectors are a convex fit); "
                                 + "this model has \(model.config.aggregator.rawValue)")
+        }
+        guard model.userModel.config.kind == .individual else {
+            throw TrainingError("refitting seen users needs individual users; this model has \(model.userModel.config.kind.rawValue) users")
         }
         let trained = 1...offsets.count
         let mine = data.filter { trained.contains($0.user) }

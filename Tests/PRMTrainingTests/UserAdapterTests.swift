@@ -264,12 +264,69 @@ final class UserAdapterTests: XCTestCase {
         }
     }
 
+    /// A cluster newcomer is a mixture of the trained centres: three comparisons move a minority
+    /// newcomer's mixture logits to the minority's centre; only the K logits are added.
+    func testClusterNewcomersFromThreeComparisons() throws {
+        var settings = TinyModels.settings(.linearHead, .cluster)
+        settings.epochs = 12
+        settings.replyCounts = 0
+        let users = UserTable(ids: Self.trained.comparisons.map(\.userID))
+        let model = try TinyModels.rewardModel(settings, users: users.count, folder: TinyModels.backboneFolder())
+        try Trainer(model: model, users: users, settings: settings,
+                    train: EncodedComparison.encode(Self.trained.comparisons, with: InputPreparer(model: model, users: users))).run()
+        let before = model.parameters.values.array
+        let adapter = try UserAdapter(model: model, users: users)
+        let encoded = EncodedComparison.encode(Self.newcomers, with: InputPreparer(model: model, users: users))
+        for id in ["new-majority", "new-minority"] {
+            let mine = encoded.filter { $0.userID == id }
+            let index = try adapter.addUser(Array(mine.prefix(3)))
+            XCTAssertEqual(model.userModel.row(index).map { _ in model.userModel.rowSize }, settings.clusters, "K logits per user")
+            let result = accuracy(model, users: users, user: index, on: Array(mine.dropFirst(3)))
+            if id == "new-minority" {
+                XCTAssertLessThan(result.generic, 0.2, "the generic user sides with the majority")
+                XCTAssertGreaterThan(result.adapted, 0.9, "adapted minority newcomer")
+            } else {
+                XCTAssertGreaterThanOrEqual(result.adapted, result.generic, "a majority newcomer loses nothing")
+            }
+        }
+        XCTAssertEqual(model.parameters.values.array, before, "centres, backbone, head and trained users are frozen")
+        XCTAssertThrowsError(try adapter.refitSeenUsers(EncodedComparison.encode(Self.trained.comparisons, with: adapter.preparer))) { error in
+            XCTAssertTrue("\(error)".contains("needs individual users"), "\(error)")
+        }
+    }
+
+    /// The mixture fit's gradient against central differences of its objective, and its solution
+    /// a stationary point, on random features and a random positive definite prior.
+    func testMixtureFitGradientAndMinimum() {
+        var rng = RandomSource(seed: 5)
+        for K in [2, 3, 6] {
+            let features = (0..<9).map { _ in (0..<K).map { _ in Double(rng.nextNormal()) * 2 } }
+            let generic = (0..<K).map { _ in Double(rng.nextNormal()) }
+            let factor = (0..<K).map { _ in (0..<K).map { _ in Double(rng.nextNormal()) } }
+            let precision = (0..<K).map { a in (0..<K).map { b in
+                (0..<K).reduce(0) { $0 + factor[a][$1] * factor[b][$1] } / Double(K) + (a == b ? 0.5 : 0)
+            } }
+            let fit = MixtureFit(features: features, generic: generic, precision: precision)
+            let x = (0..<K).map { _ in Double(rng.nextNormal()) }
+            let g = fit.gradient(x)
+            for j in 0..<K {
+                var up = x, down = x
+                up[j] += 1e-6
+                down[j] -= 1e-6
+                XCTAssertEqual(g[j], (fit.objective(up) - fit.objective(down)) / 2e-6, accuracy: 1e-6 * max(1, abs(g[j])), "K=\(K), j=\(j)")
+            }
+            let solution = fit.solve()
+            XCTAssertLessThan(fit.gradient(solution).map(abs).max() ?? 1, 1e-7, "K=\(K): stationary")
+            XCTAssertLessThan(fit.objective(solution), fit.objective([Double](repeating: 0, count: K)), "K=\(K): below the start")
+        }
+    }
+
     func testUniformUsersCannotBeAdapted() throws {
         var settings = TinyModels.settings(.linearHead, .uniform)
         settings.userTokens = 1
         let model = try TinyModels.rewardModel(settings, users: 2, folder: TinyModels.backboneFolder())
         XCTAssertThrowsError(try UserAdapter(model: model, users: UserTable(ids: ["a", "b"]))) { error in
-            XCTAssertTrue("\(error)".contains("needs individual users"), "\(error)")
+            XCTAssertTrue("\(error)".contains("needs individual or cluster users"), "\(error)")
         }
     }
 }
