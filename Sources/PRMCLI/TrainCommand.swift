@@ -87,6 +87,8 @@ enum TrainCommand: Subcommand {
                    default: "\(d.replyCounts)"),
             .value("silent-counts", placeholder: "E", help: "How many of the reply counts start silent (bias -4) to learn to count "
                    + "rare tokens, a question mark or a refusal; the rest start counting every token.", default: "\(d.silentCounts)"),
+            .value("user-spread", placeholder: "S", help: "Individual users' offsets from the generic user start at S times a random "
+                   + "token embedding (0: every user starts as the generic user).", default: text(d.userSpread)),
             .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only). "
                    + "Default: window for the linear head, reply for the soft prompt. " + TrainingSettings.Rationale.pooling),
             .value("template", placeholder: "NAME", help: "The data's text template, recorded in the checkpoint to write chat messages as "
@@ -131,7 +133,7 @@ enum TrainCommand: Subcommand {
             users = UserTable(ids: train.userIDs)
             let backbone = try arguments.modelFolder("backbone")
             model = try RewardModel.pretrained(backbone: backbone, config: settings.rewardModelConfig(users: users.count, template: train.template), seed: settings.seed,
-                                                 silentCounts: settings.silentCounts)
+                                                 initialization: settings.freshInitialization)
         }
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
                  + "\(settings.userModel.rawValue) users, \(settings.aggregator.rawValue), T_u \(settings.userTokens), alpha \(settings.alpha)")
@@ -194,6 +196,7 @@ enum TrainCommand: Subcommand {
             : softPromptDefaults ? .reply : .window
         s.template = a.isSet("template") ? try choice(a, "template", TextTemplate.self) : nil
         s.silentCounts = try integer("silent-counts")
+        s.userSpread = try number("user-spread")
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")
         s.learningRate = a.isSet("lr") ? try number("lr")

@@ -153,26 +153,26 @@ public final class RewardModel {
 
     /// A new reward model on a pretrained Hugging Face backbone folder: backbone weights loaded,
     /// user model and head freshly initialised.
-    /// `silentCounts` of the reply counts start silent (`ReplyCounts.initialize`).
-    public static func pretrained(backbone folder: URL, config: RewardModelConfig, seed: UInt64, silentCounts: Int = 0) throws -> RewardModel {
+    public static func pretrained(backbone folder: URL, config: RewardModelConfig, seed: UInt64,
+                                  initialization: FreshInitialization = FreshInitialization()) throws -> RewardModel {
         let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
                                     tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
         try Backbones.loadWeights(into: model.parameters, group: .backbone, prefixes: model.backbone.weightPrefixes,
                                   from: folder.appendingPathComponent("model.safetensors"))
-        model.initializeUserModelAndHead(seed: seed, silentCounts: silentCounts)
+        model.initializeUserModelAndHead(seed: seed, initialization: initialization)
         return model
     }
 
     /// Fresh user vectors and head for a pretrained backbone (weights already loaded).
-    public func initializeUserModelAndHead(seed: UInt64, silentCounts: Int = 0) {
+    public func initializeUserModelAndHead(seed: UInt64, initialization: FreshInitialization = FreshInitialization()) {
         var rng = RandomSource(seed: seed)
         userModel.initialize(fromTokenTable: parameters.value(backbone.wordEmbeddings),
-                             vocabulary: backbone.vocabularySize, rng: &rng)
+                             vocabulary: backbone.vocabularySize, spread: initialization.userSpread, rng: &rng)
         if let headWeight {
             let w = parameters.value(headWeight), C = backbone.hiddenSize
             for c in 0..<C { w[c] = rng.nextNormal() / Float(C).squareRoot() }
         }
-        replyCounts?.initialize(rng: &rng, silent: silentCounts)
+        replyCounts?.initialize(rng: &rng, silent: initialization.silentCounts)
     }
 
     // MARK: - Forward and backward

@@ -133,8 +133,11 @@ public final class UserModel {
 
     /// Initialises from randomly drawn rows of the token-embedding table, as the paper's reference
     /// code does, so user vectors start on the scale of real token embeddings. Individual offsets
-    /// start at zero: every user begins as the generic user and learns a deviation.
-    public func initialize(fromTokenTable tokenTable: UnsafePointer<Float>, vocabulary: Int, rng: inout RandomSource) {
+    /// start at `spread` times such a row: at zero every user begins as the generic user and learns
+    /// a deviation. Why not always zero: the shared representation's gradient from user i is
+    /// weighted by e_i, and with every e_i = e_0 the gradients of users who want opposite things
+    /// cancel, so a property only a minority (or half) of the users care about never enters h.
+    public func initialize(fromTokenTable tokenTable: UnsafePointer<Float>, vocabulary: Int, spread: Float = 0, rng: inout RandomSource) {
         guard let table else { return }
         let p = params
         let rows = p.entry(table).count / width
@@ -143,6 +146,9 @@ public final class UserModel {
             let dst = base + r * width
             if config.kind == .individual && config.sharedGeneric && r >= config.tokens {
                 dst.update(repeating: 0, count: width)
+                guard spread != 0 else { continue }
+                let source = tokenTable + Int(rng.next() % UInt64(vocabulary)) * width
+                for i in 0..<width { dst[i] = spread * source[i] }
             } else {
                 dst.update(from: tokenTable + Int(rng.next() % UInt64(vocabulary)) * width, count: width)
             }

@@ -65,6 +65,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var replyCounts = 8
     /// How many of the reply counts start silent, to learn to count rare tokens (`ReplyCounts`).
     public var silentCounts = 0
+    /// Individual users' offsets start at this multiple of a random token embedding (`UserModel.initialize`).
+    public var userSpread: Float = 0
     /// The rows the mean pool reads (`RewardModelConfig.pooling`).
     public var pooling: PoolingSpan = .window
     /// The data's text template (`--template`); nil: the one its prompts follow (`TextTemplate.detect`).
@@ -93,6 +95,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case mixtureLearningRateScale = "mixture_learning_rate_scale"
         case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
         case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts", silentCounts = "silent_counts", pooling, template
+        case userSpread = "user_spread"
         case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
         case validationFraction = "validation_fraction", validationSplit = "validation_split"
         case refitSeenUsers = "refit_seen_users", refitPriorScale = "refit_prior_scale"
@@ -137,6 +140,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         // Runs saved before reply counts existed pooled without them.
         replyCounts = try value(.replyCounts, 0)
         silentCounts = try value(.silentCounts, 0)
+        userSpread = try value(.userSpread, 0)
         // Runs saved before the pooling span existed pooled the whole window.
         pooling = try value(.pooling, .window)
         template = try c.decodeIfPresent(TextTemplate.self, forKey: .template)
@@ -187,7 +191,13 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         if !(0...replyCounts).contains(silentCounts) {
             try fail("--silent-counts must be between 0 and --reply-counts (\(replyCounts)), got \(silentCounts)")
         }
+        if !(userSpread >= 0 && userSpread.isFinite) { try fail("--user-spread must be a non-negative number, got \(userSpread)") }
         if logEvery < 1 { try fail("--log-every must be at least 1, got \(logEvery)") }
+    }
+
+    /// How the parts training creates start (`RewardModel.initializeUserModelAndHead`).
+    public var freshInitialization: FreshInitialization {
+        FreshInitialization(silentCounts: silentCounts, userSpread: userSpread)
     }
 
     /// `template`: the training data's (`PreferenceDataset.template`).

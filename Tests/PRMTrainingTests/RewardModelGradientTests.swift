@@ -82,9 +82,30 @@ final class RewardModelGradientTests: XCTestCase {
         var settings = TinyModels.settings(.linearHead, .individual)
         settings.replyCounts = 4
         let model = try TinyModels.rewardModel(settings, users: 1, folder: try TinyModels.backboneFolder(hidden: 16))
-        model.initializeUserModelAndHead(seed: 3, silentCounts: 2)
+        model.initializeUserModelAndHead(seed: 3, initialization: FreshInitialization(silentCounts: 2))
         let bias = try XCTUnwrap(model.parameters.entries.first { $0.name == "pool.count_bias" })
         XCTAssertEqual((0..<4).map { model.parameters.values.data[bias.offset + $0] }, [0, 0, -4, -4])
+    }
+
+    /// Users' offsets start at zero, or with a spread at that multiple of token-embedding rows;
+    /// the generic user's row is the same either way.
+    func testUserSpreadStartsOffsetsOnTheTokenScale() throws {
+        let settings = TinyModels.settings(.linearHead, .individual)
+        let model = try TinyModels.rewardModel(settings, users: 3, folder: try TinyModels.backboneFolder(hidden: 16))
+        let table = try XCTUnwrap(model.parameters.entries.first { $0.name == "user.embeddings" })
+        func rows() -> [[Float]] { (0..<4).map { u in (0..<16).map { model.parameters.values.data[table.offset + u * 16 + $0] } } }
+        model.initializeUserModelAndHead(seed: 3)
+        let zero = rows()
+        XCTAssertEqual(zero.dropFirst().flatMap { $0 }.filter { $0 != 0 }.count, 0, "offsets start at zero")
+        model.initializeUserModelAndHead(seed: 3, initialization: FreshInitialization(userSpread: 0.5))
+        let spread = rows()
+        XCTAssertEqual(spread[0], zero[0], "the generic user does not move")
+        let words = try XCTUnwrap(model.parameters.entries.first { $0.name.hasSuffix("word_embeddings.weight") })
+        let tokenRows = (0..<(words.count / 16)).map { r in (0..<16).map { model.parameters.values.data[words.offset + r * 16 + $0] } }
+        for offset in spread.dropFirst() {
+            XCTAssertTrue(tokenRows.contains { row in zip(row, offset).allSatisfy { abs(0.5 * $0 - $1) < 1e-7 } },
+                          "each offset is half a token embedding row")
+        }
     }
 
     /// Offsets start at zero; give every user table entry a value so each path carries signal.
