@@ -32,6 +32,12 @@ feature joins the three above, p = 1 if the reply speaks in the first person (I,
 
     python3 bench/make_stylepref.py [--seed 7] [--out data/stylepref]
     python3 bench/make_stylepref.py --preset multipref [--seed 11] [--out data/multipref]
+
+Two one-property diagnostics, lengthpref's shape with q or n in place of length (20 + 20 annotators,
+30 seen): questionpref (asking u = +q, answering u = −q) and negationpref (negating u = +n,
+affirming u = −n). They ask whether a reward model can learn the property when it is all that
+matters, which separates "h cannot carry it" from "several properties share too little signal".
+    python3 bench/make_stylepref.py --preset questionpref --out runs/diag/questionpref
 """
 import argparse
 import json
@@ -51,12 +57,21 @@ GROUPS = {
     "direct": lambda f, k: -k[0] * f.n - k[1] * f.q + 0.3 * f.w,
     "personal": lambda f, k: k[0] * f.p + 0.5 * k[1] * f.q * (1 - f.n),
     "cautious": lambda f, k: k[0] * f.n + 0.5 * k[1] * f.w * f.p,
+    # One-property diagnostics (presets questionpref, negationpref): can h learn q or n when it is
+    # all a user cares about?
+    "asking": lambda f, k: k[0] * f.q,
+    "answering": lambda f, k: -k[0] * f.q,
+    "negating": lambda f, k: k[0] * f.n,
+    "affirming": lambda f, k: -k[0] * f.n,
 }
 # Annotators per group, and (train comparisons per seen annotator: fixed or a uniform range, dev
 # comparisons per seen annotator, dev comparisons per unseen annotator).
 PRESETS = {
     "stylepref": dict(counts={"thorough": 20, "brief": 12, "conversational": 8}, train=(32, 32), dev=10, unseen=40, seed=7),
-    "multipref": dict(counts={g: 8 for g in GROUPS}, train=(20, 50), dev=10, unseen=40, seed=11),
+    "multipref": dict(counts={g: 8 for g in ("thorough", "brief", "conversational", "direct", "personal", "cautious")},
+                      train=(20, 50), dev=10, unseen=40, seed=11),
+    "questionpref": dict(counts={"asking": 20, "answering": 20}, train=(32, 32), dev=10, unseen=40, seed=13),
+    "negationpref": dict(counts={"negating": 20, "affirming": 20}, train=(32, 32), dev=10, unseen=40, seed=17),
 }
 
 

@@ -8,6 +8,7 @@
 #   SET=stylepref bash bench/quality.sh           # the second preference set
 #   SET=multipref RUNS="default cluster vanilla" bash bench/quality.sh   # six kinds of annotator
 #   SEEDS="1" RUNS="default" bash bench/quality.sh
+#   SET=questionpref DATA=runs/diag/questionpref SEEDS=1 RUNS=default bash bench/quality.sh   # a made set
 # Results: bench/results/quality/<set>/<run>.seed<N>.{json,txt,train_log.jsonl}, tables in
 # quality.md and fewshot.md; the README's tables are rebuilt from them by
 # `python3 bench/quality_table.py readme README.md`.
@@ -22,11 +23,13 @@ FEWSHOT=${FEWSHOT:-1,2,5,10}
 OUT=${OUT:-bench/results/quality/$SET}
 RUNDIR=${RUNDIR:-runs/quality/$SET}
 LOCK=${LOCK:-/tmp/prm-cpu.lock}
-TRAIN=data/$SET/train.jsonl
-DEV=data/$SET/dev.jsonl
+# A set made elsewhere (bench/make_stylepref.py --out DIR): DATA=DIR.
+DATA=${DATA:-data/$SET}
+TRAIN=$DATA/train.jsonl
+DEV=$DATA/dev.jsonl
 mkdir -p "$OUT" "$RUNDIR"
 # lengthpref ships no labels (a model has to learn them): derive them from the data.
-LABELS=data/$SET/groups.json
+LABELS=$DATA/groups.json
 if [[ ! -f "$LABELS" ]]; then
     LABELS=$OUT/groups.json
     python3 bench/label_users.py --train "$TRAIN" --dev "$DEV" --out "$LABELS"
@@ -42,6 +45,8 @@ flags() {
         cluster) echo "--user-model cluster --clusters 6" ;;
         # The soft prompt with its own defaults (the reply's rows pooled, backbone lr 5e-5).
         soft-prompt) echo "--aggregator soft-prompt" ;;
+        # Users' offsets starting apart (a random token embedding each) instead of at the generic user.
+        spread) echo "--user-spread 1" ;;
         *) echo "unknown run $1" >&2; exit 2 ;;
     esac
 }
@@ -53,8 +58,8 @@ for seed in $SEEDS; do
         # shellcheck disable=SC2046
         flock "$LOCK" "$PRM" train --data "$TRAIN" --out "$RUNDIR/$name" --seed "$seed" $(flags "$run")
         few=()
-        # prm adapt fits individual users only, so the few-shot protocol runs on the default model.
-        [[ "$run" == default && -n "$FEWSHOT" ]] && few=(--few-shot "$FEWSHOT")
+        # The few-shot protocol (prm adapt) needs users of one's own: individual or cluster.
+        [[ "$run" != vanilla && "$run" != soft-prompt && -n "$FEWSHOT" ]] && few=(--few-shot "$FEWSHOT")
         flock "$LOCK" "$PRM" eval --model "$RUNDIR/$name" --data "$DEV" --groups "$LABELS" --json "$OUT/$name.json" "${few[@]}" > "$OUT/$name.txt"
         cp "$RUNDIR/$name/train_log.jsonl" "$OUT/$name.train_log.jsonl"
     done
