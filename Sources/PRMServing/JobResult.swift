@@ -1,7 +1,7 @@
 import PRMCore
 
 /// What the compute thread made of one job, handed back to the I/O thread: the scores and what
-/// the reply reports beside them, or the error the job ends with. The I/O thread writes the
+/// the reply reports beside them (or an adapt's fit), or the error the job ends with. The I/O thread writes the
 /// reply, so the compute thread spends its time on the model and never on JSON.
 struct JobResult: Sendable {
     struct Scored: Sendable {
@@ -13,9 +13,15 @@ struct JobResult: Sendable {
         let timing: WireReply.Timing
     }
 
+    /// What a job computed: scores, or an adapt's fit.
+    enum Output: Sendable {
+        case scored(Scored)
+        case adapted(LiveUsers.Fitted, WireReply.Timing)
+    }
+
     let route: [[UInt8]]
     let request: WireRequest
-    let outcome: Result<Scored, WireError>
+    let outcome: Result<Output, WireError>
 
     /// The reply body, and the code it carries (nil: ok). Scores JSON cannot carry (NaN, ∞)
     /// turn the reply into an `internal` error here.
@@ -29,7 +35,11 @@ struct JobResult: Sendable {
     }
 
     private func body() throws(WireError) -> [UInt8] {
-        let scored = try outcome.get()
+        let scored: Scored
+        switch try outcome.get() {
+        case .adapted(let fitted, let timing): return WireReply.adapt(id: request.id, fitted, timing: timing)
+        case .scored(let output): scored = output
+        }
         if case .rank(_, let topK) = request.body {
             return try WireReply.rank(id: request.id, scores: scored.scores, topK: topK, knownUser: scored.knownUser.first ?? false,
                                       truncated: scored.truncated, timing: scored.timing)

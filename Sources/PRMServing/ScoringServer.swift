@@ -10,9 +10,11 @@ import Synchronization
 /// Two threads, sharing no socket. The **I/O thread** runs the `FrontDoor` (receiving, parsing,
 /// `info`/`health`/`metrics`, refusals, the drain) with this server as its backend: it tokenizes
 /// `rank`/`score` requests and queues them as jobs (or refuses them at once: `overloaded`,
-/// `too_many_tokens`). The **compute thread** owns the model (its buffers forbid overlapping
-/// calls): it takes batches of queued jobs under a token budget, scores them in one pass of the
-/// `Scorer`, and hands each job's `JobResult` back, waking the I/O thread over an inproc
+/// `too_many_tokens`; an `adapt` past its rate: `rate_limited`). The **compute thread** owns the
+/// model (its buffers forbid overlapping calls): it takes batches of queued jobs under a token
+/// budget, scores them in one pass of the `Scorer` (an `adapt` in the batch has its comparisons'
+/// h computed in the same pass and is fitted and added by `LiveUsers` before the batch's scores,
+/// so it holds scoring up by no more than its place in one batch), and hands each job's `JobResult` back, waking the I/O thread over an inproc
 /// PUSH/PULL pair; the I/O thread writes the replies and sends them with the requests' envelopes.
 ///
 /// SIGTERM/SIGINT start a drain: no new work is accepted, everything accepted is answered, then
@@ -23,6 +25,10 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     private let scorer: UncheckedSendable<Scorer>
     private let preparer: InputPreparer
     private let facts: ModelFacts
+    /// The users `adapt` fits (compute thread only).
+    private let liveUsers: LiveUsers
+    /// When the adapts of the last minute were accepted (I/O thread only).
+    private var recentAdapts: [Double] = []
     private let context: ZMQContext
     private let queue: JobQueue
     private let stats = Mutex(ComputeStats())
@@ -47,6 +53,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         self.scorer = UncheckedSendable(scorer)
         preparer = scorer.preparer
         facts = ModelFacts(scorer.model, users: scorer.users.count, path: settings.modelPath)
+        let log = settings.userLog.map { UserLog($0) } ?? UserLog(beside: URL(fileURLWithPath: settings.modelPath))
+        liveUsers = LiveUsers(model: scorer.model, users: scorer.users, log: log, maxAdapted: settings.maxAdaptedUsers)
         context = try ZMQContext()
         queue = JobQueue(capacity: settings.limits.maxQueuedRequests)
         socket = try ZMQSocket(context, kind: ZMQ_PULL)
@@ -103,6 +111,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             // OpenMP keeps a pool per thread that starts regions: this thread's is the one
             // requests use, so it is started here, before the server says it is ready.
             scorer.value.warmUp()
+            liveUsers.replay()
             warmedUp.signal()
             computeLoop()
             done.signal()
@@ -116,11 +125,23 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     // MARK: - I/O thread: the front door's backend
 
     func submit(_ request: WireRequest, body: [UInt8], route: [[UInt8]], received: Double) throws(WireError) {
+        if case .adapt = request.body { try admitAdapt(request, now: received) }
         let job = try prepare(request, route: route, received: received)
         guard queue.push(job) else {
             throw WireError(.overloaded, "\(queue.capacity) requests are already queued; try again later", id: request.id)
         }
+        if case .adapt = request.body { recentAdapts.append(received) }
         outstanding += 1
+    }
+
+    /// At most `adaptsPerMinute` adapts accepted in any minute: a fit costs a batch's place.
+    private func admitAdapt(_ request: WireRequest, now: Double) throws(WireError) {
+        recentAdapts.removeAll { now - $0 >= 60 }
+        guard recentAdapts.count < settings.adaptsPerMinute else {
+            let wait = 60 - (now - (recentAdapts.first ?? now))
+            throw WireError(.rateLimited, String(format: "%d adapts were accepted in the last minute, the limit; try again in %.1f s",
+                                                 recentAdapts.count, wait), id: request.id)
+        }
     }
 
     /// Tokenizes a rank/score request and checks what only tokens can tell.
@@ -129,7 +150,11 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         if items.contains(where: { !$0.promptFollows(preparer.template) }) { promptsOffTemplate += 1 }
         let prepared = preparer.prepare(preparer.render(items))
         let field: String
-        if case .rank = request.body { field = "candidates" } else { field = "items" }
+        switch request.body {
+        case .rank: field = "candidates"
+        case .adapt: field = "comparisons' replies"
+        default: field = "items"
+        }
         if let empty = prepared.firstIndex(where: { $0.tokens == 0 }) {
             throw WireError(.badRequest, "\(field)[\(empty)]: prompt and reply are both empty; there is nothing to score", id: request.id)
         }
@@ -176,6 +201,13 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         w.key("batch_tokens"); w.number(settings.batchTokens)
         w.key("max_wait_ms"); w.number(settings.maxWaitMs)
         w.key("cache_entries"); w.number(settings.cacheEntries)
+        w.endObject()
+        w.key("adapt")
+        w.beginObject()
+        w.key("adaptable"); w.bool(liveUsers.refusal == nil)
+        w.key("user_log"); w.string(liveUsers.logPath)
+        w.key("adapts_per_minute"); w.number(settings.adaptsPerMinute)
+        w.key("max_adapted_users"); w.number(settings.maxAdaptedUsers)
         w.endObject()
     }
 
@@ -225,10 +257,13 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     }
 
     /// Scores a batch: expired jobs are answered without computing; the rest go through the
-    /// scorer in one call (so equal texts across requests are computed once).
+    /// scorer in one call (so equal texts across requests are computed once). Lines other
+    /// workers appended to the user log are taken in first, and the batch's adapts are fitted
+    /// and added before its scores are computed.
     private func compute(_ jobs: [Job]) -> [JobResult] {
         let start = MonotonicClock.now
-        let live = jobs.filter { !$0.expired(at: start) }
+        liveUsers.sync()
+        let pending = jobs.filter { !$0.expired(at: start) }
         let expired = jobs.filter { $0.expired(at: start) }
         var results: [JobResult] = expired.map { job in
             let waited = (start - job.receivedAt) * 1000
@@ -236,18 +271,22 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
                                                              "\(job.request.deadlineMs ?? 0)"), id: job.request.id)
             return JobResult(route: job.route, request: job.request, outcome: .failure(error))
         }
-        let scores = scorer.value.score(live.flatMap(\.items))
+        let adapts = pending.filter { if case .adapt = $0.request.body { true } else { false } }
+        let live = pending.filter { if case .adapt = $0.request.body { false } else { true } }
+        results += adapts.map { adapt($0, start: start) }
+        let resolved = live.map { liveUsers.resolve($0.items, ids: $0.request.items.map(\.userID)) }
+        let scores = scorer.value.score(resolved.flatMap { $0 })
         let end = MonotonicClock.now
         let computeMs = (end - start) * 1000
         var offset = 0
         var queueSamples: [Double] = [], totalSamples: [Double] = []
-        for job in live {
+        for (job, items) in zip(live, resolved) {
             let range = offset..<(offset + job.items.count)
             offset += job.items.count
             let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: computeMs)
-            let scored = JobResult.Scored(scores: Array(scores[range]), knownUser: job.items.map(\.knownUser),
+            let scored = JobResult.Scored(scores: Array(scores[range]), knownUser: items.map(\.knownUser),
                                           truncated: job.items.indices.filter { job.items[$0].truncated }, timing: timing)
-            results.append(JobResult(route: job.route, request: job.request, outcome: .success(scored)))
+            results.append(JobResult(route: job.route, request: job.request, outcome: .success(.scored(scored))))
             queueSamples.append(timing.queueMs)
             totalSamples.append((MonotonicClock.now - job.receivedAt) * 1000)
         }
@@ -270,5 +309,21 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             (s.cacheHits, s.cacheMisses, s.cachedStates, s.cacheCapacity) = (statistics.cacheHits, statistics.cacheMisses, cached, capacity)
         }
         return results
+    }
+
+    /// Fits an adapt's user on its comparisons' pooled states, computed as scoring computes them.
+    private func adapt(_ job: Job, start: Double) -> JobResult {
+        guard case .adapt(let request) = job.request.body else { preconditionFailure("adapt(_:) takes adapt jobs") }
+        let outcome: Result<JobResult.Output, WireError>
+        do throws(WireError) {
+            if let refusal = liveUsers.refusal { throw WireError(.notAdaptable, refusal, id: job.request.id) }
+            let h = scorer.value.pooledStates(job.items)
+            let fitted = try liveUsers.adapt(request.user, states: h, width: scorer.value.model.backbone.hiddenSize, id: job.request.id)
+            let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: (MonotonicClock.now - start) * 1000)
+            outcome = .success(.adapted(fitted, timing))
+        } catch {
+            outcome = .failure(error)
+        }
+        return JobResult(route: job.route, request: job.request, outcome: outcome)
     }
 }

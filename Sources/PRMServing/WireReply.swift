@@ -46,6 +46,20 @@ enum WireReply {
         return finish(&w)
     }
 
+    /// The fit of an adapted user: how many of its comparisons the fitted vector orders right,
+    /// and the mean −log σ of their reward differences.
+    static func adapt(id: JSONValue, _ fitted: LiveUsers.Fitted, timing: Timing) -> [UInt8] {
+        var w = start(id: id, ok: true)
+        w.key("user_id"); w.string(fitted.user)
+        w.key("known_user"); w.bool(true)
+        w.key("comparisons"); w.number(fitted.fit.n)
+        w.key("correct"); w.number(fitted.fit.correct)
+        w.key("mean_loss"); w.number(fitted.fit.meanLoss)
+        w.key("adapted_users"); w.number(fitted.adaptedUsers)
+        self.timing(&w, timing)
+        return finish(&w)
+    }
+
     /// The schemas say a score is a number, and JSON has no NaN: a model that computed NaN or ∞
     /// (diverged weights that passed the load-time probe, or an overflow on one text) gets the
     /// request an `internal` error naming the item, never a reply with null where a number belongs.
