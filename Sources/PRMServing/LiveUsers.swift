@@ -51,6 +51,7 @@ final class LiveUsers {
     /// Replays the log at start: every complete line, a torn last line reported and closed.
     func replay() {
         guard prior != nil else { return }
+        Log.info("user log \(log.url.path), written as \(writer)")
         do {
             let reading = try log.read(final: true)
             for problem in reading.problems { Log.warning("user log: \(problem)") }

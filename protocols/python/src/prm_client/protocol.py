@@ -37,6 +37,9 @@ class ErrorCode(str, Enum):
     OVERLOADED = "overloaded"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     SHUTTING_DOWN = "shutting_down"
+    NOT_ADAPTABLE = "not_adaptable"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_USERS = "too_many_users"
     INTERNAL = "internal"
 
 
@@ -97,6 +100,20 @@ def score_request(request_id: RequestId, items: Sequence[dict[str, Any]], deadli
     """The body of a ``score`` request over items made by :func:`score_item`."""
     body = _base(request_id, "score", deadline_ms)
     body["items"] = list(items)
+    return body
+
+
+def comparison(prompt: PromptInput, chosen: ReplyInput, rejected: ReplyInput) -> dict[str, Any]:
+    """One member of an ``adapt`` request's ``comparisons``: the user preferred ``chosen``."""
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def adapt_request(request_id: RequestId, user_id: str, comparisons: Sequence[dict[str, Any]],
+                  deadline_ms: float | None = None) -> dict[str, Any]:
+    """The body of an ``adapt`` request over comparisons made by :func:`comparison`."""
+    body = _base(request_id, "adapt", deadline_ms)
+    body["user_id"] = user_id
+    body["comparisons"] = list(comparisons)
     return body
 
 
