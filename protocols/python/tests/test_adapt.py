@@ -11,9 +11,11 @@ no log leaks into the other tests' servers.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -226,3 +228,15 @@ def test_two_workers_behind_the_proxy_both_know_an_adapted_user(start_pool: Call
         other = client.rank(d["prompt"], [d["chosen"], d["rejected"]], user_id="roaming")
     assert seen.known_user and other.known_user
     assert max(abs(a - b) for a, b in zip(seen.scores, other.scores)) <= TOLERANCE
+
+
+def test_the_new_user_example_runs(own_checkpoint: Path, tmp_path: Path) -> None:
+    server = serve(own_checkpoint, tmp_path)
+    package = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package / "src"), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, str(package / "examples" / "new_user.py"), "--endpoint", server.endpoint, "--user", "example"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    assert "before: known_user=False" in run.stdout and "after: known_user=True" in run.stdout, run.stdout
+    assert "adapted example on 3 answers" in run.stdout, run.stdout
+    assert server.stop() == 0
