@@ -135,14 +135,17 @@ enum AdaptCommand: Subcommand {
         let reading = try log.read(final: true)
         for problem in reading.problems { Log.warning("user log: \(problem)") }
         let known = Set(users.indices.keys)
-        for problem in UserLog.apply(reading.records, to: model.userModel, users: &users) { Log.warning("user log: \(problem)") }
+        let fingerprint = ModelFingerprint.of(model, users: users)
+        let (mine, others) = (reading.records.filter { $0.fits(fingerprint) }, reading.records.filter { !$0.fits(fingerprint) })
+        for record in others { Log.warning("user log: user \(record.userID) was fitted on model \(record.model), this is \(fingerprint); skipped") }
+        for problem in UserLog.apply(mine, to: model.userModel, users: &users) { Log.warning("user log: \(problem)") }
         var last: [String: UserLog.Record] = [:]
-        for r in reading.records { last[r.userID] = r }
+        for r in mine { last[r.userID] = r }
         let added = users.indices.keys.filter { !known.contains($0) }.sorted().map { id in
             RewardModelRecord.AddedUser(userID: id, index: users.index(of: id), comparisons: last[id]?.fit.n ?? 0)
         }
         for user in added { out.write("\(user.userID)\t\(user.index)\t\(user.comparisons) comparisons (user log)\n") }
-        Log.info("merged \(reading.records.count) fits from \(log.url.path): \(added.count) users added")
+        Log.info("merged \(mine.count) fits from \(log.url.path): \(added.count) users added")
         return added
     }
 }

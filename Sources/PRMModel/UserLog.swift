@@ -24,10 +24,16 @@ public struct UserLog: Sendable {
         /// Which server process wrote it (a random id per process): it skips its own lines when
         /// it reads what other workers appended.
         public var writer: String
+        /// The `ModelFingerprint` of the model it was fitted on ("" in lines that name none): a
+        /// fit belongs to the h of that model, so another model skips it.
+        public var model: String
 
-        public init(userID: String, row: [Float], fit: ComparisonFit, writer: String) {
-            (self.userID, self.row, self.fit, self.writer) = (userID, row, fit, writer)
+        public init(userID: String, row: [Float], fit: ComparisonFit, writer: String, model: String = "") {
+            (self.userID, self.row, self.fit, self.writer, self.model) = (userID, row, fit, writer, model)
         }
+
+        /// Whether it was fitted on the model of fingerprint `fingerprint` (or names no model).
+        public func fits(_ fingerprint: String) -> Bool { model.isEmpty || model == fingerprint }
     }
 
     /// What `read` found from an offset on.
@@ -129,6 +135,7 @@ public struct UserLog: Sendable {
         w.key("correct"); w.number(record.fit.correct)
         w.key("loss"); w.number(record.fit.loss)
         w.key("writer"); w.string(record.writer)
+        w.key("model"); w.string(record.model)
         w.endObject()
         return w.bytes + [UInt8(ascii: "\n")]
     }
@@ -156,7 +163,7 @@ public struct UserLog: Sendable {
         fit.n = object["comparisons"]?.number?.integer ?? 0
         fit.correct = object["correct"]?.number?.integer ?? 0
         fit.loss = object["loss"]?.number?.value ?? 0
-        return Record(userID: id, row: row, fit: fit, writer: object["writer"]?.string ?? "")
+        return Record(userID: id, row: row, fit: fit, writer: object["writer"]?.string ?? "", model: object["model"]?.string ?? "")
     }
 
     /// Puts records into a model and its table, in order: a new user is appended, a user added

@@ -18,6 +18,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case rateLimited = "rate_limited"
     /// `adapt`: the server holds as many adapted users as it allows.
     case tooManyUsers = "too_many_users"
+    /// `reload`: the checkpoint could not be loaded or failed the smoke test; the old model serves on.
+    case reloadFailed = "reload_failed"
     case `internal`
 }
 
@@ -27,7 +29,7 @@ extension ErrorCode {
     var httpStatus: Int {
         switch self {
         case .badJSON, .badUTF8, .badRequest, .unsupportedVersion, .unknownOp, .tooManyCandidates, .tooManyTokens, .notAdaptable: 400
-        case .tooManyUsers: 409
+        case .tooManyUsers, .reloadFailed: 409
         case .tooLarge: 413
         case .overloaded, .rateLimited: 429
         case .shuttingDown: 503

@@ -27,8 +27,11 @@ final class LiveUsers {
     /// The log's bytes read so far.
     private var offset = 0
     private let maxAdapted: Int
+    /// The model's `ModelFingerprint`: lines of fits on other models are skipped.
+    let fingerprint: String
 
-    init(model: RewardModel, users: UserTable, log: UserLog, maxAdapted: Int) {
+    init(model: RewardModel, users: UserTable, fingerprint: String, log: UserLog, maxAdapted: Int) {
+        self.fingerprint = fingerprint
         userModel = model.userModel
         self.users = users
         trained = users
@@ -72,6 +75,10 @@ final class LiveUsers {
     private func apply(_ reading: UserLog.Reading) {
         offset = reading.end
         for record in reading.records where record.writer != writer {
+            guard record.fits(fingerprint) else {
+                Log.warning("user log: user \(record.userID) was fitted on model \(record.model), this is \(fingerprint); skipped")
+                continue
+            }
             if let problem = UserLog.apply(record, to: userModel, users: &users) { Log.warning("user log: \(problem)") }
         }
     }
@@ -106,7 +113,7 @@ final class LiveUsers {
         let x = prior.mapOffset(d)
         var fit = ComparisonFit()
         fit.add(prior.margins(x, d))
-        let record = UserLog.Record(userID: user, row: prior.ownRow(x), fit: fit, writer: writer)
+        let record = UserLog.Record(userID: user, row: prior.ownRow(x), fit: fit, writer: writer, model: fingerprint)
         do { try log.append(record) } catch {
             throw WireError(.internal, "the fit of user '\(user)' could not be logged, so it is not used: \(error.message)", id: id)
         }

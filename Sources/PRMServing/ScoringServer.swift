@@ -22,11 +22,18 @@ import Synchronization
 /// `shutting_down` (the batch being computed is finished), so a deep queue cannot hold the exit.
 public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     public let settings: ServerSettings
-    private let scorer: UncheckedSendable<Scorer>
-    private let preparer: InputPreparer
-    private let facts: ModelFacts
-    /// The users `adapt` fits (compute thread only).
-    private let liveUsers: LiveUsers
+    // The compute thread's: the model served, the users `adapt` fits on it, its generation
+    // (each reload that switches models adds one).
+    private var scorer: UncheckedSendable<Scorer>
+    private var liveUsers: LiveUsers
+    private var computeGeneration = 0
+    // The I/O thread's view of the model served: how requests are prepared, what `info` says.
+    private var preparer: InputPreparer
+    private var facts: ModelFacts
+    private var generation = 0
+    private var adaptable: Bool
+    /// A reload is loading or switching (I/O thread only): one at a time.
+    private var reloading = false
     /// When the adapts of the last minute were accepted (I/O thread only).
     private var recentAdapts: [Double] = []
     private let context: ZMQContext
@@ -52,14 +59,21 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         self.settings = settings
         self.scorer = UncheckedSendable(scorer)
         preparer = scorer.preparer
-        facts = ModelFacts(scorer.model, users: scorer.users.count, path: settings.modelPath)
-        let log = settings.userLog.map { UserLog($0) } ?? UserLog(beside: URL(fileURLWithPath: settings.modelPath))
-        liveUsers = LiveUsers(model: scorer.model, users: scorer.users, log: log, maxAdapted: settings.maxAdaptedUsers)
+        let fingerprint = ModelFingerprint.of(scorer.model, users: scorer.users)
+        facts = ModelFacts(scorer.model, users: scorer.users.count, path: settings.modelPath, fingerprint: fingerprint)
+        liveUsers = LiveUsers(model: scorer.model, users: scorer.users, fingerprint: fingerprint, log: Self.userLog(settings),
+                              maxAdapted: settings.maxAdaptedUsers)
+        adaptable = liveUsers.refusal == nil
         context = try ZMQContext()
         queue = JobQueue(capacity: settings.limits.maxQueuedRequests)
         socket = try ZMQSocket(context, kind: ZMQ_PULL)
         try socket.bind(Self.resultsEndpoint)
         stats.withLock { $0.cacheCapacity = scorer.cacheCapacity }
+    }
+
+    /// The adapt op's log: `--user-log`, or beside the model first served (a reload keeps it).
+    private static func userLog(_ settings: ServerSettings) -> UserLog {
+        settings.userLog.map { UserLog($0) } ?? UserLog(beside: URL(fileURLWithPath: settings.modelPath))
     }
 
     /// Serves until a drain (a signal, or `requestShutdown`) completes. `ready` is called once the
@@ -125,6 +139,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     // MARK: - I/O thread: the front door's backend
 
     func submit(_ request: WireRequest, body: [UInt8], route: [[UInt8]], received: Double) throws(WireError) {
+        if case .reload(let path) = request.body { return try startReload(request, path: path, route: route, received: received) }
         if case .adapt = request.body { try admitAdapt(request, now: received) }
         let job = try prepare(request, route: route, received: received)
         guard queue.push(job) else {
@@ -132,6 +147,32 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         }
         if case .adapt = request.body { recentAdapts.append(received) }
         outstanding += 1
+    }
+
+    /// SIGHUP: reloads the checkpoint served (its folder, read again), answering no one.
+    func hangup() {
+        let request = WireRequest(id: .string("SIGHUP"), deadlineMs: nil, body: .reload(path: nil))
+        do throws(WireError) { try startReload(request, path: nil, route: [], received: MonotonicClock.now) } catch {
+            Log.warning("SIGHUP: \(error.message)")
+        }
+    }
+
+    /// Loads the checkpoint at `path` (nil: the model's own folder) on a thread of its own and
+    /// queues it for the compute thread, which checks it and switches between batches.
+    private func startReload(_ request: WireRequest, path: String?, route: [[UInt8]], received: Double) throws(WireError) {
+        guard !reloading else { throw WireError(.overloaded, "a reload is already in progress; try again when it is answered", id: request.id) }
+        reloading = true
+        outstanding += 1
+        let folder = path ?? facts.path
+        Log.info("reloading the model from \(folder)")
+        let generation = generation
+        let loader = Thread { [queue] in
+            var job = Job(route: route, request: request, items: [], tokens: 0, receivedAt: received, generation: generation)
+            job.replacement = UncheckedSendable(LoadedCheckpoint.load(folder, id: request.id))
+            _ = queue.push(job, force: true)
+        }
+        loader.name = "prm-reload"
+        loader.start()
     }
 
     /// At most `adaptsPerMinute` adapts accepted in any minute: a fit costs a batch's place.
@@ -162,7 +203,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         guard tokens <= settings.limits.maxRequestTokens else {
             throw WireError(.tooManyTokens, "the request's inputs have \(tokens) tokens after the window; the limit is \(settings.limits.maxRequestTokens)", id: request.id)
         }
-        return Job(route: route, request: request, items: prepared, tokens: tokens, receivedAt: received)
+        return Job(route: route, request: request, items: prepared, tokens: tokens, receivedAt: received, generation: generation)
     }
 
     /// The compute thread finished jobs: their replies are written here and sent.
@@ -175,8 +216,24 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         }
         outstanding -= finished.count
         for result in finished {
+            if case .reload = result.request.body { reloaded(result) }
+            // A reload SIGHUP started has no one to answer.
+            guard !result.route.isEmpty else { continue }
             let (body, code) = result.reply()
             door.answer(body, op: result.request.operation, code: code, route: result.route)
+        }
+    }
+
+    /// A reload finished: requests from now on are prepared for the new model.
+    private func reloaded(_ result: JobResult) {
+        reloading = false
+        switch result.outcome {
+        case .success(.reloaded(let switched)):
+            (preparer, facts, generation, adaptable) = (switched.preparer, switched.facts, switched.generation, switched.adaptable)
+            Log.info("serving \(switched.facts.path), model \(switched.facts.fingerprint) (was \(switched.previous); loaded in "
+                     + String(format: "%.0f ms)", switched.loadMs))
+        case .failure(let error): Log.warning("reload refused: \(error.message)")
+        default: break
         }
     }
 
@@ -204,8 +261,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         w.endObject()
         w.key("adapt")
         w.beginObject()
-        w.key("adaptable"); w.bool(liveUsers.refusal == nil)
-        w.key("user_log"); w.string(liveUsers.logPath)
+        w.key("adaptable"); w.bool(adaptable)
+        w.key("user_log"); w.string(Self.userLog(settings).url.path)
         w.key("adapts_per_minute"); w.number(settings.adaptsPerMinute)
         w.key("max_adapted_users"); w.number(settings.maxAdaptedUsers)
         w.endObject()
@@ -262,10 +319,11 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     /// and added before its scores are computed.
     private func compute(_ jobs: [Job]) -> [JobResult] {
         let start = MonotonicClock.now
+        var results: [JobResult] = jobs.filter { $0.replacement != nil }.map(switchModel)
         liveUsers.sync()
-        let pending = jobs.filter { !$0.expired(at: start) }
-        let expired = jobs.filter { $0.expired(at: start) }
-        var results: [JobResult] = expired.map { job in
+        let pending = jobs.filter { $0.replacement == nil && !$0.expired(at: start) }.map(preparedForThisModel)
+        let expired = jobs.filter { $0.replacement == nil && $0.expired(at: start) }
+        results += expired.map { job in
             let waited = (start - job.receivedAt) * 1000
             let error = WireError(.deadlineExceeded, String(format: "queued %.1f ms, past the deadline of %@ ms; not computed", waited,
                                                              "\(job.request.deadlineMs ?? 0)"), id: job.request.id)
@@ -285,7 +343,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             offset += job.items.count
             let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: computeMs)
             let scored = JobResult.Scored(scores: Array(scores[range]), knownUser: items.map(\.knownUser),
-                                          truncated: job.items.indices.filter { job.items[$0].truncated }, timing: timing)
+                                          truncated: job.items.indices.filter { job.items[$0].truncated }, timing: timing,
+                                          fingerprint: liveUsers.fingerprint)
             results.append(JobResult(route: job.route, request: job.request, outcome: .success(.scored(scored))))
             queueSamples.append(timing.queueMs)
             totalSamples.append((MonotonicClock.now - job.receivedAt) * 1000)
@@ -323,6 +382,44 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             outcome = .success(.adapted(fitted, timing))
         } catch {
             outcome = .failure(error)
+        }
+        return JobResult(route: job.route, request: job.request, outcome: outcome)
+    }
+
+    /// A job the I/O thread prepared for a model this thread has since replaced, prepared again
+    /// by the new model's preparer (its tokenizer, window and users may differ).
+    private func preparedForThisModel(_ job: Job) -> Job {
+        guard job.generation != computeGeneration else { return job }
+        let preparer = scorer.value.preparer
+        return Job(route: job.route, request: job.request, items: preparer.prepare(preparer.render(job.request.items)), tokens: job.tokens,
+                   receivedAt: job.receivedAt, generation: computeGeneration)
+    }
+
+    /// Switches to a reload's checkpoint if it scores (`ModelProbe`: finite weights, finite
+    /// scores on a fixed probe set for every user); otherwise the model served stays.
+    private func switchModel(_ job: Job) -> JobResult {
+        let outcome: Result<JobResult.Output, WireError>
+        switch job.replacement?.value ?? .failure(WireError(.internal, "a reload job without a checkpoint", id: job.request.id)) {
+        case .failure(let error):
+            outcome = .failure(error)
+        case .success(let loaded):
+            do {
+                try ModelProbe.check(loaded.model, users: loaded.users)
+                let previous = liveUsers.fingerprint
+                let fresh = Scorer(model: loaded.model, users: loaded.users, tokensPerBatch: settings.batchTokens,
+                                   cacheEntries: settings.cacheEntries, cacheMemory: settings.cacheMemory)
+                scorer = UncheckedSendable(fresh)
+                liveUsers = LiveUsers(model: loaded.model, users: loaded.users, fingerprint: loaded.fingerprint, log: Self.userLog(settings),
+                                      maxAdapted: settings.maxAdaptedUsers)
+                liveUsers.replay()
+                computeGeneration += 1
+                let facts = ModelFacts(loaded.model, users: loaded.users.count, path: loaded.path, fingerprint: loaded.fingerprint)
+                outcome = .success(.reloaded(JobResult.Switched(preparer: fresh.preparer, facts: facts, generation: computeGeneration,
+                                                                adaptable: liveUsers.refusal == nil, previous: previous, loadMs: loaded.loadMs)))
+            } catch {
+                outcome = .failure(WireError(.reloadFailed, "\(loaded.path) fails the smoke test: \(error); the model served keeps serving",
+                                             id: job.request.id))
+            }
         }
         return JobResult(route: job.route, request: job.request, outcome: outcome)
     }

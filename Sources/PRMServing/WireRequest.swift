@@ -4,7 +4,7 @@ import PRMScoring
 
 /// The operations of protocol v1.
 public enum Operation: String, Sendable, CaseIterable {
-    case rank, score, adapt, info, health, metrics
+    case rank, score, adapt, reload, info, health, metrics
 }
 
 /// A request that passed validation (protocols/PROTOCOL.md, "Requests").
@@ -16,6 +16,8 @@ struct WireRequest: Sendable {
         case score([ChatItem])
         /// A user's comparisons, to fit that user (`LiveUsers`).
         case adapt(AdaptRequest)
+        /// Load the checkpoint at `path` (nil: the one served) beside the model and switch to it.
+        case reload(path: String?)
         case info, health, metrics
     }
 
@@ -28,6 +30,7 @@ struct WireRequest: Sendable {
         case .rank: return .rank
         case .score: return .score
         case .adapt: return .adapt
+        case .reload: return .reload
         case .info: return .info
         case .health: return .health
         case .metrics: return .metrics
@@ -41,7 +44,7 @@ struct WireRequest: Sendable {
             return rank.items
         case .score(let items): return items
         case .adapt(let adapt): return adapt.items
-        case .info, .health, .metrics: return []
+        case .reload, .info, .health, .metrics: return []
         }
     }
 
@@ -67,6 +70,10 @@ struct WireRequest: Sendable {
             request = .score(try fields.items(limit: limits.maxCandidates))
         case .adapt:
             request = .adapt(try AdaptRequest(fields, maxComparisons: limits.maxAdaptComparisons))
+        case .reload:
+            let path = try fields.optionalString("path")
+            if path?.isEmpty == true { throw fields.fail("field 'path' is empty; leave it out to reload the model served") }
+            request = .reload(path: path)
         case .info: request = .info
         case .health: request = .health
         case .metrics: request = .metrics

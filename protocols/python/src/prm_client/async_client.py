@@ -101,6 +101,10 @@ class AsyncClient(Connection):
         """See :meth:`prm_client.Client.adapt`."""
         return adapt_result((await self._exchange([self._adapt_request(user_id, comparisons, deadline_ms)]))[0])
 
+    async def reload(self, path: str | None = None) -> dict[str, Any]:
+        """See :meth:`prm_client.Client.reload`."""
+        return status_of((await self._exchange([protocol.reload_request(self._next_id(), path)]))[0])
+
     async def info(self) -> Info:
         return cast(Info, await self._status("info"))
 

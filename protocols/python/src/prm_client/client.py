@@ -265,6 +265,13 @@ class Client(Connection):
         """
         return adapt_result(self._exchange([self._adapt_request(user_id, comparisons, deadline_ms)])[0])
 
+    def reload(self, path: str | None = None) -> dict[str, Any]:
+        """Make the server load the checkpoint at ``path`` (``None``: its own folder again) and
+        switch to it between batches; returns ``model_fingerprint``, ``previous_fingerprint``,
+        ``path``, ``loaded_at``, ``load_ms``. A checkpoint that fails to load or to score raises
+        ``PrmError`` with code ``reload_failed``, and the old model keeps serving."""
+        return status_of(self._exchange([protocol.reload_request(self._next_id(), path)])[0])
+
     def info(self) -> Info:
         """The server's model, limits and settings."""
         return cast(Info, self._status("info"))
@@ -456,6 +463,7 @@ def _rank_result(reply: dict[str, Any]) -> RankResult:
         known_user=_member(reply, "known_user", bool),
         truncated=list(_member(reply, "truncated", list)),
         timing=_timing(reply),
+        model_fingerprint=reply.get("model_fingerprint"),
     )
 
 

@@ -49,6 +49,9 @@ class RankResult:
     #: Indices of candidates whose input was cut to the model's window.
     truncated: list[int]
     timing: Timing
+    #: The model that computed the scores (``info()["model"]["fingerprint"]``); ``None`` from a
+    #: server older than hot reload.
+    model_fingerprint: str | None = None
 
     @property
     def best(self) -> int:

@@ -40,6 +40,7 @@ class ErrorCode(str, Enum):
     NOT_ADAPTABLE = "not_adaptable"
     RATE_LIMITED = "rate_limited"
     TOO_MANY_USERS = "too_many_users"
+    RELOAD_FAILED = "reload_failed"
     INTERNAL = "internal"
 
 
@@ -114,6 +115,14 @@ def adapt_request(request_id: RequestId, user_id: str, comparisons: Sequence[dic
     body = _base(request_id, "adapt", deadline_ms)
     body["user_id"] = user_id
     body["comparisons"] = list(comparisons)
+    return body
+
+
+def reload_request(request_id: RequestId, path: str | None = None) -> dict[str, Any]:
+    """The body of a ``reload`` request (``path`` ``None``: the folder of the model served)."""
+    body = _base(request_id, "reload")
+    if path is not None:
+        body["path"] = path
     return body
 
 
