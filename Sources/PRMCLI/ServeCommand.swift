@@ -13,7 +13,7 @@ enum ServeCommand: Subcommand {
         abstract: "Serve a reward model over ZeroMQ: rank and score candidate replies per user.",
         discussion: """
         Binds a ROUTER socket and speaks protocol v1 (protocols/PROTOCOL.md; JSON Schemas in \
-        protocols/v1): ops rank, score, adapt, info, health and metrics. Clients connect REQ or DEALER \
+        protocols/v1): ops rank, score, adapt, reload, info, health and metrics. Clients connect REQ or DEALER \
         sockets; the Python client is in protocols/python, the Swift one is `prm score --server`.
 
         Requests that arrive together are scored together, up to --batch-tokens tokens, waiting at \
@@ -31,6 +31,11 @@ enum ServeCommand: Subcommand {
         requests. Every fit is appended to --user-log (fsync'd JSONL), replayed at start; workers of \
         one proxy share the log (each reads the others' lines before every batch); prm adapt --merge \
         folds it into a checkpoint. Linear-head models with individual users only.
+
+        reload (optionally with a path) and SIGHUP load a checkpoint (by default --model's folder, \
+        read again) beside the model served, smoke-test it and switch to it between batches; one \
+        that fails is refused and the old model keeps serving. Every rank/score reply names the \
+        model that scored it (model_fingerprint; info names it and its load time).
 
         --http HOST:PORT also answers HTTP (protocols/PROTOCOL.md, "HTTP front door"): the v1 \
         requests at POST /v1/rank, /v1/score and /v1/adapt (op implied by the path), GET /v1/info and \
