@@ -13,7 +13,7 @@ enum ServeCommand: Subcommand {
         abstract: "Serve a reward model over ZeroMQ: rank and score candidate replies per user.",
         discussion: """
         Binds a ROUTER socket and speaks protocol v1 (protocols/PROTOCOL.md; JSON Schemas in \
-        protocols/v1): ops rank, score, adapt, reload, info, health and metrics. Clients connect REQ or DEALER \
+        protocols/v1): ops rank, score, adapt, reload, users, info, health and metrics. Clients connect REQ or DEALER \
         sockets; the Python client is in protocols/python, the Swift one is `prm score --server`.
 
         Requests that arrive together are scored together, up to --batch-tokens tokens, waiting at \

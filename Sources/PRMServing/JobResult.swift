@@ -31,6 +31,8 @@ struct JobResult: Sendable {
         case scored(Scored)
         case adapted(LiveUsers.Fitted, WireReply.Timing)
         case reloaded(Switched)
+        /// Passed through the compute thread and back, in turn with the batches before it (`users`).
+        case passed
     }
 
     let route: [[UInt8]]
@@ -53,6 +55,7 @@ struct JobResult: Sendable {
         switch try outcome.get() {
         case .adapted(let fitted, let timing): return WireReply.adapt(id: request.id, fitted, timing: timing)
         case .reloaded(let switched): return WireReply.reload(id: request.id, switched)
+        case .passed: throw WireError(.internal, "the reply to \(request.operation.rawValue) is written by the server", id: request.id)
         case .scored(let output): scored = output
         }
         if case .rank(_, let topK) = request.body {

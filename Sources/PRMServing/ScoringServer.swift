@@ -32,6 +32,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     private var facts: ModelFacts
     private var generation = 0
     private var adaptable: Bool
+    /// Served scores per user (I/O thread only).
+    private var health = UserHealth()
     /// A reload is loading or switching (I/O thread only): one at a time.
     private var reloading = false
     /// When the adapts of the last minute were accepted (I/O thread only).
@@ -219,9 +221,21 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             if case .reload = result.request.body { reloaded(result) }
             // A reload SIGHUP started has no one to answer.
             guard !result.route.isEmpty else { continue }
+            record(result)
+            if case .users(let user) = result.request.body {
+                door.answer(WireReply.object(id: result.request.id) { health.write(&$0, user: user) }, op: .users, code: nil, route: result.route)
+                continue
+            }
             let (body, code) = result.reply()
             door.answer(body, op: result.request.operation, code: code, route: result.route)
         }
+    }
+
+    /// A known user's ranked scores, for `UserHealth`.
+    private func record(_ result: JobResult) {
+        guard case .rank(let rank, _) = result.request.body, let user = rank.user,
+              case .success(.scored(let scored)) = result.outcome, scored.knownUser.first == true else { return }
+        health.record(user: user, scores: scored.scores)
     }
 
     /// A reload finished: requests from now on are prepared for the new model.
@@ -283,6 +297,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         snapshot.stats = stats.withLock { $0 }
         (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (queue.depth, queue.maxDepth, queue.capacity)
         snapshot.prompts = PromptFormatCount(template: preparer.template, offTemplate: promptsOffTemplate)
+        snapshot.users = health.summary
         return snapshot
     }
 
@@ -320,9 +335,18 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     private func compute(_ jobs: [Job]) -> [JobResult] {
         let start = MonotonicClock.now
         var results: [JobResult] = jobs.filter { $0.replacement != nil }.map(switchModel)
+        results += jobs.filter { if case .users = $0.request.body { true } else { false } }.map {
+            JobResult(route: $0.route, request: $0.request, outcome: .success(.passed))
+        }
         liveUsers.sync()
-        let pending = jobs.filter { $0.replacement == nil && !$0.expired(at: start) }.map(preparedForThisModel)
-        let expired = jobs.filter { $0.replacement == nil && $0.expired(at: start) }
+        let pending = jobs.filter { job in
+            if case .users = job.request.body { return false }
+            return job.replacement == nil && !job.expired(at: start)
+        }.map(preparedForThisModel)
+        let expired = jobs.filter { job in
+            if case .users = job.request.body { return false }
+            return job.replacement == nil && job.expired(at: start)
+        }
         results += expired.map { job in
             let waited = (start - job.receivedAt) * 1000
             let error = WireError(.deadlineExceeded, String(format: "queued %.1f ms, past the deadline of %@ ms; not computed", waited,

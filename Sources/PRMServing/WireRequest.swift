@@ -4,7 +4,7 @@ import PRMScoring
 
 /// The operations of protocol v1.
 public enum Operation: String, Sendable, CaseIterable {
-    case rank, score, adapt, reload, info, health, metrics
+    case rank, score, adapt, reload, users, info, health, metrics
 }
 
 /// A request that passed validation (protocols/PROTOCOL.md, "Requests").
@@ -18,6 +18,8 @@ struct WireRequest: Sendable {
         case adapt(AdaptRequest)
         /// Load the checkpoint at `path` (nil: the one served) beside the model and switch to it.
         case reload(path: String?)
+        /// The users whose served scores are flagged (`UserHealth`), and `user`'s statistics.
+        case users(user: String?)
         case info, health, metrics
     }
 
@@ -31,6 +33,7 @@ struct WireRequest: Sendable {
         case .score: return .score
         case .adapt: return .adapt
         case .reload: return .reload
+        case .users: return .users
         case .info: return .info
         case .health: return .health
         case .metrics: return .metrics
@@ -44,7 +47,7 @@ struct WireRequest: Sendable {
             return rank.items
         case .score(let items): return items
         case .adapt(let adapt): return adapt.items
-        case .reload, .info, .health, .metrics: return []
+        case .reload, .users, .info, .health, .metrics: return []
         }
     }
 
@@ -74,6 +77,8 @@ struct WireRequest: Sendable {
             let path = try fields.optionalString("path")
             if path?.isEmpty == true { throw fields.fail("field 'path' is empty; leave it out to reload the model served") }
             request = .reload(path: path)
+        case .users:
+            request = .users(user: try fields.optionalString("user_id"))
         case .info: request = .info
         case .health: request = .health
         case .metrics: request = .metrics

@@ -20,7 +20,7 @@ def test_schemas_are_valid_and_complete(schemas: Schemas) -> None:
     for name, document in schemas.documents.items():
         Draft202012Validator.check_schema(document)
         assert document["$id"].endswith("/" + name)
-    for op in ("rank", "score", "adapt", "reload", "info", "health", "metrics"):
+    for op in ("rank", "score", "adapt", "reload", "users", "info", "health", "metrics"):
         assert f"{op}.request.schema.json" in schemas.documents
         assert f"{op}.reply.schema.json" in schemas.documents
     codes = schemas.documents["common.schema.json"]["$defs"]["errorCode"]["enum"]

@@ -105,6 +105,10 @@ class AsyncClient(Connection):
         """See :meth:`prm_client.Client.reload`."""
         return status_of((await self._exchange([protocol.reload_request(self._next_id(), path)]))[0])
 
+    async def users(self, user_id: str | None = None) -> dict[str, Any]:
+        """See :meth:`prm_client.Client.users`."""
+        return status_of((await self._exchange([protocol.users_request(self._next_id(), user_id)]))[0])
+
     async def info(self) -> Info:
         return cast(Info, await self._status("info"))
 

@@ -272,6 +272,13 @@ class Client(Connection):
         ``PrmError`` with code ``reload_failed``, and the old model keeps serving."""
         return status_of(self._exchange([protocol.reload_request(self._next_id(), path)])[0])
 
+    def users(self, user_id: str | None = None) -> dict[str, Any]:
+        """Per-user health of the served scores: ``flagged`` users (collapsed: their scores no
+        longer tell candidates apart; drifted: their mean moved from their baseline), the
+        ``population``'s statistics, and with ``user_id`` that user's (``user``, ``None`` if the
+        server has not ranked for them). Behind a proxy: the worker that answers."""
+        return status_of(self._exchange([protocol.users_request(self._next_id(), user_id)])[0])
+
     def info(self) -> Info:
         """The server's model, limits and settings."""
         return cast(Info, self._status("info"))

@@ -126,6 +126,14 @@ def reload_request(request_id: RequestId, path: str | None = None) -> dict[str, 
     return body
 
 
+def users_request(request_id: RequestId, user_id: str | None = None) -> dict[str, Any]:
+    """The body of a ``users`` request (with ``user_id``: that user's statistics too)."""
+    body = _base(request_id, "users")
+    if user_id is not None:
+        body["user_id"] = user_id
+    return body
+
+
 def status_request(request_id: RequestId, op: str) -> dict[str, Any]:
     """The body of an ``info``, ``health`` or ``metrics`` request."""
     if op not in ("info", "health", "metrics"):
