@@ -17,13 +17,15 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import PRM, Pool, Schemas, Server, Wire, prm_score
+from harness import PRM, Pool, Schemas, Server, Wire, free_port, prm_score
 from prm_client import Client, Comparison, PrmError
 
 #: The server's h and ``prm adapt``'s come from differently packed batches.
@@ -239,4 +241,28 @@ def test_the_new_user_example_runs(own_checkpoint: Path, tmp_path: Path) -> None
     assert run.returncode == 0, run.stderr
     assert "before: known_user=False" in run.stdout and "after: known_user=True" in run.stdout, run.stdout
     assert "adapted example on 3 answers" in run.stdout, run.stdout
+    assert server.stop() == 0
+
+
+def test_adapt_over_http(own_checkpoint: Path, tmp_path: Path, dialogues: list[dict[str, Any]], schemas: Schemas) -> None:
+    port = free_port()
+    server = serve(own_checkpoint, tmp_path, "--http", f"127.0.0.1:{port}")
+
+    def post(path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode("utf-8"), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    comparisons = [{"prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected} for c in comparisons_of(dialogues, 0, 3)]
+    status, reply = post("/v1/adapt", {"v": 1, "id": 1, "user_id": "web", "comparisons": comparisons})
+    assert status == 200 and reply["known_user"] is True, reply
+    schemas.check_reply(reply, "adapt")
+    d = dialogues[20]
+    status, ranked = post("/v1/rank", {"v": 1, "id": 2, "user_id": "web", "prompt": d["prompt"], "candidates": [d["chosen"], d["rejected"]]})
+    assert status == 200 and ranked["known_user"] is True
+    status, refused = post("/v1/adapt", {"v": 1, "id": 3, "user_id": "web", "comparisons": []})
+    assert status == 400 and refused["error"]["code"] == "bad_request"
     assert server.stop() == 0
