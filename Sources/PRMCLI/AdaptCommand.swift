@@ -29,6 +29,11 @@ enum AdaptCommand: Subcommand {
         checkpoints trained without it; users of --data the model does not know are then added \
         as usual (their prior comes from the refitted vectors).
 
+        --merge folds the user log of a running server (prm serve's adapt op; --user-log, by \
+        default adapted_users.jsonl in --model) into the checkpoint written to --out: each user's \
+        last logged fit, exactly as the server used it. --data may then be left out. A torn or \
+        malformed line is reported and skipped.
+
         Cluster users (linear head): a new user is a mixture of the trained centres, and only \
         their K mixture logits are fitted, by the same regularised fit (prior from the trained \
         users' logits, centred on user 0's). Uniform user models have nothing per user to fit; \
@@ -36,24 +41,28 @@ enum AdaptCommand: Subcommand {
 
         Example:
           prm adapt --model runs/prm --data new_users.jsonl --out runs/prm-plus
+          prm adapt --model runs/prm --merge --out runs/prm-merged
           prm adapt --model runs/old --data data/lengthpref/train.jsonl --out runs/old-refit --refit-seen
           prm eval --model runs/prm --data data/lengthpref/dev.jsonl --few-shot 1,2,5,10   (the protocol, measured)
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Trained reward-model checkpoint (from prm train)."),
-            .value("data", placeholder: "FILE", help: "Comparisons of the new users (JSONL, as for prm train)."),
+            .value("data", placeholder: "FILE", help: "Comparisons of the new users (JSONL, as for prm train); optional with --merge."),
             .value("out", placeholder: "DIR", help: "Checkpoint folder to write, with the users added (not --model)."),
         ] + AdaptOptions.all + [
             .flag("refit-seen", help: "Refit the users the model knows on their comparisons in --data instead of refusing them."),
             .value("refit-prior-scale", placeholder: "TAU", help: "Width of the prior for --refit-seen. \(TrainingSettings.Rationale.refitPriorScale)",
                    default: "\(TrainingSettings().refitPriorScale)"),
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
+            .flag("merge", help: "Fold a server's user log (prm serve's adapt op) into the checkpoint written to --out."),
+            .value("user-log", placeholder: "FILE", help: "The user log --merge reads (default: adapted_users.jsonl in --model)."),
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let modelDir = URL(fileURLWithPath: try arguments.require("model"))
         let outDir = URL(fileURLWithPath: try arguments.require("out"))
-        let path = try arguments.require("data")
+        let merge = arguments.flag("merge")
+        guard !arguments.isSet("user-log") || merge else { throw arguments.usageError("--user-log is read by --merge only") }
         guard modelDir.standardizedFileURL.path != outDir.standardizedFileURL.path else {
             throw arguments.usageError("--out must be another folder than --model (the trained run stays as it was)")
         }
@@ -61,6 +70,27 @@ enum AdaptCommand: Subcommand {
         let (model, loadedUsers, training) = try ModelProbe.load(modelDir)
         var users = loadedUsers
         var record = try RewardModelRecord(training, in: modelDir)
+        var added: [RewardModelRecord.AddedUser] = []
+        if merge { added += try mergeLog(arguments, modelDir: modelDir, into: model, users: &users, output: &out) }
+        if let path = arguments.string("data") {
+            added += try adapt(path, arguments, settings: settings, model: model, users: &users, record: &record, output: &out)
+        } else if !merge {
+            throw arguments.usageError("--data is required (or --merge)")
+        }
+        record.adapted = (record.adapted ?? []) + added
+        do { try ModelProbe.check(model, users: users) } catch let error as ModelError {
+            throw CLIError("not writing \(outDir.path)", cause: error)
+        }
+        try OutputFolder.create(outDir)
+        try Checkpoint.save(model, users: users, training: record.merged(into: training), to: outDir)
+        Log.info("saved \(outDir.path) (\(users.count) users)")
+        return 0
+    }
+
+    /// Refits (--refit-seen) and adds the users of the comparisons in `path`.
+    private static func adapt<Out: TextOutputStream>(_ path: String, _ arguments: ParsedArguments, settings: AdaptSettings, model: RewardModel,
+                                                    users: inout UserTable, record: inout RewardModelRecord, output out: inout Out)
+        throws -> [RewardModelRecord.AddedUser] {
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"),
                                              template: model.config.template)
         if data.skipped > 0 { Log.warning("\(path): skipped \(data.skipped) invalid rows") }
@@ -72,6 +102,7 @@ enum AdaptCommand: Subcommand {
         }
         let encoded = try EncodedComparison.encodeChecked(data.comparisons, name: path, with: InputPreparer(model: model, users: users))
         let start = Date()
+        defer { Log.info("fitted the users of \(path) in " + String(format: "%.1f s", Date().timeIntervalSince(start))) }
         if refitSeen {
             var refitSettings = settings
             guard let tau = try arguments.double("refit-prior-scale") else { throw arguments.usageError("--refit-prior-scale has no value") }
@@ -95,14 +126,29 @@ enum AdaptCommand: Subcommand {
             added.append(RewardModelRecord.AddedUser(userID: id, index: index, comparisons: mine.count))
             out.write("\(id)\t\(index)\t\(mine.count) comparisons\n")
         }
-        if !added.isEmpty { Log.info(String(format: "fitted %d users in %.1f s", added.count, Date().timeIntervalSince(start))) }
-        record.adapted = (record.adapted ?? []) + added
-        do { try ModelProbe.check(model, users: users) } catch let error as ModelError {
-            throw CLIError("not writing \(outDir.path)", cause: error)
+        return added
+    }
+
+    /// Applies every line of the user log (a later fit of a user replaces an earlier one) and
+    /// returns the users it added.
+    private static func mergeLog<Out: TextOutputStream>(_ arguments: ParsedArguments, modelDir: URL, into model: RewardModel,
+                                                       users: inout UserTable, output out: inout Out) throws -> [RewardModelRecord.AddedUser] {
+        let log = arguments.string("user-log").map { UserLog(URL(fileURLWithPath: $0)) } ?? UserLog(beside: modelDir)
+        guard FileManager.default.fileExists(atPath: log.url.path) else { throw CLIError("--merge: no user log at \(log.url.path)") }
+        let reading = try log.read(final: true)
+        for problem in reading.problems { Log.warning("user log: \(problem)") }
+        let known = Set(users.indices.keys)
+        let fingerprint = ModelFingerprint.of(model, users: users)
+        let (mine, others) = (reading.records.filter { $0.fits(fingerprint) }, reading.records.filter { !$0.fits(fingerprint) })
+        for record in others { Log.warning("user log: user \(record.userID) was fitted on model \(record.model), this is \(fingerprint); skipped") }
+        for problem in UserLog.apply(mine, to: model.userModel, users: &users) { Log.warning("user log: \(problem)") }
+        var last: [String: UserLog.Record] = [:]
+        for r in mine { last[r.userID] = r }
+        let added = users.indices.keys.filter { !known.contains($0) }.sorted().map { id in
+            RewardModelRecord.AddedUser(userID: id, index: users.index(of: id), comparisons: last[id]?.fit.n ?? 0)
         }
-        try OutputFolder.create(outDir)
-        try Checkpoint.save(model, users: users, training: record.merged(into: training), to: outDir)
-        Log.info("saved \(outDir.path) (\(users.count) users)")
-        return 0
+        for user in added { out.write("\(user.userID)\t\(user.index)\t\(user.comparisons) comparisons (user log)\n") }
+        Log.info("merged \(mine.count) fits from \(log.url.path): \(added.count) users added")
+        return added
     }
 }

@@ -39,7 +39,7 @@ enum ProxyCommand: Subcommand {
             .value("liveness", placeholder: "N", help: "Silent heartbeats before a worker is dropped.", default: "\(defaults.heartbeat.liveness)"),
             .value("resends", placeholder: "N", help: "Times a request held by a dead worker is sent to another.", default: "\(defaults.resends)"),
             ServiceOptions.drainTimeout,
-            ServiceOptions.maxCandidates, ServiceOptions.maxMessageBytes,
+            ServiceOptions.maxCandidates, ServiceOptions.maxMessageBytes, ServiceOptions.maxAdaptComparisons,
             .value("max-queued", placeholder: "N", help: "Requests waiting for a worker; beyond: overloaded.",
                    default: "\(defaults.limits.maxQueuedRequests)"),
             ServiceOptions.metricsHTTP,
@@ -54,6 +54,7 @@ enum ProxyCommand: Subcommand {
         s.resends = try arguments.count("resends", atLeast: 0)
         s.drainTimeout = try ServiceOptions.drainTimeout(arguments)
         s.limits.maxCandidates = try arguments.count("max-candidates")
+        s.limits.maxAdaptComparisons = try arguments.count("max-adapt-comparisons")
         s.limits.maxMessageBytes = try arguments.count("max-message-bytes")
         s.limits.maxQueuedRequests = try arguments.count("max-queued")
         s.curve = try CurveOptions.settings(arguments)

@@ -1,5 +1,6 @@
 import Foundation
 import PRMCore
+import PRMModel
 import PRMScoring
 import PRMServing
 
@@ -12,7 +13,7 @@ enum ServeCommand: Subcommand {
         abstract: "Serve a reward model over ZeroMQ: rank and score candidate replies per user.",
         discussion: """
         Binds a ROUTER socket and speaks protocol v1 (protocols/PROTOCOL.md; JSON Schemas in \
-        protocols/v1): ops rank, score, info, health and metrics. Clients connect REQ or DEALER \
+        protocols/v1): ops rank, score, adapt, reload, users, info, health and metrics. Clients connect REQ or DEALER \
         sockets; the Python client is in protocols/python, the Swift one is `prm score --server`.
 
         Requests that arrive together are scored together, up to --batch-tokens tokens, waiting at \
@@ -25,8 +26,19 @@ enum ServeCommand: Subcommand {
         reply scores NaN or infinite) is refused at start; a request whose scores come out non-finite \
         is answered with an internal error, never with null.
 
+        adapt fits a new user from a few of their comparisons (prm adapt's MAP fit, everything \
+        trained frozen) in the compute thread between batches; the user is known to the next \
+        requests. Every fit is appended to --user-log (fsync'd JSONL), replayed at start; workers of \
+        one proxy share the log (each reads the others' lines before every batch); prm adapt --merge \
+        folds it into a checkpoint. Linear-head models with individual users only.
+
+        reload (optionally with a path) and SIGHUP load a checkpoint (by default --model's folder, \
+        read again) beside the model served, smoke-test it and switch to it between batches; one \
+        that fails is refused and the old model keeps serving. Every rank/score reply names the \
+        model that scored it (model_fingerprint; info names it and its load time).
+
         --http HOST:PORT also answers HTTP (protocols/PROTOCOL.md, "HTTP front door"): the v1 \
-        requests at POST /v1/rank and /v1/score (op implied by the path), GET /v1/info and \
+        requests at POST /v1/rank, /v1/score and /v1/adapt (op implied by the path), GET /v1/info and \
         /v1/metrics; OpenRLHF's POST /get_reward, slime's POST /reward, TEI's POST /rerank; GET \
         /health/live, /health/ready and /metrics. They share the ZeroMQ requests' queue and batches. \
         Errors map to 400/413/429/503/504; --http-token-file requires Authorization: Bearer TOKEN \
@@ -54,7 +66,12 @@ enum ServeCommand: Subcommand {
                    default: "\(defaults.cacheEntries)"),
             .value("cache-memory", placeholder: "SIZE", help: "Most memory the cache takes, as it fills (e.g. 512MiB, 2GiB or bytes; at most "
                    + "the machine's memory); fewer entries than --cache-entries when they do not fit.", default: "\(defaults.cacheMemory >> 20)MiB"),
-            ServiceOptions.maxCandidates, ServiceOptions.maxMessageBytes,
+            ServiceOptions.maxCandidates, ServiceOptions.maxMessageBytes, ServiceOptions.maxAdaptComparisons,
+            .value("user-log", placeholder: "FILE", help: "The adapt op's user log (JSONL, appended, replayed at start; "
+                   + "default: \(UserLog.defaultName) in --model); workers of one proxy share it."),
+            .value("adapts-per-minute", placeholder: "N", help: "adapt requests accepted per minute; beyond: rate_limited.",
+                   default: "\(defaults.adaptsPerMinute)"),
+            .value("max-adapted-users", placeholder: "N", help: "Users adapt may add; beyond: too_many_users.", default: "\(defaults.maxAdaptedUsers)"),
             .value("max-request-tokens", placeholder: "N", help: "Tokens of one request after the window.",
                    default: "\(defaults.limits.maxRequestTokens)"),
             .value("max-queued", placeholder: "N", help: "Requests waiting for computation; beyond: overloaded.",
@@ -115,6 +132,10 @@ enum ServeCommand: Subcommand {
         s.cacheEntries = try a.count("cache-entries", atLeast: 0, atMost: maxCacheEntries)
         s.cacheMemory = try a.memorySize("cache-memory")
         s.limits.maxCandidates = try a.count("max-candidates")
+        s.limits.maxAdaptComparisons = try a.count("max-adapt-comparisons")
+        s.userLog = a.string("user-log").map { URL(fileURLWithPath: $0) }
+        s.adaptsPerMinute = try a.count("adapts-per-minute")
+        s.maxAdaptedUsers = try a.count("max-adapted-users", atLeast: 0, atMost: .max)
         s.limits.maxMessageBytes = try a.count("max-message-bytes")
         s.limits.maxRequestTokens = try a.count("max-request-tokens")
         s.limits.maxQueuedRequests = try a.count("max-queued")

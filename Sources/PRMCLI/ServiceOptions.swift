@@ -22,6 +22,10 @@ enum ServiceOptions {
     static let maxMessageBytes = OptionSpec.value("max-message-bytes", placeholder: "N", help: "Largest request body.",
                                                   default: "\(ServerLimits().maxMessageBytes)")
 
+    /// --max-adapt-comparisons: checked by the proxy too, which parses every request.
+    static let maxAdaptComparisons = OptionSpec.value("max-adapt-comparisons", placeholder: "N", help: "Comparisons per adapt.",
+                                                      default: "\(ServerLimits().maxAdaptComparisons)")
+
     static func drainTimeout(_ a: ParsedArguments) throws -> Double {
         guard let seconds = try a.double("drain-timeout"), seconds >= 0, seconds.isFinite else {
             throw a.usageError("--drain-timeout must be a number of seconds, 0 or more")

@@ -65,6 +65,27 @@ public final class Scorer {
     /// One reward per prepared item, in order.
     public func score(_ items: [PreparedItem]) -> [Float] {
         let C = model.backbone.hiddenSize
+        let (h, slotOfItem) = distinctStates(items)
+        return zip(items, slotOfItem).map { item, slot in model.reward(pooled: h + slot * C, user: item.user) }
+    }
+
+    /// The pooled state h of each prepared item, C floats each in order, computed as `score`
+    /// computes them (once per distinct sequence, through the cache): the service fits adapted
+    /// users on exactly the h it scores them with.
+    public func pooledStates(_ items: [PreparedItem]) -> [Float] {
+        let C = model.backbone.hiddenSize
+        let (h, slotOfItem) = distinctStates(items)
+        var out = [Float](repeating: 0, count: items.count * C)
+        out.withUnsafeMutableBufferPointer { buffer in
+            for (i, slot) in slotOfItem.enumerated() { (buffer.baseAddress! + i * C).update(from: h + slot * C, count: C) }
+        }
+        return out
+    }
+
+    /// h of every distinct sequence of `items` (in `states`, valid until the next call), and
+    /// each item's slot in it.
+    private func distinctStates(_ items: [PreparedItem]) -> (h: UnsafeMutablePointer<Float>, slotOfItem: [Int]) {
+        let C = model.backbone.hiddenSize
         var slots: [ModelSequence: Int] = [:]
         var unique: [ModelSequence] = []
         let slotOfItem = items.map { item in
@@ -94,6 +115,6 @@ public final class Scorer {
             statistics.cacheMisses += missing.count
         }
         statistics.tokensComputed += missing.reduce(0) { $0 + unique[$1].length }
-        return zip(items, slotOfItem).map { item, slot in model.reward(pooled: h + slot * C, user: item.user) }
+        return (h, slotOfItem)
     }
 }

@@ -29,6 +29,13 @@ public struct PreparedItem: Sendable {
 
     /// Tokens the backbone reads for this item (an upper bound: equal sequences share a pass).
     public var tokens: Int { sequence.length }
+
+    /// The same item for a known user `index`, for a model whose sequences do not carry the user
+    /// (the linear head: the user meets h after pooling), as a server resolves users it fitted
+    /// after the item was prepared.
+    public func known(as index: Int) -> PreparedItem {
+        PreparedItem(user: index, knownUser: true, sequence: sequence, truncated: truncated)
+    }
 }
 
 /// A score with the facts a caller should know about it.

@@ -12,6 +12,14 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case overloaded
     case deadlineExceeded = "deadline_exceeded"
     case shuttingDown = "shutting_down"
+    /// `adapt`: the model's users cannot be fitted (not individual linear-head users), or the id is a trained user.
+    case notAdaptable = "not_adaptable"
+    /// `adapt`: more adapts in the last minute than the server allows.
+    case rateLimited = "rate_limited"
+    /// `adapt`: the server holds as many adapted users as it allows.
+    case tooManyUsers = "too_many_users"
+    /// `reload`: the checkpoint could not be loaded or failed the smoke test; the old model serves on.
+    case reloadFailed = "reload_failed"
     case `internal`
 }
 
@@ -20,9 +28,10 @@ extension ErrorCode {
     /// front door"): the request's fault is 4xx, the server's state 429/503/504, a bug 500.
     var httpStatus: Int {
         switch self {
-        case .badJSON, .badUTF8, .badRequest, .unsupportedVersion, .unknownOp, .tooManyCandidates, .tooManyTokens: 400
+        case .badJSON, .badUTF8, .badRequest, .unsupportedVersion, .unknownOp, .tooManyCandidates, .tooManyTokens, .notAdaptable: 400
+        case .tooManyUsers, .reloadFailed: 409
         case .tooLarge: 413
-        case .overloaded: 429
+        case .overloaded, .rateLimited: 429
         case .shuttingDown: 503
         case .deadlineExceeded: 504
         case .internal: 500

@@ -12,11 +12,13 @@ protocol FrontDoorBackend: AnyObject {
     var outstanding: Int { get }
     /// `socket` is readable: take in everything waiting on it.
     func readable(_ door: FrontDoor) throws
-    /// Queues a `rank` or `score` request (`body` is its JSON, as received), or throws why not.
+    /// Queues a `rank`, `score`, `adapt` or `reload` request (`body` is its JSON, as received), or throws why not.
     /// The front door has refused it already if draining.
     func submit(_ request: WireRequest, body: [UInt8], route: [[UInt8]], received: Double) throws(WireError)
     /// Once per loop turn, after the reads: timers (heartbeats, deadlines of waiting requests).
     func maintain(_ door: FrontDoor, now: Double)
+    /// SIGHUP arrived (after the CURVE allow-list and the HTTP tokens were re-read).
+    func hangup()
     /// The drain ran out of time: answers `shutting_down` what it still holds and can give up.
     func abandon(_ door: FrontDoor, drainTimeout: Double)
     /// `info`'s `model` value.

@@ -3,14 +3,14 @@ import PRMCore
 /// The paths of the HTTP front door (protocols/PROTOCOL.md, "HTTP front door"), and how each
 /// becomes a v1 request and its v1 reply an HTTP answer.
 enum HTTPEndpoint: String, CaseIterable, Sendable {
-    case rank = "/v1/rank", score = "/v1/score", info = "/v1/info", metrics = "/v1/metrics"
+    case rank = "/v1/rank", score = "/v1/score", adapt = "/v1/adapt", info = "/v1/info", metrics = "/v1/metrics"
     case getReward = "/get_reward", reward = "/reward", rerank = "/rerank"
     case live = "/health/live", ready = "/health/ready", prometheus = "/metrics"
 
     /// The method it answers (HEAD too where it is GET).
     var method: String {
         switch self {
-        case .rank, .score, .getReward, .reward, .rerank: "POST"
+        case .rank, .score, .adapt, .getReward, .reward, .rerank: "POST"
         case .info, .metrics, .live, .ready, .prometheus: "GET"
         }
     }
@@ -25,6 +25,7 @@ enum HTTPEndpoint: String, CaseIterable, Sendable {
         switch self {
         case .rank: (Self.naming(.rank, body), .rank)
         case .score: (Self.naming(.score, body), .score)
+        case .adapt: (Self.naming(.adapt, body), .adapt)
         case .info: (V1Body.bare(.info, id: "info"), nil)
         case .metrics: (V1Body.bare(.metrics, id: "metrics"), nil)
         case .ready: (V1Body.bare(.health, id: "ready"), nil)
@@ -41,7 +42,7 @@ enum HTTPEndpoint: String, CaseIterable, Sendable {
         if let code { return .json(reply, status: code.httpStatus) }
         do throws(WireError) {
             switch self {
-            case .rank, .score, .info, .metrics, .live, .prometheus: return .json(reply)
+            case .rank, .score, .adapt, .info, .metrics, .live, .prometheus: return .json(reply)
             case .ready: return .json(reply, status: try Self.isReady(reply) ? 200 : 503)
             case .getReward: return .json(OpenRLHFReward.reply(try V1Scores(reply), request: try WireRequest.object(request)))
             case .reward: return .json(SlimeReward.reply(try V1Scores(reply), request: try WireRequest.object(request)))

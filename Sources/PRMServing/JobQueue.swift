@@ -1,4 +1,5 @@
 import Foundation
+import PRMCore
 import PRMScoring
 
 /// A validated, tokenized `rank` or `score` request waiting for the compute thread.
@@ -9,6 +10,11 @@ struct Job: Sendable {
     let tokens: Int
     /// Monotonic receipt time (seconds), for queue latency and `deadline_ms`.
     let receivedAt: Double
+    /// The model generation whose preparer tokenized `items` (`ScoringServer`'s reloads count
+    /// them): a job that meets a newer model is prepared again by its preparer.
+    var generation = 0
+    /// A reload's checkpoint, loaded beside the model served (or why it could not be).
+    var replacement: UncheckedSendable<Result<LoadedCheckpoint, WireError>>?
 
     /// Whether `deadline_ms` passed before `now`.
     func expired(at now: Double) -> Bool {
@@ -40,10 +46,11 @@ final class JobQueue: @unchecked Sendable {
 
     var depth: Int { condition.withLock { jobs.count - head } }
 
-    /// Queues a job; false when `capacity` jobs are already waiting.
-    func push(_ job: Job) -> Bool {
+    /// Queues a job; false when `capacity` jobs are already waiting (unless `force`: a loaded
+    /// checkpoint must reach the compute thread, whose answer the client waits for).
+    func push(_ job: Job, force: Bool = false) -> Bool {
         condition.withLock {
-            guard jobs.count - head < capacity else { return false }
+            guard force || jobs.count - head < capacity else { return false }
             jobs.append(job)
             maxDepth = max(maxDepth, jobs.count - head)
             condition.signal()

@@ -1,7 +1,8 @@
 import PRMCore
+import PRMScoring
 
 /// What the compute thread made of one job, handed back to the I/O thread: the scores and what
-/// the reply reports beside them, or the error the job ends with. The I/O thread writes the
+/// the reply reports beside them (or an adapt's fit), or the error the job ends with. The I/O thread writes the
 /// reply, so the compute thread spends its time on the model and never on JSON.
 struct JobResult: Sendable {
     struct Scored: Sendable {
@@ -11,11 +12,32 @@ struct JobResult: Sendable {
         /// Indices of the items cut to the window.
         let truncated: [Int]
         let timing: WireReply.Timing
+        /// The model that computed the scores (`ModelFingerprint`).
+        let fingerprint: String
+    }
+
+    /// A reload that switched models: what the I/O thread needs of the new one.
+    struct Switched: Sendable {
+        let preparer: InputPreparer
+        let facts: ModelFacts
+        let generation: Int
+        let adaptable: Bool
+        let previous: String
+        let loadMs: Double
+    }
+
+    /// What a job computed: scores, or an adapt's fit.
+    enum Output: Sendable {
+        case scored(Scored)
+        case adapted(LiveUsers.Fitted, WireReply.Timing)
+        case reloaded(Switched)
+        /// Passed through the compute thread and back, in turn with the batches before it (`users`).
+        case passed
     }
 
     let route: [[UInt8]]
     let request: WireRequest
-    let outcome: Result<Scored, WireError>
+    let outcome: Result<Output, WireError>
 
     /// The reply body, and the code it carries (nil: ok). Scores JSON cannot carry (NaN, ∞)
     /// turn the reply into an `internal` error here.
@@ -29,12 +51,18 @@ struct JobResult: Sendable {
     }
 
     private func body() throws(WireError) -> [UInt8] {
-        let scored = try outcome.get()
+        let scored: Scored
+        switch try outcome.get() {
+        case .adapted(let fitted, let timing): return WireReply.adapt(id: request.id, fitted, timing: timing)
+        case .reloaded(let switched): return WireReply.reload(id: request.id, switched)
+        case .passed: throw WireError(.internal, "the reply to \(request.operation.rawValue) is written by the server", id: request.id)
+        case .scored(let output): scored = output
+        }
         if case .rank(_, let topK) = request.body {
             return try WireReply.rank(id: request.id, scores: scored.scores, topK: topK, knownUser: scored.knownUser.first ?? false,
-                                      truncated: scored.truncated, timing: scored.timing)
+                                      truncated: scored.truncated, timing: scored.timing, fingerprint: scored.fingerprint)
         }
         return try WireReply.score(id: request.id, scores: scored.scores, knownUser: scored.knownUser, truncated: scored.truncated,
-                                   timing: scored.timing)
+                                   timing: scored.timing, fingerprint: scored.fingerprint)
     }
 }

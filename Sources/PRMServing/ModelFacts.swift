@@ -1,7 +1,8 @@
+import Foundation
 import PRMCore
 import PRMModel
 
-/// The model facts `info` reports, read once at start-up.
+/// The model facts `info` reports, read at start-up and at each reload.
 struct ModelFacts: Sendable {
     let path: String
     let backbone: String
@@ -12,9 +13,14 @@ struct ModelFacts: Sendable {
     let hiddenSize: Int
     /// How chat messages become text (`TextTemplate`).
     let template: String
+    /// `ModelFingerprint`, and when the model was loaded (ISO 8601, UTC).
+    let fingerprint: String
+    let loadedAt: String
 
-    init(_ model: RewardModel, users: Int, path: String) {
+    init(_ model: RewardModel, users: Int, path: String, fingerprint: String) {
         self.path = path
+        self.fingerprint = fingerprint
+        loadedAt = ISO8601DateFormatter().string(from: Date())
         backbone = model.backbone.modelType
         aggregator = model.config.aggregator.rawValue
         userModel = model.config.userModel.kind.rawValue
@@ -26,6 +32,7 @@ struct ModelFacts: Sendable {
 
     func write(_ w: inout JSONWriter) {
         w.object(["path": path, "backbone": backbone, "aggregator": aggregator, "user_model": userModel,
-                  "users": users, "max_length": maxLength, "hidden_size": hiddenSize, "template": template])
+                  "users": users, "max_length": maxLength, "hidden_size": hiddenSize, "template": template,
+                  "fingerprint": fingerprint, "loaded_at": loadedAt])
     }
 }

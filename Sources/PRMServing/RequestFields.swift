@@ -120,6 +120,16 @@ struct RequestFields {
         return items
     }
 
+    /// A non-empty list of at most `limit` objects.
+    func objects(_ name: String, limit: Int) throws(WireError) -> [JSONObject] {
+        var objects: [JSONObject] = []
+        for (i, element) in try nonEmptyList(name, limit: limit).enumerated() {
+            guard let member = element.object else { throw fail("\(name)[\(i)] must be an object, got \(element.kind.rawValue)") }
+            objects.append(member)
+        }
+        return objects
+    }
+
     private func nonEmptyList(_ name: String, limit: Int) throws(WireError) -> [JSONValue] {
         guard let value = object[name] else { throw fail("missing field '\(name)'") }
         guard let list = value.array else { throw fail("field '\(name)' must be a list, got \(value.kind.rawValue)") }

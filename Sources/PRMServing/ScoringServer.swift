@@ -10,9 +10,11 @@ import Synchronization
 /// Two threads, sharing no socket. The **I/O thread** runs the `FrontDoor` (receiving, parsing,
 /// `info`/`health`/`metrics`, refusals, the drain) with this server as its backend: it tokenizes
 /// `rank`/`score` requests and queues them as jobs (or refuses them at once: `overloaded`,
-/// `too_many_tokens`). The **compute thread** owns the model (its buffers forbid overlapping
-/// calls): it takes batches of queued jobs under a token budget, scores them in one pass of the
-/// `Scorer`, and hands each job's `JobResult` back, waking the I/O thread over an inproc
+/// `too_many_tokens`; an `adapt` past its rate: `rate_limited`). The **compute thread** owns the
+/// model (its buffers forbid overlapping calls): it takes batches of queued jobs under a token
+/// budget, scores them in one pass of the `Scorer` (an `adapt` in the batch has its comparisons'
+/// h computed in the same pass and is fitted and added by `LiveUsers` before the batch's scores,
+/// so it holds scoring up by no more than its place in one batch), and hands each job's `JobResult` back, waking the I/O thread over an inproc
 /// PUSH/PULL pair; the I/O thread writes the replies and sends them with the requests' envelopes.
 ///
 /// SIGTERM/SIGINT start a drain: no new work is accepted, everything accepted is answered, then
@@ -20,9 +22,22 @@ import Synchronization
 /// `shutting_down` (the batch being computed is finished), so a deep queue cannot hold the exit.
 public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     public let settings: ServerSettings
-    private let scorer: UncheckedSendable<Scorer>
-    private let preparer: InputPreparer
-    private let facts: ModelFacts
+    // The compute thread's: the model served, the users `adapt` fits on it, its generation
+    // (each reload that switches models adds one).
+    private var scorer: UncheckedSendable<Scorer>
+    private var liveUsers: LiveUsers
+    private var computeGeneration = 0
+    // The I/O thread's view of the model served: how requests are prepared, what `info` says.
+    private var preparer: InputPreparer
+    private var facts: ModelFacts
+    private var generation = 0
+    private var adaptable: Bool
+    /// Served scores per user (I/O thread only).
+    private var health = UserHealth()
+    /// A reload is loading or switching (I/O thread only): one at a time.
+    private var reloading = false
+    /// When the adapts of the last minute were accepted (I/O thread only).
+    private var recentAdapts: [Double] = []
     private let context: ZMQContext
     private let queue: JobQueue
     private let stats = Mutex(ComputeStats())
@@ -46,12 +61,21 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         self.settings = settings
         self.scorer = UncheckedSendable(scorer)
         preparer = scorer.preparer
-        facts = ModelFacts(scorer.model, users: scorer.users.count, path: settings.modelPath)
+        let fingerprint = ModelFingerprint.of(scorer.model, users: scorer.users)
+        facts = ModelFacts(scorer.model, users: scorer.users.count, path: settings.modelPath, fingerprint: fingerprint)
+        liveUsers = LiveUsers(model: scorer.model, users: scorer.users, fingerprint: fingerprint, log: Self.userLog(settings),
+                              maxAdapted: settings.maxAdaptedUsers)
+        adaptable = liveUsers.refusal == nil
         context = try ZMQContext()
         queue = JobQueue(capacity: settings.limits.maxQueuedRequests)
         socket = try ZMQSocket(context, kind: ZMQ_PULL)
         try socket.bind(Self.resultsEndpoint)
         stats.withLock { $0.cacheCapacity = scorer.cacheCapacity }
+    }
+
+    /// The adapt op's log: `--user-log`, or beside the model first served (a reload keeps it).
+    private static func userLog(_ settings: ServerSettings) -> UserLog {
+        settings.userLog.map { UserLog($0) } ?? UserLog(beside: URL(fileURLWithPath: settings.modelPath))
     }
 
     /// Serves until a drain (a signal, or `requestShutdown`) completes. `ready` is called once the
@@ -103,6 +127,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             // OpenMP keeps a pool per thread that starts regions: this thread's is the one
             // requests use, so it is started here, before the server says it is ready.
             scorer.value.warmUp()
+            liveUsers.replay()
             warmedUp.signal()
             computeLoop()
             done.signal()
@@ -116,11 +141,50 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     // MARK: - I/O thread: the front door's backend
 
     func submit(_ request: WireRequest, body: [UInt8], route: [[UInt8]], received: Double) throws(WireError) {
+        if case .reload(let path) = request.body { return try startReload(request, path: path, route: route, received: received) }
+        if case .adapt = request.body { try admitAdapt(request, now: received) }
         let job = try prepare(request, route: route, received: received)
         guard queue.push(job) else {
             throw WireError(.overloaded, "\(queue.capacity) requests are already queued; try again later", id: request.id)
         }
+        if case .adapt = request.body { recentAdapts.append(received) }
         outstanding += 1
+    }
+
+    /// SIGHUP: reloads the checkpoint served (its folder, read again), answering no one.
+    func hangup() {
+        let request = WireRequest(id: .string("SIGHUP"), deadlineMs: nil, body: .reload(path: nil))
+        do throws(WireError) { try startReload(request, path: nil, route: [], received: MonotonicClock.now) } catch {
+            Log.warning("SIGHUP: \(error.message)")
+        }
+    }
+
+    /// Loads the checkpoint at `path` (nil: the model's own folder) on a thread of its own and
+    /// queues it for the compute thread, which checks it and switches between batches.
+    private func startReload(_ request: WireRequest, path: String?, route: [[UInt8]], received: Double) throws(WireError) {
+        guard !reloading else { throw WireError(.overloaded, "a reload is already in progress; try again when it is answered", id: request.id) }
+        reloading = true
+        outstanding += 1
+        let folder = path ?? facts.path
+        Log.info("reloading the model from \(folder)")
+        let generation = generation
+        let loader = Thread { [queue] in
+            var job = Job(route: route, request: request, items: [], tokens: 0, receivedAt: received, generation: generation)
+            job.replacement = UncheckedSendable(LoadedCheckpoint.load(folder, id: request.id))
+            _ = queue.push(job, force: true)
+        }
+        loader.name = "prm-reload"
+        loader.start()
+    }
+
+    /// At most `adaptsPerMinute` adapts accepted in any minute: a fit costs a batch's place.
+    private func admitAdapt(_ request: WireRequest, now: Double) throws(WireError) {
+        recentAdapts.removeAll { now - $0 >= 60 }
+        guard recentAdapts.count < settings.adaptsPerMinute else {
+            let wait = 60 - (now - (recentAdapts.first ?? now))
+            throw WireError(.rateLimited, String(format: "%d adapts were accepted in the last minute, the limit; try again in %.1f s",
+                                                 recentAdapts.count, wait), id: request.id)
+        }
     }
 
     /// Tokenizes a rank/score request and checks what only tokens can tell.
@@ -129,7 +193,11 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         if items.contains(where: { !$0.promptFollows(preparer.template) }) { promptsOffTemplate += 1 }
         let prepared = preparer.prepare(preparer.render(items))
         let field: String
-        if case .rank = request.body { field = "candidates" } else { field = "items" }
+        switch request.body {
+        case .rank: field = "candidates"
+        case .adapt: field = "comparisons' replies"
+        default: field = "items"
+        }
         if let empty = prepared.firstIndex(where: { $0.tokens == 0 }) {
             throw WireError(.badRequest, "\(field)[\(empty)]: prompt and reply are both empty; there is nothing to score", id: request.id)
         }
@@ -137,7 +205,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         guard tokens <= settings.limits.maxRequestTokens else {
             throw WireError(.tooManyTokens, "the request's inputs have \(tokens) tokens after the window; the limit is \(settings.limits.maxRequestTokens)", id: request.id)
         }
-        return Job(route: route, request: request, items: prepared, tokens: tokens, receivedAt: received)
+        return Job(route: route, request: request, items: prepared, tokens: tokens, receivedAt: received, generation: generation)
     }
 
     /// The compute thread finished jobs: their replies are written here and sent.
@@ -150,8 +218,36 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         }
         outstanding -= finished.count
         for result in finished {
+            if case .reload = result.request.body { reloaded(result) }
+            // A reload SIGHUP started has no one to answer.
+            guard !result.route.isEmpty else { continue }
+            record(result)
+            if case .users(let user) = result.request.body {
+                door.answer(WireReply.object(id: result.request.id) { health.write(&$0, user: user) }, op: .users, code: nil, route: result.route)
+                continue
+            }
             let (body, code) = result.reply()
             door.answer(body, op: result.request.operation, code: code, route: result.route)
+        }
+    }
+
+    /// A known user's ranked scores, for `UserHealth`.
+    private func record(_ result: JobResult) {
+        guard case .rank(let rank, _) = result.request.body, let user = rank.user,
+              case .success(.scored(let scored)) = result.outcome, scored.knownUser.first == true else { return }
+        health.record(user: user, scores: scored.scores)
+    }
+
+    /// A reload finished: requests from now on are prepared for the new model.
+    private func reloaded(_ result: JobResult) {
+        reloading = false
+        switch result.outcome {
+        case .success(.reloaded(let switched)):
+            (preparer, facts, generation, adaptable) = (switched.preparer, switched.facts, switched.generation, switched.adaptable)
+            Log.info("serving \(switched.facts.path), model \(switched.facts.fingerprint) (was \(switched.previous); loaded in "
+                     + String(format: "%.0f ms)", switched.loadMs))
+        case .failure(let error): Log.warning("reload refused: \(error.message)")
+        default: break
         }
     }
 
@@ -177,6 +273,13 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         w.key("max_wait_ms"); w.number(settings.maxWaitMs)
         w.key("cache_entries"); w.number(settings.cacheEntries)
         w.endObject()
+        w.key("adapt")
+        w.beginObject()
+        w.key("adaptable"); w.bool(adaptable)
+        w.key("user_log"); w.string(Self.userLog(settings).url.path)
+        w.key("adapts_per_minute"); w.number(settings.adaptsPerMinute)
+        w.key("max_adapted_users"); w.number(settings.maxAdaptedUsers)
+        w.endObject()
     }
 
     /// Stalled: work is waiting or computing, and the compute thread made no progress for `stallMs`.
@@ -194,6 +297,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         snapshot.stats = stats.withLock { $0 }
         (snapshot.queueDepth, snapshot.maxQueueDepth, snapshot.queueCapacity) = (queue.depth, queue.maxDepth, queue.capacity)
         snapshot.prompts = PromptFormatCount(template: preparer.template, offTemplate: promptsOffTemplate)
+        snapshot.users = health.summary
         return snapshot
     }
 
@@ -225,29 +329,47 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     }
 
     /// Scores a batch: expired jobs are answered without computing; the rest go through the
-    /// scorer in one call (so equal texts across requests are computed once).
+    /// scorer in one call (so equal texts across requests are computed once). Lines other
+    /// workers appended to the user log are taken in first, and the batch's adapts are fitted
+    /// and added before its scores are computed.
     private func compute(_ jobs: [Job]) -> [JobResult] {
         let start = MonotonicClock.now
-        let live = jobs.filter { !$0.expired(at: start) }
-        let expired = jobs.filter { $0.expired(at: start) }
-        var results: [JobResult] = expired.map { job in
+        var results: [JobResult] = jobs.filter { $0.replacement != nil }.map(switchModel)
+        results += jobs.filter { if case .users = $0.request.body { true } else { false } }.map {
+            JobResult(route: $0.route, request: $0.request, outcome: .success(.passed))
+        }
+        liveUsers.sync()
+        let pending = jobs.filter { job in
+            if case .users = job.request.body { return false }
+            return job.replacement == nil && !job.expired(at: start)
+        }.map(preparedForThisModel)
+        let expired = jobs.filter { job in
+            if case .users = job.request.body { return false }
+            return job.replacement == nil && job.expired(at: start)
+        }
+        results += expired.map { job in
             let waited = (start - job.receivedAt) * 1000
             let error = WireError(.deadlineExceeded, String(format: "queued %.1f ms, past the deadline of %@ ms; not computed", waited,
                                                              "\(job.request.deadlineMs ?? 0)"), id: job.request.id)
             return JobResult(route: job.route, request: job.request, outcome: .failure(error))
         }
-        let scores = scorer.value.score(live.flatMap(\.items))
+        let adapts = pending.filter { if case .adapt = $0.request.body { true } else { false } }
+        let live = pending.filter { if case .adapt = $0.request.body { false } else { true } }
+        results += adapts.map { adapt($0, start: start) }
+        let resolved = live.map { liveUsers.resolve($0.items, ids: $0.request.items.map(\.userID)) }
+        let scores = scorer.value.score(resolved.flatMap { $0 })
         let end = MonotonicClock.now
         let computeMs = (end - start) * 1000
         var offset = 0
         var queueSamples: [Double] = [], totalSamples: [Double] = []
-        for job in live {
+        for (job, items) in zip(live, resolved) {
             let range = offset..<(offset + job.items.count)
             offset += job.items.count
             let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: computeMs)
-            let scored = JobResult.Scored(scores: Array(scores[range]), knownUser: job.items.map(\.knownUser),
-                                          truncated: job.items.indices.filter { job.items[$0].truncated }, timing: timing)
-            results.append(JobResult(route: job.route, request: job.request, outcome: .success(scored)))
+            let scored = JobResult.Scored(scores: Array(scores[range]), knownUser: items.map(\.knownUser),
+                                          truncated: job.items.indices.filter { job.items[$0].truncated }, timing: timing,
+                                          fingerprint: liveUsers.fingerprint)
+            results.append(JobResult(route: job.route, request: job.request, outcome: .success(.scored(scored))))
             queueSamples.append(timing.queueMs)
             totalSamples.append((MonotonicClock.now - job.receivedAt) * 1000)
         }
@@ -270,5 +392,59 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             (s.cacheHits, s.cacheMisses, s.cachedStates, s.cacheCapacity) = (statistics.cacheHits, statistics.cacheMisses, cached, capacity)
         }
         return results
+    }
+
+    /// Fits an adapt's user on its comparisons' pooled states, computed as scoring computes them.
+    private func adapt(_ job: Job, start: Double) -> JobResult {
+        guard case .adapt(let request) = job.request.body else { preconditionFailure("adapt(_:) takes adapt jobs") }
+        let outcome: Result<JobResult.Output, WireError>
+        do throws(WireError) {
+            if let refusal = liveUsers.refusal { throw WireError(.notAdaptable, refusal, id: job.request.id) }
+            let h = scorer.value.pooledStates(job.items)
+            let fitted = try liveUsers.adapt(request.user, states: h, width: scorer.value.model.backbone.hiddenSize, id: job.request.id)
+            let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: (MonotonicClock.now - start) * 1000)
+            outcome = .success(.adapted(fitted, timing))
+        } catch {
+            outcome = .failure(error)
+        }
+        return JobResult(route: job.route, request: job.request, outcome: outcome)
+    }
+
+    /// A job the I/O thread prepared for a model this thread has since replaced, prepared again
+    /// by the new model's preparer (its tokenizer, window and users may differ).
+    private func preparedForThisModel(_ job: Job) -> Job {
+        guard job.generation != computeGeneration else { return job }
+        let preparer = scorer.value.preparer
+        return Job(route: job.route, request: job.request, items: preparer.prepare(preparer.render(job.request.items)), tokens: job.tokens,
+                   receivedAt: job.receivedAt, generation: computeGeneration)
+    }
+
+    /// Switches to a reload's checkpoint if it scores (`ModelProbe`: finite weights, finite
+    /// scores on a fixed probe set for every user); otherwise the model served stays.
+    private func switchModel(_ job: Job) -> JobResult {
+        let outcome: Result<JobResult.Output, WireError>
+        switch job.replacement?.value ?? .failure(WireError(.internal, "a reload job without a checkpoint", id: job.request.id)) {
+        case .failure(let error):
+            outcome = .failure(error)
+        case .success(let loaded):
+            do {
+                try ModelProbe.check(loaded.model, users: loaded.users)
+                let previous = liveUsers.fingerprint
+                let fresh = Scorer(model: loaded.model, users: loaded.users, tokensPerBatch: settings.batchTokens,
+                                   cacheEntries: settings.cacheEntries, cacheMemory: settings.cacheMemory)
+                scorer = UncheckedSendable(fresh)
+                liveUsers = LiveUsers(model: loaded.model, users: loaded.users, fingerprint: loaded.fingerprint, log: Self.userLog(settings),
+                                      maxAdapted: settings.maxAdaptedUsers)
+                liveUsers.replay()
+                computeGeneration += 1
+                let facts = ModelFacts(loaded.model, users: loaded.users.count, path: loaded.path, fingerprint: loaded.fingerprint)
+                outcome = .success(.reloaded(JobResult.Switched(preparer: fresh.preparer, facts: facts, generation: computeGeneration,
+                                                                adaptable: liveUsers.refusal == nil, previous: previous, loadMs: loaded.loadMs)))
+            } catch {
+                outcome = .failure(WireError(.reloadFailed, "\(loaded.path) fails the smoke test: \(error); the model served keeps serving",
+                                             id: job.request.id))
+            }
+        }
+        return JobResult(route: job.route, request: job.request, outcome: outcome)
     }
 }

@@ -111,6 +111,8 @@ struct MetricsSnapshot: Sendable {
     var pool: PoolSnapshot?
     /// A scoring server's (a proxy has no model, so no template: its workers count).
     var prompts: PromptFormatCount?
+    /// A scoring server's per-user health (a proxy: its workers keep theirs).
+    var users: UserHealth.Summary?
     var uptime = 0.0
     /// HTTP responses of the front door's listeners (Prometheus only: the `metrics` op's schema
     /// counts requests by operation, whichever way they came).
@@ -156,6 +158,10 @@ struct MetricsSnapshot: Sendable {
         w.endObject()
         pool?.write(&w)
         prompts?.write(&w)
+        if let users {
+            w.key("users")
+            w.object(["tracked": users.tracked, "flagged": users.flagged, "collapsed_total": users.collapsedTotal])
+        }
     }
 
     /// The Prometheus text exposition format (version 0.0.4), with Prometheus's naming habits:
@@ -205,6 +211,14 @@ struct MetricsSnapshot: Sendable {
             family("prm_prompts_off_template_total", "counter", "Rank/score requests with a string prompt not written in the model's text template (e.g. no Human: turn for hh).")
             sample("prm_prompts_off_template_total", [("template", prompts.template.rawValue)], Double(prompts.offTemplate))
         }
+        if let users {
+            single("prm_user_collapsed_total", "counter", "Times a user's served scores collapsed (their spread fell below 5 % of all users').",
+                   Double(users.collapsedTotal))
+            single("prm_users_flagged", "gauge", "Users whose served scores are flagged collapsed or drifted (the users op lists them).",
+                   Double(users.flagged))
+            family("prm_user_flagged", "gauge", "Flagged users by id and reason: at most \(UserHealth.maxLabelled), the most collapsed first.")
+            for (user, reason) in users.labelled { sample("prm_user_flagged", [("user_id", Self.escaped(user)), ("reason", reason)], 1) }
+        }
         if let pool {
             family("prm_workers", "gauge", "Workers in the proxy's pool by state.")
             sample("prm_workers", [("state", "alive")], Double(pool.workers))
@@ -215,6 +229,11 @@ struct MetricsSnapshot: Sendable {
             single("prm_in_flight", "gauge", "Requests held by workers.", Double(pool.inFlight))
         }
         return out
+    }
+
+    /// A label value as Prometheus's text format spells it: backslash, quote and newline escaped.
+    static func escaped(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
     }
 
     /// Prometheus number syntax: integers without a fraction, others shortest round-trip.

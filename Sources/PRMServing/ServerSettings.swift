@@ -10,6 +10,8 @@ public struct ServerLimits: Sendable, Equatable {
     public var maxRequestTokens = 65_536
     /// Requests waiting for the compute thread; beyond it: `overloaded`, at once.
     public var maxQueuedRequests = 1_024
+    /// Comparisons of one `adapt`.
+    public var maxAdaptComparisons = 64
 
     public init() {}
 
@@ -24,7 +26,8 @@ public struct ServerLimits: Sendable, Equatable {
     /// The `limits` object of the `info` reply (a server's and a proxy's alike).
     func write(_ w: inout JSONWriter) {
         w.object(["max_message_bytes": maxMessageBytes, "max_candidates": maxCandidates,
-                  "max_request_tokens": maxRequestTokens, "max_queued_requests": maxQueuedRequests])
+                  "max_request_tokens": maxRequestTokens, "max_queued_requests": maxQueuedRequests,
+                  "max_adapt_comparisons": maxAdaptComparisons])
     }
 }
 
@@ -60,6 +63,12 @@ public struct ServerSettings: Sendable {
     public var drainTimeout = ServerSettings.defaultDrainTimeout
     /// Where the model came from, for `info`.
     public var modelPath = ""
+    /// The `adapt` op's user log (`UserLog`); nil: beside the model (`UserLog(beside:)`).
+    public var userLog: URL?
+    /// `adapt` requests accepted per minute at most (a sliding minute); beyond: `rate_limited`.
+    public var adaptsPerMinute = 120
+    /// Users the `adapt` op may add at most (users already adapted may be fitted again); beyond: `too_many_users`.
+    public var maxAdaptedUsers = 10_000
 
     public init() {}
 

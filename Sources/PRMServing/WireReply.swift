@@ -19,7 +19,8 @@ enum WireReply {
         var computeMs: Double
     }
 
-    static func rank(id: JSONValue, scores: [Float], topK: Int?, knownUser: Bool, truncated: [Int], timing: Timing) throws(WireError) -> [UInt8] {
+    static func rank(id: JSONValue, scores: [Float], topK: Int?, knownUser: Bool, truncated: [Int], timing: Timing,
+                     fingerprint: String) throws(WireError) -> [UInt8] {
         try requireFinite(scores, id: id)
         // Best first; equal scores keep input order.
         let order = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
@@ -31,10 +32,12 @@ enum WireReply {
         w.key("known_user"); w.bool(knownUser)
         indices(&w, "truncated", truncated)
         self.timing(&w, timing)
+        w.key("model_fingerprint"); w.string(fingerprint)
         return finish(&w)
     }
 
-    static func score(id: JSONValue, scores: [Float], knownUser: [Bool], truncated: [Int], timing: Timing) throws(WireError) -> [UInt8] {
+    static func score(id: JSONValue, scores: [Float], knownUser: [Bool], truncated: [Int], timing: Timing,
+                      fingerprint: String) throws(WireError) -> [UInt8] {
         try requireFinite(scores, id: id)
         var w = start(id: id, ok: true)
         w.key("scores"); w.numbers(scores)
@@ -43,6 +46,32 @@ enum WireReply {
         w.endArray()
         indices(&w, "truncated", truncated)
         self.timing(&w, timing)
+        w.key("model_fingerprint"); w.string(fingerprint)
+        return finish(&w)
+    }
+
+    /// The fit of an adapted user: how many of its comparisons the fitted vector orders right,
+    /// and the mean −log σ of their reward differences.
+    static func adapt(id: JSONValue, _ fitted: LiveUsers.Fitted, timing: Timing) -> [UInt8] {
+        var w = start(id: id, ok: true)
+        w.key("user_id"); w.string(fitted.user)
+        w.key("known_user"); w.bool(true)
+        w.key("comparisons"); w.number(fitted.fit.n)
+        w.key("correct"); w.number(fitted.fit.correct)
+        w.key("mean_loss"); w.number(fitted.fit.meanLoss)
+        w.key("adapted_users"); w.number(fitted.adaptedUsers)
+        self.timing(&w, timing)
+        return finish(&w)
+    }
+
+    /// A reload that switched models.
+    static func reload(id: JSONValue, _ switched: JobResult.Switched) -> [UInt8] {
+        var w = start(id: id, ok: true)
+        w.key("model_fingerprint"); w.string(switched.facts.fingerprint)
+        w.key("previous_fingerprint"); w.string(switched.previous)
+        w.key("path"); w.string(switched.facts.path)
+        w.key("loaded_at"); w.string(switched.facts.loadedAt)
+        w.key("load_ms"); w.number(rounded(switched.loadMs))
         return finish(&w)
     }
 

@@ -4,7 +4,7 @@ import PRMScoring
 
 /// The operations of protocol v1.
 public enum Operation: String, Sendable, CaseIterable {
-    case rank, score, info, health, metrics
+    case rank, score, adapt, reload, users, info, health, metrics
 }
 
 /// A request that passed validation (protocols/PROTOCOL.md, "Requests").
@@ -14,6 +14,12 @@ struct WireRequest: Sendable {
         case rank(RankRequest, topK: Int?)
         /// Unrelated (user, prompt, response) items.
         case score([ChatItem])
+        /// A user's comparisons, to fit that user (`LiveUsers`).
+        case adapt(AdaptRequest)
+        /// Load the checkpoint at `path` (nil: the one served) beside the model and switch to it.
+        case reload(path: String?)
+        /// The users whose served scores are flagged (`UserHealth`), and `user`'s statistics.
+        case users(user: String?)
         case info, health, metrics
     }
 
@@ -25,19 +31,23 @@ struct WireRequest: Sendable {
         switch body {
         case .rank: return .rank
         case .score: return .score
+        case .adapt: return .adapt
+        case .reload: return .reload
+        case .users: return .users
         case .info: return .info
         case .health: return .health
         case .metrics: return .metrics
         }
     }
 
-    /// The items to score, for rank and score; chat messages are written out by `InputPreparer.render`.
+    /// The items to score, for rank and score (an adapt's: chosen and rejected of each comparison); chat messages are written out by `InputPreparer.render`.
     var items: [ChatItem] {
         switch body {
         case .rank(let rank, _):
             return rank.items
         case .score(let items): return items
-        case .info, .health, .metrics: return []
+        case .adapt(let adapt): return adapt.items
+        case .reload, .users, .info, .health, .metrics: return []
         }
     }
 
@@ -61,6 +71,14 @@ struct WireRequest: Sendable {
             request = .rank(try RankRequest(fields, maxCandidates: limits.maxCandidates), topK: try fields.topK())
         case .score:
             request = .score(try fields.items(limit: limits.maxCandidates))
+        case .adapt:
+            request = .adapt(try AdaptRequest(fields, maxComparisons: limits.maxAdaptComparisons))
+        case .reload:
+            let path = try fields.optionalString("path")
+            if path?.isEmpty == true { throw fields.fail("field 'path' is empty; leave it out to reload the model served") }
+            request = .reload(path: path)
+        case .users:
+            request = .users(user: try fields.optionalString("user_id"))
         case .info: request = .info
         case .health: request = .health
         case .metrics: request = .metrics

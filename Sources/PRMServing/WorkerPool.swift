@@ -38,6 +38,9 @@ final class WorkerPool: FrontDoorBackend {
     // MARK: - Clients' requests
 
     func submit(_ request: WireRequest, body: [UInt8], route: [[UInt8]], received: Double) throws(WireError) {
+        if case .reload = request.body {
+            throw WireError(.badRequest, "the proxy does not reload models: send reload (or SIGHUP) to each worker, one at a time", id: request.id)
+        }
         guard router.waiting.count < settings.limits.maxQueuedRequests else {
             throw WireError(.overloaded, "\(router.waiting.count) requests are already waiting for a worker; try again later", id: request.id)
         }
@@ -145,6 +148,9 @@ final class WorkerPool: FrontDoorBackend {
     }
 
     /// Heartbeats out, dead workers out (their requests resent), expired waiting requests answered.
+    /// The workers reload their own models (their own SIGHUP or reload op).
+    func hangup() {}
+
     func maintain(_ door: FrontDoor, now: Double) {
         for identity in router.silent(now: now) {
             let silence = now - (router.workers[identity]?.lastHeard ?? now)

@@ -154,8 +154,8 @@ final class WireProtocolTests: XCTestCase {
 
     func testRepliesFollowTheSchemaShape() throws {
         let rank = try XCTUnwrap(try JSONReader.parse(WireReply.rank(id: seven, scores: [0.5, 2, 2, -1], topK: 3, knownUser: true, truncated: [3],
-                                                                     timing: .init(queueMs: 0.12345, computeMs: 3))).object)
-        XCTAssertEqual(rank.keys, ["v", "id", "ok", "scores", "order", "known_user", "truncated", "timing"])
+                                                                     timing: .init(queueMs: 0.12345, computeMs: 3), fingerprint: "00ff")).object)
+        XCTAssertEqual(rank.keys, ["v", "id", "ok", "scores", "order", "known_user", "truncated", "timing", "model_fingerprint"])
         XCTAssertEqual(rank["order"]?.array?.compactMap { $0.number?.integer }, [1, 2, 0], "best first, ties by index, top_k long")
         XCTAssertEqual(rank["timing"]?.object?["queue_ms"]?.number?.value, 0.123)
         let error = try XCTUnwrap(try JSONReader.parse(WireReply.error(WireError(.overloaded, "busy"))).object)
@@ -170,9 +170,9 @@ final class WireProtocolTests: XCTestCase {
         let (id, timing) = (seven, WireReply.Timing(queueMs: 0, computeMs: 1))
         let replies: [(String, () throws(WireError) -> [UInt8])] = [
             ("score 2 of 3 is nan", { () throws(WireError) in
-                try WireReply.rank(id: id, scores: [0.5, .nan, 1], topK: nil, knownUser: true, truncated: [], timing: timing) }),
+                try WireReply.rank(id: id, scores: [0.5, .nan, 1], topK: nil, knownUser: true, truncated: [], timing: timing, fingerprint: "") }),
             ("score 1 of 2 is -inf", { () throws(WireError) in
-                try WireReply.score(id: id, scores: [-.infinity, 1], knownUser: [true, false], truncated: [], timing: timing) }),
+                try WireReply.score(id: id, scores: [-.infinity, 1], knownUser: [true, false], truncated: [], timing: timing, fingerprint: "") }),
         ]
         for (message, reply) in replies {
             do {

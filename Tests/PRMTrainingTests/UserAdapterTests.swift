@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import PRMCore
-import PRMModel
+@testable import PRMModel
 import PRMScoring
 import PRMTestSupport
 @testable import PRMTraining
@@ -180,7 +180,7 @@ final class UserAdapterTests: XCTestCase {
         let model = trainer.model, U = trainer.users.count, C = model.userModel.rowSize
         let trained = (0...U).map { userVector(model, $0) }
         let offsets = trained.dropFirst().map { zip($0, trained[0]).map { $0 - $1 } }
-        let isotropic = UserAdapter.isotropicShare * offsets.reduce(0) { $0 + $1.reduce(0) { $0 + $1 * $1 } } / Double(U * C)
+        let isotropic = UserPrior.isotropicShare * offsets.reduce(0) { $0 + $1.reduce(0) { $0 + $1 * $1 } } / Double(U * C)
         func tauSigma(_ v: [Double]) -> [Double] {
             var out = v.map { 64 * isotropic * $0 }
             for o in offsets {
@@ -256,7 +256,7 @@ final class UserAdapterTests: XCTestCase {
             let vectors = (0..<K).map { _ in (0..<6).map { _ in Double(rng.nextNormal()) } }
             let G = vectors.map { a in vectors.map { b in zip(a, b).reduce(0) { $0 + $1.0 * $1.1 } } }
             let z0 = (0..<K).map { _ in Double(rng.nextNormal()) * 2 }
-            let beta = UserAdapter.newton(z0: z0, gram: G)
+            let beta = UserPrior.newton(z0: z0, gram: G)
             for k in 0..<K {
                 let z = z0[k] + (0..<K).reduce(0) { $0 + G[k][$1] * beta[$1] }
                 XCTAssertEqual(beta[k], 1 - 1 / (1 + exp(-z)), accuracy: 1e-7, "K=\(K), k=\(k)")

@@ -21,13 +21,15 @@ from .best_of_n import BestOfN, BestOfNResult
 from .client import DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Client, ItemLike
 from .curve import CurveKeys, read_key
 from .errors import PrmClientError, PrmError, PrmProtocolError, PrmTimeoutError
-from .messages import (Health, Info, Limits, Metrics, ModelInfo, PromptInput, RankRequest, RankResult, ReplyInput, ScoreItem,
+from .messages import (AdaptResult, Comparison, Health, Info, Limits, Metrics, ModelInfo, PromptInput, RankRequest, RankResult, ReplyInput, ScoreItem,
                        ScoreResult, Timing)
 from .protocol import PROTOCOL_VERSION, TRANSIENT_CODES, ErrorCode
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AdaptResult",
+    "Comparison",
     "AsyncClient",
     "DEFAULT_ENDPOINT",
     "DEFAULT_RETRIES",

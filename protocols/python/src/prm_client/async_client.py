@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
@@ -17,6 +17,7 @@ from .client import (
     LIMITS_UNKNOWN,
     Connection,
     ItemLike,
+    adapt_result,
     carries_work,
     item_bodies,
     max_candidates,
@@ -28,7 +29,7 @@ from .client import (
 )
 from .curve import CurveKeys
 from .exchange import Conversation, Operation, Poll, Send, converse
-from .messages import Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreResult
+from .messages import AdaptResult, Comparison, Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreResult
 
 
 class AsyncClient(Connection):
@@ -94,6 +95,19 @@ class AsyncClient(Connection):
         size = chunk_size if chunk_size is not None else max_candidates(await self._server_limits())
         requests = self._score_requests(bodies, size, deadline_ms)
         return score_result(requests, await self._exchange(requests))
+
+    async def adapt(self, user_id: str, comparisons: Iterable[Comparison | Mapping[str, Any]], *,
+                    deadline_ms: float | None = None) -> AdaptResult:
+        """See :meth:`prm_client.Client.adapt`."""
+        return adapt_result((await self._exchange([self._adapt_request(user_id, comparisons, deadline_ms)]))[0])
+
+    async def reload(self, path: str | None = None) -> dict[str, Any]:
+        """See :meth:`prm_client.Client.reload`."""
+        return status_of((await self._exchange([protocol.reload_request(self._next_id(), path)]))[0])
+
+    async def users(self, user_id: str | None = None) -> dict[str, Any]:
+        """See :meth:`prm_client.Client.users`."""
+        return status_of((await self._exchange([protocol.users_request(self._next_id(), user_id)]))[0])
 
     async def info(self) -> Info:
         return cast(Info, await self._status("info"))

@@ -19,7 +19,7 @@ from . import protocol, rewards
 from .curve import CurveKeys
 from .errors import PrmError, PrmProtocolError
 from .exchange import Conversation, Exchange, Operation, Poll, Send, converse
-from .messages import Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreItem, ScoreResult, Timing
+from .messages import AdaptResult, Comparison, Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreItem, ScoreResult, Timing
 from .sockets import SocketPool, SocketT
 
 if TYPE_CHECKING:
@@ -108,6 +108,12 @@ class Connection:
             raise ValueError(f"chunk_size must be at least 1; got {size}")
         return [protocol.score_request(self._next_id(), bodies[start:start + size], deadline_ms)
                 for start in range(0, len(bodies), size)]
+
+    def _adapt_request(self, user_id: str, comparisons: Iterable[Comparison | Mapping[str, Any]],
+                       deadline_ms: float | None) -> dict[str, Any]:
+        members = [protocol.comparison(c.prompt, c.chosen, c.rejected) if isinstance(c, Comparison)
+                   else protocol.comparison(c["prompt"], c["chosen"], c["rejected"]) for c in comparisons]
+        return protocol.adapt_request(self._next_id(), user_id, members, deadline_ms)
 
     def _status_request(self, op: str) -> dict[str, Any]:
         return protocol.status_request(self._next_id(), op)
@@ -245,6 +251,34 @@ class Client(Connection):
         requests = self._score_requests(bodies, size, deadline_ms)
         return score_result(requests, self._exchange(requests))
 
+    def adapt(self, user_id: str, comparisons: Iterable[Comparison | Mapping[str, Any]], *,
+              deadline_ms: float | None = None) -> AdaptResult:
+        """Fit ``user_id`` on comparisons they answered and add them to the live model: later
+        ``rank``/``score`` calls for ``user_id`` are personalized (``known_user`` is true).
+
+        Args:
+            user_id: the new user (a user the model was trained on is refused, ``not_adaptable``).
+            comparisons: :class:`Comparison` objects or ``{"prompt", "chosen", "rejected"}``
+                mappings, at most the server's ``max_adapt_comparisons``. Adapting a user again
+                replaces the earlier fit.
+            deadline_ms: as for :meth:`rank`.
+        """
+        return adapt_result(self._exchange([self._adapt_request(user_id, comparisons, deadline_ms)])[0])
+
+    def reload(self, path: str | None = None) -> dict[str, Any]:
+        """Make the server load the checkpoint at ``path`` (``None``: its own folder again) and
+        switch to it between batches; returns ``model_fingerprint``, ``previous_fingerprint``,
+        ``path``, ``loaded_at``, ``load_ms``. A checkpoint that fails to load or to score raises
+        ``PrmError`` with code ``reload_failed``, and the old model keeps serving."""
+        return status_of(self._exchange([protocol.reload_request(self._next_id(), path)])[0])
+
+    def users(self, user_id: str | None = None) -> dict[str, Any]:
+        """Per-user health of the served scores: ``flagged`` users (collapsed: their scores no
+        longer tell candidates apart; drifted: their mean moved from their baseline), the
+        ``population``'s statistics, and with ``user_id`` that user's (``user``, ``None`` if the
+        server has not ranked for them). Behind a proxy: the worker that answers."""
+        return status_of(self._exchange([protocol.users_request(self._next_id(), user_id)])[0])
+
     def info(self) -> Info:
         """The server's model, limits and settings."""
         return cast(Info, self._status("info"))
@@ -327,7 +361,7 @@ def blocking(operation: Operation) -> Any:
 
 
 def carries_work(requests: Sequence[dict[str, Any]]) -> bool:
-    return any(request["op"] in ("rank", "score") for request in requests)
+    return any(request["op"] in ("rank", "score", "adapt") for request in requests)
 
 
 def refuse_oversized(requests: Sequence[dict[str, Any]], bodies: Sequence[bytes], limit: int) -> None:
@@ -417,6 +451,18 @@ def _scores(reply: dict[str, Any]) -> list[float | None]:
     return [None if score is None else float(score) for score in scores]
 
 
+def adapt_result(reply: dict[str, Any]) -> AdaptResult:
+    """The result of an ``adapt`` request."""
+    return AdaptResult(
+        user_id=_member(reply, "user_id", str),
+        comparisons=_member(reply, "comparisons", int),
+        correct=_member(reply, "correct", int),
+        mean_loss=float(_member(reply, "mean_loss", (int, float))),
+        adapted_users=_member(reply, "adapted_users", int),
+        timing=_timing(reply),
+    )
+
+
 def _rank_result(reply: dict[str, Any]) -> RankResult:
     return RankResult(
         scores=_scores(reply),
@@ -424,6 +470,7 @@ def _rank_result(reply: dict[str, Any]) -> RankResult:
         known_user=_member(reply, "known_user", bool),
         truncated=list(_member(reply, "truncated", list)),
         timing=_timing(reply),
+        model_fingerprint=reply.get("model_fingerprint"),
     )
 
 

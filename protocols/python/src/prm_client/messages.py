@@ -49,11 +49,39 @@ class RankResult:
     #: Indices of candidates whose input was cut to the model's window.
     truncated: list[int]
     timing: Timing
+    #: The model that computed the scores (``info()["model"]["fingerprint"]``); ``None`` from a
+    #: server older than hot reload.
+    model_fingerprint: str | None = None
 
     @property
     def best(self) -> int:
         """Index of the best candidate."""
         return self.order[0]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One answered question of a user, for :meth:`prm_client.Client.adapt`: ``chosen`` was
+    preferred to ``rejected`` as a reply to ``prompt``."""
+
+    prompt: PromptInput
+    chosen: ReplyInput
+    rejected: ReplyInput
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    """What the server's fit of a user from its comparisons gave: the user is known from now on."""
+
+    user_id: str
+    #: Comparisons fitted, and how many of them the fitted user's rewards order right.
+    comparisons: int
+    correct: int
+    #: Mean −log σ(r(chosen) − r(rejected)) under the fitted user.
+    mean_loss: float
+    #: Users the server (the worker that fitted it) holds from ``adapt`` and its user log.
+    adapted_users: int
+    timing: Timing
 
 
 @dataclass(frozen=True)
@@ -100,6 +128,7 @@ class Limits(TypedDict):
     max_candidates: int
     max_request_tokens: int
     max_queued_requests: int
+    max_adapt_comparisons: int
 
 
 class ServerSettings(TypedDict):

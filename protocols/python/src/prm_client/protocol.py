@@ -37,6 +37,10 @@ class ErrorCode(str, Enum):
     OVERLOADED = "overloaded"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     SHUTTING_DOWN = "shutting_down"
+    NOT_ADAPTABLE = "not_adaptable"
+    RATE_LIMITED = "rate_limited"
+    TOO_MANY_USERS = "too_many_users"
+    RELOAD_FAILED = "reload_failed"
     INTERNAL = "internal"
 
 
@@ -97,6 +101,36 @@ def score_request(request_id: RequestId, items: Sequence[dict[str, Any]], deadli
     """The body of a ``score`` request over items made by :func:`score_item`."""
     body = _base(request_id, "score", deadline_ms)
     body["items"] = list(items)
+    return body
+
+
+def comparison(prompt: PromptInput, chosen: ReplyInput, rejected: ReplyInput) -> dict[str, Any]:
+    """One member of an ``adapt`` request's ``comparisons``: the user preferred ``chosen``."""
+    return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+
+def adapt_request(request_id: RequestId, user_id: str, comparisons: Sequence[dict[str, Any]],
+                  deadline_ms: float | None = None) -> dict[str, Any]:
+    """The body of an ``adapt`` request over comparisons made by :func:`comparison`."""
+    body = _base(request_id, "adapt", deadline_ms)
+    body["user_id"] = user_id
+    body["comparisons"] = list(comparisons)
+    return body
+
+
+def reload_request(request_id: RequestId, path: str | None = None) -> dict[str, Any]:
+    """The body of a ``reload`` request (``path`` ``None``: the folder of the model served)."""
+    body = _base(request_id, "reload")
+    if path is not None:
+        body["path"] = path
+    return body
+
+
+def users_request(request_id: RequestId, user_id: str | None = None) -> dict[str, Any]:
+    """The body of a ``users`` request (with ``user_id``: that user's statistics too)."""
+    body = _base(request_id, "users")
+    if user_id is not None:
+        body["user_id"] = user_id
     return body
 
 

@@ -1,13 +1,13 @@
 import Foundation
 
-/// The MAP mixture logits of a cluster model's new user (linear head), for `UserAdapter`.
+/// The MAP mixture logits of a cluster model's new user (linear head), for `UserPrior`.
 ///
 /// A cluster user's vector is e = Σ_j s_j c_j with s = softmax(w) over the K centres c_j, so a
 /// comparison whose pooled states differ by d has the margin z = ⟨e, d⟩ = Σ_j s_j f_j, where
 /// f_j = ⟨c_j, d⟩ are the comparison's `features`. With w = w_0 + x (w_0 the generic user's
 /// logits, the prior's centre) the fit minimises
 ///   J(x) = Σ_k log(1 + e^{−z_k}) + ½ xᵀ P x,   P = (τΣ)⁻¹,
-/// Σ estimated from the trained users' logits as `UserAdapter` estimates it for vectors.
+/// Σ estimated from the trained users' logits as `UserPrior` estimates it for vectors.
 /// J is smooth but not convex in x (the softmax); K is small, so damped Newton steps on a
 /// finite-difference Hessian of the exact gradient, from x = 0, find the minimum nearest the
 /// generic user, which is the one a few comparisons should pick.
@@ -40,7 +40,7 @@ struct MixtureFit {
     }
 
     func objective(_ x: [Double]) -> Double {
-        margins(x).reduce(0) { $0 + UserAdapter.softplus(-$1) } + zip(x, priorTimes(x)).reduce(0) { $0 + $1.0 * $1.1 } / 2
+        margins(x).reduce(0) { $0 + UserPrior.softplus(-$1) } + zip(x, priorTimes(x)).reduce(0) { $0 + $1.0 * $1.1 } / 2
     }
 
     /// ∇J: with a_j = Σ_k −σ(−z_k) f_kj, the softmax's Jacobian gives s_j (a_j − ⟨s, a⟩); plus P x.
@@ -83,7 +83,7 @@ struct MixtureFit {
             var improved = false
             while damping <= 1e6 * scale {
                 let damped = H.enumerated().map { a, row in row.enumerated().map { b, v in v + (a == b ? damping : 0) } }
-                if let delta = UserAdapter.solve(damped, g.map { -$0 }) {
+                if let delta = UserPrior.solve(damped, g.map { -$0 }) {
                     let trial = zip(x, delta).map { $0 + $1 }
                     let value = objective(trial)
                     if value < current {

@@ -1,0 +1,25 @@
+import Foundation
+import PRMCore
+
+/// What names a loaded reward model in the service's replies (`model_fingerprint`), its `info`
+/// and the user log's lines: FNV-1a over the bit patterns of every trained parameter and over the
+/// trained users' ids and indices, as 16 hex digits. Equal checkpoints give equal fingerprints in
+/// every process (the workers behind one proxy agree); users added later (`prm adapt`, the
+/// `adapt` op) are not part of it, since the log names the model they were fitted on.
+public enum ModelFingerprint {
+    public static func of(_ model: RewardModel, users: UserTable) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ value: UInt64) {
+            hash ^= value
+            hash = hash &* 0x100_0000_01b3
+        }
+        let values = model.parameters.values
+        for i in 0..<values.count { mix(UInt64(values.data[i].bitPattern)) }
+        for (id, index) in users.indices.sorted(by: { $0.key < $1.key }) {
+            for byte in id.utf8 { mix(UInt64(byte)) }
+            mix(UInt64(bitPattern: Int64(index)))
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}

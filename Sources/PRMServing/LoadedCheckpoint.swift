@@ -1,0 +1,27 @@
+import Foundation
+import PRMCore
+import PRMModel
+
+/// A checkpoint a `reload` loaded beside the model served, on a thread of its own (reading the
+/// weights takes seconds and must stall neither the requests' I/O nor the compute thread), and
+/// handed to the compute thread, which checks that it scores (`ModelProbe`) and switches to it
+/// between batches.
+struct LoadedCheckpoint {
+    let path: String
+    let model: RewardModel
+    let users: UserTable
+    let fingerprint: String
+    let loadMs: Double
+
+    /// Loads and fingerprints the checkpoint at `path`; the error names the folder.
+    static func load(_ path: String, id: JSONValue) -> Result<LoadedCheckpoint, WireError> {
+        let start = Date()
+        do {
+            let (model, users, _) = try Checkpoint.load(URL(fileURLWithPath: path))
+            return .success(LoadedCheckpoint(path: path, model: model, users: users, fingerprint: ModelFingerprint.of(model, users: users),
+                                             loadMs: Date().timeIntervalSince(start) * 1000))
+        } catch {
+            return .failure(WireError(.reloadFailed, "\(path): \(error); the model served keeps serving", id: id))
+        }
+    }
+}
