@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from harness import PRM, Pool, Schemas, Server, Wire, free_port, prm_score
+from conftest import TRAIN_ARGS
+from harness import PRM, REPO, Pool, Schemas, Server, Wire, free_port, prm_score
 from prm_client import Client, Comparison, PrmError
 
 #: The server's h and ``prm adapt``'s come from differently packed batches.
@@ -266,3 +267,33 @@ def test_adapt_over_http(own_checkpoint: Path, tmp_path: Path, dialogues: list[d
     status, refused = post("/v1/adapt", {"v": 1, "id": 3, "user_id": "web", "comparisons": []})
     assert status == 400 and refused["error"]["code"] == "bad_request"
     assert server.stop() == 0
+
+
+def test_a_cluster_models_newcomer_is_fitted_live_as_offline(tmp_path: Path, dialogues: list[dict[str, Any]]) -> None:
+    """A cluster model's newcomer is a mixture of its centres: the op fits the K mixture logits,
+    as `prm adapt` does, and the scores match the offline path."""
+    model = tmp_path / "cluster"
+    run = subprocess.run([str(PRM), "train", *TRAIN_ARGS, "--user-model", "cluster", "--clusters", "3", "--out", str(model)],
+                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    answered = comparisons_of(dialogues, 0, 5)
+    probes = [rank_request(dialogues, "newcomer", row) for row in range(100, 104)]
+    server = serve(model, tmp_path)
+    with Client(server.endpoint, timeout=60, retries=0) as client:
+        assert client.info()["adapt"]["adaptable"] is True
+        fitted = client.adapt("newcomer", answered)
+        live = [client.rank(p["prompt"], p["candidates"], user_id="newcomer") for p in probes]
+    assert server.stop() == 0
+    assert fitted.comparisons == 5 and all(r.known_user for r in live)
+    row = json.loads((model / LOG).read_text(encoding="utf-8").splitlines()[-1])["row"]
+    assert len(row) == 3, "a cluster user's own row is its 3 mixture logits"
+    data = tmp_path / "newcomer.jsonl"
+    data.write_text("".join(json.dumps({"user_id": "newcomer", "prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}) + "\n"
+                            for c in answered), encoding="utf-8")
+    offline = tmp_path / "offline"
+    run = subprocess.run([str(PRM), "adapt", "--model", str(model), "--data", str(data), "--out", str(offline)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for got, want in zip(live, prm_score(offline, probes, tmp_path)):
+        assert want["known_user"] is True
+        assert max(abs(a - b) for a, b in zip(got.scores, want["scores"])) <= TOLERANCE
