@@ -63,7 +63,7 @@ public final class SFTTrainer {
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
     /// calling `checkpoint` at each epoch end.
     public func run(untilStep: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
-        try loop.run(until: untilStep, accumulate: trainingStep, entry: logEntry, evaluate: addDevLoss, summary: Self.summary,
+        try loop.run(until: untilStep, accumulate: { shard, step in trainingStep(shard.indices, step: step) }, entry: logEntry, evaluate: addDevLoss, summary: Self.summary,
                      checkpoint: checkpoint)
     }
 

@@ -10,7 +10,7 @@ final class SubcommandHelpTests: XCTestCase {
         "train": ["--data", "--dev", "--val-fraction", "--out", "--backbone", "--user-model", "--aggregator", "--user-tokens", "--clusters",
                   "--no-shared-generic", "--alpha", "--vanilla", "--epochs", "--lr", "--user-lr", "--mixture-lr-scale", "--weight-decay", "--warmup",
                   "--batch-size", "--micro-batch", "--max-length", "--grad-clip", "--freeze-backbone", "--dropout", "--seed", "--log-every",
-                  "--limit", "--resume", "--skip-invalid"],
+                  "--threads", "--limit", "--resume", "--skip-invalid"],
         "eval": ["--model", "--data", "--json", "--groups", "--batch-size", "--few-shot", "--adapt-steps", "--adapt-lr", "--skip-invalid"],
         "adapt": ["--model", "--data", "--out", "--adapt-steps", "--adapt-lr", "--skip-invalid"],
         "score": ["--model", "--server", "--timeout", "--retries", "--connect-timeout", "--curve-secret-key", "--curve-server-key", "--user", "--user-info", "--prompt", "--input"],
