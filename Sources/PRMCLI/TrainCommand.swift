@@ -106,8 +106,7 @@ enum TrainCommand: Subcommand {
             .value("refit-prior-scale", placeholder: "TAU", help: "Width of the refit's prior (its covariance times TAU). "
                    + TrainingSettings.Rationale.refitPriorScale, default: "\(d.refitPriorScale)"),
             .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "\(d.logEvery)"),
-            .value("threads", placeholder: "N", help: "Compute threads of this process (each rank's under mpirun: ranks × threads = cores). "
-                   + "Default: the cores, divided among the ranks mpirun starts on this host."),
+            DataParallel.threadsOption,
             .value("limit", placeholder: "N", help: "Use only the first N training comparisons (quick runs)."),
             .flag("resume", help: "Continue the run saved in --out exactly (its settings and, unless --data is given, its data file are reused)."),
             .flag("skip-invalid", help: "Skip invalid data rows (reported with a count) instead of stopping."),
@@ -116,13 +115,11 @@ enum TrainCommand: Subcommand {
 
     /// Training writes no results to stdout: progress and logs go to stderr, the model to --out.
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
-        let threads = arguments.isSet("threads") ? try arguments.threads() : max(1, Parallel.cores / Ranks.localCount), savedThreads = Compute.threads
-        Compute.threads = threads
-        defer { Compute.threads = savedThreads }  // in-process callers (tests) get theirs back
-        let ranks = try Ranks.join()
-        // The other ranks say nothing but errors: rank 0 speaks for the run.
-        if !ranks.isLeader { Log.level = .error }
-        if ranks.isDistributed { Log.info("\(ranks.size) data-parallel ranks (this is rank 0), \(threads) threads each") }
+        try DataParallel.run(arguments) { try train(arguments, ranks: $0) }
+    }
+
+    /// The run as one of `ranks`: every rank trains its shards, rank 0 alone writes --out.
+    static func train(_ arguments: ParsedArguments, ranks: Ranks) throws -> Int32 {
         let run = try TrainingRun<TrainingState>(arguments, name: "train")
         let settings = try run.settings { try settingsFrom(arguments) }
         let dataFile = try run.dataFile(arguments)
@@ -162,8 +159,7 @@ enum TrainCommand: Subcommand {
                                 pending: trainer.refitsSeenUsers && !refitted) else { return 0 }
         }
         // Every rank starts from rank 0's weights: the same whichever way each built or loaded them.
-        try ranks.broadcast(model.parameters.values)
-        model.parameters.markChanged()
+        try ranks.broadcast(model.parameters)
         guard ranks.isLeader else {
             // The other ranks compute their shards and write nothing; the refit is rank 0's.
             try trainer.run()

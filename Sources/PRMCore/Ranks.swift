@@ -107,8 +107,15 @@ public final class Ranks: @unchecked Sendable {
         }
     }
 
+    /// Replaces the weights on every rank with rank 0's.
+    public func broadcast(_ parameters: Parameters) throws {
+        guard size > 1 else { return }
+        try broadcast(parameters.values)
+        parameters.markChanged()
+    }
+
     /// Replaces `tensor` on every rank with rank 0's.
-    public func broadcast(_ tensor: Tensor) throws {
+    func broadcast(_ tensor: Tensor) throws {
         guard let mpi, size > 1 else { return }
         let piece = Int(Int32.max)
         for start in stride(from: 0, to: tensor.count, by: piece) {

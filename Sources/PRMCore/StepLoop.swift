@@ -100,7 +100,8 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
     ///   - accumulate: forward, loss and backward over this rank's shard of step `step`'s
     ///     examples, gradients accumulated to those of the loss summed over the shard divided
     ///     by the global batch's size (so the ranks' sum is the step's mean loss's gradient);
-    ///     returns the shard's outcome.
+    ///     returns the shard's outcome. It may throw (a trainer that sums a normaliser over
+    ///     the ranks first).
     ///   - entry: the trainer's log entry from the loop's numbers.
     ///   - evaluate: adds the epoch-end evaluation to an entry (every rank calls it: a trainer
     ///     may share the evaluation among them).
@@ -108,7 +109,7 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
     ///   - beforeCheckpoint: throws to refuse a checkpoint.
     ///   - checkpoint: called at each epoch end with the updates done.
     public func run(until untilStep: Int?,
-                    accumulate: (_ shard: BatchShard, _ step: Int) -> Outcome,
+                    accumulate: (_ shard: BatchShard, _ step: Int) throws -> Outcome,
                     entry: (Report) -> Entry,
                     evaluate: (inout Entry) throws -> Void,
                     summary: (Entry) -> String,

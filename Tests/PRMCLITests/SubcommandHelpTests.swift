@@ -22,7 +22,7 @@ final class SubcommandHelpTests: XCTestCase {
         "embed": ["--model", "--input", "--field", "--max-tokens", "--batch-tokens"],
         "probe": ["--model", "--data", "--max-replies", "--seed", "--json", "--batch-tokens", "--threads", "--skip-invalid"],
         "sft": ["--data", "--dev", "--tokenizer", "--out", "--layers", "--heads", "--embedding", "--positions", "--user-tokens", "--epochs", "--lr",
-                "--weight-decay", "--warmup", "--batch-size", "--grad-clip", "--dropout", "--seed", "--log-every", "--limit", "--resume"],
+                "--weight-decay", "--warmup", "--batch-size", "--grad-clip", "--dropout", "--seed", "--log-every", "--threads", "--limit", "--resume"],
         "generate": ["--policy", "--prompt", "--input", "--user", "--samples", "--temperature", "--top-k", "--top-p", "--max-new-tokens", "--batch", "--seed"],
         "ppo": ["--policy", "--reference", "--reward-model", "--reward-server", "--timeout", "--retries", "--connect-timeout", "--data", "--groups", "--out",
                 "--iterations", "--rollouts", "--minibatch", "--ppo-epochs", "--lr", "--user-lr", "--kl-coef", "--target-kl", "--kl-horizon",
