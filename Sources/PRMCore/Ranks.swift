@@ -18,7 +18,8 @@ public final class Ranks: @unchecked Sendable {
 
     public static let single = Ranks(rank: 0, size: 1, mpi: nil)
 
-    private init(rank: Int, size: Int, mpi: MPILibrary?) {
+    /// A rank of `size` without MPI (`single`; tests of the sharding).
+    init(rank: Int, size: Int, mpi: MPILibrary? = nil) {
         self.rank = rank
         self.size = size
         self.mpi = mpi
@@ -28,10 +29,11 @@ public final class Ranks: @unchecked Sendable {
     public var isLeader: Bool { rank == 0 }
     public var isDistributed: Bool { size > 1 }
 
-    /// Whether `mpirun` started this process (Open MPI's launcher sets these in every rank).
+    /// Whether an MPI launcher started this process: Open MPI's `mpirun` sets
+    /// `OMPI_COMM_WORLD_SIZE` in every rank, a PMIx launcher (Slurm's `srun --mpi=pmix`) `PMIX_RANK`.
     public static var launchedByMPI: Bool {
         let environment = ProcessInfo.processInfo.environment
-        return environment["OMPI_COMM_WORLD_SIZE"] != nil
+        return environment["OMPI_COMM_WORLD_SIZE"] != nil || environment["PMIX_RANK"] != nil
     }
 
     /// Ranks running on this host (`OMPI_COMM_WORLD_LOCAL_SIZE`), 1 without mpirun: the default
