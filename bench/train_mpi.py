@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -43,6 +44,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, required=True)
     parser.add_argument("--json", required=True)
     parser.add_argument("--markdown", required=True)
+    parser.add_argument("--load-before", type=float, required=True, help="1-minute load average when the runs started")
+    parser.add_argument("--command", default='flock "$LOCK" bash bench/train_mpi.sh')
+    parser.add_argument("--note", default="", help="how the run departed from the recipe (a run without the lock says so)")
     a = parser.parse_args()
 
     one, two = last_entry(a.one_rank), last_entry(a.two_ranks)
@@ -64,7 +68,8 @@ def main() -> None:
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "cpu": cpu_name(), "cores": 2,
-        "command": 'flock "$LOCK" bash bench/train_mpi.sh',
+        "command": a.command,
+        "load_average": {"before": a.load_before, "after": os.getloadavg()[0]}, "note": a.note,
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
         "run": {"data": "data/lengthpref/train.jsonl", "comparisons": a.limit, "steps": steps, "batch_size": 16, "max_length": 128,
                 "parameters": a.parameters, "message_bytes": message},
@@ -90,7 +95,8 @@ def main() -> None:
 
 {result['cpu']}, 2 cores; {result['date']}; commit {result['commit']}
 
-Command: `{result['command']}` (LOCK: the shared CPU lock)
+Command: `{result['command']}` (LOCK: the shared CPU lock); 1-minute load average {a.load_before:.1f} before the runs,
+{result['load_average']['after']:.1f} after (2 cores). {a.note}
 
 The same run twice: `prm train` on the first {a.limit} comparisons of data/lengthpref/train.jsonl, the default
 MiniLM recipe, {steps} steps of 16 comparisons, 128-token windows, seed 1; once as one process with 2 threads,

@@ -7,7 +7,8 @@
 # same message (the flat gradient buffer: 4 bytes × parameters). bench/train_mpi.py projects it to
 # 8 and 32 hosts with the ring-allreduce cost model. Needs a quiet CPU:
 #   flock "$LOCK" bash bench/train_mpi.sh          (LOCK: the shared CPU lock, default /tmp/prm-cpu.lock)
-# Writes bench/results/train-mpi.{json,md}.
+# Writes bench/results/train-mpi.{json,md}; COMMAND overrides the command they record and NOTE adds a
+# line (a run without the lock says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 prm=${PRM:-.build/release/prm}
@@ -19,6 +20,7 @@ mpirun=(mpirun --allow-run-as-root -np 2 --bind-to core)
 common=(train --data data/lengthpref/train.jsonl --limit "$limit" --epochs 1 --max-length 128 --batch-size 16 --micro-batch 8
         --no-refit-seen --log-every 1 --seed 1)
 
+read -r load _ < /proc/loadavg
 "$prm" "${common[@]}" --threads 2 --out "$work/one-rank" 2> "$work/one-rank.err"
 "${mpirun[@]}" "$prm" "${common[@]}" --threads 1 --out "$work/two-ranks" 2> "$work/two-ranks.err"
 parameters=$(grep -o '[0-9]* parameters' "$work/one-rank.err" | head -1 | cut -d' ' -f1)
@@ -27,4 +29,5 @@ mpicc -O2 -o "$work/allreduce" bench/allreduce.c
 
 python3 bench/train_mpi.py --one-rank "$work/one-rank/train_log.jsonl" --two-ranks "$work/two-ranks/train_log.jsonl" \
     --allreduce "$work/allreduce.json" --parameters "$parameters" --limit "$limit" \
+    --load-before "$load" ${COMMAND:+--command "$COMMAND"} ${NOTE:+--note "$NOTE"} \
     --json bench/results/train-mpi.json --markdown bench/results/train-mpi.md
