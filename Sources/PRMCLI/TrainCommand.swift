@@ -43,6 +43,12 @@ enum TrainCommand: Subcommand {
           prm train --data train.jsonl --out runs/soft --aggregator soft-prompt
           prm train --data train.jsonl --out runs/vanilla --vanilla
           prm train --data train.jsonl --out runs/prm --resume
+          mpirun -np 4 prm train --data train.jsonl --out runs/prm     (4 data-parallel ranks; README: Training on several ranks)
+
+        Under Open MPI's mpirun every rank computes its contiguous share of each step's batch (the \
+        batches, seed and result are those of one process), gradients are summed with one MPI_Allreduce \
+        a step, and rank 0 alone logs, shows progress and writes --out. --threads is per rank: give \
+        ranks × threads = cores.
         """,
         options: options)
 
@@ -102,6 +108,7 @@ enum TrainCommand: Subcommand {
             .value("refit-prior-scale", placeholder: "TAU", help: "Width of the refit's prior (its covariance times TAU). "
                    + TrainingSettings.Rationale.refitPriorScale, default: "\(d.refitPriorScale)"),
             .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "\(d.logEvery)"),
+            DataParallel.threadsOption,
             .value("limit", placeholder: "N", help: "Use only the first N training comparisons (quick runs)."),
             .flag("resume", help: "Continue the run saved in --out exactly (its settings and, unless --data is given, its data file are reused)."),
             .flag("skip-invalid", help: "Skip invalid data rows (reported with a count) instead of stopping."),
@@ -110,6 +117,11 @@ enum TrainCommand: Subcommand {
 
     /// Training writes no results to stdout: progress and logs go to stderr, the model to --out.
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
+        try DataParallel.run(arguments) { try train(arguments, ranks: $0) }
+    }
+
+    /// The run as one of `ranks`: every rank trains its shards, rank 0 alone writes --out.
+    static func train(_ arguments: ParsedArguments, ranks: Ranks) throws -> Int32 {
         let run = try TrainingRun<TrainingState>(arguments, name: "train")
         let settings = try run.settings { try settingsFrom(arguments) }
         let dataFile = try run.dataFile(arguments)
@@ -141,12 +153,19 @@ enum TrainCommand: Subcommand {
         let encodedTrain = try EncodedComparison.encodeChecked(train.comparisons, name: dataFile.path, with: preparer)
         let devName = settings.validationFraction > 0 ? "validation split" : arguments.string("dev") ?? ""
         let encodedDev = try dev.map { try EncodedComparison.encodeChecked($0.comparisons, name: devName, with: preparer) } ?? []
-        let trainer = try Trainer(model: model, users: users, settings: settings, train: encodedTrain, dev: encodedDev)
+        let trainer = try Trainer(model: model, users: users, settings: settings, train: encodedTrain, dev: encodedDev, ranks: ranks)
         if let state = run.state {
             try state.restore(into: trainer, from: run.out)
             // A run stopped between its last epoch and the refit resumes into the refit.
             guard run.continues(at: trainer.optimizer.step, of: trainer.totalSteps, unit: "step",
                                 pending: trainer.refitsSeenUsers && !refitted) else { return 0 }
+        }
+        // Every rank starts from rank 0's weights: the same whichever way each built or loaded them.
+        try ranks.broadcast(model.parameters)
+        guard ranks.isLeader else {
+            // The other ranks compute their shards and write nothing; the refit is rank 0's.
+            try trainer.run()
+            return 0
         }
         let (logWriter, progress) = try run.start(remaining: trainer.totalSteps - trainer.optimizer.step, unit: "step")
         if settings.validationFraction > 0, let dev { try dev.write(to: run.out.appendingPathComponent("val.jsonl")) }

@@ -11,6 +11,11 @@ import Foundation
 /// `step`, and a step's examples are a function of seed and step, so a run restored at any step
 /// takes the batches an uninterrupted one would. `Loss` is the type a trainer sums its loss in
 /// (the windowed mean is taken in it, as each trainer did before the loop was shared).
+///
+/// Across data-parallel `Ranks` (`mpirun -np N prm train`), each rank computes its shard of
+/// every step's global batch, the loop sums the flat gradient buffer and the step's outcome over
+/// the ranks (one allreduce each), and every rank then takes the same update from the same sums,
+/// so the weights stay identical without being sent again.
 public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
     /// What one step's passes report.
     public struct Outcome {
@@ -35,6 +40,13 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
 
         static var zero: Outcome { Outcome(loss: 0, count: 0, tokens: 0) }
 
+        /// The outcome summed over all ranks.
+        func summed(over ranks: Ranks) throws -> Outcome {
+            var values = [Double(loss), Double(count), Double(tokens), Double(correct)]
+            try ranks.sum(&values)
+            return Outcome(loss: Loss(values[0]), count: Int(values[1]), tokens: Int(values[2]), correct: Int(values[3]))
+        }
+
         static func += (window: inout Outcome, step: Outcome) {
             window.loss += step.loss
             window.count += step.count
@@ -57,10 +69,14 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
         /// Over the whole of this `run`.
         public let tokensPerSecond: Double
         public let elapsedSeconds: Double
+        /// Seconds of this `run` spent summing gradients over the ranks; nil for one process.
+        public let allreduceSeconds: Double?
     }
 
     public let plan: StepPlan
     public let update: GuardedUpdate
+    /// The ranks the steps' batches are shared among (`Ranks.single`: this process alone).
+    public let ranks: Ranks
     let logEvery: Int
     /// Order, log, progress and checkpoints, as every trainer runs them.
     let loop = TrainingLoop<Entry>()
@@ -69,9 +85,10 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
     public var onLog: ((Entry) -> Void)? { get { loop.onLog } set { loop.onLog = newValue } }
     public var progress: ProgressBar? { get { loop.progress } set { loop.progress = newValue } }
 
-    public init(plan: StepPlan, update: GuardedUpdate, logEvery: Int) {
+    public init(plan: StepPlan, update: GuardedUpdate, logEvery: Int, ranks: Ranks = .single) {
         self.plan = plan
         self.update = update
+        self.ranks = ranks
         self.logEvery = logEvery
     }
 
@@ -80,30 +97,35 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end)
     /// in `TrainingLoop`, one step a unit, checkpointing at epoch ends.
     /// - Parameters:
-    ///   - accumulate: forward, loss and backward over the examples of step `step`, gradients
-    ///     accumulated to those of the step's mean loss.
+    ///   - accumulate: forward, loss and backward over this rank's shard of step `step`'s
+    ///     examples, gradients accumulated to those of the loss summed over the shard divided
+    ///     by the global batch's size (so the ranks' sum is the step's mean loss's gradient);
+    ///     returns the shard's outcome. It may throw (a trainer that sums a normaliser over
+    ///     the ranks first).
     ///   - entry: the trainer's log entry from the loop's numbers.
-    ///   - evaluate: adds the epoch-end evaluation to an entry.
+    ///   - evaluate: adds the epoch-end evaluation to an entry (every rank calls it: a trainer
+    ///     may share the evaluation among them).
     ///   - summary: the entry as the progress bar shows it.
     ///   - beforeCheckpoint: throws to refuse a checkpoint.
     ///   - checkpoint: called at each epoch end with the updates done.
     public func run(until untilStep: Int?,
-                    accumulate: (_ indices: [Int], _ step: Int) -> Outcome,
+                    accumulate: (_ shard: BatchShard, _ step: Int) throws -> Outcome,
                     entry: (Report) -> Entry,
-                    evaluate: (inout Entry) -> Void,
+                    evaluate: (inout Entry) throws -> Void,
                     summary: (Entry) -> String,
                     beforeCheckpoint: () throws -> Void = {},
                     checkpoint: ((Int) throws -> Void)?) throws {
         let end = min(untilStep ?? plan.totalSteps, plan.totalSteps)
         let logs = StepCadence(every: logEvery, last: end)
-        let start = Date()
+        let start = Date(), reducedBefore = ranks.reduceSeconds
         var batches = plan.batches
         // The window feeds the next entry's loss and accuracy; the total, tokens per second.
         var window = Outcome.zero, total = Outcome.zero
         optimizer.parameters.zeroGrad()
         try loop.run(done: { optimizer.step }, end: end, unit: {
             let step = optimizer.step
-            let outcome = accumulate(batches.indices(step: step), step)
+            let outcome = try accumulate(ranks.shard(batches.indices(step: step)), step).summed(over: ranks)
+            try ranks.sum(optimizer.parameters.grads)
             window += outcome
             total += outcome
             let norm = try update.apply(loss: Float(outcome.meanLoss), label: "step \(step + 1)")
@@ -114,8 +136,9 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
             let elapsed = Date().timeIntervalSince(start)
             var next = entry(Report(step: done, epoch: Double(done) / Double(plan.stepsPerEpoch), loss: window.meanLoss,
                                     accuracy: window.accuracy, gradientNorm: norm,
-                                    tokensPerSecond: Double(total.tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed))
-            if epochEnds { evaluate(&next) }
+                                    tokensPerSecond: Double(total.tokens) / max(elapsed, 1e-9), elapsedSeconds: elapsed,
+                                    allreduceSeconds: ranks.isDistributed ? ranks.reduceSeconds - reducedBefore : nil))
+            if epochEnds { try evaluate(&next) }
             window = .zero
             return next
         }, summary: summary, checkpointDue: plan.endsEpoch, beforeCheckpoint: beforeCheckpoint, checkpoint: checkpoint)

@@ -25,7 +25,9 @@ public final class SFTTrainer {
     /// Updates skipped because the loss or the gradient norm was not finite.
     public var skippedUpdates: Int { loop.update.skipped }
 
-    public init(policy: Policy, settings: SFTSettings, train: [PolicySequence], dev: [PolicySequence] = []) throws {
+    /// `ranks`: the data-parallel ranks sharing every step's batch and the epoch-end evaluation
+    /// (`Ranks.single` alone).
+    public init(policy: Policy, settings: SFTSettings, train: [PolicySequence], dev: [PolicySequence] = [], ranks: Ranks = .single) throws {
         try settings.validate()
         guard !train.isEmpty else { throw PolicyError("no training dialogues") }
         self.policy = policy
@@ -43,7 +45,7 @@ public final class SFTTrainer {
         }))
         optimizer.weightDecay = settings.weightDecay
         let update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr or check the data")
-        loop = Loop(plan: plan, update: update, logEvery: settings.logEvery)
+        loop = Loop(plan: plan, update: update, logEvery: settings.logEvery, ranks: ranks)
     }
 
     /// Dialogues as training sequences for `policy`: the generic user, the end of each dialogue
@@ -67,11 +69,17 @@ public final class SFTTrainer {
                      checkpoint: checkpoint)
     }
 
-    /// The cross-entropy step over the examples `indices` of optimizer step `step`.
-    func trainingStep(_ indices: [Int], step: Int) -> Loop.Outcome {
-        // Masks are a function of (seed, step): a resumed run draws the same ones.
-        policy.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000
-        let loss = crossEntropyStep(indices.map { train[$0] })
+    /// The cross-entropy step over this rank's shard of optimizer step `step`'s examples. The
+    /// loss is a mean over the scored tokens of the whole global batch, so the ranks first sum
+    /// their token counts (one small allreduce; nothing to do for a single process).
+    func trainingStep(_ shard: BatchShard, step: Int) throws -> Loop.Outcome {
+        // Masks are a function of (seed, step, the shard's place in the global batch): a resumed
+        // run draws the same ones. Ranks draw other masks than one process (the same distribution).
+        policy.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(shard.offset)
+        let batch = shard.indices.map { train[$0] }
+        var tokens = [Double(Self.targets(batch).count)]
+        try loop.ranks.sum(&tokens)
+        let loss = crossEntropyStep(batch, meanOver: Int(tokens[0]))
         return Loop.Outcome(loss: loss.sum, count: loss.count, tokens: policy.lastForwardTokens)
     }
 
@@ -80,10 +88,15 @@ public final class SFTTrainer {
                     gradientNorm: report.gradientNorm, tokensPerSecond: report.tokensPerSecond, elapsedSeconds: report.elapsedSeconds)
     }
 
-    /// At epoch ends: cross-entropy and perplexity on the dev dialogues, when there are any.
-    func addDevLoss(to entry: inout SFTLogEntry) {
+    /// At epoch ends: cross-entropy and perplexity on the dev dialogues, when there are any. Each
+    /// rank scores its contiguous share of them and the sums are added.
+    func addDevLoss(to entry: inout SFTLogEntry) throws {
         guard !dev.isEmpty else { return }
-        let devLoss = evaluate(dev)
+        let shard = loop.ranks.shard(Array(dev.indices))
+        let part = crossEntropySum(shard.indices.map { dev[$0] })
+        var sums = [part.sum, Double(part.count)]
+        try loop.ranks.sum(&sums)
+        let devLoss = sums[0] / max(sums[1], 1)
         entry.devLoss = devLoss
         entry.devPerplexity = Foundation.exp(devLoss)
     }
@@ -92,9 +105,9 @@ public final class SFTTrainer {
         String(format: "loss %.3f %.0f tok/s", entry.loss, entry.tokensPerSecond)
     }
 
-    /// Forward, mean cross-entropy over the batch's scored tokens, backward. Returns the summed
-    /// loss and the token count.
-    func crossEntropyStep(_ batch: [PolicySequence]) -> (sum: Double, count: Int) {
+    /// Forward, cross-entropy over the batch's scored tokens divided by `meanOver` (default: their
+    /// count, the batch mean), backward. Returns the summed loss and the token count.
+    func crossEntropyStep(_ batch: [PolicySequence], meanOver: Int? = nil) -> (sum: Double, count: Int) {
         let outputs = policy.forward(batch, training: true)
         let (R, V) = (outputs.rows, policy.vocabularySize)
         guard R > 0 else { return (0, 0) }
@@ -103,13 +116,19 @@ public final class SFTTrainer {
         var losses = [Float](repeating: 0, count: R)
         CrossEntropy.forward(losses: &losses, probs: p, logits: outputs.logits, targets: targets, N: R, V: V)
         let d = dlogits.zeroed(R * V)
-        CrossEntropy.backward(dlogits: d, dlosses: [Float](repeating: 1 / Float(R), count: R), probs: p, targets: targets, N: R, V: V)
+        CrossEntropy.backward(dlogits: d, dlosses: [Float](repeating: 1 / Float(meanOver ?? R), count: R), probs: p, targets: targets, N: R, V: V)
         policy.backward(dlogits: d, dvalues: nil)
         return (losses.reduce(0) { $0 + Double($1) }, R)
     }
 
     /// Mean next-token cross-entropy (nats) over the scored tokens of `sequences`, no dropout.
     public func evaluate(_ sequences: [PolicySequence]) -> Double {
+        let total = crossEntropySum(sequences)
+        return total.sum / Double(max(total.count, 1))
+    }
+
+    /// Next-token cross-entropy summed over the scored tokens of `sequences`, and their count.
+    func crossEntropySum(_ sequences: [PolicySequence]) -> (sum: Double, count: Int) {
         var sum = 0.0, count = 0
         let V = policy.vocabularySize
         for start in stride(from: 0, to: sequences.count, by: settings.batchSize) {
@@ -122,7 +141,7 @@ public final class SFTTrainer {
             sum += losses.reduce(0) { $0 + Double($1) }
             count += R
         }
-        return sum / Double(max(count, 1))
+        return (sum, count)
     }
 
     /// The scored token ids of each sequence, in the order `Policy.forward` returns their rows.

@@ -30,8 +30,10 @@ public final class Trainer {
     /// The final refit of seen users' vectors, once `refitSeenUsers()` has run.
     public private(set) var refit: SeenUserRefit?
 
+    /// `ranks`: the data-parallel ranks sharing every step's batch and the epoch-end evaluation
+    /// (`Ranks.single` alone).
     public init(model: RewardModel, users: UserTable, settings: TrainingSettings,
-                train: [EncodedComparison], dev: [EncodedComparison] = []) throws {
+                train: [EncodedComparison], dev: [EncodedComparison] = [], ranks: Ranks = .single) throws {
         try settings.validate()
         guard !train.isEmpty else { throw TrainingError("no training comparisons") }
         self.model = model
@@ -52,13 +54,16 @@ public final class Trainer {
         ])
         optimizer.weightDecay = settings.weightDecay
         let update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr/--user-lr or check the data")
-        loop = Loop(plan: plan, update: update, logEvery: settings.logEvery)
+        loop = Loop(plan: plan, update: update, logEvery: settings.logEvery, ranks: ranks)
     }
 
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
     /// calling `checkpoint` at each epoch end.
     public func run(untilStep: Int? = nil, checkpoint: ((Int) throws -> Void)? = nil) throws {
-        try loop.run(until: untilStep, accumulate: { indices, step in accumulateGradients(indices.map { train[$0] }, step: step) },
+        try loop.run(until: untilStep,
+                     accumulate: { shard, step in
+                         accumulateGradients(shard.indices.map { train[$0] }, step: step, offset: shard.offset, total: shard.total)
+                     },
                      entry: logEntry, evaluate: addDevAccuracy, summary: Self.summary,
                      beforeCheckpoint: requireScoringModel, checkpoint: checkpoint)
     }
@@ -67,13 +72,19 @@ public final class Trainer {
         TrainingLogEntry(step: report.step, epoch: report.epoch, loss: report.loss, accuracy: report.accuracy,
                          learningRate: optimizer.learningRate(.backbone), userLearningRate: optimizer.learningRate(.user),
                          gradientNorm: report.gradientNorm, tokensPerSecond: report.tokensPerSecond,
-                         elapsedSeconds: report.elapsedSeconds, skippedUpdates: skippedUpdates)
+                         elapsedSeconds: report.elapsedSeconds, skippedUpdates: skippedUpdates, allreduceSeconds: report.allreduceSeconds)
     }
 
-    /// At epoch ends: accuracy on the held-out comparisons, when there are any.
-    func addDevAccuracy(to entry: inout TrainingLogEntry) {
+    /// At epoch ends: accuracy on the held-out comparisons, when there are any. Each rank scores
+    /// its contiguous share of them and the counts are summed, so N ranks take 1/N of the time.
+    func addDevAccuracy(to entry: inout TrainingLogEntry) throws {
         guard !dev.isEmpty else { return }
-        entry.devAccuracy = Evaluator(model: model, users: users).accuracy(dev)
+        let ranks = loop.ranks
+        let shard = ranks.shard(Array(dev.indices))
+        let cell = Evaluator(model: model, users: users).evaluate(shard.indices.map { dev[$0] }).overall
+        var counts = [Double(cell.correct), Double(cell.n)]
+        try ranks.sum(&counts)
+        entry.devAccuracy = Float(Double(ratio: Int(counts[0]), of: Int(counts[1])))
     }
 
     static func summary(_ entry: TrainingLogEntry) -> String {
@@ -121,14 +132,18 @@ public final class Trainer {
     }
 
     /// Forward and backward over one optimizer step's comparisons in micro-batches; the gradients
-    /// accumulate to those of the batch's mean loss. Returns the summed loss over the comparisons,
-    /// those the personalized reward ordered right, and the backbone tokens run.
-    func accumulateGradients(_ batch: [EncodedComparison], step: Int) -> Loop.Outcome {
+    /// accumulate to those of the summed loss divided by `total` (default: the batch's mean loss).
+    /// Returns the summed loss over the comparisons, those the personalized reward ordered right,
+    /// and the backbone tokens run. A rank's shard of a global batch passes its `offset` in the
+    /// batch and the batch's `total`: the ranks' gradients then sum to the whole batch's.
+    func accumulateGradients(_ batch: [EncodedComparison], step: Int, offset: Int = 0, total batchTotal: Int? = nil) -> Loop.Outcome {
         var total = Loop.Outcome(loss: 0, count: batch.count, tokens: 0)
+        let scale = 1 / Float(batchTotal ?? batch.count)
         for micro in stride(from: 0, to: batch.count, by: settings.microBatch) {
-            // Masks are a function of (seed, step, micro-batch): a resumed run draws the same ones.
-            model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(micro)
-            let result = microStep(Array(batch[micro..<min(micro + settings.microBatch, batch.count)]), scale: 1 / Float(batch.count))
+            // Masks are a function of (seed, step, the micro-batch's place in the global batch): a
+            // resumed run draws the same ones, and so do ranks whose shards start on a micro-batch.
+            model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(offset + micro)
+            let result = microStep(Array(batch[micro..<min(micro + settings.microBatch, batch.count)]), scale: scale)
             total.loss += result.loss
             total.correct += result.correct
             total.tokens += model.lastForwardTokens

@@ -14,15 +14,19 @@ public struct TrainingLogEntry: Codable, Sendable {
     public var devAccuracy: Float?
     /// Updates skipped so far because the loss or the gradient norm was not finite.
     public var skippedUpdates: Int
+    /// Seconds this process spent summing gradients over the data-parallel ranks since this
+    /// run started (the communication share of `elapsedSeconds`); absent for a single process.
+    public var allreduceSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case step, epoch, loss, accuracy, learningRate = "learning_rate", userLearningRate = "user_learning_rate"
         case gradientNorm = "gradient_norm", tokensPerSecond = "tokens_per_second", elapsedSeconds = "elapsed_seconds"
-        case devAccuracy = "dev_accuracy", skippedUpdates = "skipped_updates"
+        case devAccuracy = "dev_accuracy", skippedUpdates = "skipped_updates", allreduceSeconds = "allreduce_seconds"
     }
 
     public init(step: Int, epoch: Double, loss: Float, accuracy: Float, learningRate: Float, userLearningRate: Float,
-                gradientNorm: Float, tokensPerSecond: Double, elapsedSeconds: Double, devAccuracy: Float? = nil, skippedUpdates: Int = 0) {
+                gradientNorm: Float, tokensPerSecond: Double, elapsedSeconds: Double, devAccuracy: Float? = nil, skippedUpdates: Int = 0,
+                allreduceSeconds: Double? = nil) {
         self.step = step
         self.epoch = epoch
         self.loss = loss
@@ -34,6 +38,7 @@ public struct TrainingLogEntry: Codable, Sendable {
         self.elapsedSeconds = elapsedSeconds
         self.devAccuracy = devAccuracy
         self.skippedUpdates = skippedUpdates
+        self.allreduceSeconds = allreduceSeconds
     }
 
     public init(from decoder: Decoder) throws {
@@ -50,6 +55,7 @@ public struct TrainingLogEntry: Codable, Sendable {
         elapsedSeconds = try number(.elapsedSeconds)
         devAccuracy = try c.decodeIfPresent(Float.self, forKey: .devAccuracy)
         skippedUpdates = try c.decodeIfPresent(Int.self, forKey: .skippedUpdates) ?? 0
+        allreduceSeconds = try c.decodeIfPresent(Double.self, forKey: .allreduceSeconds)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -68,5 +74,6 @@ public struct TrainingLogEntry: Codable, Sendable {
         try number(elapsedSeconds, .elapsedSeconds)
         if let devAccuracy { try number(devAccuracy, .devAccuracy) }
         try c.encode(skippedUpdates, forKey: .skippedUpdates)
+        if let allreduceSeconds { try number(allreduceSeconds, .allreduceSeconds) }
     }
 }

@@ -1,0 +1,132 @@
+"""Results of bench/train_mpi.sh: 1 rank × 2 threads against 2 ranks × 1 thread, the allreduce's
+share of a step, and the ring-allreduce projection to more hosts. Writes JSON and markdown."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+#: The network the projection assumes: 10 Gb/s Ethernet, 20 µs per message (TCP on a LAN).
+BANDWIDTH_BYTES_PER_SECOND = 10e9 / 8
+LATENCY_SECONDS = 20e-6
+HOSTS = [2, 8, 32]
+
+
+def last_entry(path: str) -> dict:
+    lines = Path(path).read_text().splitlines()
+    return json.loads(lines[-1])
+
+
+def ring_allreduce_seconds(hosts: int, message_bytes: int) -> float:
+    """Ring allreduce (reduce-scatter, then allgather): each host sends and receives
+    2(p−1)/p of the message, in 2(p−1) latency-bound rounds."""
+    return 2 * (hosts - 1) / hosts * message_bytes / BANDWIDTH_BYTES_PER_SECOND + 2 * (hosts - 1) * LATENCY_SECONDS
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--one-rank", required=True)
+    parser.add_argument("--two-ranks", required=True)
+    parser.add_argument("--allreduce", required=True)
+    parser.add_argument("--parameters", type=int, required=True)
+    parser.add_argument("--limit", type=int, required=True)
+    parser.add_argument("--json", required=True)
+    parser.add_argument("--markdown", required=True)
+    parser.add_argument("--load-before", type=float, required=True, help="1-minute load average when the runs started")
+    parser.add_argument("--command", default='flock "$LOCK" bash bench/train_mpi.sh')
+    parser.add_argument("--note", default="", help="how the run departed from the recipe (a run without the lock says so)")
+    a = parser.parse_args()
+
+    one, two = last_entry(a.one_rank), last_entry(a.two_ranks)
+    alone = json.loads(Path(a.allreduce).read_text())
+    steps = one["step"]
+    message = 4 * a.parameters
+    compute_step = one["elapsed_seconds"] / steps
+    tokens_per_step = one["tokens_per_second"] * compute_step
+    in_allreduce = two["allreduce_seconds"] / steps
+    projection = []
+    for hosts in HOSTS:
+        ring = ring_allreduce_seconds(hosts, message)
+        serial = compute_step + ring
+        projection.append({
+            "hosts": hosts, "ring_allreduce_seconds": ring, "step_seconds": serial,
+            "tokens_per_second": hosts * tokens_per_step / serial, "efficiency": compute_step / serial,
+            "efficiency_overlapped": compute_step / max(compute_step, ring),
+        })
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cpu": cpu_name(), "cores": 2,
+        "command": a.command,
+        "load_average": {"before": a.load_before, "after": os.getloadavg()[0]}, "note": a.note,
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+        "run": {"data": "data/lengthpref/train.jsonl", "comparisons": a.limit, "steps": steps, "batch_size": 16, "max_length": 128,
+                "parameters": a.parameters, "message_bytes": message},
+        "one_rank_two_threads": {"tokens_per_second": one["tokens_per_second"], "elapsed_seconds": one["elapsed_seconds"],
+                                 "seconds_per_step": compute_step},
+        "two_ranks_one_thread": {"tokens_per_second": two["tokens_per_second"], "elapsed_seconds": two["elapsed_seconds"],
+                                 "seconds_per_step": two["elapsed_seconds"] / steps,
+                                 "allreduce_seconds_per_step": in_allreduce,
+                                 "allreduce_share": two["allreduce_seconds"] / two["elapsed_seconds"]},
+        "ratio_two_ranks_to_one": two["tokens_per_second"] / one["tokens_per_second"],
+        "allreduce_alone": alone,
+        "projection": {"model": "T(p) = 2(p-1)/p * bytes / bandwidth + 2(p-1) * latency",
+                       "bandwidth_bits_per_second": BANDWIDTH_BYTES_PER_SECOND * 8, "latency_seconds": LATENCY_SECONDS,
+                       "compute_seconds_per_step": compute_step, "hosts": projection},
+    }
+    Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+
+    r1, r2 = result["one_rank_two_threads"], result["two_ranks_one_thread"]
+    rows = "\n".join(
+        f"| {p['hosts']} | {p['ring_allreduce_seconds'] * 1e3:.1f} | {p['step_seconds']:.2f} | {p['tokens_per_second']:.0f} "
+        f"| {p['efficiency'] * 100:.1f}% | {p['efficiency_overlapped'] * 100:.1f}% |" for p in projection)
+    Path(a.markdown).write_text(f"""# Data-parallel training on one host (mpirun)
+
+{result['cpu']}, 2 cores; {result['date']}; commit {result['commit']}
+
+Command: `{result['command']}` (LOCK: the shared CPU lock); 1-minute load average {a.load_before:.1f} before the runs,
+{result['load_average']['after']:.1f} after (2 cores). {a.note}
+
+The same run twice: `prm train` on the first {a.limit} comparisons of data/lengthpref/train.jsonl, the default
+MiniLM recipe, {steps} steps of 16 comparisons, 128-token windows, seed 1; once as one process with 2 threads,
+once as `mpirun -np 2 --bind-to core` with 1 thread per rank (each rank 8 comparisons of every step).
+
+| | tokens/s | s/step | allreduce s/step | allreduce share |
+|---|---:|---:|---:|---:|
+| 1 rank × 2 threads | {r1['tokens_per_second']:.0f} | {r1['seconds_per_step']:.2f} | – | – |
+| 2 ranks × 1 thread | {r2['tokens_per_second']:.0f} | {r2['seconds_per_step']:.2f} | {r2['allreduce_seconds_per_step']:.3f} | {r2['allreduce_share'] * 100:.1f}% |
+
+2 ranks / 1 rank: **{result['ratio_two_ranks_to_one']:.2f}×** the tokens per second.
+
+The message is the flat gradient buffer: {a.parameters:,} parameters, {message / 1e6:.1f} MB of float32, one
+`MPI_Allreduce` a step. Rank 0's time in it includes waiting for the other rank to finish its shard (the shards'
+texts differ in length). The allreduce alone (bench/allreduce.c, same size, after a barrier, shared memory
+between the two ranks): mean {alone['mean_seconds'] * 1e3:.1f} ms, best {alone['min_seconds'] * 1e3:.1f} ms.
+Overlapping the allreduce with the backward pass layer by layer is not implemented: the most it could save is
+the measured allreduce time per step above.
+
+## Projection to more hosts (ring allreduce)
+
+T(p) = 2(p−1)/p · bytes / bandwidth + 2(p−1) · latency, with bandwidth 10 Gb/s and latency 20 µs; compute per
+step {compute_step:.2f} s (this host, 2 threads, 16 comparisons), each host keeping a 16-comparison share
+(the global batch grows with p). Serial: compute, then the allreduce; overlapped: the larger of the two.
+
+| hosts | allreduce (ms) | s/step | tokens/s | efficiency | overlapped |
+|---:|---:|---:|---:|---:|---:|
+{rows}
+""")
+
+
+if __name__ == "__main__":
+    main()
