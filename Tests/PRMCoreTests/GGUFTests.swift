@@ -7,9 +7,7 @@ import PRMTestSupport
 /// every value type, dequantization of every supported type bit for bit on small files and on
 /// the real SmolLM2 file, and the broken files the reader promises to name.
 final class GGUFTests: XCTestCase {
-    static let fixtures = TestSupport.repoRoot.appendingPathComponent("Tests/Fixtures/gguf")
-
-    private func fixture(_ name: String) -> URL { Self.fixtures.appendingPathComponent(name) }
+    private func fixture(_ name: String) -> URL { TestSupport.ggufFixtures.appendingPathComponent(name) }
 
     func testMetadataOfEveryValueType() throws {
         let file = try GGUFFile(contentsOf: fixture("types.gguf"))
@@ -52,11 +50,7 @@ final class GGUFTests: XCTestCase {
     }
 
     func testRealSmolLM2TensorsEqualGGUFPy() throws {
-        let model = TestSupport.repoRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        guard FileManager.default.fileExists(atPath: model.path) else {
-            throw TestSupport.Failure("\(model.path) not found: run scripts/setup.sh")
-        }
-        let file = try GGUFFile(contentsOf: model)
+        let file = try GGUFFile(contentsOf: try TestSupport.smolLM2File())
         let expected = try SafetensorsFile(contentsOf: fixture("smollm2-tensors.safetensors"))
         XCTAssertEqual(file.tensors.count, 272)
         XCTAssertEqual(try file.string("general.architecture"), "llama")
