@@ -70,8 +70,8 @@ let package = Package(
         // A tiny reward-model scorer for the service's tests and its clients' (one fixture, not a copy per target).
         .target(name: "PRMScoringTestSupport", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTestSupport"], path: "Tests/PRMScoringTestSupport"),
         .testTarget(name: "PRMCoreTests", dependencies: ["PRMCore", "PRMTestSupport"]),
-        .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMTokenizers", "PRMTestSupport"]),
-        .testTarget(name: "PRMModelTests", dependencies: ["PRMCore", "PRMModel", "PRMTestSupport"]),
+        .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMTestSupport"]),
+        .testTarget(name: "PRMModelTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMTestSupport"]),
         .testTarget(name: "PRMScoringTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTestSupport"]),
         .testTarget(name: "PRMServingTests", dependencies: ["CZeroMQ", "PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTestSupport", "PRMScoringTestSupport"]),
         .testTarget(name: "PRMTrainingTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTraining", "PRMTestSupport"]),

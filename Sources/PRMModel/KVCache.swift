@@ -22,13 +22,20 @@ public final class KVCache {
 
     /// Appends rows (T, C) of keys and values from a packed (T, 3C) QKV block.
     func append(layer: Int, qkv: UnsafePointer<Float>, rows T: Int, at start: Int) {
+        append(layer: layer, keys: qkv + width, values: qkv + 2 * width, rowStride: 3 * width, rows: T, at: start)
+    }
+
+    /// Appends T rows of `width` keys and values, row t at `keys + t · rowStride` (a grouped-query
+    /// model's rows sit inside its packed Q|K|V rows, which are wider than its keys).
+    func append(layer: Int, keys source: UnsafePointer<Float>, values valueSource: UnsafePointer<Float>, rowStride: Int,
+                rows T: Int, at start: Int) {
         let C = width
         // Capacity grows geometrically, keeping the cached rows.
         let k = keys[layer].ensure((start + T) * C, keeping: start * C)
         let v = values[layer].ensure((start + T) * C, keeping: start * C)
         for t in 0..<T {
-            (k + (start + t) * C).update(from: qkv + t * 3 * C + C, count: C)
-            (v + (start + t) * C).update(from: qkv + t * 3 * C + 2 * C, count: C)
+            (k + (start + t) * C).update(from: source + t * rowStride, count: C)
+            (v + (start + t) * C).update(from: valueSource + t * rowStride, count: C)
         }
     }
 

@@ -21,6 +21,17 @@ struct AddedToken: Decodable, Sendable {
         case rightStrip = "rstrip"
     }
 
+    /// A token matched as is in the raw text (GGUF's control and user-defined tokens).
+    init(id: Int, content: String, special: Bool) {
+        self.id = id
+        self.content = content
+        self.special = special
+        normalized = false
+        singleWord = false
+        leftStrip = false
+        rightStrip = false
+    }
+
     init(from decoder: any Decoder) throws {
         let keys = try decoder.container(keyedBy: CodingKeys.self)
         id = try keys.decode(Int.self, forKey: .id)

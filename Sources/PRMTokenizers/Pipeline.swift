@@ -91,6 +91,8 @@ enum Sections {
     static let preTokenizer = Section<any PreTokenizer>(name: "pre-tokenizer", registry: [
         "BertPreTokenizer": { _ in BertPreTokenizer() },
         "ByteLevel": { try ByteLevelPreTokenizer(from: $0) },
+        "Digits": { try DigitsPreTokenizer(from: $0) },
+        "Sequence": { try SequencePreTokenizer(from: $0) },
     ])
     static let model = Section<any TokenModel>(name: "model type", registry: [
         "WordPiece": { try WordPieceModel(from: $0) },

@@ -117,6 +117,17 @@ struct TokenizerFile: Decodable {
         case padding
     }
 
+    /// Sections built by hand (a GGUF file's vocabulary) rather than decoded.
+    init(addedTokens: [AddedToken], preTokenizer: (any PreTokenizer)?, model: any TokenModel, decoder: (any TokenDecoder)?) {
+        self.addedTokens = addedTokens
+        normalizer = nil
+        self.preTokenizer = preTokenizer
+        self.model = model
+        postProcessor = nil
+        self.decoder = decoder
+        padding = nil
+    }
+
     init(from decoder: any Decoder) throws {
         let keys = try decoder.container(keyedBy: CodingKeys.self)
         guard keys.contains(.model), try !keys.decodeNil(forKey: .model) else {

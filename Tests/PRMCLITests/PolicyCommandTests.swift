@@ -55,6 +55,31 @@ final class PolicyCommandTests: XCTestCase {
         XCTAssertEqual(scored.stdoutLines.count, 2, "\(scored)")
     }
 
+    func testGGUFChatModelGeneratesWhatScoreReads() throws {
+        let model = try TestSupport.smolLM2File().path
+        let result = PRM.run("generate", "--policy", model, "--prompt", "What is a cat?", "--prompt", "Name a fruit.",
+                             "--user", "worker-3", "-n", "3", "--max-new-tokens", "10", "--seed", "7", "--top-k", "40")
+        assertSucceeded(result)
+        XCTAssertEqual(result.stdoutLines.count, 2)
+        for (line, prompt) in zip(result.stdoutLines, ["What is a cat?", "Name a fruit."]) {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            XCTAssertEqual(object["user_id"] as? String, "worker-3")
+            XCTAssertEqual(object["prompt"] as? String, prompt)
+            let candidates = try XCTUnwrap(object["candidates"] as? [String])
+            XCTAssertEqual(candidates.count, 3)
+            XCTAssertTrue(candidates.allSatisfy { !$0.isEmpty && !$0.contains("<|im_") }, "\(candidates)")
+        }
+        let input = try scratchFolder().appendingPathComponent("candidates.jsonl")
+        try Data(result.stdout.utf8).write(to: input)
+        let scored = PRM.run("score", "--model", try tinyRewardModel().path, "--input", input.path)
+        XCTAssertEqual(scored.status, 0, "\(scored)")
+        XCTAssertEqual(scored.stdoutLines.count, 2, "\(scored)")
+        let missing = try scratchFolder().appendingPathComponent("none.gguf").path
+        assertFailed(PRM.run("generate", "--policy", missing, "--prompt", "hi"), command: "generate", mentioning: [missing, "GGUF model file not found"])
+        let notModel = TestSupport.ggufFixtures.appendingPathComponent("types.gguf").path
+        assertFailed(PRM.run("generate", "--policy", notModel, "--prompt", "hi"), command: "generate", mentioning: [notModel, "tokenizer.chat_template"])
+    }
+
     func testGenerateErrors() throws {
         let missing = try scratchFolder().appendingPathComponent("no-policy").path
         assertFailed(PRM.run("generate", "--policy", missing, "--prompt", "hi"), command: "generate", mentioning: [missing, "policy folder not found"])

@@ -40,6 +40,18 @@ public enum TestSupport {
         return url
     }
 
+    /// The SmolLM2-135M-Instruct GGUF file that scripts/setup.sh links into models/.
+    public static func smolLM2File() throws -> URL {
+        let url = repoRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw Failure("SmolLM2 GGUF not found at \(url.path): run scripts/setup.sh")
+        }
+        return url
+    }
+
+    /// The GGUF fixtures written by Tests/Reference/gguf_*.py and smollm2_reference.py.
+    public static let ggufFixtures = repoRoot.appendingPathComponent("Tests/Fixtures/gguf")
+
     /// Runs `body` once per sgemm backend (oneDNN, OpenBLAS), selected process-wide for the call,
     /// so every numerical check holds on both against the same reference. Tests run one at a
     /// time (scripts/test.sh does not pass --parallel), so switching the global is safe.
