@@ -12,6 +12,8 @@ struct ModelFacts: Sendable {
     let hiddenSize: Int
     /// How chat messages become text (`TextTemplate`).
     let template: String
+    /// The backbone's inference precision (`--precision`).
+    let precision: String
 
     init(_ model: RewardModel, users: Int, path: String) {
         self.path = path
@@ -22,10 +24,12 @@ struct ModelFacts: Sendable {
         maxLength = model.config.maxLength
         hiddenSize = model.backbone.hiddenSize
         template = model.config.template.rawValue
+        precision = model.backbone.inferencePrecision.rawValue
     }
 
     func write(_ w: inout JSONWriter) {
         w.object(["path": path, "backbone": backbone, "aggregator": aggregator, "user_model": userModel,
-                  "users": users, "max_length": maxLength, "hidden_size": hiddenSize, "template": template])
+                  "users": users, "max_length": maxLength, "hidden_size": hiddenSize, "template": template,
+                  "precision": precision])
     }
 }
