@@ -605,8 +605,12 @@ FIDELITY_CASES = ("real-512-sorted", "uniform-64x128")
 def quantize_int8(onnx_path, int8_path):
     """ONNX Runtime's dynamic int8 quantization of the same graph, as sentence-transformers documents
     it (`quantize_dynamic`, s8 weights; activations quantized per tensor at run time), fused at load."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    quantize_dynamic(onnx_path, int8_path, weight_type=QuantType.QInt8)
+    # The fused graph's contrib operators (Attention, SkipLayerNormalization) have no ONNX shape
+    # inference, so the quantizer is told that untyped tensors are float.
+    quantize_dynamic(onnx_path, int8_path, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def int8_fidelity(onnx_path, int8_path, cases):
