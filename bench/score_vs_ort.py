@@ -15,6 +15,11 @@
 4. With --reward-model DIR (a `prm train` checkpoint), prm's report also holds one prompt's
    N = 1, 4, 16, 64 candidates ranked through its Scorer, shown as a prm-only table.
 
+With --low-precision it instead runs `prm bench score --precision P` for P = fp32, bf16, int8 and
+ORT's fp32 graph beside its int8 one (`quantize_dynamic` of the same graph, as sentence-transformers
+documents it), all on the same token ids, and writes bench/results/score_lowp.{json,md}: speed,
+embedding cosines to each side's own fp32, and prm's reward ranking against fp32 (pairs, best-of-4/16).
+
 Writes bench/results/score.{json,md} and score_throughput.png, score_latency.png: prm's figures
 as ratios to ORT's best strategy per case, and as fractions of the sgemm peak prm measured in
 the same run. The steps run one after the other, nothing else in parallel; on the project's
@@ -50,15 +55,17 @@ def prm_help(prm):
     return run.stdout
 
 
-def run_prm_bench(prm, args, workdir):
+def run_prm_bench(prm, args, workdir, precision=None):
     """prm's cases (its JSON report) and the token ids they used, or None if prm cannot dump them."""
     usage = prm_help(prm)
     if not re.search(r"^\s+score\s", usage, re.MULTILINE):  # listed under "Suites:"
         fail(f"{prm} has no `bench score` suite; build a prm that has it (`swift build -c release`)")
-    report, inputs = os.path.join(workdir, "prm.json"), os.path.join(workdir, "inputs.json")
+    tag = f".{precision}" if precision else ""
+    report, inputs = os.path.join(workdir, f"prm{tag}.json"), os.path.join(workdir, f"inputs{tag}.json")
     argv = [prm, "bench", "score", "--model", args.model, "--data", args.data, "--repeats", str(args.repeats),
             "--json", report] + (["--all-backends"] if args.all_backends else []) \
-        + (["--reward-model", args.reward_model] if args.reward_model else [])
+        + (["--reward-model", args.reward_model] if args.reward_model else []) \
+        + (["--precision", precision] if precision else [])
     dumps = "--dump-inputs" in usage
     if dumps:
         argv += ["--dump-inputs", inputs]
@@ -91,10 +98,10 @@ def number(row, key):
 # ---------------------------------------------------------------- ORT's side
 
 
-def run_ort_bench(args, inputs, workdir):
+def run_ort_bench(args, inputs, workdir, extra=()):
     report = os.path.join(workdir, "ort.json")
     argv = [sys.executable, os.path.join(BENCH, "ort_peer.py"), "bench", "--model", args.model, "--data", args.data,
-            "--prm", args.prm, "--repeats", str(args.repeats), "--json", report]
+            "--prm", args.prm, "--repeats", str(args.repeats), "--json", report] + list(extra)
     if inputs:
         argv += ["--inputs", inputs]
     print("$ " + " ".join(argv), flush=True)
@@ -334,6 +341,89 @@ def plots(score, directory):
     return [throughput, latency]
 
 
+# ---------------------------------------------------------------- low precision
+
+PRECISIONS = ("fp32", "bf16", "int8")
+TARGET_CASES = ("real-512-sorted", "uniform-64x128")
+
+
+def low_precision(args):
+    """prm at each precision and ORT fp32 + int8 on the same token ids: speed and fidelity."""
+    contention = ort_peer.Contention()
+    with tempfile.TemporaryDirectory(prefix="score_vs_ort.") as workdir:
+        prm, inputs = {}, None
+        for precision in PRECISIONS:
+            prm[precision], dumped = run_prm_bench(args.prm, args, workdir, precision)
+            inputs = inputs or dumped
+        ort = run_ort_bench(args, inputs, workdir, ["--int8"])
+    rows = []
+    for case in prm_cases(prm["fp32"]):
+        name = case["case"]
+        row = {"case": name, "sequences": case["sequences"], "tokens": case["tokens"]}
+        for precision in PRECISIONS:
+            match = [c for c in prm_cases(prm[precision]) if c["case"] == name]
+            row[f"prm_{precision}_seq_per_s"] = match[0]["seq_per_s"] if match else None
+            row[f"prm_{precision}_peak_rss_mb"] = match[0]["peak_rss_mb"] if match else None
+        row["ort_fp32_seq_per_s"] = ort["best"].get(name, {}).get("seq_per_s")
+        row["ort_int8_seq_per_s"] = ort["int8"]["best"].get(name, {}).get("seq_per_s")
+        row["ort_int8_peak_rss_mb"] = ort["int8"]["best"].get(name, {}).get("peak_rss_mb")
+        low = [(row[f"prm_{p}_seq_per_s"] or 0, p) for p in ("bf16", "int8")]
+        best, which = max(low)
+        row["best_low_precision"] = which
+        row["best_low_precision_vs_ort_int8"] = best / row["ort_int8_seq_per_s"] if row["ort_int8_seq_per_s"] else None
+        rows.append(row)
+    fidelity = {p: prm[p].get("fidelity", []) for p in ("bf16", "int8")}
+    ranking = {p: prm[p].get("ranking", {}).get("fidelity") for p in ("bf16", "int8")}
+    result = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "others_cpu_share": contention.others(),
+              "command": "python3 bench/score_vs_ort.py " + " ".join(sys.argv[1:]), "reward_model": args.reward_model,
+              "comparison": rows, "prm_embedding_fidelity": fidelity, "prm_ranking_fidelity": ranking,
+              "ort_int8_embedding_fidelity": ort["int8"]["fidelity"], "ort_int8_operators": ort["int8"]["operators"],
+              "prm": prm, "ort": ort}
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "score_lowp.json")
+    ort_peer.write_results(path, result, low_precision_markdown(result))
+    print(f"wrote {path} and {os.path.splitext(path)[0]}.md")
+    return 0
+
+
+def low_precision_markdown(r):
+    fp32 = r["prm"]["fp32"]
+    lines = ["# prm bf16 / int8 against ONNX Runtime int8: all-MiniLM-L6-v2", "",
+             f"{fp32.get('machine')}; {fp32.get('threads')} threads; onnxruntime {r['ort'].get('onnxruntime')}; {r['date']}; "
+             f"other processes used {r['others_cpu_share']:.0%} of the machine's CPU time during the run", "",
+             f"Command: `{r['command']}`", "",
+             "Same token ids for every column (prm bench score --dump-inputs). prm: `prm bench score --precision P`, packed "
+             "batches; ORT: its best batching strategy per case, fp32 fused graph and `quantize_dynamic` int8 of the same graph.", "",
+             "| case | seqs | tokens | prm fp32 | prm bf16 | prm int8 | ORT fp32 | ORT int8 | best prm low ÷ ORT int8 | "
+             "prm int8 peak RSS MB | prm fp32 peak RSS MB | ORT int8 peak RSS MB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for row in r["comparison"]:
+        ratio = row["best_low_precision_vs_ort_int8"]
+        lines.append(f"| {row['case']} | {row['sequences']} | {row['tokens']} | " + " | ".join(
+            fmt(row[k], ".1f") for k in ("prm_fp32_seq_per_s", "prm_bf16_seq_per_s", "prm_int8_seq_per_s",
+                                         "ort_fp32_seq_per_s", "ort_int8_seq_per_s"))
+            + f" | {'**%.2f×** (%s)' % (ratio, row['best_low_precision']) if ratio else '—'} | "
+            + " | ".join(fmt(row[k], ".0f") for k in ("prm_int8_peak_rss_mb", "prm_fp32_peak_rss_mb", "ort_int8_peak_rss_mb")) + " |")
+    lines += ["", "Throughput in sequences per second (best of the repeats).", "",
+              "## Fidelity against each side's own fp32 (same token ids)", "",
+              "| who | case | seqs | cosine min | cosine mean |", "|---|---|---:|---:|---:|"]
+    for precision in ("bf16", "int8"):
+        for f in r["prm_embedding_fidelity"][precision]:
+            lines.append(f"| prm {precision} | {f['case']} | {f['sequences']} | {f['cosine_min']:.5f} | {f['cosine_mean']:.6f} |")
+    for name, f in r["ort_int8_embedding_fidelity"].items():
+        lines.append(f"| ORT int8 | {name} | {f['sequences']} | {f['cosine_min']:.5f} | {f['cosine_mean']:.6f} |")
+    lines += ["", f"Reward ranking against fp32 (checkpoint `{r['reward_model']}`; the 512 real replies as one prompt's "
+              "candidates; pairs: all pairs of candidates; best-of-N: the 512 cut into consecutive groups of N):", "",
+              "| precision | pairs same order | best-of-4 same | best-of-16 same | largest |reward difference| |",
+              "|---|---:|---:|---:|---:|"]
+    for precision in ("bf16", "int8"):
+        f = r["prm_ranking_fidelity"][precision]
+        if f:
+            lines.append(f"| {precision} | {100 * f['pairs_same_order']:.2f} % of {f['pairs']} | {100 * f['best_of_same']['4']:.1f} % | "
+                         f"{100 * f['best_of_same']['16']:.1f} % | {f['max_abs_reward_diff']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prm", default=ort_peer.DEFAULT_PRM, help=f"prm binary (default {ort_peer.DEFAULT_PRM})")
@@ -347,11 +437,15 @@ def main():
     parser.add_argument("--reward-model", help="a prm train checkpoint: prm also times one prompt's N = 1, 4, 16, 64 "
                         "candidates ranked through its Scorer (prm only; skipped without it)")
     parser.add_argument("--out", default=os.path.join("bench", "results"), help="results folder (default bench/results)")
+    parser.add_argument("--low-precision", action="store_true", help="prm fp32/bf16/int8 against ORT fp32/int8 on the same "
+                        "inputs, speed and fidelity, into score_lowp.{json,md} (no whole-process runs)")
     args = parser.parse_args()
     if args.repeats < 1 or args.runs < 1:
         parser.error("--repeats and --runs must be at least 1")
     if not os.path.isfile(args.prm):
         fail(f"prm binary not found: {args.prm} (build it with `swift build -c release`)")
+    if args.low_precision:
+        return low_precision(args)
 
     contention = ort_peer.Contention()
     with tempfile.TemporaryDirectory(prefix="score_vs_ort.") as workdir:

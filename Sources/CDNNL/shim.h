@@ -1,4 +1,5 @@
 #include <dnnl.h>
+#include <dnnl_debug.h>  // dnnl_cpu_isa2str: the ISA named in a refused --precision
 
 // Debian's libdnnl runs on OpenMP (libgomp; DNNL_CPU_RUNTIME is DNNL_RUNTIME_OMP in dnnl_config.h).
 // Declared here rather than through <omp.h>, which lives in GCC's private include directory.

@@ -64,6 +64,7 @@ public enum BenchCommand: Subcommand {
             .flag("all-backends", help: "Run every case on each sgemm backend (score suite)."),
             .value("dump-inputs", placeholder: "FILE", help: "Write each case's token ids as JSON (score suite)."),
             .value("reward-model", placeholder: "DIR", help: "score: a reward-model checkpoint to time ranking N candidates with."),
+            PrecisionOption.spec,
         ],
         positionals: [.required("suite", help: "Which benchmark: score, kernels, train, serve or generate.")])
 
@@ -76,7 +77,7 @@ public enum BenchCommand: Subcommand {
             let report = try BenchScore.run(model: try arguments.modelFolder(), data: data ?? DefaultData.lengthprefTrain(),
                                             rewardModel: arguments.string("reward-model").map { URL(fileURLWithPath: $0) },
                                             repeats: try arguments.count("repeats"),
-                                            allBackends: arguments.flag("all-backends"),
+                                            allBackends: arguments.flag("all-backends"), precision: try arguments.precision(),
                                             dumpInputs: arguments.string("dump-inputs").map { URL(fileURLWithPath: $0) }, output: output)
             out.write(BenchScore.markdown(report))
         case "kernels":

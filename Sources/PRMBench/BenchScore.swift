@@ -63,8 +63,36 @@ enum BenchScore {
         var rewardModel: String?
         var note: String?
         var cases: [RankingResult]
+        /// At bf16 or int8: how the precision orders candidates compared with fp32.
+        var fidelity: RankingFidelity?
 
-        enum CodingKeys: String, CodingKey { case rewardModel = "reward_model", note, cases }
+        enum CodingKeys: String, CodingKey { case rewardModel = "reward_model", note, cases, fidelity }
+    }
+
+    /// Embeddings at the run's precision against fp32's on the same token ids.
+    struct EmbeddingFidelity: Codable {
+        var name: String
+        var sequences: Int
+        var cosineMin: Double
+        var cosineMean: Double
+
+        enum CodingKeys: String, CodingKey { case name = "case", sequences, cosineMin = "cosine_min", cosineMean = "cosine_mean" }
+    }
+
+    /// Rewards at the run's precision against fp32's for the same candidates: the share of
+    /// candidate pairs ordered the same, and of best-of-N groups whose best is the same.
+    struct RankingFidelity: Codable {
+        var candidates: Int
+        var pairs: Int
+        var pairsSameOrder: Double
+        /// N → share of the consecutive groups of N candidates whose pick is the same.
+        var bestOfSame: [String: Double]
+        var maxAbsoluteRewardDifference: Double
+
+        enum CodingKeys: String, CodingKey {
+            case candidates, pairs, pairsSameOrder = "pairs_same_order", bestOfSame = "best_of_same"
+            case maxAbsoluteRewardDifference = "max_abs_reward_diff"
+        }
     }
 
     struct Tokenization: Codable {
@@ -81,17 +109,22 @@ enum BenchScore {
         var machine: String
         /// The backend selected for the run (`--backend`, PRM_BACKEND, default).
         var backend: String
+        /// The encoder's inference precision (`--precision`).
+        var precision: String
         var threads: Int
         var tokenBudget: Int
         var repeats: Int
         var sgemm: [GemmResult]
         var tokenize: Tokenization
         var cases: [CaseResult]
+        /// At bf16 or int8, per case of real or 64×128 inputs; empty at fp32.
+        var fidelity: [EmbeddingFidelity]
         var ranking: Ranking
         var command: String
 
         enum CodingKeys: String, CodingKey {
-            case date, machine, backend, threads, tokenBudget = "token_budget", repeats, sgemm, tokenize, cases, ranking, command
+            case date, machine, backend, precision, threads, tokenBudget = "token_budget", repeats, sgemm, tokenize, cases, fidelity
+            case ranking, command
         }
     }
 
@@ -113,27 +146,33 @@ enum BenchScore {
     static let maxTokens = 128
     static let tokenBudget = 8192
     static let candidateCounts = [1, 4, 16, 64]
+    /// Best-of-N group sizes whose picks are compared with fp32's.
+    static let bestOfCounts = [4, 16]
 
-    static func run(model folder: URL, data: URL, rewardModel: URL?, repeats: Int, allBackends: Bool, dumpInputs: URL?,
-                    output: URL?) throws -> Report {
+    static func run(model folder: URL, data: URL, rewardModel: URL?, repeats: Int, allBackends: Bool, precision: Precision = .fp32,
+                    dumpInputs: URL?, output: URL?) throws -> Report {
         let backends = allBackends ? Compute.Backend.allCases : [Compute.backend]
-        let (sgemm, tokenization, results) = try embedderCases(model: folder, data: data, repeats: repeats, backends: backends,
-                                                               dumpInputs: dumpInputs)
+        let (sgemm, tokenization, results, fidelity) = try embedderCases(model: folder, data: data, repeats: repeats, backends: backends,
+                                                                         precision: precision, dumpInputs: dumpInputs)
         // After the embedder cases have released their model, so the peaks are the reward model's.
-        let ranking = try rewardModel.map { try rankingCases(checkpoint: $0, data: data, repeats: repeats, backends: backends) }
-            ?? Ranking(rewardModel: nil, note: "skipped: no --reward-model checkpoint given", cases: [])
+        let ranking = try rewardModel.map {
+            try rankingCases(checkpoint: $0, data: data, repeats: repeats, backends: backends, precision: precision)
+        } ?? Ranking(rewardModel: nil, note: "skipped: no --reward-model checkpoint given", cases: [])
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
-                            backend: Compute.backend.rawValue, threads: Compute.threads, tokenBudget: tokenBudget, repeats: repeats,
-                            sgemm: sgemm, tokenize: tokenization, cases: results, ranking: ranking,
+                            backend: Compute.backend.rawValue, precision: precision.rawValue, threads: Compute.threads,
+                            tokenBudget: tokenBudget, repeats: repeats,
+                            sgemm: sgemm, tokenize: tokenization, cases: results, fidelity: fidelity, ranking: ranking,
                             command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))
         if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
 
-    /// sgemm per backend, tokenization, and the embedder's cases (a)-(c).
-    static func embedderCases(model folder: URL, data: URL, repeats: Int, backends: [Compute.Backend],
-                              dumpInputs: URL?) throws -> ([GemmResult], Tokenization, [CaseResult]) {
-        let model = try Backbones.load(folder: folder)
+    /// sgemm per backend, tokenization, the embedder's cases (a)-(c) at `precision`, and their
+    /// embeddings' fidelity to fp32's (bf16, int8).
+    static func embedderCases(model folder: URL, data: URL, repeats: Int, backends: [Compute.Backend], precision: Precision,
+                              dumpInputs: URL?) throws -> ([GemmResult], Tokenization, [CaseResult], [EmbeddingFidelity]) {
+        try precision.requireNative()
+        let model = try Backbones.load(folder: folder, precision: precision)
         guard let bert = model.backbone as? BertModel else { throw CLIError("bench score expects a BERT-family encoder") }
         let embedder = SentenceEmbedder(model: model, maxTokens: maxTokens, tokensPerBatch: tokenBudget)
 
@@ -152,6 +191,7 @@ enum BenchScore {
             Case(name: "latency-1x128", sequences: uniform(texts, count: 1, length: 128, embedder: embedder), batching: .sorted),
             Case(name: "uniform-64x64", sequences: uniform(texts, count: 64, length: 64, embedder: embedder), batching: .sorted),
             Case(name: "uniform-32x128", sequences: uniform(texts, count: 32, length: 128, embedder: embedder), batching: .sorted),
+            Case(name: "uniform-64x128", sequences: uniform(texts, count: 64, length: 128, embedder: embedder), batching: .sorted),
             Case(name: "real-\(replies)-arrival", sequences: real, batching: .arrival),
             Case(name: "real-\(replies)-sorted", sequences: real, batching: .sorted),
         ]
@@ -194,14 +234,57 @@ enum BenchScore {
             }
         }
         progress.finish()
-        return (sgemm, tokenization, results)
+        let compared = cases.filter { $0.name == "uniform-64x128" || $0.name == "real-\(replies)-sorted" }
+        let fidelity = precision == .fp32 ? [] : try embeddingFidelity(compared, folder: folder, embedder: embedder)
+        return (sgemm, tokenization, results, fidelity)
+    }
+
+    /// Cosines between the embedder's vectors and those of an fp32 model loaded beside it (a
+    /// second copy, loaded after the timed cases so their peaks do not include it).
+    static func embeddingFidelity(_ cases: [Case], folder: URL, embedder: SentenceEmbedder) throws -> [EmbeddingFidelity] {
+        let reference = SentenceEmbedder(model: try Backbones.load(folder: folder), maxTokens: maxTokens, tokensPerBatch: tokenBudget)
+        return cases.map { scoringCase in
+            let cosines = zip(embedder.embed(tokenized: scoringCase.sequences), reference.embed(tokenized: scoringCase.sequences))
+                .map { cosine($0, $1) }
+            return EmbeddingFidelity(name: scoringCase.name, sequences: cosines.count, cosineMin: cosines.min() ?? 1,
+                                     cosineMean: cosines.reduce(0, +) / Double(max(cosines.count, 1)))
+        }
+    }
+
+    static func cosine(_ a: [Float], _ b: [Float]) -> Double {
+        var (dot, aa, bb) = (0.0, 0.0, 0.0)
+        for (x, y) in zip(a, b) { dot += Double(x) * Double(y); aa += Double(x) * Double(x); bb += Double(y) * Double(y) }
+        return aa > 0 && bb > 0 ? dot / (aa * bb).squareRoot() : 0
+    }
+
+    /// The `replies` real replies as candidates of the first row's prompt and user, rewarded at
+    /// `scorer`'s precision and at fp32: pairs and best-of-N picks ordered the same.
+    static func rankingFidelity(_ scorer: Scorer, checkpoint: URL, items: [ScoringItem]) throws -> RankingFidelity {
+        let low = scorer.score(items).map(\.score)
+        let fp32 = try Scorer(checkpoint: checkpoint, tokensPerBatch: tokenBudget).score(items).map(\.score)
+        var (same, pairs) = (0, 0)
+        for i in low.indices {
+            for j in (i + 1)..<low.count {
+                pairs += 1
+                if (low[i] < low[j]) == (fp32[i] < fp32[j]) && (low[i] == low[j]) == (fp32[i] == fp32[j]) { same += 1 }
+            }
+        }
+        var bestOf: [String: Double] = [:]
+        for n in bestOfCounts {
+            let groups = stride(from: 0, to: low.count - n + 1, by: n).map { $0..<($0 + n) }
+            let agreeing = groups.filter { g in g.max { low[$0] < low[$1] } == g.max { fp32[$0] < fp32[$1] } }.count
+            bestOf[String(n)] = Double(agreeing) / Double(max(groups.count, 1))
+        }
+        let worst = zip(low, fp32).map { Double(abs($0 - $1)) }.max() ?? 0
+        return RankingFidelity(candidates: low.count, pairs: pairs, pairsSameOrder: Double(same) / Double(max(pairs, 1)),
+                               bestOfSame: bestOf, maxAbsoluteRewardDifference: worst)
     }
 
     /// (d) The first row's prompt of `data` with N of its distinct replies as candidates, ranked
     /// for the row's user through a `Scorer` on the checkpoint (no h cache, so every ranking
     /// computes every candidate), for each N in `candidateCounts`.
-    static func rankingCases(checkpoint: URL, data: URL, repeats: Int, backends: [Compute.Backend]) throws -> Ranking {
-        let scorer = try Scorer(checkpoint: checkpoint, tokensPerBatch: tokenBudget)
+    static func rankingCases(checkpoint: URL, data: URL, repeats: Int, backends: [Compute.Backend], precision: Precision) throws -> Ranking {
+        let scorer = try Scorer(checkpoint: checkpoint, precision: precision, tokensPerBatch: tokenBudget)
         let (prompt, user) = try firstPrompt(data: data)
         let candidates = try distinctReplies(data: data, count: candidateCounts.max() ?? 1)
         let progress = ProgressBar(total: backends.count * candidateCounts.count, label: "bench score ranking", unit: "case")
@@ -218,7 +301,10 @@ enum BenchScore {
             }
         }
         progress.finish()
-        return Ranking(rewardModel: checkpoint.path, note: nil, cases: cases)
+        let fidelity = precision == .fp32 ? nil : try rankingFidelity(
+            scorer, checkpoint: checkpoint,
+            items: try distinctReplies(data: data, count: replies).map { ScoringItem(userID: user, prompt: prompt, response: $0) })
+        return Ranking(rewardModel: checkpoint.path, note: nil, cases: cases, fidelity: fidelity)
     }
 
     /// The first row's prompt and user id (nil when the row has none) of a preference file.
@@ -286,7 +372,7 @@ enum BenchScore {
     }
 
     static func markdown(_ r: Report) -> String {
-        var lines = ["# prm bench score", "", "\(r.machine); \(r.threads) threads; backend \(r.backend); \(r.date)", "",
+        var lines = ["# prm bench score", "", "\(r.machine); \(r.threads) threads; backend \(r.backend); precision \(r.precision); \(r.date)", "",
                      "Command: `\(r.command)`", "", "| backend | sgemm shape (M×N×K) | GFLOP/s |", "|---|---|---:|"]
         for g in r.sgemm { lines.append("| \(g.backend) | \(g.shape) | \(String(format: "%.1f", g.gflops)) |") }
         lines += ["", String(format: "Tokenization (not in the timings below): %d texts, %d tokens in %.1f ms (%.0f texts/s).",
@@ -302,6 +388,13 @@ enum BenchScore {
                   "L2 normalisation), best of \(r.repeats), \(r.tokenBudget)-token packed batches (no padding). 'arrival' packs",
                   "replies in the order they come, 'sorted' is the embedder's length-sorted grouping. 'of peak' divides by the",
                   "best sgemm rate of the same backend above. Peak RSS is the whole process (weights included) during the case."]
+        if !r.fidelity.isEmpty {
+            lines += ["", "Embeddings at \(r.precision) against fp32 on the same token ids:", "",
+                      "| case | seqs | cosine min | cosine mean |", "|---|---:|---:|---:|"]
+            for f in r.fidelity {
+                lines.append("| \(f.name) | \(f.sequences) | " + String(format: "%.5f | %.6f |", f.cosineMin, f.cosineMean))
+            }
+        }
         lines += ["", "## Reward model: one prompt's N candidates ranked through the Scorer", ""]
         if let note = r.ranking.note { lines.append("Reward model cases \(note).") }
         if !r.ranking.cases.isEmpty {
@@ -313,6 +406,12 @@ enum BenchScore {
             }
             lines += ["", "One ranking: tokenization, the window (prompt cut from the left, whole reply kept), packed inference and",
                       "the reward head, best of \(r.repeats), no h cache. Peak RSS is the whole process with the reward model loaded."]
+        }
+        if let f = r.ranking.fidelity {
+            lines += ["", String(format: "Ranking at %@ against fp32, %d real replies as one prompt's candidates: %.2f %% of %d pairs "
+                                 + "ordered the same, best-of-4 picks %.1f %% the same, best-of-16 %.1f %%; largest reward difference %.4f.",
+                                 r.precision, f.candidates, 100 * f.pairsSameOrder, f.pairs, 100 * (f.bestOfSame["4"] ?? 0),
+                                 100 * (f.bestOfSame["16"] ?? 0), f.maxAbsoluteRewardDifference)]
         }
         return lines.joined(separator: "\n") + "\n"
     }

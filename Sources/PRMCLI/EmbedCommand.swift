@@ -26,6 +26,7 @@ enum EmbedCommand: Subcommand {
             .value("field", placeholder: "NAME", help: "Field holding the text in JSONL objects.", default: "text"),
             .value("max-tokens", placeholder: "N", help: "Longest sequence kept, special tokens included.", default: "256"),
             .value("batch-tokens", placeholder: "N", help: "Tokens per packed batch.", default: "8192"),
+            PrecisionOption.spec,
         ],
         positionals: [.variadic("text", help: "Texts to embed.")])
 
@@ -37,7 +38,7 @@ enum EmbedCommand: Subcommand {
         let source = try TextSource(arguments)
         let folder = try arguments.modelFolder()
         let maxTokens = try arguments.int("max-tokens", default: 256), batchTokens = try arguments.count("batch-tokens")
-        let model = try Backbones.load(folder: folder)
+        let model = try Backbones.load(folder: folder, precision: try arguments.precision())
         // Without room for one text token the embedder would have nothing to embed (and a
         // negative room would trap when truncating).
         let special = model.tokenizer.specialTokensPerSequence

@@ -33,6 +33,7 @@ enum ScoreCommand: Subcommand {
             .value("user-info", placeholder: "TEXT", help: "Explicit user text."),
             .value("prompt", placeholder: "TEXT", help: "The prompt the candidates answer."),
             .value("input", placeholder: "FILE", help: "JSONL requests ('-' for stdin)."),
+            PrecisionOption.spec,
         ],
         positionals: [.variadic("candidate", help: "Candidate replies.")])
 
@@ -55,9 +56,10 @@ enum ScoreCommand: Subcommand {
     static func scoringFunction(_ arguments: ParsedArguments) throws -> (RankRequest) throws -> [ScoredItem] {
         switch (arguments.string("model"), try arguments.endpoint("server")) {
         case (let model?, nil):
-            let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model))
+            let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model), precision: try arguments.precision())
             return { scorer.score(scorer.preparer.render($0.items)) }
         case (nil, let endpoint?):
+            guard !arguments.isSet("precision") else { throw arguments.usageError("--precision applies to --model; a server has its own") }
             let options = try ClientOptions.settings(arguments)
             let client = try ScoringClient(endpoint: endpoint, timeout: options.timeout, retries: options.retries,
                                            contactTimeout: options.contactTimeout, keys: options.keys)

@@ -36,6 +36,11 @@ public protocol Backbone: AnyObject {
     /// seen are reused; attention scores live one (sequence, head) at a time per worker. Valid
     /// until the next `infer`; independent of `forward`'s activations.
     func infer(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float>
+    /// The number format of `infer`'s matrix products: fp32 unless `useInferencePrecision` chose another.
+    var inferencePrecision: Precision { get }
+    /// Selects `infer`'s precision (`--precision`), preparing the weights for it once, here;
+    /// refuses a precision the CPU does not run natively or the backbone does not implement.
+    func useInferencePrecision(_ precision: Precision) throws
     /// Accumulates parameter gradients from dhidden (N, C) and returns d embeddings (N, C).
     func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float>
     /// Key prefixes under which Hugging Face files may store this backbone's tensors.
@@ -45,6 +50,15 @@ public protocol Backbone: AnyObject {
 }
 
 extension Backbone {
+    /// Backbones without low-precision paths (GPT-2) run fp32 only.
+    public var inferencePrecision: Precision { .fp32 }
+
+    public func useInferencePrecision(_ precision: Precision) throws {
+        guard precision == .fp32 else {
+            throw ModelError("--precision \(precision) is implemented for BERT encoders only; this \(modelType) backbone runs fp32")
+        }
+    }
+
     /// Token embeddings for ids: out (N, C) = wte[ids].
     public func embedTokens(out: UnsafeMutablePointer<Float>, ids: [Int32], parameters: Parameters) {
         ids.withUnsafeBufferPointer { buffer in
@@ -75,14 +89,15 @@ public enum Backbones {
         }
     }
 
-    /// Loads a whole folder: the backbone's own parameters only.
-    public static func load(folder: URL) throws -> LoadedBackbone {
+    /// Loads a whole folder: the backbone's own parameters only, prepared for inference at `precision`.
+    public static func load(folder: URL, precision: Precision = .fp32) throws -> LoadedBackbone {
         var layout = Parameters.Layout()
         let backbone = try make(config: folder.appendingPathComponent("config.json"), layout: &layout)
         let parameters = Parameters(layout)
         backbone.bind(parameters)
         try loadWeights(into: parameters, group: .backbone, prefixes: backbone.weightPrefixes,
                         from: folder.appendingPathComponent("model.safetensors"))
+        try backbone.useInferencePrecision(precision)
         let tokenizer = try loadTokenizer(folder: folder)
         return LoadedBackbone(backbone: backbone, tokenizer: tokenizer, parameters: parameters, folder: folder)
     }

@@ -148,6 +148,19 @@ public final class BertModel: Backbone {
     /// whenever the parameters' version has changed since (loading, an optimizer step).
     private let inferWeights = GrowableBuffer()
     private var inferWeightsVersion: Int?
+    /// `infer`'s precision; at bf16 and int8 the matrices come from `lowPrecisionLayers` instead
+    /// of `inferWeights` (which is then never made).
+    public private(set) var inferencePrecision = Precision.fp32
+    /// Per layer, its four matrices (`InferenceMatrix` order) prepared for `inferencePrecision`;
+    /// remade, like `inferWeights`, when the parameters' version changed.
+    private var lowPrecisionLayers: [[LowPrecisionLinear]] = []
+    private var lowPrecisionVersion: Int?
+    private let inferLowPrecision = GrowableBuffer() // the activations' low-precision copy
+
+    /// A layer's matrices in the order of the forward pass.
+    enum InferenceMatrix: Int, CaseIterable {
+        case qkv, attentionOutput, intermediate, output
+    }
 
     public init(config: BertConfig, layout: inout Parameters.Layout) {
         self.config = config
@@ -239,7 +252,9 @@ public final class BertModel: Backbone {
     /// The same function as `forward(…, training: false)` with nothing kept for a backward pass:
     /// biases, residuals, GELU and LayerNorms are fused into the passes after each sgemm
     /// (x ← LN(x + a·Wo + bo); inner ← gelu(x·Wi + bi); x ← LN(x + inner·Wo2 + bo2)), and the
-    /// matrices are read from their [in, out] copy.
+    /// matrices are read from their [in, out] copy. At bf16 or int8 (`useInferencePrecision`) the
+    /// four products of each layer run on oneDNN's low-precision matmul (`LowPrecisionLinear`);
+    /// everything between them stays fp32.
     public func infer(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
         let (N, C, I, NH) = (batch.tokens, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)
         let eps = config.layerNormEps
@@ -248,27 +263,79 @@ public final class BertModel: Backbone {
         let p = params
         let x = inferX.ensure(N * C), attention = inferAttention.ensure(N * C), dense = inferDense.ensure(N * C)
         let wide = inferWide.ensure(N * max(3 * C, I)), scratch = inferScratch.ensure(Attention.inferenceScratch(batch: batch))
-        let matrices = inferenceMatrices()
-        let perLayer = 4 * C * C + 2 * C * I
+        let project = projection(batchTokens: N)
 
         // Embeddings: LN(inputs + position + token type 0); type 0's row is the LayerNorm's "bias" term.
         Embedding.addPositions(out: x, inp: embeddings, table: p.value(positionEmbeddings), batch: batch, C: C)
         ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: nil, bias: p.value(typeEmbeddings),
                                   weight: p.value(embLNWeight), lnBias: p.value(embLNBias), N: N, C: C, eps: eps)
         for (l, w) in layers.enumerated() {
-            let qkvT = matrices + l * perLayer, attnOutT = qkvT + 3 * C * C, interT = attnOutT + C * C, outT = interT + C * I
-            Linear.forward(out: wide, inp: x, weight: qkvT, bias: p.value(w.qkvBias), N: N, C: C, OC: 3 * C, layout: .inOut)
+            project(l, .qkv, wide, x, p.value(w.qkvBias))
             Attention.infer(out: attention, scratch: scratch, qkv: wide, batch: batch, NH: NH, C: C, causal: false)
-            Linear.forward(out: dense, inp: attention, weight: attnOutT, bias: nil, N: N, C: C, OC: C, layout: .inOut)
+            project(l, .attentionOutput, dense, attention, nil)
             ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: dense, bias: p.value(w.attnOutBias),
                                       weight: p.value(w.ln1Weight), lnBias: p.value(w.ln1Bias), N: N, C: C, eps: eps)
-            Linear.forward(out: wide, inp: x, weight: interT, bias: nil, N: N, C: C, OC: I, layout: .inOut)
+            project(l, .intermediate, wide, x, nil)
             GELU.forwardAddingBias(wide, bias: p.value(w.interBias), N: N, I: I, form: form)
-            Linear.forward(out: dense, inp: wide, weight: outT, bias: nil, N: N, C: I, OC: C, layout: .inOut)
+            project(l, .output, dense, wide, nil)
             ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: dense, bias: p.value(w.outBias),
                                       weight: p.value(w.ln2Weight), lnBias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
         }
         return UnsafePointer(x)
+    }
+
+    /// out (N, out) = inp (N, in) · W (+ bias) for (layer, matrix), at `inferencePrecision`.
+    private func projection(batchTokens N: Int)
+        -> (Int, InferenceMatrix, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?) -> Void {
+        guard inferencePrecision == .fp32 else {
+            let prepared = lowPrecisionMatrices(), scratch = inferLowPrecision
+            return { layer, matrix, out, inp, bias in
+                prepared[layer][matrix.rawValue].forward(out: out, inp: inp, rows: N, bias: bias, scratch: scratch)
+            }
+        }
+        let (C, I) = (config.hiddenSize, config.intermediateSize)
+        let matrices = inferenceMatrices(), perLayer = 4 * C * C + 2 * C * I
+        return { layer, matrix, out, inp, bias in
+            let (offset, inputs, outputs) = self.placement(matrix)
+            Linear.forward(out: out, inp: inp, weight: matrices + layer * perLayer + offset, bias: bias, N: N, C: inputs, OC: outputs,
+                           layout: .inOut)
+        }
+    }
+
+    /// A matrix's offset in a layer's block of `inferWeights`, and its (in, out) sizes.
+    private func placement(_ matrix: InferenceMatrix) -> (offset: Int, inputs: Int, outputs: Int) {
+        let (C, I) = (config.hiddenSize, config.intermediateSize)
+        switch matrix {
+        case .qkv: return (0, C, 3 * C)
+        case .attentionOutput: return (3 * C * C, C, C)
+        case .intermediate: return (4 * C * C, C, I)
+        case .output: return (4 * C * C + C * I, I, C)
+        }
+    }
+
+    public func useInferencePrecision(_ precision: Precision) throws {
+        try precision.requireNative()
+        inferencePrecision = precision
+        lowPrecisionLayers = []
+        lowPrecisionVersion = nil
+        // Prepared now, at load, rather than by the first request.
+        if parameters != nil && precision != .fp32 { _ = lowPrecisionMatrices() }
+    }
+
+    /// Every layer's matrices at `inferencePrecision`, remade when the parameters changed.
+    private func lowPrecisionMatrices() -> [[LowPrecisionLinear]] {
+        let p = params
+        guard lowPrecisionVersion != p.version else { return lowPrecisionLayers }
+        let handles: [(LayerWeights) -> Parameters.Handle] = [\.qkvWeight, \.attnOutWeight, \.interWeight, \.outWeight]
+        lowPrecisionLayers = layers.map { w in
+            InferenceMatrix.allCases.map { matrix in
+                let (_, inputs, outputs) = placement(matrix)
+                return LowPrecisionLinear(weight: p.value(handles[matrix.rawValue](w)), outputs: outputs, inputs: inputs,
+                                          precision: inferencePrecision)
+            }
+        }
+        lowPrecisionVersion = p.version
+        return lowPrecisionLayers
     }
 
     /// The [in, out] copy of every layer's matrices, remade when the parameters changed.

@@ -32,9 +32,11 @@ public final class Scorer {
     }
 
     /// A scorer for a checkpoint folder written by `prm train`; one that `ModelProbe` finds
-    /// cannot score (its scores would all be null) is refused, naming the folder.
-    public convenience init(checkpoint: URL, tokensPerBatch: Int = 8192, cacheEntries: Int = 0, cacheMemory: Int = .max) throws {
-        let (model, users, _) = try ModelProbe.load(checkpoint)
+    /// cannot score (its scores would all be null) is refused, naming the folder. The backbone
+    /// infers at `precision` (`Backbone.useInferencePrecision`).
+    public convenience init(checkpoint: URL, precision: Precision = .fp32, tokensPerBatch: Int = 8192, cacheEntries: Int = 0,
+                            cacheMemory: Int = .max) throws {
+        let (model, users, _) = try ModelProbe.load(checkpoint, precision: precision)
         self.init(model: model, users: users, tokensPerBatch: tokensPerBatch, cacheEntries: cacheEntries, cacheMemory: cacheMemory)
     }
 

@@ -13,11 +13,13 @@ struct LoadedCheckpoint {
     let fingerprint: String
     let loadMs: Double
 
-    /// Loads and fingerprints the checkpoint at `path`; the error names the folder.
-    static func load(_ path: String, id: JSONValue) -> Result<LoadedCheckpoint, WireError> {
+    /// Loads and fingerprints the checkpoint at `path`, its encoder prepared for `precision` (the
+    /// served model's: a reload does not change how the server computes); the error names the folder.
+    static func load(_ path: String, precision: Precision, id: JSONValue) -> Result<LoadedCheckpoint, WireError> {
         let start = Date()
         do {
             let (model, users, _) = try Checkpoint.load(URL(fileURLWithPath: path))
+            try model.backbone.useInferencePrecision(precision)
             return .success(LoadedCheckpoint(path: path, model: model, users: users, fingerprint: ModelFingerprint.of(model, users: users),
                                              loadMs: Date().timeIntervalSince(start) * 1000))
         } catch {

@@ -16,6 +16,8 @@ struct ModelFacts: Sendable {
     /// `ModelFingerprint`, and when the model was loaded (ISO 8601, UTC).
     let fingerprint: String
     let loadedAt: String
+    /// The backbone's inference precision (`--precision`).
+    let precision: String
 
     init(_ model: RewardModel, users: Int, path: String, fingerprint: String) {
         self.path = path
@@ -28,11 +30,12 @@ struct ModelFacts: Sendable {
         maxLength = model.config.maxLength
         hiddenSize = model.backbone.hiddenSize
         template = model.config.template.rawValue
+        precision = model.backbone.inferencePrecision.rawValue
     }
 
     func write(_ w: inout JSONWriter) {
         w.object(["path": path, "backbone": backbone, "aggregator": aggregator, "user_model": userModel,
                   "users": users, "max_length": maxLength, "hidden_size": hiddenSize, "template": template,
-                  "fingerprint": fingerprint, "loaded_at": loadedAt])
+                  "fingerprint": fingerprint, "loaded_at": loadedAt, "precision": precision])
     }
 }

@@ -41,6 +41,7 @@ def test_info(wire: Wire, checkpoint: Path) -> None:
     assert model["users"] == len(users)
     assert model["max_length"] == config["prm"]["max_length"] == 64
     assert model["hidden_size"] == config["hidden_size"]
+    assert model["precision"] == "fp32"
     assert model["backbone"]
     assert info["limits"] == DEFAULT_LIMITS
     assert info["server"]["batch_tokens"] > 0 and info["server"]["cache_entries"] > 0

@@ -139,3 +139,20 @@ def test_sighup_reloads_the_model_folder(two_checkpoints: tuple[Path, Path], tmp
         assert after.known_user and after.model_fingerprint != before.model_fingerprint
     assert server.stop() == 0
     assert "reloading the model from" in server.full_log()
+
+
+def test_a_reload_keeps_the_served_precision(two_checkpoints: tuple[Path, Path], tmp_path: Path) -> None:
+    """A server started at --precision int8 prepares the reloaded checkpoint's encoder for int8 too:
+    the scores after the reload equal a fresh int8 server's on the new checkpoint."""
+    old, new = two_checkpoints
+    candidates = ["Hello.", "Hi there, how can I help?", "Sure."]
+    server = Server(old, tmp_path, ["--precision", "int8", "--user-log", str(tmp_path / "users.jsonl")]).start()
+    with Client(server.endpoint, timeout=60, retries=0) as client:
+        client.reload(str(new))
+        assert client.info()["model"]["precision"] == "int8"
+        reloaded = client.rank("Human: hi\n\nAssistant:", candidates).scores
+    assert server.stop() == 0
+    fresh = Server(new, tmp_path, ["--precision", "int8", "--user-log", str(tmp_path / "fresh.jsonl")]).start()
+    with Client(fresh.endpoint, timeout=60, retries=0) as client:
+        assert client.rank("Human: hi\n\nAssistant:", candidates).scores == reloaded
+    assert fresh.stop() == 0

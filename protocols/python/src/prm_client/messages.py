@@ -119,6 +119,8 @@ class ModelInfo(TypedDict):
     hidden_size: int
     #: How the server writes chat messages as the model's text: ``"hh"`` or ``"plain"``.
     template: str
+    #: The encoder's inference precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (``prm serve --precision``).
+    precision: str
 
 
 class Limits(TypedDict):
