@@ -36,7 +36,7 @@ final class UserAdapterTests: XCTestCase {
     }
 
     /// Accuracy of `user` (and of the generic user) on comparisons.
-    func accuracy(_ model: RewardModel, users: UserTable, user: Int, on data: [EncodedComparison]) -> (adapted: Double, generic: Double) {
+    func accuracy(_ model: RewardModel, user: Int, on data: [EncodedComparison]) -> (adapted: Double, generic: Double) {
         let r = model.forward(data.flatMap { c in
             [RewardInput(user: user, prompt: c.prompt, reply: c.chosen), RewardInput(user: user, prompt: c.prompt, reply: c.rejected),
              RewardInput(user: 0, prompt: c.prompt, reply: c.chosen), RewardInput(user: 0, prompt: c.prompt, reply: c.rejected)]
@@ -44,6 +44,25 @@ final class UserAdapterTests: XCTestCase {
         let n = Double(data.count)
         return (Double(data.indices.filter { r[4 * $0] > r[4 * $0 + 1] }.count) / n,
                 Double(data.indices.filter { r[4 * $0 + 2] > r[4 * $0 + 3] }.count) / n)
+    }
+
+    /// Adds "new-majority" and "new-minority" from their first three comparisons and checks them on
+    /// the rest: the minority newcomer flips, the majority one loses nothing. Returns their indices.
+    func adaptNewcomersFromThreeComparisons(_ adapter: UserAdapter, _ encoded: [EncodedComparison]) throws -> [String: Int] {
+        var indices: [String: Int] = [:]
+        for id in ["new-majority", "new-minority"] {
+            let mine = encoded.filter { $0.userID == id }
+            let index = try adapter.addUser(Array(mine.prefix(3)))
+            indices[id] = index
+            let result = accuracy(adapter.model, user: index, on: Array(mine.dropFirst(3)))
+            if id == "new-minority" {
+                XCTAssertLessThan(result.generic, 0.2, "the generic user sides with the majority")
+                XCTAssertGreaterThan(result.adapted, 0.9, "adapted minority newcomer")
+            } else {
+                XCTAssertGreaterThanOrEqual(result.adapted, result.generic, "a majority newcomer loses nothing")
+            }
+        }
+        return indices
     }
 
     /// Three comparisons flip a minority newcomer; a majority newcomer stays as good as the generic
@@ -54,20 +73,8 @@ final class UserAdapterTests: XCTestCase {
         let adapter = try UserAdapter(model: model, users: users)
         var table = users
         let encoded = EncodedComparison.encode(Self.newcomers, with: InputPreparer(model: model, users: users))
-        var indices: [String: Int] = [:]
-        for id in ["new-majority", "new-minority"] {
-            let mine = encoded.filter { $0.userID == id }
-            let index = try adapter.addUser(Array(mine.prefix(3)))
-            table.add(id, index: index)
-            indices[id] = index
-            let result = accuracy(model, users: table, user: index, on: Array(mine.dropFirst(3)))
-            if id == "new-minority" {
-                XCTAssertLessThan(result.generic, 0.2, "the generic user sides with the majority")
-                XCTAssertGreaterThan(result.adapted, 0.9, "adapted minority newcomer")
-            } else {
-                XCTAssertGreaterThanOrEqual(result.adapted, result.generic, "a majority newcomer loses nothing")
-            }
-        }
+        let indices = try adaptNewcomersFromThreeComparisons(adapter, encoded)
+        for (id, index) in indices { table.add(id, index: index) }
         XCTAssertEqual(model.parameters.values.array, before, "backbone, head and trained users are frozen")
         XCTAssertEqual(model.userModel.users, users.count + 2)
         XCTAssertEqual(indices.values.sorted(), [users.count + 1, users.count + 2])
@@ -91,7 +98,7 @@ final class UserAdapterTests: XCTestCase {
         let adapter = try UserAdapter(model: model, users: users)
         let mine = EncodedComparison.encode(Self.newcomers, with: InputPreparer(model: model, users: users)).filter { $0.userID == "new-minority" }
         let index = try adapter.addUser(Array(mine.prefix(3)))
-        let result = accuracy(model, users: users, user: index, on: Array(mine.dropFirst(3)))
+        let result = accuracy(model, user: index, on: Array(mine.dropFirst(3)))
         XCTAssertLessThan(result.generic, 0.2)
         XCTAssertGreaterThan(result.adapted, 0.8)
         XCTAssertEqual(model.parameters.values.array, before, "only the added row may change")
@@ -277,18 +284,8 @@ final class UserAdapterTests: XCTestCase {
         let before = model.parameters.values.array
         let adapter = try UserAdapter(model: model, users: users)
         let encoded = EncodedComparison.encode(Self.newcomers, with: InputPreparer(model: model, users: users))
-        for id in ["new-majority", "new-minority"] {
-            let mine = encoded.filter { $0.userID == id }
-            let index = try adapter.addUser(Array(mine.prefix(3)))
-            XCTAssertEqual(model.userModel.row(index).map { _ in model.userModel.rowSize }, settings.clusters, "K logits per user")
-            let result = accuracy(model, users: users, user: index, on: Array(mine.dropFirst(3)))
-            if id == "new-minority" {
-                XCTAssertLessThan(result.generic, 0.2, "the generic user sides with the majority")
-                XCTAssertGreaterThan(result.adapted, 0.9, "adapted minority newcomer")
-            } else {
-                XCTAssertGreaterThanOrEqual(result.adapted, result.generic, "a majority newcomer loses nothing")
-            }
-        }
+        _ = try adaptNewcomersFromThreeComparisons(adapter, encoded)
+        XCTAssertEqual(model.userModel.rowSize, settings.clusters, "K logits per user")
         XCTAssertEqual(model.parameters.values.array, before, "centres, backbone, head and trained users are frozen")
         XCTAssertThrowsError(try adapter.refitSeenUsers(EncodedComparison.encode(Self.trained.comparisons, with: adapter.preparer))) { error in
             XCTAssertTrue("\(error)".contains("needs individual users"), "\(error)")

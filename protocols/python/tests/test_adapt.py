@@ -52,6 +52,22 @@ def own_checkpoint(checkpoint: Path, tmp_path: Path) -> Path:
     return copy
 
 
+def assert_offline_adapt_scores_the_same(model: Path, answered: list[Comparison], probes: list[dict[str, Any]],
+                                         live: list[Any], tmp_path: Path) -> None:
+    """`prm adapt` on the answered comparisons, then in-process `prm score`: the live scores of
+    "newcomer" within TOLERANCE."""
+    data = tmp_path / "newcomer.jsonl"
+    data.write_text("".join(json.dumps({"user_id": "newcomer", "prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}) + "\n"
+                            for c in answered), encoding="utf-8")
+    offline = tmp_path / "offline"
+    run = subprocess.run([str(PRM), "adapt", "--model", str(model), "--data", str(data), "--out", str(offline)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for got, want in zip(live, prm_score(offline, probes, tmp_path)):
+        assert want["known_user"] is True
+        assert max(abs(a - b) for a, b in zip(got.scores, want["scores"])) <= TOLERANCE
+
+
 def serve(model: Path, tmp_path: Path, *args: str) -> Server:
     return Server(model, tmp_path, args).start()
 
@@ -77,17 +93,7 @@ def test_adapt_then_rank_equals_offline_prm_adapt_restart_and_merge(own_checkpoi
     assert any(abs(a - b) > 1e-3 for r0, r1 in zip(before, live) for a, b in zip(r0.scores, r1.scores)), "the fit changed nothing"
 
     # The same comparisons through the offline path: prm adapt, then in-process prm score.
-    data = tmp_path / "newcomer.jsonl"
-    data.write_text("".join(json.dumps({"user_id": "newcomer", "prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}) + "\n"
-                            for c in answered), encoding="utf-8")
-    offline = tmp_path / "offline"
-    run = subprocess.run([str(PRM), "adapt", "--model", str(own_checkpoint), "--data", str(data), "--out", str(offline)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    reference = prm_score(offline, probes, tmp_path)
-    for got, want in zip(live, reference):
-        assert want["known_user"] is True
-        assert max(abs(a - b) for a, b in zip(got.scores, want["scores"])) <= TOLERANCE
+    assert_offline_adapt_scores_the_same(own_checkpoint, answered, probes, live, tmp_path)
 
     # A restarted server replays the log and knows the user, with the same scores.
     lines = (own_checkpoint / LOG).read_text(encoding="utf-8").splitlines()
@@ -287,13 +293,4 @@ def test_a_cluster_models_newcomer_is_fitted_live_as_offline(tmp_path: Path, dia
     assert fitted.comparisons == 5 and all(r.known_user for r in live)
     row = json.loads((model / LOG).read_text(encoding="utf-8").splitlines()[-1])["row"]
     assert len(row) == 3, "a cluster user's own row is its 3 mixture logits"
-    data = tmp_path / "newcomer.jsonl"
-    data.write_text("".join(json.dumps({"user_id": "newcomer", "prompt": c.prompt, "chosen": c.chosen, "rejected": c.rejected}) + "\n"
-                            for c in answered), encoding="utf-8")
-    offline = tmp_path / "offline"
-    run = subprocess.run([str(PRM), "adapt", "--model", str(model), "--data", str(data), "--out", str(offline)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr[-3000:]
-    for got, want in zip(live, prm_score(offline, probes, tmp_path)):
-        assert want["known_user"] is True
-        assert max(abs(a - b) for a, b in zip(got.scores, want["scores"])) <= TOLERANCE
+    assert_offline_adapt_scores_the_same(model, answered, probes, live, tmp_path)
