@@ -34,6 +34,7 @@ enum EvalCommand: Subcommand {
             .value("groups", placeholder: "FILE", help: "JSON object: user id -> group label."),
             .value("batch-size", placeholder: "N", help: "Comparisons per forward pass.", default: "16"),
             .value("few-shot", placeholder: "K,...", help: "Also adapt each unseen user on their first K comparisons and score the rest."),
+            PrecisionOption.spec,
         ] + AdaptOptions.all + [
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])
@@ -41,7 +42,7 @@ enum EvalCommand: Subcommand {
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         guard let batchSize = try arguments.int("batch-size") else { throw arguments.usageError("--batch-size has no value") }
         guard batchSize >= 1 else { throw arguments.usageError("--batch-size must be at least 1, got \(batchSize)") }
-        let (model, users, _) = try ModelProbe.load(URL(fileURLWithPath: try arguments.require("model")))
+        let (model, users, _) = try ModelProbe.load(URL(fileURLWithPath: try arguments.require("model")), precision: try arguments.precision())
         let path = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"),
                                              template: model.config.template)

@@ -1,7 +1,7 @@
 import PRMCore
 
 /// `--precision`: the number format of the encoder's inference matrix products, for every
-/// command that scores or embeds (score, embed, serve, bench score).
+/// command that scores or embeds (score, embed, serve, eval, bench score).
 public enum PrecisionOption {
     public static let spec = OptionSpec.value(
         "precision", placeholder: "P",
