@@ -38,6 +38,9 @@ Two one-property diagnostics, lengthpref's shape with q or n in place of length 
 affirming u = −n). They ask whether a reward model can learn the property when it is all that
 matters, which separates "h cannot carry it" from "several properties share too little signal".
     python3 bench/make_stylepref.py --preset questionpref --out runs/diag/questionpref
+
+--train-per-user N gives every seen annotator N training comparisons (a data-quantity diagnostic:
+    python3 bench/make_stylepref.py --train-per-user 128 --out runs/diag/stylepref-x4).
 """
 import argparse
 import json
@@ -121,8 +124,11 @@ def main():
     parser.add_argument("--source", default="data/lengthpref")
     parser.add_argument("--out", help="default: data/PRESET")
     parser.add_argument("--seed", type=int, help="default: the preset's")
+    parser.add_argument("--train-per-user", type=int, help="training comparisons per seen annotator (default: the preset's)")
     args = parser.parse_args()
     preset = PRESETS[args.preset]
+    if args.train_per_user:
+        preset = dict(preset, train=(args.train_per_user, args.train_per_user))
     out = args.out or f"data/{args.preset}"
     rng = random.Random(preset["seed"] if args.seed is None else args.seed)
     pairs = read_pairs(args.source)
