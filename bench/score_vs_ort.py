@@ -55,6 +55,15 @@ def prm_help(prm):
     return run.stdout
 
 
+def without_workdir(report, workdir):
+    """`report` with the scratch folder's path written as <tmp>: recorded commands name no machine path."""
+    if isinstance(report, dict):
+        return {k: without_workdir(v, workdir) for k, v in report.items()}
+    if isinstance(report, list):
+        return [without_workdir(v, workdir) for v in report]
+    return report.replace(workdir, "<tmp>") if isinstance(report, str) else report
+
+
 def run_prm_bench(prm, args, workdir, precision=None):
     """prm's cases (its JSON report) and the token ids they used, or None if prm cannot dump them."""
     usage = prm_help(prm)
@@ -356,6 +365,7 @@ def low_precision(args):
             prm[precision], dumped = run_prm_bench(args.prm, args, workdir, precision)
             inputs = inputs or dumped
         ort = run_ort_bench(args, inputs, workdir, ["--int8"])
+        prm, ort = without_workdir(prm, workdir), without_workdir(ort, workdir)
     rows = []
     for case in prm_cases(prm["fp32"]):
         name = case["case"]
@@ -457,6 +467,7 @@ def main():
         ort_report = run_ort_bench(args, inputs, workdir)
         print("whole process:", flush=True)
         processes = whole_process(args, workdir)
+        prm_report, ort_report, processes = (without_workdir(r, workdir) for r in (prm_report, ort_report, processes))
 
     score = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "others_cpu_share": contention.others(),
              "others_cpu_share_during_prm_bench": prm_others, "command": "python3 bench/score_vs_ort.py " + " ".join(sys.argv[1:]),

@@ -304,7 +304,7 @@ enum BenchScore {
         let fidelity = precision == .fp32 ? nil : try rankingFidelity(
             scorer, checkpoint: checkpoint,
             items: try distinctReplies(data: data, count: replies).map { ScoringItem(userID: user, prompt: prompt, response: $0) })
-        return Ranking(rewardModel: checkpoint.path, note: nil, cases: cases, fidelity: fidelity)
+        return Ranking(rewardModel: checkpoint.relativePath, note: nil, cases: cases, fidelity: fidelity)
     }
 
     /// The first row's prompt and user id (nil when the row has none) of a preference file.

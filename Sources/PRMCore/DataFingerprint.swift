@@ -7,19 +7,15 @@ public struct DataFingerprint: Codable, Equatable, Sendable {
     /// data always gives the same string (the hash `prm train` and `prm sft` have always saved).
     public init<Items: Collection>(_ items: Items, label: (Items.Element) -> String = { _ in "" },
                                    parts: (Items.Element) -> [[Int32]]) {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ value: UInt64) {
-            hash ^= value
-            hash = hash &* 0x100_0000_01b3
-        }
+        var fnv = FNV1a()
         for item in items {
-            for byte in label(item).utf8 { mix(UInt64(byte)) }
+            for byte in label(item).utf8 { fnv.mix(UInt64(byte)) }
             for part in parts(item) {
-                mix(UInt64(part.count))
-                for id in part { mix(UInt64(UInt32(bitPattern: id))) }
+                fnv.mix(UInt64(part.count))
+                for id in part { fnv.mix(UInt64(UInt32(bitPattern: id))) }
             }
         }
         count = items.count
-        fingerprint = String(hash, radix: 16)
+        fingerprint = String(fnv.hash, radix: 16)
     }
 }

@@ -8,18 +8,14 @@ import PRMCore
 /// `adapt` op) are not part of it, since the log names the model they were fitted on.
 public enum ModelFingerprint {
     public static func of(_ model: RewardModel, users: UserTable) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ value: UInt64) {
-            hash ^= value
-            hash = hash &* 0x100_0000_01b3
-        }
+        var fnv = FNV1a()
         let values = model.parameters.values
-        for i in 0..<values.count { mix(UInt64(values.data[i].bitPattern)) }
+        for i in 0..<values.count { fnv.mix(UInt64(values.data[i].bitPattern)) }
         for (id, index) in users.indices.sorted(by: { $0.key < $1.key }) {
-            for byte in id.utf8 { mix(UInt64(byte)) }
-            mix(UInt64(bitPattern: Int64(index)))
+            for byte in id.utf8 { fnv.mix(UInt64(byte)) }
+            fnv.mix(UInt64(bitPattern: Int64(index)))
         }
-        let hex = String(hash, radix: 16)
+        let hex = String(fnv.hash, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

@@ -17,7 +17,7 @@ struct ModelFacts: Sendable {
     let fingerprint: String
     let loadedAt: String
     /// The backbone's inference precision (`--precision`).
-    let precision: String
+    let precision: Precision
 
     init(_ model: RewardModel, users: Int, path: String, fingerprint: String) {
         self.path = path
@@ -30,12 +30,12 @@ struct ModelFacts: Sendable {
         maxLength = model.config.maxLength
         hiddenSize = model.backbone.hiddenSize
         template = model.config.template.rawValue
-        precision = model.backbone.inferencePrecision.rawValue
+        precision = model.backbone.inferencePrecision
     }
 
     func write(_ w: inout JSONWriter) {
         w.object(["path": path, "backbone": backbone, "aggregator": aggregator, "user_model": userModel,
                   "users": users, "max_length": maxLength, "hidden_size": hiddenSize, "template": template,
-                  "fingerprint": fingerprint, "loaded_at": loadedAt, "precision": precision])
+                  "fingerprint": fingerprint, "loaded_at": loadedAt, "precision": precision.rawValue])
     }
 }

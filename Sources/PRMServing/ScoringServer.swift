@@ -168,7 +168,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         let folder = path ?? facts.path
         Log.info("reloading the model from \(folder)")
         let generation = generation
-        let precision = Precision(rawValue: facts.precision) ?? .fp32
+        let precision = facts.precision
         let loader = Thread { [queue] in
             var job = Job(route: route, request: request, items: [], tokens: 0, receivedAt: received, generation: generation)
             job.replacement = UncheckedSendable(LoadedCheckpoint.load(folder, precision: precision, id: request.id))
