@@ -93,6 +93,10 @@ enum TrainCommand: Subcommand {
                    default: "\(d.replyCounts)"),
             .value("silent-counts", placeholder: "E", help: "How many of the reply counts start silent (bias -4) to learn to count "
                    + "rare tokens, a question mark or a refusal; the rest start counting every token.", default: "\(d.silentCounts)"),
+            .value("interactions", placeholder: "M", help: "Width of a shared residual layer on the pooled state, "
+                   + "h + W2 gelu(W1 h + b1), so that a user vector can weigh combinations of what h carries "
+                   + "(longer is better unless the reply refuses); 0: none. " + TrainingSettings.Rationale.interactions,
+                   default: "\(d.interactions)"),
             .value("user-spread", placeholder: "S", help: "Individual users' offsets from the generic user start at S times a random "
                    + "token embedding (0: every user starts as the generic user).", default: text(d.userSpread)),
             .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only). "
@@ -215,6 +219,7 @@ enum TrainCommand: Subcommand {
             : softPromptDefaults ? .reply : .window
         s.template = a.isSet("template") ? try choice(a, "template", TextTemplate.self) : nil
         s.silentCounts = try integer("silent-counts")
+        s.interactions = try integer("interactions")
         s.userSpread = try number("user-spread")
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")

@@ -19,26 +19,29 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     /// K learned log-counts over the reply added to the pooled state (`ReplyCounts`); 0: the
     /// pooled state is the backbone's mean (or last-token) state alone, as before they existed.
     public var replyCounts: Int
+    /// Width M of the shared residual layer on the pooled state (`PooledInteractions`); 0: none.
+    public var interactions: Int
     /// The rows the mean pool reads (bidirectional backbones).
     public var pooling: PoolingSpan
     /// How chat messages become the text the model was trained on.
     public var template: TextTemplate
 
     enum CodingKeys: String, CodingKey {
-        case aggregator, userModel = "user_model", maxLength = "max_length", replyCounts = "reply_counts", pooling, template
+        case aggregator, userModel = "user_model", maxLength = "max_length", replyCounts = "reply_counts", interactions, pooling, template
     }
 
     public init(aggregator: Aggregator, userModel: UserModelConfig, maxLength: Int, replyCounts: Int = 0,
-                pooling: PoolingSpan = .window, template: TextTemplate = .hh) {
+                interactions: Int = 0, pooling: PoolingSpan = .window, template: TextTemplate = .hh) {
         self.aggregator = aggregator
         self.userModel = userModel
         self.maxLength = maxLength
         self.replyCounts = replyCounts
+        self.interactions = interactions
         self.pooling = pooling
         self.template = template
     }
 
-    /// Checkpoints written before reply counts, the pooling span or the template existed have no
+    /// Checkpoints written before reply counts, interactions, the pooling span or the template existed have no
     /// key and pool as they always did. Their template is hh: they were trained on the built-in
     /// hh-rlhf data, the only data before `--template`, and the Python client wrote messages in hh.
     public init(from decoder: Decoder) throws {
@@ -47,6 +50,7 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         userModel = try c.decode(UserModelConfig.self, forKey: .userModel)
         maxLength = try c.decode(Int.self, forKey: .maxLength)
         replyCounts = try c.decodeIfPresent(Int.self, forKey: .replyCounts) ?? 0
+        interactions = try c.decodeIfPresent(Int.self, forKey: .interactions) ?? 0
         pooling = try c.decodeIfPresent(PoolingSpan.self, forKey: .pooling) ?? .window
         template = try c.decodeIfPresent(TextTemplate.self, forKey: .template) ?? .hh
     }
@@ -59,6 +63,7 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         try c.encode(userModel, forKey: .userModel)
         try c.encode(maxLength, forKey: .maxLength)
         if replyCounts > 0 { try c.encode(replyCounts, forKey: .replyCounts) }
+        if interactions > 0 { try c.encode(interactions, forKey: .interactions) }
         if pooling != .window { try c.encode(pooling, forKey: .pooling) }
         if template != .hh { try c.encode(template, forKey: .template) }
     }
@@ -96,6 +101,8 @@ public final class RewardModel {
     let headBias: Parameters.Handle?
     /// The learned log-counts added to the pooled state, when `config.replyCounts` > 0.
     private let replyCounts: ReplyCounts?
+    /// The shared residual layer on the pooled state, when `config.interactions` > 0.
+    private let interactions: PooledInteractions?
 
     /// The sequences and reward queries of the last forward pass, for backward.
     private var plan = ScoringPlan()
@@ -130,6 +137,7 @@ public final class RewardModel {
             throw ModelError("the linear-head aggregator needs exactly 1 user token, got \(config.userModel.tokens)")
         }
         guard config.replyCounts >= 0 else { throw ModelError("reply_counts must be non-negative, got \(config.replyCounts)") }
+        guard config.interactions >= 0 else { throw ModelError("interactions must be non-negative, got \(config.interactions)") }
         let C = backbone.hiddenSize
         userModel = UserModel(config: config.userModel, width: C, layout: &layout)
         if config.aggregator == .softPrompt {
@@ -140,10 +148,12 @@ public final class RewardModel {
             headBias = nil
         }
         replyCounts = config.replyCounts > 0 ? ReplyCounts(counts: config.replyCounts, width: C, layout: &layout) : nil
+        interactions = config.interactions > 0 ? PooledInteractions(hiddenWidth: config.interactions, width: C, layout: &layout) : nil
         parameters = Parameters(layout)
         backbone.bind(parameters)
         userModel.bind(parameters)
         replyCounts?.bind(parameters)
+        interactions?.bind(parameters)
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.config = config
@@ -173,6 +183,7 @@ public final class RewardModel {
             for c in 0..<C { w[c] = rng.nextNormal() / Float(C).squareRoot() }
         }
         replyCounts?.initialize(rng: &rng, silent: initialization.silentCounts)
+        interactions?.initialize(rng: &rng)
     }
 
     // MARK: - Forward and backward
@@ -258,7 +269,8 @@ public final class RewardModel {
     }
 
     /// h (B, C): the mean over each sequence's rows or its reply's (bidirectional, `config.pooling`)
-    /// or its last row (causal), plus the reply counts over the reply's rows when the model has them.
+    /// or its last row (causal), plus the reply counts over the reply's rows when the model has them,
+    /// then the shared interaction layer when it has one.
     /// A sequence's reply starts `replyOffsets[b]` rows in.
     private func pool(_ h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, batch: PackedBatch, replyOffsets: [Int], training: Bool) {
         let C = backbone.hiddenSize
@@ -274,6 +286,7 @@ public final class RewardModel {
         case .causal: RowGather.forward(out: h, inp: hidden, rows: (0..<batch.count).map(batch.lastRow), C: C)
         }
         replyCounts?.add(to: h, hidden: hidden, rows: batch.tokens, spans: replySpans, training: training)
+        interactions?.apply(to: h, rows: batch.count, training: training)
     }
 
     /// Accumulates gradients of L given dL/dreward for each input of the last forward.
@@ -307,6 +320,7 @@ public final class RewardModel {
         let needsInputGradients = backbone.computesParameterGradients || softPromptUsers
         // The input embeddings are no longer needed: their buffer takes d hidden.
         let dHidden = needsInputGradients ? embeddings.zeroed(batch.tokens * C) : nil
+        interactions?.backward(dh: dh)
         replyCounts?.backward(dh: dh, dhidden: dHidden)
         guard let dHidden else { return }
         switch backbone.attending {

@@ -63,6 +63,21 @@ final class RewardModelGradientTests: XCTestCase {
         try check(model, label: "gpt2 linear-head with reply counts")
     }
 
+    /// The shared interaction layer on h, after the reply counts, with both aggregators. Its output
+    /// weights start at zero, so the head group is perturbed first: otherwise the gradient of its
+    /// input weights would be checked only where it is zero.
+    func testPooledInteractions() throws {
+        let folder = try TinyModels.backboneFolder(hidden: 16)
+        for aggregator in Aggregator.allCases {
+            var settings = TinyModels.settings(aggregator, .individual)
+            (settings.replyCounts, settings.interactions) = (2, 6)
+            let model = try TinyModels.rewardModel(settings, users: 3, folder: folder)
+            perturb(model.parameters, group: .user, seed: 11)
+            perturb(model.parameters, group: .head, seed: 13)
+            try check(model, label: "\(aggregator.rawValue) with interactions")
+        }
+    }
+
     /// The mean pool over the reply's rows only, alone and with reply counts, with both aggregators.
     func testReplyPooling() throws {
         let folder = try TinyModels.backboneFolder(hidden: 16)
