@@ -3,12 +3,14 @@
 # whom about a third prefer the SHORTER reply): train a personalized reward model in a few
 # minutes, serve it over ZeroMQ, and rank the same candidate replies for a majority user, a
 # minority user and an unseen user: once with `prm score --server`, once with the Python
-# client's best-of-N wrapper around a generator. Then stop the server with SIGTERM.
+# client's best-of-N wrapper around a generator. Then a real pretrained generator (SmolLM2) writes
+# eight replies and the model picks one for each user. Then stop the server with SIGTERM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PRM=${PRM:-.build/release/prm}
 OUT=${OUT:-runs/demo}
 ENDPOINT=${ENDPOINT:-tcp://127.0.0.1:5555}
+SMOLLM2=${SMOLLM2:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -50,11 +52,22 @@ say "5. best-of-N with the Python client: a generator's samples, each user's pic
 PYTHONPATH=protocols/python/src python3 protocols/python/examples/best_of_n.py --endpoint "$ENDPOINT" \
     --users worker-3 worker-2 someone-new
 
-say "6. stop the server with SIGTERM: it answers what it accepted, then exits 0"
+say "6. a real generator: SmolLM2-135M-Instruct (models/, GGUF) writes 8 replies; the P-RM picks one per user"
+question="I have trouble falling asleep at night. Any tips?"
+"$PRM" generate --policy "$SMOLLM2" --prompt "$question" -n 8 --max-new-tokens 80 --temperature 0.7 --top-p 0.9 --seed 7 \
+    > "$OUT/smollm2.jsonl"
+for user in worker-3 worker-2; do
+    echo "  for $user:"
+    python3 scripts/show.py for-user "$user" < "$OUT/smollm2.jsonl" | "$PRM" score --server "$ENDPOINT" --input - \
+        | tee "$OUT/smollm2-$user.jsonl" | python3 scripts/show.py ranking
+done
+python3 scripts/show.py compare "$OUT/smollm2-worker-3.jsonl" "$OUT/smollm2-worker-2.jsonl"
+
+say "7. stop the server with SIGTERM: it answers what it accepted, then exits 0"
 kill -TERM "$server"
 wait "$server" && echo "  prm serve exited 0"
 trap - EXIT
 
-say "7. per-user accuracy on held-out dialogues (dev: seen users and 10 unseen ones)"
+say "8. per-user accuracy on held-out dialogues (dev: seen users and 10 unseen ones)"
 "$PRM" eval --model "$OUT" --data data/lengthpref/dev.jsonl --groups bench/results/quality/groups.json \
     --json "$OUT/dev-eval.json" | head -n 12
