@@ -47,8 +47,9 @@ enum TrainCommand: Subcommand {
 
         Under Open MPI's mpirun every rank computes its contiguous share of each step's batch (the \
         batches, seed and result are those of one process), gradients are summed with one MPI_Allreduce \
-        a step, and rank 0 alone logs, shows progress and writes --out. --threads is per rank: give \
-        ranks × threads = cores.
+        a step (--allreduce overlapped: one MPI_Iallreduce per BERT layer, started as the backward pass \
+        finishes it), and rank 0 alone logs, shows progress and writes --out. --threads is per rank: \
+        give ranks × threads = cores.
         """,
         options: options)
 
