@@ -164,7 +164,7 @@ public final class PPOTrainer {
             throw PolicyError("reward source \(reward.name) returned \(scores.count) scores (\(scores.filter { !$0.isFinite }.count) not finite) for \(items.count) replies")
         }
         let facts = try ReplyFacts.gather(scores: scores, replies: replies, texts: texts, sequences: sequences, end: policy.format.end,
-                                             shard: shard, ranks: ranks)
+                                          shard: shard, ranks: ranks)
         let scoringSeconds = MonotonicClock.now - clock
 
         // 3. Rewards, advantages, returns.
