@@ -9,6 +9,12 @@ enum DataParallel {
         help: "Compute threads of this process (each rank's under mpirun: ranks × threads = cores). "
             + "Default: the cores, divided among the ranks mpirun starts on this host.")
 
+    static let allreduceOption = OptionSpec.value(
+        "allreduce", placeholder: "MODE",
+        help: "Under mpirun, how the ranks sum each step's gradients: once (one MPI_Allreduce after the backward pass) or "
+            + "overlapped (non-blocking, layer by layer as the BERT backward pass finishes them; README: Training on several ranks).",
+        default: AllreduceMode.once.rawValue)
+
     /// Runs `body` with this process's ranks (`Ranks.single` without mpirun) and its compute
     /// threads set; the threads are restored afterwards (in-process callers, tests, get theirs back).
     static func run<T>(_ arguments: ParsedArguments, _ body: (Ranks) throws -> T) throws -> T {

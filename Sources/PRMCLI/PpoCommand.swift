@@ -34,6 +34,14 @@ enum PpoCommand: Subcommand {
         Example:
           prm ppo --policy runs/sft --reward-model runs/prm --out runs/ppo --groups groups.json
           prm ppo --reward-model runs/prm --out runs/ppo --resume
+          mpirun -np 2 prm ppo --policy runs/sft --reward-model runs/prm --out runs/ppo --threads 1   (2 ranks)
+
+        Under mpirun each rank samples and scores its share of every iteration's --rollouts (the \
+        replies a single process would sample, from the same seeds), and the ranks sum what the \
+        iteration needs (scores, advantage statistics) and every minibatch's gradients, so they \
+        take the single process's updates; rank 0 alone logs and writes --out, and --resume works \
+        with any number of ranks. Every rank scores its replies itself (--reward-model loaded by \
+        each, or each connects to --reward-server).
         """,
         options: [
             .value("policy", placeholder: "DIR", help: "Starting policy (prm sft); also the KL reference unless --reference."),
@@ -66,9 +74,16 @@ enum PpoCommand: Subcommand {
             .value("seed", placeholder: "N", help: "Seed of draws, sampling and minibatch order.", default: "\(defaults.seed)"),
             .value("checkpoint-every", placeholder: "N", help: "Iterations between checkpoints.", default: "\(defaults.checkpointEvery)"),
             .flag("resume", help: "Continue the run saved in --out exactly (its settings, reference and, unless --data is given, its prompts)."),
+            DataParallel.threadsOption,
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output _: inout Out) throws -> Int32 {
+        try DataParallel.run(arguments) { try train(arguments, ranks: $0) }
+    }
+
+    /// The run as one of `ranks`: every rank samples, scores and trains on its share of each
+    /// iteration's replies; rank 0 alone writes --out.
+    static func train(_ arguments: ParsedArguments, ranks: Ranks) throws -> Int32 {
         let run = try TrainingRun<PPOState>(arguments, name: "ppo")
         let settings = try run.settings { try settingsFrom(arguments) }
         let groups = try arguments.string("groups").map(InputFiles.groups) ?? [:]
@@ -90,13 +105,23 @@ enum PpoCommand: Subcommand {
         let reward = try rewardSource(arguments)
 
         let trainer = try PPOTrainer(policy: policy, users: users, reference: reference, referenceUsers: referenceUsers, prompts: prompts,
-                                     reward: reward, settings: settings)
+                                     reward: reward, settings: settings, ranks: ranks)
         trainer.groups = groups
         Log.info("\(prompts.count) (user, prompt) pairs from \(users.count) users; rewards from \(reward.name); "
                  + "\(policy.parameters.count) parameters")
         if let state = run.state {
             try state.restore(into: trainer, from: run.out)
             guard run.continues(at: trainer.iteration, of: settings.iterations, unit: "iteration") else { return 0 }
+        }
+        if ranks.isDistributed {
+            Log.info("rank 0 samples and scores \(ranks.shard(Array(0..<settings.rollouts)).indices.count) of every iteration's "
+                     + "\(settings.rollouts) replies")
+        }
+        // Every rank starts from rank 0's weights; the other ranks sample, score and update and write nothing.
+        try ranks.broadcast(policy.parameters)
+        guard ranks.isLeader else {
+            try trainer.run()
+            return 0
         }
         let (logWriter, progress) = try run.start(remaining: settings.iterations - trainer.iteration, unit: "iter")
         trainer.progress = progress

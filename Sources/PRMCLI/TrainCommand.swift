@@ -47,8 +47,9 @@ enum TrainCommand: Subcommand {
 
         Under Open MPI's mpirun every rank computes its contiguous share of each step's batch (the \
         batches, seed and result are those of one process), gradients are summed with one MPI_Allreduce \
-        a step, and rank 0 alone logs, shows progress and writes --out. --threads is per rank: give \
-        ranks × threads = cores.
+        a step (--allreduce overlapped: one MPI_Iallreduce per BERT layer, started as the backward pass \
+        finishes it), and rank 0 alone logs, shows progress and writes --out. --threads is per rank: \
+        give ranks × threads = cores.
         """,
         options: options)
 
@@ -113,6 +114,7 @@ enum TrainCommand: Subcommand {
                    + TrainingSettings.Rationale.refitPriorScale, default: "\(d.refitPriorScale)"),
             .value("log-every", placeholder: "N", help: "Optimizer steps between log lines.", default: "\(d.logEvery)"),
             DataParallel.threadsOption,
+            DataParallel.allreduceOption,
             .value("limit", placeholder: "N", help: "Use only the first N training comparisons (quick runs)."),
             .flag("resume", help: "Continue the run saved in --out exactly (its settings and, unless --data is given, its data file are reused)."),
             .flag("skip-invalid", help: "Skip invalid data rows (reported with a count) instead of stopping."),
@@ -157,7 +159,8 @@ enum TrainCommand: Subcommand {
         let encodedTrain = try EncodedComparison.encodeChecked(train.comparisons, name: dataFile.path, with: preparer)
         let devName = settings.validationFraction > 0 ? "validation split" : arguments.string("dev") ?? ""
         let encodedDev = try dev.map { try EncodedComparison.encodeChecked($0.comparisons, name: devName, with: preparer) } ?? []
-        let trainer = try Trainer(model: model, users: users, settings: settings, train: encodedTrain, dev: encodedDev, ranks: ranks)
+        let trainer = try Trainer(model: model, users: users, settings: settings, train: encodedTrain, dev: encodedDev, ranks: ranks,
+                                  allreduce: try choice(arguments, "allreduce", AllreduceMode.self))
         if let state = run.state {
             try state.restore(into: trainer, from: run.out)
             // A run stopped between its last epoch and the refit resumes into the refit.

@@ -24,6 +24,11 @@ final class MPILibrary: @unchecked Sendable {
     typealias InitThread = @convention(c) (UnsafeMutablePointer<Int32>?, OpaquePointer?, Int32, UnsafeMutablePointer<Int32>?) -> Int32
     typealias CommQuery = @convention(c) (Handle?, UnsafeMutablePointer<Int32>?) -> Int32
     typealias Allreduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle?, Handle?, Handle?) -> Int32
+    typealias Iallreduce = @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle?, Handle?, Handle?,
+                                           UnsafeMutablePointer<OpaquePointer?>?) -> Int32
+    /// MPI_Waitall(count, requests, MPI_STATUSES_IGNORE (nil in Open MPI)).
+    typealias Waitall = @convention(c) (Int32, UnsafeMutablePointer<OpaquePointer?>?, UnsafeMutableRawPointer?) -> Int32
+    typealias Testall = @convention(c) (Int32, UnsafeMutablePointer<OpaquePointer?>?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?) -> Int32
     typealias Bcast = @convention(c) (UnsafeMutableRawPointer?, Int32, Handle?, Int32, Handle?) -> Int32
     typealias Finalize = @convention(c) () -> Int32
     typealias SetErrhandler = @convention(c) (Handle?, Handle?) -> Int32
@@ -34,6 +39,9 @@ final class MPILibrary: @unchecked Sendable {
     let commRank: CommQuery
     let commSize: CommQuery
     let allreduce: Allreduce
+    let iallreduce: Iallreduce
+    let waitall: Waitall
+    let testall: Testall
     let bcast: Bcast
     let finalize: Finalize
     let setErrhandler: SetErrhandler
@@ -62,6 +70,9 @@ final class MPILibrary: @unchecked Sendable {
         commRank = try function("MPI_Comm_rank", CommQuery.self)
         commSize = try function("MPI_Comm_size", CommQuery.self)
         allreduce = try function("MPI_Allreduce", Allreduce.self)
+        iallreduce = try function("MPI_Iallreduce", Iallreduce.self)
+        waitall = try function("MPI_Waitall", Waitall.self)
+        testall = try function("MPI_Testall", Testall.self)
         bcast = try function("MPI_Bcast", Bcast.self)
         finalize = try function("MPI_Finalize", Finalize.self)
         setErrhandler = try function("MPI_Comm_set_errhandler", SetErrhandler.self)

@@ -84,6 +84,12 @@ public final class Parameters: @unchecked Sendable {
 
     public var count: Int { values.count }
 
+    /// Called by a backbone's backward pass with each range of `grads` it has finished, so that
+    /// a data-parallel step starts summing it over the ranks while the pass goes on
+    /// (`OverlappedSum`). A trainer keeps it set for the step's last backward pass only: an
+    /// earlier micro-batch's pass finishes nothing (the later ones add to the same gradients).
+    public var onGradientsFinished: ((Range<Int>) -> Void)?
+
     /// Changes each time the values are changed as a whole (loading, an optimizer step), so that
     /// copies derived from them (a backbone's inference layout) know when to be remade. Code that
     /// writes values through pointers outside the loaders and the optimizer calls `markChanged()`.

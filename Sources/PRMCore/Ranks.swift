@@ -13,8 +13,9 @@ public final class Ranks: @unchecked Sendable {
     public let rank: Int
     public let size: Int
     private let mpi: MPILibrary?
-    /// Seconds spent in `sum(_: Tensor)` (the gradient allreduce), for the log and the bench.
-    public private(set) var reduceSeconds = 0.0
+    /// Seconds spent summing gradients (`sum(_: Tensor)`, or starting and waiting for an
+    /// `OverlappedSum`), for the log and the bench.
+    public internal(set) var reduceSeconds = 0.0
 
     public static let single = Ranks(rank: 0, size: 1, mpi: nil)
 
@@ -100,6 +101,13 @@ public final class Ranks: @unchecked Sendable {
         }
     }
 
+    /// Starts summing `tensor` over all ranks in segments as a backward pass finishes them
+    /// (`OverlappedSum`, planned from `segments`); nil for one process, which has nothing to sum.
+    public func overlappedSum(_ tensor: Tensor, segments: [Range<Int>]) -> OverlappedSum? {
+        guard let mpi, size > 1 else { return nil }
+        return OverlappedSum(ranks: self, mpi: mpi, tensor: tensor, segments: segments)
+    }
+
     /// Sums each of `values` over all ranks, in place (losses, counts: exact in double up to 2^53).
     public func sum(_ values: inout [Double]) throws {
         guard let mpi, size > 1 else { return }
@@ -107,6 +115,18 @@ public final class Ranks: @unchecked Sendable {
         try values.withUnsafeMutableBufferPointer { buffer in
             try mpi.check(mpi.allreduce(MPILibrary.inPlace, buffer.baseAddress, count, mpi.double, mpi.sum, mpi.commWorld), "MPI_Allreduce")
         }
+    }
+
+    /// Every rank's `rows` (`width` values per example of its `shard`) joined in the global
+    /// batch's order, on every rank: each rank places its rows in a zeroed buffer of the whole
+    /// batch and the buffers are summed, which is exact (x + 0 = x) and needs no gather call.
+    public func gather(_ rows: [Double], of shard: BatchShard, width: Int) throws -> [Double] {
+        precondition(rows.count == shard.indices.count * width, "\(width) values per example of the shard")
+        guard isDistributed else { return rows }
+        var all = [Double](repeating: 0, count: shard.total * width)
+        all.replaceSubrange(shard.offset * width..<(shard.offset + shard.indices.count) * width, with: rows)
+        try sum(&all)
+        return all
     }
 
     /// Replaces the weights on every rank with rank 0's.

@@ -85,10 +85,20 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
     public var onLog: ((Entry) -> Void)? { get { loop.onLog } set { loop.onLog = newValue } }
     public var progress: ProgressBar? { get { loop.progress } set { loop.progress = newValue } }
 
-    public init(plan: StepPlan, update: GuardedUpdate, logEvery: Int, ranks: Ranks = .single) {
+    /// How the gradients are summed over the ranks, and for `.overlapped` the segments the
+    /// backward pass reports (`Backbone.gradientSegments`).
+    let allreduce: AllreduceMode
+    let segments: [Range<Int>]
+    /// Whether the first overlapped step has said how much of the sum it overlapped.
+    private var overlapReported = false
+
+    public init(plan: StepPlan, update: GuardedUpdate, logEvery: Int, ranks: Ranks = .single,
+                allreduce: AllreduceMode = .once, segments: [Range<Int>] = []) {
         self.plan = plan
         self.update = update
         self.ranks = ranks
+        self.allreduce = allreduce
+        self.segments = segments
         self.logEvery = logEvery
     }
 
@@ -124,8 +134,7 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
         optimizer.parameters.zeroGrad()
         try loop.run(done: { optimizer.step }, end: end, unit: {
             let step = optimizer.step
-            let outcome = try accumulate(ranks.shard(batches.indices(step: step)), step).summed(over: ranks)
-            try ranks.sum(optimizer.parameters.grads)
+            let outcome = try accumulateAndSum(accumulate, step: step, batches: &batches)
             window += outcome
             total += outcome
             let norm = try update.apply(loss: Float(outcome.meanLoss), label: "step \(step + 1)")
@@ -142,5 +151,30 @@ public final class StepLoop<Loss: BinaryFloatingPoint, Entry> {
             window = .zero
             return next
         }, summary: summary, checkpointDue: plan.endsEpoch, beforeCheckpoint: beforeCheckpoint, checkpoint: checkpoint)
+    }
+
+    /// This rank's shard of step `step`, then the gradients and the outcome summed over the ranks:
+    /// with `.overlapped`, the gradient segments' sums start during the backward pass. The
+    /// gradients are complete before the outcome's sum starts, so every rank starts its
+    /// collectives in the same order even when its shard is empty.
+    func accumulateAndSum(_ accumulate: (BatchShard, Int) throws -> Outcome, step: Int, batches: inout EpochBatches) throws -> Outcome {
+        let parameters = optimizer.parameters
+        let shard = ranks.shard(batches.indices(step: step))
+        guard allreduce == .overlapped, let overlapped = ranks.overlappedSum(parameters.grads, segments: segments) else {
+            let outcome = try accumulate(shard, step)
+            try ranks.sum(parameters.grads)
+            return try outcome.summed(over: ranks)
+        }
+        parameters.onGradientsFinished = { overlapped.finished($0) }
+        defer { parameters.onGradientsFinished = nil }
+        let outcome = try accumulate(shard, step)
+        let startedDuringBackward = overlapped.started
+        try overlapped.finish()
+        if !overlapReported {
+            overlapReported = true
+            Log.info("gradient allreduce overlapped with the backward pass: \(startedDuringBackward) of \(overlapped.pieces) "
+                     + "segments started before it ended")
+        }
+        return try outcome.summed(over: ranks)
     }
 }

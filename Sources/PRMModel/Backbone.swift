@@ -42,7 +42,12 @@ public protocol Backbone: AnyObject {
     /// refuses a precision the CPU does not run natively or the backbone does not implement.
     func useInferencePrecision(_ precision: Precision) throws
     /// Accumulates parameter gradients from dhidden (N, C) and returns d embeddings (N, C).
+    /// A backbone that lists `gradientSegments` reports each through
+    /// `Parameters.onGradientsFinished` as soon as the pass has finished it.
     func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float>
+    /// The ranges of the gradient buffer `backward` finishes one after the other and reports, in
+    /// that order (BERT: its layers, top down); empty for a backbone that reports none.
+    var gradientSegments: [Range<Int>] { get }
     /// Key prefixes under which Hugging Face files may store this backbone's tensors.
     var weightPrefixes: [String] { get }
     /// The Hugging Face config describing this backbone, encoded into checkpoints' config.json.
@@ -50,6 +55,10 @@ public protocol Backbone: AnyObject {
 }
 
 extension Backbone {
+    /// Backbones that do not report finished gradients: a data-parallel step sums them all after
+    /// the backward pass.
+    public var gradientSegments: [Range<Int>] { [] }
+
     /// Backbones without low-precision paths (GPT-2) run fp32 only.
     public var inferencePrecision: Precision { .fp32 }
 

@@ -356,6 +356,17 @@ public final class BertModel: Backbone {
         return UnsafePointer(matrices)
     }
 
+    /// Its layers' ranges, top down: the order `backward` finishes them.
+    public var gradientSegments: [Range<Int>] {
+        computesParameterGradients ? layers.reversed().map(gradientRange) : []
+    }
+
+    /// A layer's tensors in the flat buffer: declared consecutively, query weight to LN2 bias.
+    func gradientRange(of layer: LayerWeights) -> Range<Int> {
+        let last = params.entry(layer.ln2Bias)
+        return params.entry(layer.qkvWeight).offset..<(last.offset + last.count)
+    }
+
     public func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float> {
         let (N, C, I, NH) = (batch.tokens, config.hiddenSize, config.intermediateSize, config.numAttentionHeads)
         let p = params
@@ -398,6 +409,7 @@ public final class BertModel: Backbone {
             Attention.backward(dqkv: dqkv, dout: dAttention, qkv: a.qkv.data, probs: a.probs.data, batch: batch, NH: NH, C: C)
             Linear.backward(dinp: dInput, dweight: g(w.qkvWeight), dbias: g(w.qkvBias), dout: dqkv, inp: input,
                             weight: p.value(w.qkvWeight), N: N, C: C, OC: 3 * C)
+            if weights { p.onGradientsFinished?(gradientRange(of: w)) }
         }
         // Embedding LayerNorm, then the sum's position and type tables.
         let dSum = dA.zeroed(N * C)

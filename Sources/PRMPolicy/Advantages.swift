@@ -1,4 +1,5 @@
 import Foundation
+import PRMCore
 
 /// Generalised advantage estimation (Schulman et al. 2016, "High-Dimensional Continuous Control
 /// Using Generalized Advantage Estimation", eq. 16) over one reply, a trajectory that ends with
@@ -30,6 +31,22 @@ public enum Whitening {
         let n = Double(x.count)
         let mean = x.reduce(0.0) { $0 + Double($1) } / n
         let variance = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / n
+        standardise(&x, mean: mean, variance: variance, shiftMean: shiftMean)
+    }
+
+    /// The same over the union of every rank's `x` (each rank holds its share and whitens it):
+    /// the count and sum, then the squared deviations from their mean, are summed over the ranks.
+    public static func whiten(_ x: inout [Float], over ranks: Ranks, shiftMean: Bool = true) throws {
+        var sums = [Double(x.count), x.reduce(0.0) { $0 + Double($1) }]
+        try ranks.sum(&sums)
+        guard sums[0] > 1 else { return }
+        let mean = sums[1] / sums[0]
+        var squares = [x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) }]
+        try ranks.sum(&squares)
+        standardise(&x, mean: mean, variance: squares[0] / sums[0], shiftMean: shiftMean)
+    }
+
+    private static func standardise(_ x: inout [Float], mean: Double, variance: Double, shiftMean: Bool) {
         let scale = 1 / (variance.squareRoot() + 1e-8)
         for i in x.indices { x[i] = Float((Double(x[i]) - mean) * scale + (shiftMean ? 0 : mean)) }
     }

@@ -50,9 +50,12 @@ public final class PPOObjective {
         self.valueCoefficient = valueCoefficient
     }
 
-    /// The loss of `samples`; with `backward`, gradients of L accumulate into the policy's (scaled by `scale`).
+    /// The loss of `samples`; with `backward`, gradients of L accumulate into the policy's. The
+    /// gradients are of the losses summed over the samples' tokens divided by `meanOver` (default:
+    /// their own token count; a rank's share of a minibatch divides by the whole minibatch's, so
+    /// the ranks' gradients sum to the minibatch's mean). The statistics are these samples' means.
     @discardableResult
-    public func evaluate(_ samples: [PPOSample], backward: Bool, scale: Float = 1) -> PPOLossStatistics {
+    public func evaluate(_ samples: [PPOSample], backward: Bool, meanOver tokens: Int? = nil) -> PPOLossStatistics {
         let outputs = policy.forward(samples.map(\.sequence), training: backward)
         let (R, V) = (outputs.rows, policy.vocabularySize)
         var statistics = PPOLossStatistics()
@@ -75,8 +78,9 @@ public final class PPOObjective {
         statistics.tokens = R
         guard backward else { return statistics }
         var dlogp = [Float](repeating: 0, count: R), dvalues = [Float](repeating: 0, count: R)
-        let policyWeight = [Float](repeating: scale / Float(R), count: R)
-        let valueWeight = [Float](repeating: scale * valueCoefficient / Float(R), count: R)
+        let normaliser = Float(tokens ?? R)
+        let policyWeight = [Float](repeating: 1 / normaliser, count: R)
+        let valueWeight = [Float](repeating: valueCoefficient / normaliser, count: R)
         ClippedPolicyLoss.backward(dlogp: &dlogp, dlosses: policyWeight, logp: logp, oldLogp: oldLogp, advantages: advantages,
                                    epsilon: clipRange, N: R)
         ClippedValueLoss.backward(dvalues: &dvalues, dlosses: valueWeight, values: outputs.values, oldValues: oldValues, returns: returns,

@@ -31,9 +31,10 @@ public final class Trainer {
     public private(set) var refit: SeenUserRefit?
 
     /// `ranks`: the data-parallel ranks sharing every step's batch and the epoch-end evaluation
-    /// (`Ranks.single` alone).
+    /// (`Ranks.single` alone); `allreduce`: how they sum the gradients.
     public init(model: RewardModel, users: UserTable, settings: TrainingSettings,
-                train: [EncodedComparison], dev: [EncodedComparison] = [], ranks: Ranks = .single) throws {
+                train: [EncodedComparison], dev: [EncodedComparison] = [], ranks: Ranks = .single,
+                allreduce: AllreduceMode = .once) throws {
         try settings.validate()
         guard !train.isEmpty else { throw TrainingError("no training comparisons") }
         self.model = model
@@ -54,7 +55,8 @@ public final class Trainer {
         ])
         optimizer.weightDecay = settings.weightDecay
         let update = GuardedUpdate(optimizer: optimizer, maxNorm: settings.gradientClip, advice: "Lower --lr/--user-lr or check the data")
-        loop = Loop(plan: plan, update: update, logEvery: settings.logEvery, ranks: ranks)
+        loop = Loop(plan: plan, update: update, logEvery: settings.logEvery, ranks: ranks, allreduce: allreduce,
+                    segments: model.backbone.gradientSegments)
     }
 
     /// Runs optimizer steps from the optimizer's current step to `untilStep` (default: the end),
@@ -139,7 +141,11 @@ public final class Trainer {
     func accumulateGradients(_ batch: [EncodedComparison], step: Int, offset: Int = 0, total batchTotal: Int? = nil) -> Loop.Outcome {
         var total = Loop.Outcome(loss: 0, count: batch.count, tokens: 0)
         let scale = 1 / Float(batchTotal ?? batch.count)
+        let finished = model.parameters.onGradientsFinished
+        defer { model.parameters.onGradientsFinished = finished }
         for micro in stride(from: 0, to: batch.count, by: settings.microBatch) {
+            // Only the last micro-batch's backward pass finishes gradients; the earlier ones' are added to.
+            model.parameters.onGradientsFinished = micro + settings.microBatch >= batch.count ? finished : nil
             // Masks are a function of (seed, step, the micro-batch's place in the global batch): a
             // resumed run draws the same ones, and so do ranks whose shards start on a micro-batch.
             model.backbone.hiddenDropout.seed = settings.seed &+ UInt64(step) &* 0x1_0000 &+ UInt64(offset + micro)

@@ -46,6 +46,18 @@ extension XCTestCase {
         return url
     }
 
+    /// A tiny policy trained for one step by the real `prm sft`.
+    func tinyPolicy() throws -> URL {
+        let out = try scratchFolder("prm-policy").appendingPathComponent("sft")
+        let sft = PRM.run("sft", "--out", out.path, "--limit", "8", "--epochs", "1", "--batch-size", "16", "--layers", "1",
+                          "--heads", "2", "--embedding", "16", "--positions", "96", "--user-tokens", "2",
+                          "--data", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/train.jsonl").path,
+                          "--dev", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/dev.jsonl").path,
+                          "--tokenizer", TestSupport.repoRoot.appendingPathComponent("data/policy/tokenizer.json").path)
+        assertSucceeded(sft)
+        return out
+    }
+
     /// A reward model trained for one epoch by the real `prm train` on a `TinyBert` and synthetic
     /// comparisons (4 users, the last preferring short replies), in `folder`.
     func trainTinyRewardModel(in folder: URL, comparisonsPerUser: Int) throws -> (checkpoint: URL, comparisons: [Comparison]) {

@@ -10,18 +10,6 @@ import PRMTraining
 /// prm generate (and prm ppo's failures) through the real commands: the output `prm score` reads,
 /// and one-line errors for bad inputs.
 final class PolicyCommandTests: XCTestCase {
-    /// A tiny policy trained for one step by the real `prm sft`.
-    func tinyPolicy() throws -> URL {
-        let out = try scratchFolder("prm-policy").appendingPathComponent("sft")
-        let sft = PRM.run("sft", "--out", out.path, "--limit", "8", "--epochs", "1", "--batch-size", "16", "--layers", "1",
-                          "--heads", "2", "--embedding", "16", "--positions", "96", "--user-tokens", "2",
-                          "--data", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/train.jsonl").path,
-                          "--dev", TestSupport.repoRoot.appendingPathComponent("data/lengthpref/dev.jsonl").path,
-                          "--tokenizer", TestSupport.repoRoot.appendingPathComponent("data/policy/tokenizer.json").path)
-        assertSucceeded(sft)
-        return out
-    }
-
     /// A tiny reward model trained for one epoch by the real `prm train` on synthetic comparisons.
     func tinyRewardModel() throws -> URL {
         try trainTinyRewardModel(in: try scratchFolder("prm-policy-rm"), comparisonsPerUser: 6).checkpoint

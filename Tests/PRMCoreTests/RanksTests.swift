@@ -24,6 +24,22 @@ final class RanksTests: XCTestCase {
         }
     }
 
+    /// The overlapped sum's plan: the reported segments in their order, then the gaps they leave
+    /// in ascending order, every element once.
+    func testTheOverlappedPlanIsTheSegmentsThenTheirGaps() {
+        XCTAssertEqual(OverlappedSum.plan([20..<30, 10..<20], count: 40), [20..<30, 10..<20, 0..<10, 30..<40])
+        XCTAssertEqual(OverlappedSum.plan([], count: 7), [0..<7])
+        XCTAssertEqual(OverlappedSum.plan([0..<7], count: 7), [0..<7])
+        let plan = OverlappedSum.plan([50..<60, 30..<50, 5..<9], count: 64)
+        XCTAssertEqual(plan.flatMap { Array($0) }.sorted(), Array(0..<64))
+    }
+
+    /// A single process's gather is its own rows.
+    func testASingleProcessGathersItsOwnRows() throws {
+        let shard = Ranks.single.shard([4, 5, 6])
+        XCTAssertEqual(try Ranks.single.gather([1, 2, 3, 4, 5, 6], of: shard, width: 2), [1, 2, 3, 4, 5, 6])
+    }
+
     /// A process on its own is rank 0 of 1 and leads; its collectives change nothing.
     func testASingleProcessIsItsOwnLeaderAndItsSumsAreItsValues() throws {
         let single = Ranks.single
