@@ -152,14 +152,16 @@ public final class RewardModel {
     }
 
     /// A new reward model on a pretrained Hugging Face backbone folder: backbone weights loaded,
-    /// user model and head freshly initialised.
+    /// user model and head freshly initialised, except that a sequence-classification folder's
+    /// `score` head becomes the generic user's (`ClassificationHead`).
     public static func pretrained(backbone folder: URL, config: RewardModelConfig, seed: UInt64,
                                   initialization: FreshInitialization = FreshInitialization()) throws -> RewardModel {
         let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
                                     tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
-        try Backbones.loadWeights(into: model.parameters, group: .backbone, prefixes: model.backbone.weightPrefixes,
-                                  from: folder.appendingPathComponent("model.safetensors"))
+        let weights = folder.appendingPathComponent("model.safetensors")
+        try Backbones.loadWeights(into: model.parameters, group: .backbone, prefixes: model.backbone.weightPrefixes, from: weights)
         model.initializeUserModelAndHead(seed: seed, initialization: initialization)
+        _ = try ClassificationHead.adopt(from: weights, into: model)
         return model
     }
 
