@@ -66,7 +66,8 @@ enum TrainCommand: Subcommand {
                    + "(whole prompts with all their comparisons, so the held-back texts are new, as a test set's are).",
                    default: d.validationSplit.rawValue),
             .value("out", placeholder: "DIR", help: "Checkpoint folder (required)."),
-            .value("backbone", placeholder: "DIR", help: "Pretrained Hugging Face folder.", default: ModelLocator.searchOrder),
+            .value("backbone", placeholder: "DIR", help: "Pretrained Hugging Face folder (model_type bert, gpt2, llama, mistral, qwen2, qwen3), "
+                   + "or a llama GGUF file (SmolLM2; weights dequantized to fp32, its tokenizer saved as tokenizer.json).", default: ModelLocator.searchOrder),
             .value("user-model", placeholder: "KIND", help: "uniform | individual | cluster.", default: d.userModel.rawValue),
             .value("aggregator", placeholder: "KIND", help: "soft-prompt | linear-head. \(TrainingSettings.Rationale.aggregator)", default: d.aggregator.rawValue),
             .value("user-tokens", placeholder: "N", help: "T_u, user tokens per user (default: 1 with linear-head, "

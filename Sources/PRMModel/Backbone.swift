@@ -94,7 +94,10 @@ public enum Backbones {
         switch type {
         case "bert": return try BertModel(config: HFConfig.decode(BertConfig.self, from: url).validated(url), layout: &layout)
         case "gpt2": return try GPT2Model(config: HFConfig.decode(GPT2Config.self, from: url).validated(url), layout: &layout)
-        default: throw ModelError(file: url, "unknown architecture model_type '\(type)' (supported: bert, gpt2)")
+        case _ where LlamaConfig.modelTypes.contains(type):
+            return try LlamaBackbone(config: HFConfig.decode(LlamaConfig.self, from: url).validated(url), layout: &layout)
+        default:
+            throw ModelError(file: url, "unknown architecture model_type '\(type)' (supported: \((["bert", "gpt2"] + LlamaConfig.modelTypes).joined(separator: ", ")))")
         }
     }
 
@@ -116,12 +119,12 @@ public enum Backbones {
     }
 
     /// GPT-2/BERT-style random initialisation for training from scratch and for tests:
-    /// matrices and embeddings normal(0, 0.02), LayerNorm gains 1, biases 0.
+    /// matrices and embeddings normal(0, 0.02), LayerNorm and RMSNorm gains 1, biases 0.
     public static func initializeRandomly(_ parameters: Parameters, group: Parameters.Group = .backbone, seed: UInt64) {
         var rng = RandomSource(seed: seed)
         for entry in parameters.entries where entry.group == group {
             let values = parameters.values.data + entry.offset
-            let isGain = entry.shape.count == 1 && (entry.name.contains("LayerNorm.weight") || entry.name.contains("ln_"))
+            let isGain = entry.shape.count == 1 && (entry.name.contains("LayerNorm.weight") || entry.name.contains("ln_") || entry.name.hasSuffix("norm.weight"))
                 && entry.name.hasSuffix(".weight")
             for i in 0..<entry.count {
                 values[i] = entry.shape.count >= 2 ? 0.02 * rng.nextNormal() : (isGain ? 1 : 0)

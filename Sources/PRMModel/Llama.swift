@@ -34,7 +34,13 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         case maxPositionEmbeddings = "max_position_embeddings", tieWordEmbeddings = "tie_word_embeddings"
         case attentionBias = "attention_bias", hiddenAct = "hidden_act", bosTokenID = "bos_token_id", eosTokenID = "eos_token_id"
         case ropeScaling = "rope_scaling", slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window"
-        case mlpBias = "mlp_bias"
+        case mlpBias = "mlp_bias", ropeParameters = "rope_parameters"
+    }
+
+    /// transformers ≥ 5 writes RoPE's settings as one object instead of `rope_theta`/`rope_scaling`.
+    private struct RopeParameters: Decodable {
+        let rope_type: String?
+        let rope_theta: Double?
     }
 
     public init(modelType: String, vocabSize: Int, hiddenSize: Int, intermediateSize: Int, numHiddenLayers: Int,
@@ -77,6 +83,14 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
             }
         }
         try refuseUnlessNull(.ropeScaling, "rope_scaling is not implemented (only plain RoPE)")
+        if c.contains(.ropeParameters), try !c.decodeNil(forKey: .ropeParameters) {
+            let rope = try c.decode(RopeParameters.self, forKey: .ropeParameters)
+            guard (rope.rope_type ?? "default") == "default" else {
+                throw DecodingError.dataCorruptedError(forKey: .ropeParameters, in: c,
+                                                       debugDescription: "rope_type '\(rope.rope_type ?? "")' is not implemented (only plain RoPE)")
+            }
+            ropeTheta = rope.rope_theta ?? ropeTheta
+        }
         if modelType == "mistral" || modelType.hasPrefix("qwen") {
             let slides = try modelType == "mistral" || (c.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false)
             if slides { try refuseUnlessNull(.slidingWindow, "sliding-window attention is not implemented") }
@@ -124,20 +138,15 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
 /// A Llama-family causal decoder (pre-RMSNorm, RoPE in Hugging Face's rotate-half convention,
 /// grouped-query attention, SwiGLU MLP), Hugging Face tensor names, weights (out, in).
 /// Inference only: a prompt extends a `KVCache` (`extend`), and the samples of a prompt decode
-/// together over its shared cache (`decodeStep`); training forward/backward is not implemented.
+/// together over its shared cache (`decodeStep`); training forward/backward is `LlamaBackbone`'s.
 public final class LlamaModel {
     public let config: LlamaConfig
     public let parameters: Parameters
 
-    struct LayerWeights {
-        let inputNorm, q, k, v, o, postNorm, gate, up, down: Parameters.Handle
-        let qBias, kBias, vBias, qNorm, kNorm: Parameters.Handle?
-    }
-
     public let embeddings: Parameters.Handle
     let finalNorm: Parameters.Handle
     let lmHead: Parameters.Handle?
-    let layers: [LayerWeights]
+    let layers: [LlamaWeights.Layer]
 
     // Inference buffers reused by every layer and call, sized by the largest batch seen.
     private let x = GrowableBuffer()         // (N, C) the residual stream
@@ -151,27 +160,9 @@ public final class LlamaModel {
     /// The tensor names of a Hugging Face checkpoint, declared in a fresh parameter buffer.
     public init(config: LlamaConfig) {
         self.config = config
-        let (C, I, Q, K, D) = (config.hiddenSize, config.intermediateSize, config.queryWidth, config.keyWidth, config.headDim)
         var layout = Parameters.Layout()
-        embeddings = layout.add("model.embed_tokens.weight", [config.vocabSize, C])
-        layers = (0..<config.numHiddenLayers).map { l in
-            let p = "model.layers.\(l)."
-            func optional(_ name: String, _ shape: [Int], _ present: Bool) -> Parameters.Handle? { present ? layout.add(p + name, shape) : nil }
-            return LayerWeights(
-                inputNorm: layout.add(p + "input_layernorm.weight", [C]),
-                q: layout.add(p + "self_attn.q_proj.weight", [Q, C]), k: layout.add(p + "self_attn.k_proj.weight", [K, C]),
-                v: layout.add(p + "self_attn.v_proj.weight", [K, C]), o: layout.add(p + "self_attn.o_proj.weight", [C, Q]),
-                postNorm: layout.add(p + "post_attention_layernorm.weight", [C]),
-                gate: layout.add(p + "mlp.gate_proj.weight", [I, C]), up: layout.add(p + "mlp.up_proj.weight", [I, C]),
-                down: layout.add(p + "mlp.down_proj.weight", [C, I]),
-                qBias: optional("self_attn.q_proj.bias", [Q], config.attentionBias),
-                kBias: optional("self_attn.k_proj.bias", [K], config.attentionBias),
-                vBias: optional("self_attn.v_proj.bias", [K], config.attentionBias),
-                qNorm: optional("self_attn.q_norm.weight", [D], config.queryKeyNorm),
-                kNorm: optional("self_attn.k_norm.weight", [D], config.queryKeyNorm))
-        }
-        finalNorm = layout.add("model.norm.weight", [C])
-        lmHead = config.tieWordEmbeddings ? nil : layout.add("lm_head.weight", [config.vocabSize, C])
+        let weights = LlamaWeights(config: config, layout: &layout, prefix: "model.", languageModelHead: true)
+        (embeddings, layers, finalNorm, lmHead) = (weights.embeddings, weights.layers, weights.finalNorm, weights.lmHead)
         parameters = Parameters(layout)
     }
 
@@ -295,54 +286,5 @@ public final class LlamaModel {
         }
         RMSNorm.forward(out: h, inp: x, weight: p.value(finalNorm), N: N, C: C, eps: eps)
         return UnsafePointer(h)
-    }
-}
-
-/// RMSNorm as Hugging Face's `LlamaRMSNorm`: out = weight · x / sqrt(mean(x²) + eps), per row
-/// (in place allowed). Inference only: the Llama backward pass is not implemented yet.
-enum RMSNorm {
-    static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, N: Int, C: Int, eps: Float) {
-        for n in 0..<N {
-            let (row, result) = (inp + n * C, out + n * C)
-            var sum: Float = 0
-            for i in 0..<C { sum += row[i] * row[i] }
-            let scale = 1 / (sum / Float(C) + eps).squareRoot()
-            for i in 0..<C { result[i] = weight[i] * (row[i] * scale) }
-        }
-    }
-}
-
-/// RoPE in Hugging Face's rotate-half convention: in each head, element i < D/2 pairs with
-/// i + D/2 and both turn by position · base^(−2i/D).
-struct RotaryTable {
-    let cos: [Float], sin: [Float]
-    let half: Int
-
-    init(positions: [Int32], headSize D: Int, base: Double) {
-        half = D / 2
-        var cos = [Float](repeating: 0, count: positions.count * half), sin = cos
-        for (n, position) in positions.enumerated() {
-            for i in 0..<half {
-                let angle = Double(position) * pow(base, -Double(2 * i) / Double(D))
-                cos[n * half + i] = Float(Foundation.cos(angle))
-                sin[n * half + i] = Float(Foundation.sin(angle))
-            }
-        }
-        (self.cos, self.sin) = (cos, sin)
-    }
-
-    /// Rotates the first `heads` heads of each row (the queries, then the keys).
-    func apply(_ rows: UnsafeMutablePointer<Float>, rows N: Int, rowStride: Int, heads: Int) {
-        for n in 0..<N {
-            for h in 0..<heads {
-                let x = rows + n * rowStride + h * 2 * half
-                for i in 0..<half {
-                    let (a, b) = (x[i], x[i + half])
-                    let (c, s) = (cos[n * half + i], sin[n * half + i])
-                    x[i] = a * c - b * s
-                    x[i + half] = b * c + a * s
-                }
-            }
-        }
     }
 }

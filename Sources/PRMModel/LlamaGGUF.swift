@@ -14,9 +14,16 @@ extension LlamaModel {
     public static let ggufArchitectures = ["llama"]
 
     public static func load(gguf file: GGUFFile) throws -> LlamaModel {
-        let config = try ggufConfig(file)
-        let model = LlamaModel(config: config)
-        let p = model.parameters
+        let model = LlamaModel(config: try ggufConfig(file))
+        try readWeights(file, into: model.parameters, embeddings: model.embeddings, layers: model.layers, finalNorm: model.finalNorm,
+                        lmHead: model.lmHead, config: model.config)
+        return model
+    }
+
+    /// Reads the file's tensors into the handles of a model declared for its config (`LlamaModel`'s
+    /// or `LlamaBackbone`'s), q and k rows put back in Hugging Face's order.
+    static func readWeights(_ file: GGUFFile, into p: Parameters, embeddings: Parameters.Handle, layers: [LlamaWeights.Layer],
+                            finalNorm: Parameters.Handle, lmHead: Parameters.Handle?, config: LlamaConfig) throws {
         func read(_ name: String, _ handle: Parameters.Handle, unpermuteHeads heads: Int? = nil) throws {
             let entry = p.entry(handle)
             let destination = p.value(handle)
@@ -24,8 +31,8 @@ extension LlamaModel {
             if let heads { unpermute(destination, rows: entry.shape[0], columns: entry.shape[1], heads: heads) }
         }
         do {
-            try read("token_embd.weight", model.embeddings)
-            for (l, w) in model.layers.enumerated() {
+            try read("token_embd.weight", embeddings)
+            for (l, w) in layers.enumerated() {
                 let b = "blk.\(l)."
                 try read(b + "attn_norm.weight", w.inputNorm)
                 try read(b + "attn_q.weight", w.q, unpermuteHeads: config.numAttentionHeads)
@@ -37,13 +44,12 @@ extension LlamaModel {
                 try read(b + "ffn_up.weight", w.up)
                 try read(b + "ffn_down.weight", w.down)
             }
-            try read("output_norm.weight", model.finalNorm)
-            if let head = model.lmHead { try read("output.weight", head) }
+            try read("output_norm.weight", finalNorm)
+            if let lmHead { try read("output.weight", lmHead) }
         } catch let error as GGUFError {
             throw ModelError(error.description, cause: nil)
         }
         p.markChanged()
-        return model
     }
 
     /// The config from `<arch>.*` metadata; tied embeddings when the file has no `output.weight`.

@@ -117,15 +117,24 @@ public final class RewardModel {
     private let inferRows = GrowableBuffer(), inferPooled = GrowableBuffer(), prefixRows = GrowableBuffer()
 
     /// Declares backbone, user model and head in one layout; weights are loaded or initialised by the caller.
-    public init(backboneConfig: URL, tokenizerFile: URL, config: RewardModelConfig) throws {
-        let tokenizer = try TokenizerLoader.load(contentsOf: tokenizerFile)
-        tokenizerJSON = try HFConfig.readFile(tokenizerFile)
+    public convenience init(backboneConfig: URL, tokenizerFile: URL, config: RewardModelConfig) throws {
         var layout = Parameters.Layout()
         let backbone = try Backbones.make(config: backboneConfig, layout: &layout)
+        try self.init(backbone: backbone, layout: layout, describedBy: backboneConfig, tokenizerJSON: try HFConfig.readFile(tokenizerFile),
+                      from: tokenizerFile, config: config)
+    }
+
+    /// The user model and head declared after a backbone already in `layout`; `tokenizerJSON`'s
+    /// errors name `tokenizerFile`, a mismatch with the backbone names `backboneOrigin` too.
+    init(backbone: any Backbone, layout: Parameters.Layout, describedBy backboneOrigin: URL, tokenizerJSON: Data, from tokenizerFile: URL,
+         config: RewardModelConfig) throws {
+        var layout = layout
+        let tokenizer = try TokenizerLoader.load(data: tokenizerJSON, origin: tokenizerFile.path)
+        self.tokenizerJSON = tokenizerJSON
         // An id past the embedding table would read (and, training, write) outside it.
         guard tokenizer.vocabularySize <= backbone.vocabularySize else {
             throw ModelError(file: tokenizerFile, "the tokenizer has \(tokenizer.vocabularySize) ids but the backbone's vocab_size "
-                             + "(\(backboneConfig.lastPathComponent)) is \(backbone.vocabularySize): the two files do not belong together")
+                             + "(\(backboneOrigin.lastPathComponent)) is \(backbone.vocabularySize): the two files do not belong together")
         }
         guard config.maxLength > config.userModel.tokens + tokenizer.specialTokensPerSequence + 1 else {
             throw ModelError("max length \(config.maxLength) leaves no room for text after \(config.userModel.tokens) user tokens")
@@ -161,15 +170,19 @@ public final class RewardModel {
                              userTokens: config.aggregator == .softPrompt ? config.userModel.tokens : 0, tokenizer: tokenizer)
     }
 
-    /// A new reward model on a pretrained Hugging Face backbone folder: backbone weights loaded,
-    /// user model and head freshly initialised.
+    /// A new reward model on a pretrained Hugging Face backbone folder (or a Llama GGUF file,
+    /// `pretrained(gguf:…)`): backbone weights loaded,
+    /// user model and head freshly initialised, except that a sequence-classification folder's
+    /// `score` head becomes the generic user's (`ClassificationHead`).
     public static func pretrained(backbone folder: URL, config: RewardModelConfig, seed: UInt64,
                                   initialization: FreshInitialization = FreshInitialization()) throws -> RewardModel {
+        if folder.pathExtension == "gguf" { return try pretrained(gguf: folder, config: config, seed: seed, initialization: initialization) }
         let model = try RewardModel(backboneConfig: folder.appendingPathComponent("config.json"),
                                     tokenizerFile: folder.appendingPathComponent("tokenizer.json"), config: config)
-        try Backbones.loadWeights(into: model.parameters, group: .backbone, prefixes: model.backbone.weightPrefixes,
-                                  from: folder.appendingPathComponent("model.safetensors"))
+        let weights = folder.appendingPathComponent("model.safetensors")
+        try Backbones.loadWeights(into: model.parameters, group: .backbone, prefixes: model.backbone.weightPrefixes, from: weights)
         model.initializeUserModelAndHead(seed: seed, initialization: initialization)
+        _ = try ClassificationHead.adopt(from: weights, into: model)
         return model
     }
 

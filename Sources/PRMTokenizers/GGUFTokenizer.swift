@@ -14,7 +14,7 @@ public struct GGUFTokenizer: Sendable {
     public let addsBOS: Bool
 
     /// llama.cpp's token types (llama-vocab.h `llama_token_type`).
-    private static let control = 3, userDefined = 4
+    static let control = 3, userDefined = 4
 
     /// `tokenizer.ggml.pre` values whose split llama.cpp defines as one of the pipelines here.
     static let preTokenizers: [String: @Sendable () -> any PreTokenizer] = [

@@ -54,6 +54,12 @@ public enum TokenizerLoader {
         } catch {
             throw TokenizerError(.unreadable, file: file, problem: "cannot read: \(error.localizedDescription)")
         }
+        return try load(data: data, origin: file)
+    }
+
+    /// Loads the bytes of a `tokenizer.json` (one a GGUF file's metadata was written out as);
+    /// errors name `origin`.
+    public static func load(data: Data, origin file: String) throws -> any Tokenizer {
         do {
             let sections = try JSONDecoder().decode(TokenizerFile.self, from: data)
             return try PretrainedTokenizer(sections)

@@ -74,9 +74,9 @@ final class ModelErrorTests: XCTestCase {
     func testUnknownModelType() throws {
         let folder = try modelFolder(without: "config.json")
         var config = try miniLMJSON("config.json")
-        config["model_type"] = "llama"
+        config["model_type"] = "falcon"
         try write(config, to: folder.appendingPathComponent("config.json"))
-        try assertBothCommandsFail(folder, file: "config.json", problem: ["model_type 'llama'", "supported: bert, gpt2"])
+        try assertBothCommandsFail(folder, file: "config.json", problem: ["model_type 'falcon'", "supported: bert, gpt2, llama, mistral, qwen2, qwen3"])
     }
 
     func testUnigramTokenizer() throws {

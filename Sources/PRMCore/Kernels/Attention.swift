@@ -47,32 +47,39 @@ public enum Attention {
                                 qkv: UnsafePointer<Float>, probs: UnsafePointer<Float>,
                                 batch: PackedBatch, NH: Int, C: Int) {
         let hs = C / NH
-        let scale = 1 / Float(hs).squareRoot()
         Parallel.forEach(batch.count * NH) { item in
             let (b, h) = (item / NH, item % NH)
-            let T = batch.lengths[b]
-            guard T > 0 else { return }
             let row = batch.starts[b]
-            let q = qkv + row * 3 * C + h * hs, k = q + C, v = q + 2 * C
-            let dq = dqkv + row * 3 * C + h * hs, dk = dq + C, dv = dq + 2 * C
-            let dO = dout + row * C + h * hs
-            let P = probs + batch.probsOffset(b, head: h, heads: NH)
-            let dP = UnsafeMutablePointer<Float>.allocate(capacity: T * T)
-            defer { dP.deallocate() }
-            // dP = dO · Vᵀ ; dV += Pᵀ · dO
-            BLAS.gemm(transB: true, m: T, n: T, k: hs, a: dO, lda: C, b: v, ldb: 3 * C, beta: 0, c: dP, ldc: T)
-            BLAS.gemm(transA: true, m: T, n: hs, k: T, a: P, lda: T, b: dO, ldb: C, beta: 1, c: dv, ldc: 3 * C)
-            // dS = P ⊙ (dP − ⟨dP, P⟩_row) · scale (softmax backward, with the score scale folded in)
-            for i in 0..<T {
-                let p = P + i * T, d = dP + i * T
-                var dot: Float = 0
-                for j in 0..<T { dot += p[j] * d[j] }
-                for j in 0..<T { d[j] = p[j] * (d[j] - dot) * scale }
-            }
-            // dQ += dS · K ; dK += dSᵀ · Q
-            BLAS.gemm(m: T, n: hs, k: T, a: dP, lda: T, b: k, ldb: 3 * C, beta: 1, c: dq, ldc: 3 * C)
-            BLAS.gemm(transA: true, m: T, n: hs, k: T, a: dP, lda: T, b: q, ldb: 3 * C, beta: 1, c: dk, ldc: 3 * C)
+            let q = qkv + row * 3 * C + h * hs
+            headBackward(dq: dqkv + row * 3 * C + h * hs, dout: dout + row * C + h * hs, ldo: C, q: q, k: q + C, v: q + 2 * C, ld: 3 * C,
+                         probs: probs + batch.probsOffset(b, head: h, heads: NH), T: batch.lengths[b], hs: hs)
         }
+    }
+
+    /// One head's self-attention backward over T rows (masked keys have probability 0): accumulates dq, and dk, dv at the
+    /// same offsets from dq as k and v are from q (rows of stride `ld` in both), from dout (T, hs)
+    /// and the forward pass's probs (T, T).
+    public static func headBackward(dq: UnsafeMutablePointer<Float>, dout dO: UnsafePointer<Float>, ldo: Int,
+                                    q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, ld: Int,
+                                    probs P: UnsafePointer<Float>, T: Int, hs: Int) {
+        guard T > 0 else { return }
+        let scale = 1 / Float(hs).squareRoot()
+        let dk = dq + (k - q), dv = dq + (v - q)
+        let dP = UnsafeMutablePointer<Float>.allocate(capacity: T * T)
+        defer { dP.deallocate() }
+        // dP = dO · Vᵀ ; dV += Pᵀ · dO
+        BLAS.gemm(transB: true, m: T, n: T, k: hs, a: dO, lda: ldo, b: v, ldb: ld, beta: 0, c: dP, ldc: T)
+        BLAS.gemm(transA: true, m: T, n: hs, k: T, a: P, lda: T, b: dO, ldb: ldo, beta: 1, c: dv, ldc: ld)
+        // dS = P ⊙ (dP − ⟨dP, P⟩_row) · scale (softmax backward, with the score scale folded in)
+        for i in 0..<T {
+            let p = P + i * T, d = dP + i * T
+            var dot: Float = 0
+            for j in 0..<T { dot += p[j] * d[j] }
+            for j in 0..<T { d[j] = p[j] * (d[j] - dot) * scale }
+        }
+        // dQ += dS · K ; dK += dSᵀ · Q
+        BLAS.gemm(m: T, n: hs, k: T, a: dP, lda: T, b: k, ldb: ld, beta: 1, c: dq, ldc: ld)
+        BLAS.gemm(transA: true, m: T, n: hs, k: T, a: dP, lda: T, b: q, ldb: ld, beta: 1, c: dk, ldc: ld)
     }
 
     /// One head: out (Tq, hs) = softmax(q kᵀ / √hs, masked) · v, writing probs (Tq, Tk).
