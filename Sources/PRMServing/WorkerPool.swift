@@ -69,6 +69,13 @@ final class WorkerPool: FrontDoorBackend {
             door.answer(WireError(.shuttingDown, "the proxy's drain timeout expired before a worker answered this request", id: request.id),
                         op: request.op, route: request.route)
         }
+        if let current = roll?.current { router.resume(current.worker) }
+        finishRoll(door, error: roll?.failure("the proxy's drain timeout expired during the rolling reload"))
+        for gather in gathers {
+            door.answer(WireError(.shuttingDown, "the proxy's drain timeout expired before every worker answered users", id: gather.id),
+                        op: .users, route: gather.route)
+        }
+        gathers = []
     }
 
     // MARK: - Workers
@@ -182,6 +189,10 @@ final class WorkerPool: FrontDoorBackend {
                         op: request.op, route: request.route)
         }
         lostRequests = []
+        // A worker that drained and left the pool during its turn was never dropped.
+        if let current = roll?.current, router.workers[current.worker] == nil, pendingRollFailure == nil {
+            pendingRollFailure = "worker \(Self.name(current.worker)) left the pool during its reload"
+        }
         if let problem = pendingRollFailure {
             pendingRollFailure = nil
             roll?.lost(now: now)
