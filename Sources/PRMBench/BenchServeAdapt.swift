@@ -32,7 +32,9 @@ struct AdaptStreamResults: Codable {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("prm-bench-adapt-\(ProcessInfo.processInfo.processIdentifier)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let (endpoint, server) = try BenchServe.startServer(folder, cacheEntries: ServerSettings().cacheEntries) { settings in
+        // No h cache: the second phase ranks the first's texts again, and the adapts reuse them;
+        // with a cache both would be served from it and the phases would not compare.
+        let (endpoint, server) = try BenchServe.startServer(folder, cacheEntries: 0) { settings in
             settings.userLog = scratch.appendingPathComponent("users.jsonl")
             // The stream is the load under test: no rate limit or user cap ends it early.
             settings.adaptsPerMinute = .max
