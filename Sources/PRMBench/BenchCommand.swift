@@ -30,7 +30,8 @@ public enum BenchCommand: Subcommand {
           serve     the ZeroMQ service on a checkpoint (--model DIR from prm train): latency of one \
         client (wire + JSON + queueing against compute), --clients concurrent clients against \
         in-process batched throughput, and one candidate set ranked for --users users with and \
-        without the h cache; the HTTP front door on the same server: one rank over HTTP against \
+        without the h cache; rank p50/p99 of --clients clients alone and beside a client adapting \
+        new users back to back (adapt op, 4 comparisons each), same server; the HTTP front door on the same server: one rank over HTTP against \
         ZeroMQ (p50/p95), and 64 HTTP clients sending one sample each against the same samples as \
         64-item ZeroMQ score requests, with batch statistics; then deployments as processes: one server, the proxy with one worker \
         and with two single-threaded workers, against 1-32 concurrent clients, N = 1-64 candidates, \

@@ -15,7 +15,8 @@ import PRMServing
 /// - throughput: C concurrent clients against the in-process batched throughput of the same
 ///   requests through the `Scorer` (the ceiling a server can reach);
 /// - cache: one candidate set ranked for U users, with the h cache and without;
-/// - the HTTP front door against ZeroMQ on the same server (`HTTPFrontDoorResults`).
+/// - the HTTP front door against ZeroMQ on the same server (`HTTPFrontDoorResults`);
+/// - rank latency with and without a client adapting users continuously (`AdaptStreamResults`).
 /// The server is started in this process on a loopback port (or `--endpoint` measures a running
 /// one), and sgemm is measured in the same run so every figure has its hardware reference.
 enum BenchServe {
@@ -79,6 +80,8 @@ enum BenchServe {
         var http: HTTPFrontDoorResults?
         /// Deployments as processes (servers started by this run only).
         var topologies: TopologyResults?
+        /// Rank latency with and without a concurrent adapt stream (servers started by this run only).
+        var adaptStream: AdaptStreamResults?
     }
 
     struct Workload {
@@ -90,7 +93,7 @@ enum BenchServe {
                     data: URL, quick: Bool, binary: URL?, output: URL?) throws -> Report {
         guard let folder else { throw CLIError("bench serve needs --model DIR (a checkpoint from prm train) to score in process") }
         let deployments = endpoint == nil && binary != nil
-        let progress = ProgressBar(total: 6 + (deployments ? TopologyResults.caseCount(quick: quick) : 0), label: "bench serve", unit: "case")
+        let progress = ProgressBar(total: 7 + (deployments ? TopologyResults.caseCount(quick: quick) : 0), label: "bench serve", unit: "case")
         let peak = BenchKernels.measureGemm(m: 4096, n: 1536, k: 384, repeats: 3)
         progress.advance(by: 1, extra: String(format: "sgemm %.0f GFLOP/s", peak))
 
@@ -120,9 +123,12 @@ enum BenchServe {
         // The cache case needs two servers that differ only in the cache; a server given by
         // --endpoint is whatever it is, so the case runs only on servers started here.
         var cache: Cache?
+        var adaptStream: AdaptStreamResults?
         if endpoint == nil {
             cache = try measureCache(folder, request: workload.requests[0], users: users, knownUsers: inProcess.users)
             progress.advance(by: 1, extra: String(format: "cache %.0f× faster", cache?.speedup ?? 0))
+            adaptStream = try AdaptStreamResults.measure(folder, workload: workload, clients: clients)
+            progress.advance(by: 1, extra: String(format: "adapt stream: rank p99 %.2f×", adaptStream?.p99Ratio ?? 0))
         }
         var topologies: TopologyResults?
         if deployments, let binary {
@@ -140,7 +146,8 @@ enum BenchServe {
                             model: folder.relativePath, endpoint: endpoint ?? "in-process server on loopback", candidates: candidates,
                             meanReplyTokens: Double(workload.replyTokens.reduce(0, +)) / Double(max(workload.replyTokens.count, 1)),
                             meanSequenceTokens: sequenceTokens, sgemmPeakGflops: peak,
-                            latency: latency, throughput: throughput, cache: cache, http: http, topologies: topologies)
+                            latency: latency, throughput: throughput, cache: cache, http: http, topologies: topologies,
+                            adaptStream: adaptStream)
         if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
@@ -180,12 +187,14 @@ enum BenchServe {
     }
 
     /// A server in this process on a loopback port; `http`: with the HTTP front door on another.
-    static func startServer(_ folder: URL, cacheEntries: Int, http: Bool = false) throws -> (String, BackgroundServer?) {
+    static func startServer(_ folder: URL, cacheEntries: Int, http: Bool = false,
+                            configure: (inout ServerSettings) -> Void = { _ in }) throws -> (String, BackgroundServer?) {
         var settings = ServerSettings()
         settings.bind = "tcp://127.0.0.1:0"
         settings.http = http ? HTTPSettings(address: "127.0.0.1:0") : nil
         settings.cacheEntries = cacheEntries
         settings.modelPath = folder.path
+        configure(&settings)
         let scorer = try Scorer(checkpoint: folder, tokensPerBatch: settings.batchTokens, cacheEntries: cacheEntries)
         let server = try BackgroundServer(try ScoringServer(scorer: scorer, settings: settings))
         return (server.endpoint, server)
@@ -266,6 +275,7 @@ enum BenchServe {
                              c.users, c.uncachedSeconds, c.cachedSeconds, c.speedup, 100 * c.hitRate), ""]
         }
         if let h = r.http { lines.append(h.markdown()) }
+        if let a = r.adaptStream { lines.append(a.markdown()) }
         if let t = r.topologies { lines.append(t.markdown()) }
         return lines.joined(separator: "\n")
     }

@@ -34,6 +34,10 @@ enum AdaptCommand: Subcommand {
         last logged fit, exactly as the server used it. --data may then be left out. A torn or \
         malformed line is reported and skipped.
 
+        The users of --data get score statistics in the checkpoint's training record (their \
+        scores on their comparisons, as prm train records them for its users; prm serve measures \
+        drift from them); users merged from a log get none.
+
         Cluster users (linear head): a new user is a mixture of the trained centres, and only \
         their K mixture logits are fitted, by the same regularised fit (prior from the trained \
         users' logits, centred on user 0's). Uniform user models have nothing per user to fit; \
@@ -71,7 +75,7 @@ enum AdaptCommand: Subcommand {
         var users = loadedUsers
         var record = try RewardModelRecord(training, in: modelDir)
         var added: [RewardModelRecord.AddedUser] = []
-        if merge { added += try mergeLog(arguments, modelDir: modelDir, into: model, users: &users, output: &out) }
+        if merge { added += try mergeLog(arguments, modelDir: modelDir, into: model, users: &users, record: &record, output: &out) }
         if let path = arguments.string("data") {
             added += try adapt(path, arguments, settings: settings, model: model, users: &users, record: &record, output: &out)
         } else if !merge {
@@ -126,13 +130,19 @@ enum AdaptCommand: Subcommand {
             added.append(RewardModelRecord.AddedUser(userID: id, index: index, comparisons: mine.count))
             out.write("\(id)\t\(index)\t\(mine.count) comparisons\n")
         }
+        // The users of --data, fitted or refitted: their statistics are now these.
+        let measured = Evaluator(model: model, users: users, batchSize: 64).scoreStatistics(encoded)
+        record.scoreStatistics = (record.scoreStatistics ?? ScoreStatistics()).merging(measured)
         return added
     }
 
     /// Applies every line of the user log (a later fit of a user replaces an earlier one) and
     /// returns the users it added.
+    /// The log holds fits, not comparisons: its users get no score statistics, and a trained
+    /// user it refitted loses the ones it had (a server then measures drift from what it serves).
     private static func mergeLog<Out: TextOutputStream>(_ arguments: ParsedArguments, modelDir: URL, into model: RewardModel,
-                                                       users: inout UserTable, output out: inout Out) throws -> [RewardModelRecord.AddedUser] {
+                                                       users: inout UserTable, record: inout RewardModelRecord,
+                                                       output out: inout Out) throws -> [RewardModelRecord.AddedUser] {
         let log = arguments.string("user-log").map { UserLog(URL(fileURLWithPath: $0)) } ?? UserLog(beside: modelDir)
         guard FileManager.default.fileExists(atPath: log.url.path) else { throw CLIError("--merge: no user log at \(log.url.path)") }
         let reading = try log.read(final: true)
@@ -143,7 +153,10 @@ enum AdaptCommand: Subcommand {
         for record in others { Log.warning("user log: user \(record.userID) was fitted on model \(record.model), this is \(fingerprint); skipped") }
         for problem in UserLog.apply(mine, to: model.userModel, users: &users) { Log.warning("user log: \(problem)") }
         var last: [String: UserLog.Record] = [:]
-        for r in mine { last[r.userID] = r }
+        for r in mine {
+            last[r.userID] = r
+            record.scoreStatistics?.users[r.userID] = nil
+        }
         let added = users.indices.keys.filter { !known.contains($0) }.sorted().map { id in
             RewardModelRecord.AddedUser(userID: id, index: users.index(of: id), comparisons: last[id]?.fit.n ?? 0)
         }

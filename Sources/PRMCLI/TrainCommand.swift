@@ -33,6 +33,11 @@ enum TrainCommand: Subcommand {
         --no-refit-seen skips the stage). The checkpoint is rewritten with the refitted vectors \
         and a "refit_seen" record (fit before and after, held-out accuracy before and after).
 
+        Last, every user's training comparisons are scored by the final model and the checkpoint \
+        records each user's count, mean score, the standard deviation of those means and the mean \
+        spread |r(chosen) - r(rejected)| ("score_statistics"): prm serve's per-user health measures \
+        drift from them (README: Per-user health).
+
         The defaults are the recipe chosen on a validation split of lengthpref's train.jsonl \
         (bench/recipe.sh, bench/results/recipe) and then tested once on dev.jsonl and on a second \
         preference set over three seeds (bench/quality.sh, bench/results/quality).
@@ -191,8 +196,10 @@ enum TrainCommand: Subcommand {
                               refit.users, refit.priorScale, refit.before.accuracy, refit.after.accuracy, refit.before.meanLoss, refit.after.meanLoss)
             if let before = refit.heldOutBefore, let after = refit.heldOutAfter { line += String(format: "; held-out acc %.3f -> %.3f", before, after) }
             Log.info(line)
-            try TrainingState.save(trainer, dataFile: dataFile.absolute, to: run.out)
         }
+        trainer.recordScoreStatistics()
+        Log.info("recorded the score statistics of \(trainer.scoreStatistics?.users.count ?? 0) users on their training comparisons")
+        try TrainingState.save(trainer, dataFile: dataFile.absolute, to: run.out)
         run.finish(progress)
         return 0
     }

@@ -186,6 +186,9 @@ final class FrontDoor {
         }
     }
 
+    /// The backend's facts changed (a worker's READY payload after a reload).
+    func announce(_ facts: [UInt8]) { transport.announce(facts) }
+
     // MARK: - Replies
 
     /// Answers `error` on `route`, counted under `op` (nil: the request was too broken to have one).

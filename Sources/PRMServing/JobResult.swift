@@ -1,4 +1,5 @@
 import PRMCore
+import PRMModel
 import PRMScoring
 
 /// What the compute thread made of one job, handed back to the I/O thread: the scores and what
@@ -24,6 +25,7 @@ struct JobResult: Sendable {
         let adaptable: Bool
         let previous: String
         let loadMs: Double
+        let statistics: ScoreStatistics?
     }
 
     /// What a job computed: scores, or an adapt's fit.

@@ -12,16 +12,20 @@ struct LoadedCheckpoint {
     let users: UserTable
     let fingerprint: String
     let loadMs: Double
+    /// Its training-time score statistics (nil: it records none).
+    let statistics: ScoreStatistics?
 
     /// Loads and fingerprints the checkpoint at `path`, its encoder prepared for `precision` (the
     /// served model's: a reload does not change how the server computes); the error names the folder.
     static func load(_ path: String, precision: Precision, id: JSONValue) -> Result<LoadedCheckpoint, WireError> {
         let start = Date()
         do {
-            let (model, users, _) = try Checkpoint.load(URL(fileURLWithPath: path))
+            let folder = URL(fileURLWithPath: path)
+            let (model, users, training) = try Checkpoint.load(folder)
             try model.backbone.useInferencePrecision(precision)
+            let statistics = try ScoreStatistics.recorded(in: training, of: folder)
             return .success(LoadedCheckpoint(path: path, model: model, users: users, fingerprint: ModelFingerprint.of(model, users: users),
-                                             loadMs: Date().timeIntervalSince(start) * 1000))
+                                             loadMs: Date().timeIntervalSince(start) * 1000, statistics: statistics))
         } catch {
             return .failure(WireError(.reloadFailed, "\(path): \(error); the model served keeps serving", id: id))
         }

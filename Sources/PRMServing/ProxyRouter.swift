@@ -13,7 +13,11 @@ struct ProxyRouter {
         var lastHeard: Double
         var lastSent: Double
         var draining = false
+        /// Out of routing while a rolling reload reloads it (`RollingReload`).
+        var paused = false
         var served = 0
+        /// Its place in the order workers joined (a rolling reload's order).
+        var joined = 0
     }
 
     /// A client's `rank` or `score`, passed to workers unchanged.
@@ -45,8 +49,14 @@ struct ProxyRouter {
         self.expiry = expiry
     }
 
-    /// Workers that take new requests.
+    /// Workers that take new requests, or will once a rolling reload is done with them.
     var alive: [Worker] { workers.values.filter { !$0.draining } }
+    /// Workers that take new requests now (not draining, not paused).
+    var routable: [Worker] { workers.values.filter { !$0.draining && !$0.paused } }
+    /// The most workers ever paused at once (a rolling reload pauses one: this says so).
+    private(set) var maxPaused = 0
+    /// The fewest workers routable while one was paused (nil: none was ever paused).
+    private(set) var minRoutableWhilePaused: Int?
 
     // MARK: - Requests
 
@@ -67,9 +77,16 @@ struct ProxyRouter {
         // A resent request can be answered by the worker taken for dead before it goes out again.
         while let token = waiting.first, pending[token] == nil { waiting.removeFirst() }
         guard let token = waiting.first, let request = pending[token] else { return nil }
-        let free = workers.values.filter { !$0.draining && $0.inFlight.count < $0.slots && now - $0.lastHeard <= expiry }
+        let free = workers.values.filter { !$0.draining && !$0.paused && $0.inFlight.count < $0.slots && now - $0.lastHeard <= expiry }
         guard let worker = free.min(by: { ($0.inFlight.count, $0.served) < ($1.inFlight.count, $1.served) }) else { return nil }
         return (token, request, worker.identity)
+    }
+
+    /// A token for a message of the proxy's own to a worker (a rolling reload's, a gathered
+    /// `users`), drawn from the same sequence so that no reply can be taken for another's.
+    mutating func reserveToken() -> UInt64 {
+        defer { nextToken += 1 }
+        return nextToken
     }
 
     /// The request `nextAssignment` chose went out to `identity`.
@@ -126,7 +143,7 @@ struct ProxyRouter {
     mutating func ready(_ identity: [UInt8], slots: Int, model: JSONValue?, now: Double) -> Bool {
         let isNew = workers[identity] == nil
         if isNew { workersSeen += 1 }
-        var worker = workers[identity] ?? Worker(identity: identity, slots: slots, lastHeard: now, lastSent: now)
+        var worker = workers[identity] ?? Worker(identity: identity, slots: slots, lastHeard: now, lastSent: now, joined: workersSeen)
         worker.slots = slots
         worker.model = model
         worker.lastHeard = now
@@ -136,6 +153,16 @@ struct ProxyRouter {
 
     mutating func heard(from identity: [UInt8], now: Double) { workers[identity]?.lastHeard = now }
     mutating func sent(to identity: [UInt8], now: Double) { workers[identity]?.lastSent = now }
+
+    /// Takes a worker out of routing (its requests in flight are still answered) or puts it back.
+    mutating func pause(_ identity: [UInt8]) {
+        guard workers[identity] != nil else { return }
+        workers[identity]?.paused = true
+        maxPaused = max(maxPaused, workers.values.filter(\.paused).count)
+        minRoutableWhilePaused = min(minRoutableWhilePaused ?? .max, routable.count)
+    }
+
+    mutating func resume(_ identity: [UInt8]) { workers[identity]?.paused = false }
 
     /// The worker said DISCONNECT: it gets no new requests and leaves once it holds none.
     mutating func startDraining(_ identity: [UInt8]) {

@@ -32,8 +32,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     private var facts: ModelFacts
     private var generation = 0
     private var adaptable: Bool
-    /// Served scores per user (I/O thread only).
-    private var health = UserHealth()
+    /// Served scores per user, and their training-time statistics (I/O thread only).
+    private var health: UserHealth
     /// A reload is loading or switching (I/O thread only): one at a time.
     private var reloading = false
     /// When the adapts of the last minute were accepted (I/O thread only).
@@ -66,11 +66,27 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         liveUsers = LiveUsers(model: scorer.model, users: scorer.users, fingerprint: fingerprint, log: Self.userLog(settings),
                               maxAdapted: settings.maxAdaptedUsers)
         adaptable = liveUsers.refusal == nil
+        health = UserHealth(reference: Self.trainingStatistics(settings.modelPath))
         context = try ZMQContext()
         queue = JobQueue(capacity: settings.limits.maxQueuedRequests)
         socket = try ZMQSocket(context, kind: ZMQ_PULL)
         try socket.bind(Self.resultsEndpoint)
         stats.withLock { $0.cacheCapacity = scorer.cacheCapacity }
+    }
+
+    /// The checkpoint's training-time score statistics; nil (with a warning when they cannot be
+    /// read) makes every user's drift baseline a running one.
+    private static func trainingStatistics(_ path: String) -> ScoreStatistics? {
+        do {
+            guard let statistics = try ScoreStatistics.recorded(in: URL(fileURLWithPath: path)) else {
+                Log.info("\(path) records no training-time score statistics: drift is measured from each user's first requests")
+                return nil
+            }
+            return statistics
+        } catch {
+            Log.warning("\(error); drift is measured from each user's first requests")
+            return nil
+        }
     }
 
     /// The adapt op's log: `--user-log`, or beside the model first served (a reload keeps it).
@@ -107,17 +123,22 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         guard let proxy = settings.connect else {
             return try RouterTransport(context, bind: settings.bind, limits: settings.limits, gate: gate)
         }
-        var facts = JSONWriter()
-        facts.beginObject()
-        facts.key("slots"); facts.number(settings.slots)
-        facts.key("model"); self.facts.write(&facts)
-        facts.endObject()
         let keys = try settings.curve.secretKey.map { secret -> Curve.ClientKeys in
             guard let server = settings.curve.serverKey else { throw ServingError("a CURVE worker needs the proxy's public key file") }
             return try Curve.ClientKeys(serverKeyFile: server, secretKeyFile: secret)
         }
-        return try WorkerTransport(context, connect: proxy, heartbeat: settings.heartbeat, readyFacts: facts.bytes,
+        return try WorkerTransport(context, connect: proxy, heartbeat: settings.heartbeat, readyFacts: readyFacts,
                                    limits: settings.limits, keys: keys)
+    }
+
+    /// What a worker's READY tells the proxy: its slots and the model it serves.
+    private var readyFacts: [UInt8] {
+        var w = JSONWriter()
+        w.beginObject()
+        w.key("slots"); w.number(settings.slots)
+        w.key("model"); facts.write(&w)
+        w.endObject()
+        return w.bytes
     }
 
     /// Starts the compute thread and returns once it has warmed up.
@@ -219,7 +240,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         }
         outstanding -= finished.count
         for result in finished {
-            if case .reload = result.request.body { reloaded(result) }
+            if case .reload = result.request.body { reloaded(result, door: door) }
+            if case .adapt(let adapt) = result.request.body, case .success = result.outcome { health.refitted(adapt.user) }
             // A reload SIGHUP started has no one to answer.
             guard !result.route.isEmpty else { continue }
             record(result)
@@ -240,11 +262,13 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
     }
 
     /// A reload finished: requests from now on are prepared for the new model.
-    private func reloaded(_ result: JobResult) {
+    private func reloaded(_ result: JobResult, door: FrontDoor) {
         reloading = false
         switch result.outcome {
         case .success(.reloaded(let switched)):
             (preparer, facts, generation, adaptable) = (switched.preparer, switched.facts, switched.generation, switched.adaptable)
+            health.use(reference: switched.statistics)
+            door.announce(readyFacts)
             Log.info("serving \(switched.facts.path), model \(switched.facts.fingerprint) (was \(switched.previous); loaded in "
                      + String(format: "%.0f ms)", switched.loadMs))
         case .failure(let error): Log.warning("reload refused: \(error.message)")
@@ -440,7 +464,8 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
                 computeGeneration += 1
                 let facts = ModelFacts(loaded.model, users: loaded.users.count, path: loaded.path, fingerprint: loaded.fingerprint)
                 outcome = .success(.reloaded(JobResult.Switched(preparer: fresh.preparer, facts: facts, generation: computeGeneration,
-                                                                adaptable: liveUsers.refusal == nil, previous: previous, loadMs: loaded.loadMs)))
+                                                                adaptable: liveUsers.refusal == nil, previous: previous, loadMs: loaded.loadMs,
+                                                                statistics: loaded.statistics)))
             } catch {
                 outcome = .failure(WireError(.reloadFailed, "\(loaded.path) fails the smoke test: \(error); the model served keeps serving",
                                              id: job.request.id))

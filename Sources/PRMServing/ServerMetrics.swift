@@ -93,11 +93,27 @@ struct ComputeStats: Sendable {
 struct PoolSnapshot: Sendable {
     var workers = 0, busy = 0, draining = 0, inFlight = 0, slots = 0, waiting = 0
     var seen = 0, lost = 0, resent = 0, lateReplies = 0
+    /// Rolling reloads: workers taking requests now, workers out of routing for their reload now,
+    /// rolls started, the most workers ever out at once and the fewest taking requests meanwhile
+    /// (nil: no worker was ever out).
+    var ready = 0, reloading = 0, rolls = 0, maxOut = 0
+    var minReady: Int?
 
     func write(_ w: inout JSONWriter) {
         w.key("pool")
-        w.object(["workers": workers, "busy": busy, "draining": draining, "in_flight": inFlight, "slots": slots,
-                  "waiting": waiting, "seen": seen, "lost": lost, "resent": resent, "late_replies": lateReplies])
+        w.beginObject()
+        for (key, value) in ["workers": workers, "ready": ready, "busy": busy, "draining": draining, "in_flight": inFlight, "slots": slots,
+                             "waiting": waiting, "seen": seen, "lost": lost, "resent": resent, "late_replies": lateReplies] as KeyValuePairs {
+            w.key(key); w.number(value)
+        }
+        w.key("reload")
+        w.beginObject()
+        w.key("rolls"); w.number(rolls)
+        w.key("reloading"); w.number(reloading)
+        w.key("max_out"); w.number(maxOut)
+        w.key("min_ready"); if let minReady { w.number(minReady) } else { w.null() }
+        w.endObject()
+        w.endObject()
     }
 }
 
@@ -224,6 +240,7 @@ struct MetricsSnapshot: Sendable {
             sample("prm_workers", [("state", "alive")], Double(pool.workers))
             sample("prm_workers", [("state", "busy")], Double(pool.busy))
             sample("prm_workers", [("state", "draining")], Double(pool.draining))
+            sample("prm_workers", [("state", "reloading")], Double(pool.reloading))
             single("prm_worker_losses_total", "counter", "Workers dropped for silence or an unreachable connection.", Double(pool.lost))
             single("prm_resends_total", "counter", "Requests sent to another worker after theirs died.", Double(pool.resent))
             single("prm_in_flight", "gauge", "Requests held by workers.", Double(pool.inFlight))

@@ -26,7 +26,13 @@ protocol ServerTransport: AnyObject {
     func tick(now: Double) throws
     /// The server started draining.
     func drainStarted()
+    /// The server's facts changed (a reload switched models): a worker tells its proxy.
+    func announce(_ facts: [UInt8])
     func close()
+}
+
+extension ServerTransport {
+    func announce(_ facts: [UInt8]) {}
 }
 
 /// Clients connect to us: ROUTER, envelopes as protocols/PROTOCOL.md describes.
@@ -62,7 +68,7 @@ final class WorkerTransport: ServerTransport {
     let endpoint: String
     private let heartbeat: Heartbeat
     /// READY's payload: this worker's slots and model.
-    private let readyFacts: [UInt8]
+    private var readyFacts: [UInt8]
     private let limits: ServerLimits
     private let keys: Curve.ClientKeys?
     private(set) var socket: ZMQSocket?
@@ -94,6 +100,12 @@ final class WorkerTransport: ServerTransport {
         lastHeard = now
         send(WorkerProtocol.message(.ready, [readyFacts]), now: now)
         if draining { send(WorkerProtocol.message(.disconnect), now: now) }
+    }
+
+    /// READY again with the new facts: the proxy keeps a worker's model from its READY.
+    func announce(_ facts: [UInt8]) {
+        readyFacts = facts
+        send(WorkerProtocol.message(.ready, [readyFacts]), now: MonotonicClock.now)
     }
 
     func receive(_ frames: [[UInt8]], now: Double) -> TransportEvent {

@@ -133,6 +133,30 @@ public final class Evaluator {
     }
 }
 
+extension Evaluator {
+    /// Per-user statistics of the personalized scores of `data` (`ScoreStatistics`): each
+    /// comparison is scored for its own user, as a server scores a `rank` of its two replies.
+    /// Users are looked up by id (comparisons encoded before `prm adapt` added their user carry
+    /// index 0); users the model does not know are left out.
+    public func scoreStatistics(_ data: [EncodedComparison]) -> ScoreStatistics {
+        let preparer = scorer.preparer
+        let known = data.filter { scorer.users.contains($0.userID) }
+        var samples: [String: [ScoreStatistics.Sample]] = [:]
+        for start in stride(from: 0, to: known.count, by: batchSize) {
+            let part = known[start..<min(start + batchSize, known.count)]
+            let items = part.flatMap { c in
+                let user = scorer.users.index(of: c.userID)
+                return [c.chosen, c.rejected].map { preparer.prepare(user: user, known: true, explicit: c.explicit, prompt: c.prompt, reply: $0) }
+            }
+            let r = scorer.score(items)
+            for (i, c) in part.enumerated() {
+                if let sample = ScoreStatistics.Sample([r[2 * i], r[2 * i + 1]]) { samples[c.userID, default: []].append(sample) }
+            }
+        }
+        return ScoreStatistics(samples: samples)
+    }
+}
+
 extension EvaluationReport {
     /// A readable table: slices first, then users.
     public func table() -> String {

@@ -2,7 +2,8 @@ import Foundation
 import PRMModel
 
 /// A reward model's training record, config.json's "prm.training": what trained it (`prm train`'s
-/// settings and step), the final refit of its seen users, and the users `prm adapt` added. Every
+/// settings and step), the final refit of its seen users, the users `prm adapt` added, and the
+/// per-user statistics of the final model's scores on their training comparisons. Every
 /// field is optional: a folder records only the stages it went through.
 public struct RewardModelRecord: Codable {
     /// A user `prm adapt` added, with the comparisons it was fitted on.
@@ -25,13 +26,19 @@ public struct RewardModelRecord: Codable {
     /// `Trainer.refitSeenUsers` or `prm adapt --refit-seen`.
     public var refitSeen: SeenUserRefit?
     public var adapted: [AddedUser]?
+    /// What a server's drift check compares its served scores with (`ScoreStatistics`).
+    public var scoreStatistics: ScoreStatistics?
 
-    enum CodingKeys: String, CodingKey { case settings, step, refitSeen = "refit_seen", adapted }
+    enum CodingKeys: String, CodingKey {
+        case settings, step, refitSeen = "refit_seen", adapted
+        case scoreStatistics = "score_statistics"
+    }
 
-    public init(settings: TrainingSettings? = nil, step: Int? = nil, refitSeen: SeenUserRefit? = nil) {
+    public init(settings: TrainingSettings? = nil, step: Int? = nil, refitSeen: SeenUserRefit? = nil, scoreStatistics: ScoreStatistics? = nil) {
         self.settings = settings
         self.step = step
         self.refitSeen = refitSeen
+        self.scoreStatistics = scoreStatistics
     }
 
     /// The record of a loaded checkpoint (`Checkpoint.load`'s training object).

@@ -29,6 +29,9 @@ public final class Trainer {
     public var skippedUpdates: Int { loop.update.skipped }
     /// The final refit of seen users' vectors, once `refitSeenUsers()` has run.
     public private(set) var refit: SeenUserRefit?
+    /// The final model's scores on the training comparisons, per user, once
+    /// `recordScoreStatistics()` has run.
+    public private(set) var scoreStatistics: ScoreStatistics?
 
     /// `ranks`: the data-parallel ranks sharing every step's batch and the epoch-end evaluation
     /// (`Ranks.single` alone); `allreduce`: how they sum the gradients.
@@ -118,6 +121,12 @@ public final class Trainer {
         result.heldOutAfter = evaluator?.accuracy(dev)
         refit = result
         return result
+    }
+
+    /// The last stage: the final model's statistics of each user's scores on their training
+    /// comparisons, recorded in the checkpoint for a server's drift check (`ScoreStatistics`).
+    public func recordScoreStatistics() {
+        scoreStatistics = Evaluator(model: model, users: users, batchSize: 64).scoreStatistics(train)
     }
 
     /// The data's identity for `--resume`: the comparisons' users and token ids.

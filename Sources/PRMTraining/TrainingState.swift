@@ -23,7 +23,8 @@ public struct TrainingState: RunState {
     /// training file the run reads, recorded for `--resume`.
     public static func save(_ trainer: Trainer, dataFile: String? = nil, to directory: URL) throws {
         let step = trainer.optimizer.step
-        let record = RewardModelRecord(settings: trainer.settings, step: step, refitSeen: trainer.refit)
+        let record = RewardModelRecord(settings: trainer.settings, step: step, refitSeen: trainer.refit,
+                                       scoreStatistics: trainer.scoreStatistics)
         try Checkpoint.save(trainer.model, users: trainer.users, training: record.merged(), metadata: ["step": String(step)], to: directory)
         let state = TrainingState(step: step, settings: trainer.settings, data: trainer.fingerprint, dataFile: dataFile)
         try OptimizerState.save(trainer.optimizer, state: state, to: directory)

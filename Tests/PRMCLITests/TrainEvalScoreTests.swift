@@ -291,6 +291,14 @@ final class TrainEvalScoreTests: XCTestCase {
         XCTAssertEqual(users.count, 5)
         let prm = try XCTUnwrap(try jsonObject(out.appendingPathComponent("config.json"))["prm"] as? [String: Any])
         XCTAssertEqual((prm["user_model"] as? [String: Any])?["users"] as? Int, 5)
+        // The newcomer's score statistics join the trained users' (the drift reference of prm serve).
+        let trainedStatistics = try XCTUnwrap(ScoreStatistics.recorded(in: run.out))
+        let statistics = try XCTUnwrap(ScoreStatistics.recorded(in: out))
+        XCTAssertEqual(statistics.users["newcomer"]?.comparisons, 10)
+        XCTAssertEqual(Set(statistics.users.keys), Set(trainedStatistics.users.keys).union(["newcomer"]))
+        for (id, trained) in trainedStatistics.users {
+            XCTAssertEqual(statistics.users[id]?.meanScore ?? .nan, trained.meanScore, accuracy: 1e-9, "the trained users' scores did not move")
+        }
         let adapted = TrainedRun(root: run.root, backbone: run.backbone, data: run.data, out: out, train: run.train, comparisons: run.comparisons)
         XCTAssertTrue(try score(adapted, user: "newcomer").knownUser)
 

@@ -133,7 +133,8 @@ def test_proxy_metrics_http(start_pool: Callable[..., Pool]) -> None:
     before = scrape(address)
     check_conventions(before, {**FAMILIES, **PROXY_FAMILIES})
     assert before.value("prm_workers", state="alive") == 1, before.labelled("prm_workers")
-    assert {dict(labels)["state"] for labels in before.labelled("prm_workers")} == {"alive", "busy", "draining"}
+    assert {dict(labels)["state"] for labels in before.labelled("prm_workers")} == {"alive", "busy", "draining", "reloading"}
+    assert before.value("prm_workers", state="reloading") == 0
     with Client(pool.endpoint, timeout=30, retries=0) as client:
         for _ in range(4):
             client.rank(PROMPT, CANDIDATES)

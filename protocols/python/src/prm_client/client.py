@@ -269,14 +269,18 @@ class Client(Connection):
         """Make the server load the checkpoint at ``path`` (``None``: its own folder again) and
         switch to it between batches; returns ``model_fingerprint``, ``previous_fingerprint``,
         ``path``, ``loaded_at``, ``load_ms``. A checkpoint that fails to load or to score raises
-        ``PrmError`` with code ``reload_failed``, and the old model keeps serving."""
+        ``PrmError`` with code ``reload_failed``, and the old model keeps serving. Sent to a
+        proxy: a rolling reload, one worker at a time; ``workers`` lists each one's turn, and a
+        worker that refuses stops the roll (``reload_failed``, naming that worker)."""
         return status_of(self._exchange([protocol.reload_request(self._next_id(), path)])[0])
 
     def users(self, user_id: str | None = None) -> dict[str, Any]:
         """Per-user health of the served scores: ``flagged`` users (collapsed: their scores no
-        longer tell candidates apart; drifted: their mean moved from their baseline), the
-        ``population``'s statistics, and with ``user_id`` that user's (``user``, ``None`` if the
-        server has not ranked for them). Behind a proxy: the worker that answers."""
+        longer tell candidates apart; drifted: their mean moved from their baseline, the
+        checkpoint's training-time statistics or its first requests, as ``drift_reference`` and
+        each user's ``baseline`` say), the ``population``'s statistics, and with ``user_id`` that
+        user's (``user``, ``None`` if the server has not ranked for them). Behind a proxy: every
+        worker's, merged (``workers``: asked, answered, missing)."""
         return status_of(self._exchange([protocol.users_request(self._next_id(), user_id)])[0])
 
     def info(self) -> Info:
