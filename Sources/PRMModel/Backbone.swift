@@ -39,7 +39,7 @@ public protocol Backbone: AnyObject {
     /// The number format of `infer`'s matrix products: fp32 unless `useInferencePrecision` chose another.
     var inferencePrecision: Precision { get }
     /// Selects `infer`'s precision (`--precision`), preparing the weights for it once, here;
-    /// refuses a precision the CPU does not run natively or the backbone does not implement.
+    /// refuses a precision the CPU does not run natively.
     func useInferencePrecision(_ precision: Precision) throws
     /// Accumulates parameter gradients from dhidden (N, C) and returns d embeddings (N, C).
     func backward(dhidden: UnsafePointer<Float>) -> UnsafePointer<Float>
@@ -50,15 +50,6 @@ public protocol Backbone: AnyObject {
 }
 
 extension Backbone {
-    /// Backbones without low-precision paths (GPT-2) run fp32 only.
-    public var inferencePrecision: Precision { .fp32 }
-
-    public func useInferencePrecision(_ precision: Precision) throws {
-        guard precision == .fp32 else {
-            throw ModelError("--precision \(precision) is implemented for BERT encoders only; this \(modelType) backbone runs fp32")
-        }
-    }
-
     /// Token embeddings for ids: out (N, C) = wte[ids].
     public func embedTokens(out: UnsafeMutablePointer<Float>, ids: [Int32], parameters: Parameters) {
         ids.withUnsafeBufferPointer { buffer in
