@@ -392,8 +392,41 @@ def low_precision(args):
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "score_lowp.json")
     ort_peer.write_results(path, result, low_precision_markdown(result))
-    print(f"wrote {path} and {os.path.splitext(path)[0]}.md")
+    plot = low_precision_plot(result, args.out)
+    print(f"wrote {path}, {os.path.splitext(path)[0]}.md and {plot}")
     return 0
+
+
+def low_precision_plot(r, directory):
+    """score_lowp.png: sequences/s per case for prm and ORT at each precision, labelled with the
+    best prm low precision's ratio to ORT int8."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = r["comparison"]
+    series = [("prm fp32", "prm_fp32_seq_per_s"), ("prm bf16", "prm_bf16_seq_per_s"), ("prm int8", "prm_int8_seq_per_s"),
+              ("ORT fp32", "ort_fp32_seq_per_s"), ("ORT int8", "ort_int8_seq_per_s")]
+    width = 0.16
+    figure, axis = plt.subplots(figsize=(9, 4.4))
+    for k, (label, key) in enumerate(series):
+        offsets = [i + (k - 2) * width for i in range(len(rows))]
+        axis.bar(offsets, [row[key] or 0 for row in rows], width, label=label,
+                 hatch="//" if label.startswith("ORT") else None)
+    for i, row in enumerate(rows):
+        if row["best_low_precision_vs_ort_int8"]:
+            best = row[f"prm_{row['best_low_precision']}_seq_per_s"]
+            k = [key for _, key in series].index(f"prm_{row['best_low_precision']}_seq_per_s")
+            axis.annotate(f"{row['best_low_precision_vs_ort_int8']:.2f}×", (i + (k - 2) * width, best), ha="center", va="bottom", fontsize=8)
+    axis.set_xticks(list(range(len(rows))), [row["case"] for row in rows], rotation=15, fontsize=8)
+    axis.set_ylabel("sequences / s")
+    axis.set_title("MiniLM-L6, 2 threads, same token ids (label: best prm low precision ÷ ORT int8)", fontsize=10)
+    axis.legend(fontsize=8, ncol=5)
+    figure.tight_layout()
+    path = os.path.join(directory, "score_lowp.png")
+    ort_peer.write_atomically(path, lambda temp: figure.savefig(temp, dpi=120, format="png"))
+    plt.close(figure)
+    return path
 
 
 def low_precision_markdown(r):

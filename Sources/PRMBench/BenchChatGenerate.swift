@@ -21,6 +21,8 @@ enum BenchChatGenerate {
         var date: String
         var machine: String
         var model: String
+        /// The layers' inference precision (`--precision`; the LM head stays fp32).
+        var precision: String
         var parameters: Int
         var weightBytesPerStep: Int
         var promptTokens: Int
@@ -36,12 +38,12 @@ enum BenchChatGenerate {
 
     static let steps = 64
 
-    static func run(model url: URL, repeats: Int, output: URL?) throws -> Report {
+    static func run(model url: URL, precision: Precision, repeats: Int, output: URL?) throws -> Report {
         // The bandwidth probe's 512 MB buffer is freed before the peak is reset: the peak is the model's.
         let bandwidth = (0..<repeats).map { _ in measureBandwidth() }.max() ?? 0
         try ResidentMemory.resetPeak()
         let loadStart = MonotonicClock.now
-        let generator = try ChatGenerator.load(gguf: url)
+        let generator = try ChatGenerator.load(gguf: url, precision: precision)
         let loadSeconds = MonotonicClock.now - loadStart
         let model = generator.model
         let prompt = generator.promptIDs([ChatMessage(role: .user, content: "Any tips for sleeping better?")])
@@ -56,7 +58,7 @@ enum BenchChatGenerate {
                               bandwidthFraction: Double(steps) / best * Double(bytes) / bandwidth))
         }
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
-                            model: url.lastPathComponent, parameters: model.parameters.count, weightBytesPerStep: bytes,
+                            model: url.lastPathComponent, precision: precision.rawValue, parameters: model.parameters.count, weightBytesPerStep: bytes,
                             promptTokens: prompt.count, stepsPerCase: steps, bandwidthGBPerSecond: bandwidth / 1e9, cases: cases,
                             samplesSpeedup: cases[1].tokensPerSecond / cases[0].tokensPerSecond, loadSeconds: loadSeconds,
                             peakRSSMB: try ResidentMemory.peakMegabytes(),
@@ -124,7 +126,7 @@ enum BenchChatGenerate {
 
         Command: `\(r.command)`
 
-        \(r.model): \(r.parameters) parameters held as Float32 (\(r.weightBytesPerStep / 1_000_000) MB read per decoding step);
+        \(r.model) at --precision \(r.precision) (layers' matrices; the LM head fp32): \(r.parameters) parameters, \(r.weightBytesPerStep / 1_000_000) MB of weights read per decoding step;
         load (dequantize) \(String(format: "%.2f", r.loadSeconds)) s; a \(r.promptTokens)-token chat prompt, then \(r.stepsPerCase)
         greedy decoding steps per sequence (logits and argmax included, the prompt's pass not timed). Best of the repeats.
         Memory bandwidth measured in the same run (reading 512 MB on every core): \(String(format: "%.1f", r.bandwidthGBPerSecond)) GB/s.

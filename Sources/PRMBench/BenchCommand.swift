@@ -101,7 +101,7 @@ public enum BenchCommand: Subcommand {
         case "generate":
             let policy = URL(fileURLWithPath: try arguments.require("policy"))
             if policy.pathExtension == "gguf" {
-                let report = try BenchChatGenerate.run(model: policy, repeats: try arguments.count("repeats"), output: output)
+                let report = try BenchChatGenerate.run(model: policy, precision: try arguments.precision(), repeats: try arguments.count("repeats"), output: output)
                 out.write(BenchChatGenerate.markdown(report))
                 return 0
             }

@@ -20,6 +20,16 @@ enum BenchKernels {
         var fractionOfPeak: Double
         var paddingWaste: Double
     }
+    /// An FFN's first layer at a low precision with GELU fused into the product (`LowPrecisionLinear`
+    /// with `gelu`) against the same product followed by prm's bias + GELU pass, same run.
+    struct FusedGELUResult: Codable {
+        var precision: String
+        var shape: String
+        var fusedSeconds: Double
+        var unfusedSeconds: Double
+        /// unfused / fused time.
+        var speedup: Double
+    }
     struct Report: Codable {
         var date: String
         var machine: String
@@ -29,6 +39,7 @@ enum BenchKernels {
         var peakGflops: Double
         var gemm: [GemmResult]
         var forward: [ForwardResult]
+        var fusedGELU: [FusedGELUResult]
         var command: String
     }
 
@@ -72,10 +83,11 @@ enum BenchKernels {
                                          gflops: gflops, fractionOfPeak: gflops / peak, paddingWaste: 0))
             progress.advance(by: 1, extra: String(format: "%@: %.0f%% of peak", name, 100 * gflops / peak))
         }
+        let fused = measureFusedGELU(rows: [4096, 128], inputs: C, outputs: I, repeats: repeats)
         progress.finish()
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: machineDescription(),
                             backend: Compute.backend.rawValue, threads: Compute.threads, peakGflops: peak, gemm: gemm, forward: forward,
-                            command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))
+                            fusedGELU: fused, command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))
         if let output { try writeResults(report, markdown: markdown(report), to: output) }
         return report
     }
@@ -98,6 +110,32 @@ enum BenchKernels {
             BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.data, lda: k, b: b.data, ldb: k, beta: 0, c: c.data, ldc: n)
         }
         return 2 * Double(m) * Double(n) * Double(k) / seconds / 1e9
+    }
+
+    /// Each precision this CPU runs natively: an (rows, C)·(C, I) product with bias and exact GELU
+    /// fused, against the product then `GELU.forwardAddingBias`.
+    static func measureFusedGELU(rows: [Int], inputs C: Int, outputs I: Int, repeats: Int) -> [FusedGELUResult] {
+        var rng = RandomSource(seed: 2)
+        let w = Tensor(shape: [I, C]), b = Tensor(shape: [I])
+        for i in 0..<w.count { w[i] = 0.05 * rng.nextNormal() }
+        for i in 0..<b.count { b[i] = 0.1 * rng.nextNormal() }
+        var results: [FusedGELUResult] = []
+        for precision in Precision.native where precision != .fp32 {
+            let fused = LowPrecisionLinear(weight: w.data, outputs: I, inputs: C, precision: precision, gelu: .erf)
+            let plain = LowPrecisionLinear(weight: w.data, outputs: I, inputs: C, precision: precision)
+            for m in rows {
+                let x = Tensor(shape: [m, C]), out = Tensor(shape: [m, I]), scratch = GrowableBuffer()
+                for i in 0..<x.count { x[i] = rng.nextNormal() }
+                let fusedSeconds = measure(repeats: repeats) { fused.forward(out: out.data, inp: x.data, rows: m, bias: b.data, scratch: scratch) }
+                let unfusedSeconds = measure(repeats: repeats) {
+                    plain.forward(out: out.data, inp: x.data, rows: m, bias: nil, scratch: scratch)
+                    GELU.forwardAddingBias(out.data, bias: b.data, N: m, I: I, form: .erf)
+                }
+                results.append(FusedGELUResult(precision: precision.rawValue, shape: "ffn-in \(m)×\(C)→\(I)", fusedSeconds: fusedSeconds,
+                                               unfusedSeconds: unfusedSeconds, speedup: unfusedSeconds / fusedSeconds))
+            }
+        }
+        return results
     }
 
     /// Best wall time over `repeats` runs after one warm-up (best-of is the least noisy estimate on a shared machine).
@@ -147,7 +185,14 @@ enum BenchKernels {
                          + "\(String(format: "%.0f%%", 100 * f.fractionOfPeak)) | \(String(format: "%.0f%%", 100 * f.paddingWaste)) |")
         }
         lines += ["", "Sequences are packed back to back (no padding rows), so padding waste is 0 by construction;",
-                  "'padded tokens' is what a right-padded B × max-length batch would have computed."]
+                  "'padded tokens' is what a right-padded B × max-length batch would have computed.", "",
+                  "FFN first layer with bias and exact GELU fused into the low-precision product (bf16: oneDNN's eltwise post-op;",
+                  "int8: the dequantization loop) against the product then prm's bias + GELU pass:", "",
+                  "| precision | shape | fused ms | unfused ms | unfused / fused |", "|---|---|---:|---:|---:|"]
+        for f in r.fusedGELU {
+            lines.append("| \(f.precision) | \(f.shape) | \(String(format: "%.3f", f.fusedSeconds * 1000)) | "
+                         + "\(String(format: "%.3f", f.unfusedSeconds * 1000)) | \(String(format: "%.2f", f.speedup))× |")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -43,6 +43,7 @@ enum GenerateCommand: Subcommand {
                    default: "\(defaults.maxNewTokens)"),
             .value("batch", placeholder: "N", help: "Prompts decoded together.", default: "32"),
             .value("seed", placeholder: "N", help: "Seed of the random streams.", default: "0"),
+            PrecisionOption.spec,
         ])
 
     struct Request {
@@ -68,6 +69,7 @@ enum GenerateCommand: Subcommand {
                                     arguments: arguments, output: &out)
         }
         let (policy, users, _) = try PolicyCheckpoint.load(URL(fileURLWithPath: policyPath))
+        try policy.backbone.useInferencePrecision(try arguments.precision())
         guard settings.maxNewTokens < policy.maxPositions - policy.userRows else {
             throw arguments.usageError("--max-new-tokens \(settings.maxNewTokens) leaves no room for a prompt in the policy's \(policy.maxPositions) positions")
         }
@@ -88,7 +90,7 @@ enum GenerateCommand: Subcommand {
     static func runChatModel<Out: TextOutputStream>(_ url: URL, requests: [Request], samples: Int, seed: Int, settings: SamplingSettings,
                                                     arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         guard FileManager.default.fileExists(atPath: url.path) else { throw CLIError("\(url.path): GGUF model file not found") }
-        let generator = try ChatGenerator.load(gguf: url)
+        let generator = try ChatGenerator.load(gguf: url, precision: try arguments.precision())
         let limit = generator.model.maxPositions
         for (k, request) in requests.enumerated() {
             let prompt = generator.promptIDs([ChatMessage(role: .user, content: request.prompt)])

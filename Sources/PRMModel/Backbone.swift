@@ -59,12 +59,12 @@ extension Backbone {
     /// the backward pass.
     public var gradientSegments: [Range<Int>] { [] }
 
-    /// Backbones without low-precision paths (GPT-2) run fp32 only.
+    /// Backbones without low-precision paths (the Llama family as a reward model's backbone) run fp32 only.
     public var inferencePrecision: Precision { .fp32 }
 
     public func useInferencePrecision(_ precision: Precision) throws {
         guard precision == .fp32 else {
-            throw ModelError("--precision \(precision) is implemented for BERT encoders only; this \(modelType) backbone runs fp32")
+            throw ModelError("--precision \(precision) is not implemented for this \(modelType) reward-model backbone; it runs fp32")
         }
     }
 

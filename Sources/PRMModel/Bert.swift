@@ -148,14 +148,10 @@ public final class BertModel: Backbone {
     /// whenever the parameters' version has changed since (loading, an optimizer step).
     private let inferWeights = GrowableBuffer()
     private var inferWeightsVersion: Int?
-    /// `infer`'s precision; at bf16 and int8 the matrices come from `lowPrecisionLayers` instead
-    /// of `inferWeights` (which is then never made).
-    public private(set) var inferencePrecision = Precision.fp32
-    /// Per layer, its four matrices (`InferenceMatrix` order) prepared for `inferencePrecision`;
-    /// remade, like `inferWeights`, when the parameters' version changed.
-    private var lowPrecisionLayers: [[LowPrecisionLinear]] = []
-    private var lowPrecisionVersion: Int?
-    private let inferLowPrecision = GrowableBuffer() // the activations' low-precision copy
+    /// At bf16 and int8, per layer its four matrices (`InferenceMatrix` order) prepared for
+    /// `inferencePrecision`, used instead of `inferWeights` (which is then never made).
+    private let lowPrecision = LowPrecisionWeights()
+    public var inferencePrecision: Precision { lowPrecision.precision }
 
     /// A layer's matrices in the order of the forward pass.
     enum InferenceMatrix: Int, CaseIterable {
@@ -275,8 +271,10 @@ public final class BertModel: Backbone {
             project(l, .attentionOutput, dense, attention, nil)
             ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: dense, bias: p.value(w.attnOutBias),
                                       weight: p.value(w.ln1Weight), lnBias: p.value(w.ln1Bias), N: N, C: C, eps: eps)
-            project(l, .intermediate, wide, x, nil)
-            GELU.forwardAddingBias(wide, bias: p.value(w.interBias), N: N, I: I, form: form)
+            // At bf16 and int8 the intermediate matrix adds its bias and applies GELU as it writes.
+            let fusesGELU = inferencePrecision != .fp32
+            project(l, .intermediate, wide, x, fusesGELU ? p.value(w.interBias) : nil)
+            if !fusesGELU { GELU.forwardAddingBias(wide, bias: p.value(w.interBias), N: N, I: I, form: form) }
             project(l, .output, dense, wide, nil)
             ResidualLayerNorm.forward(out: x, sum: nil, inp: x, delta: dense, bias: p.value(w.outBias),
                                       weight: p.value(w.ln2Weight), lnBias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
@@ -287,8 +285,8 @@ public final class BertModel: Backbone {
     /// out (N, out) = inp (N, in) · W (+ bias) for (layer, matrix), at `inferencePrecision`.
     private func projection(batchTokens N: Int)
         -> (Int, InferenceMatrix, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?) -> Void {
-        guard inferencePrecision == .fp32 else {
-            let prepared = lowPrecisionMatrices(), scratch = inferLowPrecision
+        if let prepared = lowPrecisionMatrices() {
+            let scratch = lowPrecision.scratch
             return { layer, matrix, out, inp, bias in
                 prepared[layer][matrix.rawValue].forward(out: out, inp: inp, rows: N, bias: bias, scratch: scratch)
             }
@@ -314,28 +312,24 @@ public final class BertModel: Backbone {
     }
 
     public func useInferencePrecision(_ precision: Precision) throws {
-        try precision.requireNative()
-        inferencePrecision = precision
-        lowPrecisionLayers = []
-        lowPrecisionVersion = nil
+        try lowPrecision.select(precision)
         // Prepared now, at load, rather than by the first request.
-        if parameters != nil && precision != .fp32 { _ = lowPrecisionMatrices() }
+        if parameters != nil { _ = lowPrecisionMatrices() }
     }
 
-    /// Every layer's matrices at `inferencePrecision`, remade when the parameters changed.
-    private func lowPrecisionMatrices() -> [[LowPrecisionLinear]] {
+    /// Every layer's matrices at `inferencePrecision` (nil at fp32), remade when the parameters changed.
+    private func lowPrecisionMatrices() -> [[LowPrecisionLinear]]? {
         let p = params
-        guard lowPrecisionVersion != p.version else { return lowPrecisionLayers }
         let handles: [(LayerWeights) -> Parameters.Handle] = [\.qkvWeight, \.attnOutWeight, \.interWeight, \.outWeight]
-        lowPrecisionLayers = layers.map { w in
-            InferenceMatrix.allCases.map { matrix in
-                let (_, inputs, outputs) = placement(matrix)
-                return LowPrecisionLinear(weight: p.value(handles[matrix.rawValue](w)), outputs: outputs, inputs: inputs,
-                                          precision: inferencePrecision)
+        return lowPrecision.prepared(for: p) { precision in
+            layers.map { w in
+                InferenceMatrix.allCases.map { matrix in
+                    let (_, inputs, outputs) = placement(matrix)
+                    return LowPrecisionLinear(weight: p.value(handles[matrix.rawValue](w)), outputs: outputs, inputs: inputs,
+                                              precision: precision, gelu: matrix == .intermediate ? config.geluForm ?? .erf : nil)
+                }
             }
         }
-        lowPrecisionVersion = p.version
-        return lowPrecisionLayers
     }
 
     /// The [in, out] copy of every layer's matrices, remade when the parameters changed.

@@ -143,6 +143,15 @@ public final class GPT2Model: Backbone {
     private let inferDense = GrowableBuffer()     // (N, C) a projection's output before bias and residual
     private let inferWide = GrowableBuffer()      // (N, max(3C, I)): Q|K|V, then the MLP's inner activations
     private let inferScratch = GrowableBuffer()   // attention scores, one block per worker
+    /// At bf16 and int8, per block its four matrices (`InferenceMatrix` order) prepared for
+    /// `inferencePrecision`; at fp32 the blocks read their [in, out] weights directly.
+    private let lowPrecision = LowPrecisionWeights()
+    public var inferencePrecision: Precision { lowPrecision.precision }
+
+    /// A block's matrices in the order of the forward pass.
+    enum InferenceMatrix: Int, CaseIterable {
+        case attention, projection, fc, fcProjection
+    }
 
     public init(config: GPT2Config, layout: inout Parameters.Layout) {
         self.config = config
@@ -395,20 +404,80 @@ public final class GPT2Model: Backbone {
         let (gain, shift) = norm(after: -1)
         ResidualLayerNorm.forward(out: h, sum: nil, inp: x, delta: nil, bias: nil, weight: p.value(gain), lnBias: p.value(shift),
                                   N: N, C: C, eps: eps)
+        let project = projection(rows: N)
         for (l, w) in blocks.enumerated() {
-            Linear.forward(out: wide, inp: h, weight: p.value(w.attnWeight), bias: p.value(w.attnBias), N: N, C: C, OC: 3 * C, layout: .inOut)
+            project(l, .attention, wide, h, p.value(w.attnBias))
             attention(l, wide, attended)
             if let cache { cache.append(layer: l, qkv: wide, rows: N, at: cache.count) }
-            Linear.forward(out: dense, inp: attended, weight: p.value(w.projWeight), bias: nil, N: N, C: C, OC: C, layout: .inOut)
+            project(l, .projection, dense, attended, nil)
             ResidualLayerNorm.forward(out: h, sum: x, inp: x, delta: dense, bias: p.value(w.projBias),
                                       weight: p.value(w.ln2Weight), lnBias: p.value(w.ln2Bias), N: N, C: C, eps: eps)
-            Linear.forward(out: wide, inp: h, weight: p.value(w.fcWeight), bias: nil, N: N, C: C, OC: I, layout: .inOut)
-            GELU.forwardAddingBias(wide, bias: p.value(w.fcBias), N: N, I: I, form: form)
-            Linear.forward(out: dense, inp: wide, weight: p.value(w.fcProjWeight), bias: nil, N: N, C: I, OC: C, layout: .inOut)
+            // At bf16 and int8 the fc matrix adds its bias and applies GELU as it writes.
+            let fusesGELU = inferencePrecision != .fp32
+            project(l, .fc, wide, h, fusesGELU ? p.value(w.fcBias) : nil)
+            if !fusesGELU { GELU.forwardAddingBias(wide, bias: p.value(w.fcBias), N: N, I: I, form: form) }
+            project(l, .fcProjection, dense, wide, nil)
             let (gain, shift) = norm(after: l)
             ResidualLayerNorm.forward(out: h, sum: x, inp: x, delta: dense, bias: p.value(w.fcProjBias),
                                       weight: p.value(gain), lnBias: p.value(shift), N: N, C: C, eps: eps)
         }
         return UnsafePointer(h)
+    }
+
+    /// out (N, out) = inp (N, in) · W (+ bias) for (block, matrix), at `inferencePrecision`.
+    private func projection(rows N: Int)
+        -> (Int, InferenceMatrix, UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?) -> Void {
+        if let prepared = lowPrecisionMatrices() {
+            let scratch = lowPrecision.scratch
+            return { block, matrix, out, inp, bias in
+                prepared[block][matrix.rawValue].forward(out: out, inp: inp, rows: N, bias: bias, scratch: scratch)
+            }
+        }
+        let p = params
+        return { block, matrix, out, inp, bias in
+            let (inputs, outputs) = self.sizes(matrix)
+            Linear.forward(out: out, inp: inp, weight: p.value(self.weight(matrix, of: self.blocks[block])), bias: bias,
+                           N: N, C: inputs, OC: outputs, layout: .inOut)
+        }
+    }
+
+    /// A matrix's (in, out) sizes.
+    private func sizes(_ matrix: InferenceMatrix) -> (inputs: Int, outputs: Int) {
+        let (C, I) = (config.nEmbd, config.inner)
+        switch matrix {
+        case .attention: return (C, 3 * C)
+        case .projection: return (C, C)
+        case .fc: return (C, I)
+        case .fcProjection: return (I, C)
+        }
+    }
+
+    private func weight(_ matrix: InferenceMatrix, of block: BlockWeights) -> Parameters.Handle {
+        switch matrix {
+        case .attention: return block.attnWeight
+        case .projection: return block.projWeight
+        case .fc: return block.fcWeight
+        case .fcProjection: return block.fcProjWeight
+        }
+    }
+
+    public func useInferencePrecision(_ precision: Precision) throws {
+        try lowPrecision.select(precision)
+        // Prepared now, at load, rather than by the first request.
+        if parameters != nil { _ = lowPrecisionMatrices() }
+    }
+
+    /// Every block's matrices at `inferencePrecision` (nil at fp32), remade when the parameters changed.
+    private func lowPrecisionMatrices() -> [[LowPrecisionLinear]]? {
+        let p = params
+        return lowPrecision.prepared(for: p) { precision in
+            blocks.map { w in
+                InferenceMatrix.allCases.map { matrix in
+                    let (inputs, outputs) = sizes(matrix)
+                    return LowPrecisionLinear(weight: p.value(weight(matrix, of: w)), outputs: outputs, inputs: inputs,
+                                              layout: .inOut, precision: precision, gelu: matrix == .fc ? config.geluForm ?? .tanh : nil)
+                }
+            }
+        }
     }
 }

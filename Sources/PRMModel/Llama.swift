@@ -156,6 +156,17 @@ public final class LlamaModel {
     private let dense = GrowableBuffer()     // (N, C) a projection's output
     private let gate = GrowableBuffer(), up = GrowableBuffer()  // (N, I)
     private let scratch = GrowableBuffer()   // attention scores, one block per worker
+    /// At bf16 and int8, per layer its matrices (`InferenceMatrix` order) prepared for
+    /// `inferencePrecision`; the LM head stays fp32.
+    private let lowPrecision = LowPrecisionWeights()
+    public var inferencePrecision: Precision { lowPrecision.precision }
+
+    /// A layer's matrices in the order of the forward pass; q, k and v are one matrix (their
+    /// tensors, and their biases, are declared consecutively), so a row's activations are
+    /// quantized once for all three.
+    enum InferenceMatrix: Int, CaseIterable {
+        case qkv, output, gate, up, down
+    }
 
     /// The tensor names of a Hugging Face checkpoint, declared in a fresh parameter buffer.
     public init(config: LlamaConfig) {
@@ -170,8 +181,13 @@ public final class LlamaModel {
     public var maxPositions: Int { config.maxPositionEmbeddings }
 
     /// Bytes of weights one decoding step reads (every matrix once, the embedding table as the
-    /// tied head), for memory-bandwidth ratios.
-    public var weightBytesPerToken: Int { parameters.count * MemoryLayout<Float>.size }
+    /// tied head), for memory-bandwidth ratios: the layers' prepared matrices at bf16 and int8.
+    public var weightBytesPerToken: Int {
+        let floats = parameters.count * MemoryLayout<Float>.size
+        guard let prepared = lowPrecisionMatrices() else { return floats }
+        let matrices = prepared.joined()
+        return floats - matrices.reduce(0) { $0 + $1.inputs * $1.outputs * MemoryLayout<Float>.size } + matrices.reduce(0) { $0 + $1.bytes }
+    }
 
     public func makeCache() -> KVCache { KVCache(layers: config.numHiddenLayers, width: config.keyWidth) }
 
@@ -240,6 +256,29 @@ public final class LlamaModel {
                        N: N, C: config.hiddenSize, OC: config.vocabSize)
     }
 
+    /// Selects the precision of the layers' matrix products (`--precision`), preparing the weights
+    /// for it now; refuses a precision the CPU does not run natively.
+    public func useInferencePrecision(_ precision: Precision) throws {
+        try lowPrecision.select(precision)
+        _ = lowPrecisionMatrices()
+    }
+
+    /// Every layer's matrices at `inferencePrecision` (nil at fp32), remade when the parameters changed.
+    private func lowPrecisionMatrices() -> [[LowPrecisionLinear]]? {
+        let p = parameters
+        let (C, I, Q, W) = (config.hiddenSize, config.intermediateSize, config.queryWidth, rowWidth)
+        return lowPrecision.prepared(for: p) { precision in
+            layers.map { w in
+                precondition(p.value(w.v) == p.value(w.q) + (W - config.keyWidth) * C, "q, k and v weights are not one block")
+                if let qBias = w.qBias, let vBias = w.vBias {
+                    precondition(p.value(vBias) == p.value(qBias) + W - config.keyWidth, "q, k and v biases are not one block")
+                }
+                let shapes: [(Parameters.Handle, outputs: Int, inputs: Int)] = [(w.q, W, C), (w.o, C, Q), (w.gate, I, C), (w.up, I, C), (w.down, C, I)]
+                return shapes.map { LowPrecisionLinear(weight: p.value($0.0), outputs: $0.outputs, inputs: $0.inputs, precision: precision) }
+            }
+        }
+    }
+
     /// Width of a packed row of queries, keys and values.
     private var rowWidth: Int { config.queryWidth + 2 * config.keyWidth }
 
@@ -258,12 +297,28 @@ public final class LlamaModel {
         let gate = self.gate.ensure(N * I), up = self.up.ensure(N * I)
         tokens.withUnsafeBufferPointer { Embedding.forward(out: x, ids: $0.baseAddress!, table: p.value(embeddings), N: N, C: C) }
         let rotation = RotaryTable(positions: positions, headSize: D, base: config.ropeTheta)
+        let prepared = lowPrecisionMatrices(), lowScratch = lowPrecision.scratch
+        /// out (N, outputs) = inp (N, inputs) · Wᵀ for one of layer l's matrices, at `inferencePrecision`.
+        func project(_ l: Int, _ matrix: InferenceMatrix, _ weight: Parameters.Handle, out: UnsafeMutablePointer<Float>,
+                     inp: UnsafePointer<Float>, inputs: Int, outputs: Int) {
+            if let prepared {
+                prepared[l][matrix.rawValue].forward(out: out, inp: inp, rows: N, bias: nil, scratch: lowScratch)
+            } else {
+                Linear.forward(out: out, inp: inp, weight: p.value(weight), bias: nil, N: N, C: inputs, OC: outputs)
+            }
+        }
         for (l, w) in layers.enumerated() {
             RMSNorm.forward(out: h, inp: x, weight: p.value(w.inputNorm), N: N, C: C, eps: eps)
-            // Q, K and V side by side in each row: three sgemms into column blocks of qkv.
-            for (weight, bias, column, width) in [(w.q, w.qBias, 0, Q), (w.k, w.kBias, Q, K), (w.v, w.vBias, Q + K, K)] {
-                BLAS.gemm(transB: true, m: N, n: width, k: C, a: h, lda: C, b: p.value(weight), ldb: C, beta: 0, c: qkv + column, ldc: W)
-                if let bias { for n in 0..<N { for j in 0..<width { qkv[n * W + column + j] += p.value(bias)[j] } } }
+            if let prepared {
+                // q, k, v and their biases are each one block: one product writes whole rows of qkv.
+                prepared[l][InferenceMatrix.qkv.rawValue].forward(out: qkv, inp: h, rows: N, bias: w.qBias.map { UnsafePointer(p.value($0)) },
+                                                                  scratch: lowScratch)
+            } else {
+                // Q, K and V side by side in each row: three sgemms into column blocks of qkv.
+                for (weight, bias, column, width) in [(w.q, w.qBias, 0, Q), (w.k, w.kBias, Q, K), (w.v, w.vBias, Q + K, K)] {
+                    BLAS.gemm(transB: true, m: N, n: width, k: C, a: h, lda: C, b: p.value(weight), ldb: C, beta: 0, c: qkv + column, ldc: W)
+                    if let bias { for n in 0..<N { for j in 0..<width { qkv[n * W + column + j] += p.value(bias)[j] } } }
+                }
             }
             if let qNorm = w.qNorm, let kNorm = w.kNorm {
                 // Qwen3: each head's queries and keys are RMS-normalised before the rotation.
@@ -275,13 +330,13 @@ public final class LlamaModel {
             }
             rotation.apply(qkv, rows: N, rowStride: W, heads: (Q + K) / D)
             attention(l, qkv, attended)
-            Linear.forward(out: dense, inp: attended, weight: p.value(w.o), bias: nil, N: N, C: Q, OC: C)
+            project(l, .output, w.o, out: dense, inp: attended, inputs: Q, outputs: C)
             for i in 0..<N * C { x[i] += dense[i] }
             RMSNorm.forward(out: h, inp: x, weight: p.value(w.postNorm), N: N, C: C, eps: eps)
-            Linear.forward(out: gate, inp: h, weight: p.value(w.gate), bias: nil, N: N, C: C, OC: I)
-            Linear.forward(out: up, inp: h, weight: p.value(w.up), bias: nil, N: N, C: C, OC: I)
+            project(l, .gate, w.gate, out: gate, inp: h, inputs: C, outputs: I)
+            project(l, .up, w.up, out: up, inp: h, inputs: C, outputs: I)
             for i in 0..<N * I { gate[i] = gate[i] / (1 + VectorMath.exp(-gate[i])) * up[i] }
-            Linear.forward(out: dense, inp: gate, weight: p.value(w.down), bias: nil, N: N, C: I, OC: C)
+            project(l, .down, w.down, out: dense, inp: gate, inputs: I, outputs: C)
             for i in 0..<N * C { x[i] += dense[i] }
         }
         RMSNorm.forward(out: h, inp: x, weight: p.value(finalNorm), N: N, C: C, eps: eps)

@@ -25,11 +25,14 @@ public final class ChatGenerator {
         stopIDs = Set(ends.map(Int32.init))
     }
 
-    /// Loads the model, its tokenizer and its chat template from one GGUF file.
-    public static func load(gguf url: URL) throws -> ChatGenerator {
+    /// Loads the model, its tokenizer and its chat template from one GGUF file, the layers'
+    /// matrix products prepared for `precision` (refused when the CPU lacks it).
+    public static func load(gguf url: URL, precision: Precision = .fp32) throws -> ChatGenerator {
         let file = try GGUFFile(contentsOf: url)
         let template = try ChatTemplate.recognize(try file.string("tokenizer.chat_template"), origin: "\(url.path): key 'tokenizer.chat_template'")
-        return ChatGenerator(model: try LlamaModel.load(gguf: file), vocabulary: try GGUFTokenizer(file), template: template)
+        let model = try LlamaModel.load(gguf: file)
+        try model.useInferencePrecision(precision)
+        return ChatGenerator(model: model, vocabulary: try GGUFTokenizer(file), template: template)
     }
 
     /// The prompt's ids: the conversation in the chat template, ending with the open assistant turn.

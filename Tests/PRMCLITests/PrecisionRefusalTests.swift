@@ -25,4 +25,19 @@ final class PrecisionRefusalTests: XCTestCase {
             XCTAssertTrue(String(decoding: out, as: UTF8.self).contains("\"embedding\""))
         }
     }
+
+    /// The Llama decoder (a GGUF chat model under `prm generate`) is refused the same way.
+    func testDecoderPrecisionIsRefusedWhenTheCPULacksIt() throws {
+        let testBinary = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let prm = testBinary.deletingLastPathComponent().appendingPathComponent("prm")
+        let command = [prm.path, "generate", "--policy", try TestSupport.smolLM2File().path, "--prompt", "Hi", "-n", "1",
+                       "--max-new-tokens", "2", "--temperature", "0", "--precision", "int8"]
+        XCTAssertThrowsError(try TestSupport.run(command, environment: ["ONEDNN_MAX_CPU_ISA": "AVX2"])) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("exited 1"), message)
+            XCTAssertTrue(message.contains("int8 needs AVX-512 VNNI"), message)
+        }
+        let out = try TestSupport.run(command)
+        XCTAssertTrue(String(decoding: out, as: UTF8.self).contains("\"candidates\""))
+    }
 }

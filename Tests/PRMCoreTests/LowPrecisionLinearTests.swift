@@ -83,6 +83,47 @@ final class LowPrecisionLinearTests: XCTestCase {
         }
     }
 
+    /// GELU fused into the product (oneDNN's eltwise post-op at bf16, the dequantization loop at
+    /// int8) against the same layer's unfused output followed by prm's own bias + GELU pass, for
+    /// both forms. int8 dequantizes identically either way, so only GELU's evaluation could differ:
+    /// it is the same function, so the results are equal. At bf16 oneDNN adds the bias inside its
+    /// kernel and evaluates its own erf/tanh: the difference is float rounding of the pre-activation
+    /// (a few ulps of |y| + |b|) through GELU's slope (≤ 1.13), plus oneDNN's GELU approximation
+    /// error (≤ 2⁻²⁰ relative in its documentation's accuracy table), so 1e-5·(|y| + |b|) + 1e-6.
+    func testFusedGELUMatchesTheUnfusedPass() throws {
+        var g = GradientCheck()
+        for precision in [Precision.bf16, .int8] {
+            try precision.requireNative()
+            for form in [GELU.Form.erf, .tanh] {
+                for (rows, K, O) in Self.shapes {
+                    let x = g.tensor([rows, K]), w = g.tensor([O, K], scale: 0.05), b = g.tensor([O])
+                    let fused = LowPrecisionLinear(weight: w.data, outputs: O, inputs: K, precision: precision, gelu: form)
+                    let plain = LowPrecisionLinear(weight: w.data, outputs: O, inputs: K, precision: precision)
+                    let (got, expected) = (Tensor(shape: [rows, O]), Tensor(shape: [rows, O]))
+                    fused.forward(out: got.data, inp: x.data, rows: rows, bias: b.data, scratch: GrowableBuffer())
+                    plain.forward(out: expected.data, inp: x.data, rows: rows, bias: nil, scratch: GrowableBuffer())
+                    let preActivation = (0..<rows * O).map { expected[$0] + b[$0 % O] }
+                    GELU.forwardAddingBias(expected.data, bias: b.data, N: rows, I: O, form: form)
+                    var worst: Float = 0
+                    for i in 0..<rows * O {
+                        let error = abs(got[i] - expected[i])
+                        if precision == .int8 {
+                            worst = max(worst, error)
+                        } else {
+                            let bound = 1e-5 * (abs(preActivation[i]) + abs(b[i % O])) + 1e-6
+                            worst = max(worst, error / bound)
+                        }
+                    }
+                    if precision == .int8 {
+                        XCTAssertEqual(worst, 0, "int8 \(form) \(rows)×\(K)→\(O): fused differs from unfused")
+                    } else {
+                        XCTAssertLessThanOrEqual(worst, 1, "bf16 \(form) \(rows)×\(K)→\(O): worst error over its bound")
+                    }
+                }
+            }
+        }
+    }
+
     /// Rounding to bf16 is to nearest, ties to even, as oneDNN's own conversion does.
     func testBFloat16RoundsToNearestEven() {
         let values: [Float] = [1, 1 + 1.0 / 256, 1 + 3.0 / 512, 1 + 1.0 / 512, -2.75, 3.3e-3, 1e30]

@@ -5,13 +5,18 @@ import Foundation
 /// weights (K, N), src and dst row-major with M given per call (`DNNL_RUNTIME_DIM_VAL`), weights
 /// in the layout the primitive prefers, reordered into it once at load (`pack`).
 ///
-/// One primitive per (types, K, N), made on first use and kept for the process: making one
+/// With `gelu`, dst = gelu(src · weights + bias), the fp32 bias and GELU applied by the
+/// primitive itself (an eltwise post-op) as it writes dst, rather than in a pass over dst after it.
+///
+/// One primitive per (types, K, N, GELU), made on first use and kept for the process: making one
 /// JIT-compiles its kernels (milliseconds), running one costs microseconds, and every layer of a
 /// model shares its shape's primitive. Running is safe from several threads (no user scratchpad).
 final class DNNLMatmul: @unchecked Sendable {
     struct Key: Hashable {
         let source: UInt32, weights: UInt32, destination: UInt32
         let k: Int, n: Int
+        /// The post-op GELU's form, after a bias; nil for neither.
+        let gelu: GELU.Form?
     }
 
     let key: Key
@@ -29,8 +34,9 @@ final class DNNLMatmul: @unchecked Sendable {
     }()
 
     /// The primitive for these types and sizes, made on first use.
-    static func shared(source: dnnl_data_type_t, weights: dnnl_data_type_t, destination: dnnl_data_type_t, k: Int, n: Int) -> DNNLMatmul {
-        let key = Key(source: source.rawValue, weights: weights.rawValue, destination: destination.rawValue, k: k, n: n)
+    static func shared(source: dnnl_data_type_t, weights: dnnl_data_type_t, destination: dnnl_data_type_t, k: Int, n: Int,
+                       gelu: GELU.Form? = nil) -> DNNLMatmul {
+        let key = Key(source: source.rawValue, weights: weights.rawValue, destination: destination.rawValue, k: k, n: n, gelu: gelu)
         cacheLock.lock()
         defer { cacheLock.unlock() }
         if let made = cache[key] { return made }
@@ -47,14 +53,34 @@ final class DNNLMatmul: @unchecked Sendable {
         var wei = dnnl_memory_desc_t()
         Self.check(dnnl_memory_desc_init_by_tag(&wei, 2, [Int64(key.k), Int64(key.n)], weights, dnnl_format_tag_any), "weights desc")
         var description = dnnl_matmul_desc_t()
-        Self.check(dnnl_matmul_desc_init(&description, &src, &wei, nil, &dst), "matmul desc \(key)")
+        var bias = Self.plain(rows: 1, columns: key.n, type: dnnl_f32)
+        if key.gelu == nil {
+            Self.check(dnnl_matmul_desc_init(&description, &src, &wei, nil, &dst), "matmul desc \(key)")
+        } else {
+            Self.check(dnnl_matmul_desc_init(&description, &src, &wei, &bias, &dst), "matmul desc \(key)")
+        }
+        let attributes = Self.postOps(gelu: key.gelu)
+        defer { if let attributes { dnnl_primitive_attr_destroy(attributes) } }
         var pd: dnnl_primitive_desc_t?
-        Self.check(dnnl_primitive_desc_create(&pd, &description, nil, Self.engine, nil), "matmul primitive desc \(key)")
+        Self.check(dnnl_primitive_desc_create(&pd, &description, attributes, Self.engine, nil), "matmul primitive desc \(key)")
         defer { dnnl_primitive_desc_destroy(pd) }
         weightsDescription = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee
         var made: dnnl_primitive_t?
         Self.check(dnnl_primitive_create(&made, pd), "matmul primitive \(key)")
         primitive = made!
+    }
+
+    /// The attributes of a primitive that applies GELU as it writes dst (nil: none).
+    private static func postOps(gelu: GELU.Form?) -> dnnl_primitive_attr_t? {
+        guard let gelu else { return nil }
+        var attributes: dnnl_primitive_attr_t?, postOps: dnnl_post_ops_t?
+        check(dnnl_primitive_attr_create(&attributes), "attributes")
+        check(dnnl_post_ops_create(&postOps), "post-ops")
+        defer { dnnl_post_ops_destroy(postOps) }
+        let kind = gelu == .erf ? dnnl_eltwise_gelu_erf : dnnl_eltwise_gelu_tanh
+        check(dnnl_post_ops_append_eltwise(postOps, 1, kind, 0, 0), "GELU post-op")
+        check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "setting post-ops")
+        return attributes
     }
 
     /// Bytes of one weight matrix in the primitive's layout.
@@ -76,17 +102,22 @@ final class DNNLMatmul: @unchecked Sendable {
         Self.execute(primitive!, [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: from), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: to)])
     }
 
-    /// dst (m, N) = src (m, K) · packed weights.
-    func run(source: UnsafeRawPointer, packed: UnsafeRawPointer, destination: UnsafeMutableRawPointer, m: Int) {
+    /// dst (m, N) = src (m, K) · packed weights; with the primitive's GELU, gelu(… + bias (N)).
+    func run(source: UnsafeRawPointer, packed: UnsafeRawPointer, destination: UnsafeMutableRawPointer, m: Int,
+             bias: UnsafePointer<Float>? = nil) {
         guard m > 0 else { return }
+        precondition((bias == nil) == (key.gelu == nil), "a bias goes with the GELU post-op, and only with it")
         var src = Self.plain(rows: Int64(m), columns: key.k, type: dnnl_data_type_t(key.source))
         var dst = Self.plain(rows: Int64(m), columns: key.n, type: dnnl_data_type_t(key.destination))
         let a = Self.memory(&src, UnsafeMutableRawPointer(mutating: source))
         let w = Self.memory(&weightsDescription, UnsafeMutableRawPointer(mutating: packed))
         let c = Self.memory(&dst, destination)
-        defer { dnnl_memory_destroy(a); dnnl_memory_destroy(w); dnnl_memory_destroy(c) }
-        Self.execute(primitive, [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: a), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: w),
-                                 dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: c)])
+        var arguments = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: a), dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: w),
+                         dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: c)]
+        var biasDescription = Self.plain(rows: 1, columns: key.n, type: dnnl_f32)
+        if let bias { arguments.append(dnnl_exec_arg_t(arg: DNNL_ARG_BIAS, memory: Self.memory(&biasDescription, UnsafeMutablePointer(mutating: bias)))) }
+        defer { for argument in arguments { dnnl_memory_destroy(argument.memory) } }
+        Self.execute(primitive, arguments)
     }
 
     /// Runs on the calling thread's OpenMP pool with `Compute.threads` (one inside prm's own

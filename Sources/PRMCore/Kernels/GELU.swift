@@ -33,6 +33,15 @@ public enum GELU {
         }
     }
 
+    /// x ← gelu(x) in place over `count` floats, on the calling thread: a pass fused into a
+    /// caller's own parallel loop (the int8 dequantization of an FFN's first layer).
+    public static func apply(_ x: UnsafeMutablePointer<Float>, count: Int, form: Form) {
+        switch form {
+        case .erf: for i in 0..<count { x[i] = value(x[i], .erf) }
+        case .tanh: for i in 0..<count { x[i] = value(x[i], .tanh) }
+        }
+    }
+
     /// dinp += dout · gelu'(inp).
     public static func backward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                 inp: UnsafePointer<Float>, count: Int, form: Form) {

@@ -12,9 +12,16 @@ import CDNNL
 ///
 /// bf16: W rounded to bf16 once; the activations rounded to bf16 per call (round to nearest even);
 /// oneDNN's AVX512_BF16 matmul accumulates and writes fp32.
+///
+/// With `gelu` (an FFN's first layer) out = gelu(inp · Wᵀ + bias), in the same pass that writes
+/// out: at bf16 oneDNN's eltwise post-op after its bias; at int8 in the dequantization loop, since
+/// oneDNN 2.6's int8 matmul can scale its output per column only, not by the per-row activation
+/// scale and zero point that must come first.
 public final class LowPrecisionLinear {
     public let precision: Precision
     public let inputs: Int, outputs: Int
+    /// GELU applied after the bias, nil for none.
+    public let gelu: GELU.Form?
     private let matmul: DNNLMatmul
     /// W in the primitive's own layout (s8 or bf16).
     private let packed: UnsafeMutableRawPointer
@@ -25,11 +32,12 @@ public final class LowPrecisionLinear {
     /// Bytes this layer keeps (its packed matrix and int8 scales), for memory accounting.
     public var bytes: Int { matmul.packedBytes + (weightScales == nil ? 0 : 8 * outputs) }
 
-    public init(weight: UnsafePointer<Float>, outputs: Int, inputs: Int, precision: Precision) {
+    public init(weight: UnsafePointer<Float>, outputs: Int, inputs: Int, precision: Precision, gelu: GELU.Form? = nil) {
         precondition(precision != .fp32, "fp32 runs on BLAS.gemm, not a LowPrecisionLinear")
         self.precision = precision
         self.inputs = inputs
         self.outputs = outputs
+        self.gelu = gelu
         let count = outputs * inputs
         switch precision {
         case .int8:
@@ -46,7 +54,7 @@ public final class LowPrecisionLinear {
             matmul.pack(q, into: packed)
             (weightScales, scaledWeightSums) = (scales, sums)
         case .bf16, .fp32:
-            matmul = .shared(source: dnnl_bf16, weights: dnnl_bf16, destination: dnnl_f32, k: inputs, n: outputs)
+            matmul = .shared(source: dnnl_bf16, weights: dnnl_bf16, destination: dnnl_f32, k: inputs, n: outputs, gelu: gelu)
             packed = .allocate(byteCount: matmul.packedBytes, alignment: 64)
             let rounded = UnsafeMutablePointer<UInt16>.allocate(capacity: count)
             defer { rounded.deallocate() }
@@ -56,17 +64,31 @@ public final class LowPrecisionLinear {
         }
     }
 
+    /// W stored in `layout`: `.inOut` (GPT-2's Conv1D, [C, O]) is transposed to [O, C] once, here.
+    public convenience init(weight: UnsafePointer<Float>, outputs: Int, inputs: Int, layout: WeightLayout, precision: Precision,
+                            gelu: GELU.Form? = nil) {
+        guard layout == .inOut else {
+            self.init(weight: weight, outputs: outputs, inputs: inputs, precision: precision, gelu: gelu)
+            return
+        }
+        let rows = Tensor(shape: [outputs, inputs])
+        Transpose.forward(out: rows.data, inp: weight, rows: inputs, columns: outputs)
+        self.init(weight: rows.data, outputs: outputs, inputs: inputs, precision: precision, gelu: gelu)
+    }
+
     deinit {
         packed.deallocate()
         weightScales?.deallocate()
         scaledWeightSums?.deallocate()
     }
 
-    /// out (rows, O) = inp (rows, C) · Wᵀ (+ bias). `scratch` holds the low-precision copy of
-    /// the activations (grown to the largest call; one per model serves all its layers).
+    /// out (rows, O) = inp (rows, C) · Wᵀ (+ bias), then GELU when the layer has one (a bias is
+    /// then required). `scratch` holds the low-precision copy of the activations (grown to the
+    /// largest call; one per model serves all its layers).
     public func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int,
                         bias: UnsafePointer<Float>?, scratch: GrowableBuffer) {
         guard rows > 0 else { return }
+        precondition(gelu == nil || bias != nil, "a layer with GELU takes its bias")
         let (C, O) = (inputs, outputs)
         switch precision {
         case .int8:
@@ -81,17 +103,22 @@ public final class LowPrecisionLinear {
             }
             // The s32 accumulators land in `out` (4 bytes each, as the floats that replace them).
             matmul.run(source: quantized, packed: packed, destination: out, m: rows)
-            let (scales, sums) = (weightScales!, scaledWeightSums!)
-            Parallel.forRange(rows, costPerItem: 2 * O) { range in
+            let (scales, sums, gelu) = (weightScales!, scaledWeightSums!, gelu)
+            Parallel.forRange(rows, costPerItem: gelu == nil ? 2 * O : 10 * O) { range in
                 for r in range {
                     Self.dequantizeRow(out + r * O, count: O, rowScale: rowScales[r], rowZero: rowZeros[r],
                                        weightScales: scales, scaledSums: sums, bias: bias)
+                    if let gelu { GELU.apply(out + r * O, count: O, form: gelu) }
                 }
             }
         case .bf16, .fp32:
             let halves = UnsafeMutableRawPointer(scratch.ensure((rows * C + 1) / 2)).bindMemory(to: UInt16.self, capacity: rows * C)
             Parallel.forRange(rows, costPerItem: C) { range in
                 Self.roundToBFloat16(inp + range.lowerBound * C, count: range.count * C, into: halves + range.lowerBound * C)
+            }
+            guard gelu == nil else {
+                matmul.run(source: halves, packed: packed, destination: out, m: rows, bias: bias)
+                return
             }
             matmul.run(source: halves, packed: packed, destination: out, m: rows)
             if let bias {

@@ -1,0 +1,139 @@
+import Foundation
+import XCTest
+import PRMCore
+import PRMTokenizers
+import PRMTestSupport
+@testable import PRMModel
+
+/// The decoders' inference at bf16 and int8 against fp32 on the same model: GPT-2 (`infer` on
+/// ragged packed batches) and the Llama decoder on the real SmolLM2 GGUF weights (`extend` over
+/// prompts of different lengths, then one `decodeStep` of sequences with ragged prefixes).
+///
+/// The bounds follow from the per-product ones of `LowPrecisionLinearTests` (bf16: relative
+/// 2u + K·2⁻²⁴ with u = 2⁻⁹ per product; int8: half a grid step of the weights' channel and the
+/// activations' row per term), compounded through every layer's norms, residuals and softmax,
+/// which no closed form tracks; so, as for BERT, the assertions are the measured worst errors on
+/// these batches with a margin (measured values in each test's comment). A wrong scale, layout,
+/// bias block or row offset gives errors of order 1.
+final class DecoderLowPrecisionTests: XCTestCase {
+    /// Worst relative L2 error of a row of `actual` against `expected` (rows of width C).
+    static func worstRowError(_ actual: [Float], _ expected: [Float], C: Int) -> Double {
+        stride(from: 0, to: expected.count, by: C).map { start in
+            var (difference, norm) = (0.0, 0.0)
+            for c in start..<(start + C) {
+                let (a, e) = (Double(actual[c]), Double(expected[c]))
+                difference += (a - e) * (a - e)
+                norm += e * e
+            }
+            return (difference / norm).squareRoot()
+        }.max() ?? 0
+    }
+
+    // MARK: GPT-2
+
+    static let gpt2Batches = [[33, 1, 64, 7, 2], [5, 64, 1]]
+
+    /// Measured worst token relative error: bf16 0.0081, int8 0.027 (2 layers, random weights).
+    func testGPT2InferAtEachPrecisionStaysCloseToFP32() throws {
+        let fixture = try GPT2ReferenceTests.makeModel()
+        let model = fixture.model, C = model.hiddenSize
+        var rng = RandomSource(seed: 5)
+        for lengths in Self.gpt2Batches {
+            let batch = PackedBatch(lengths: lengths)
+            let ids = (0..<batch.tokens).map { _ in Int32(rng.next() % UInt64(model.vocabularySize)) }
+            let inputs = Tensor(shape: [batch.tokens, C])
+            model.embedTokens(out: inputs.data, ids: ids, parameters: fixture.parameters)
+            try model.useInferencePrecision(.fp32)
+            let expected = Array(UnsafeBufferPointer(start: model.infer(embeddings: inputs.data, batch: batch), count: batch.tokens * C))
+            for (precision, bound) in [(Precision.bf16, 0.02), (.int8, 0.06)] {
+                try model.useInferencePrecision(precision)
+                XCTAssertEqual(model.inferencePrecision, precision)
+                let hidden = Array(UnsafeBufferPointer(start: model.infer(embeddings: inputs.data, batch: batch), count: batch.tokens * C))
+                let worst = Self.worstRowError(hidden, expected, C: C)
+                print("GPT-2 \(precision) lengths \(lengths): worst token relative error \(worst)")
+                XCTAssertLessThanOrEqual(worst, bound, "GPT-2 \(precision) lengths \(lengths)")
+                XCTAssertGreaterThan(worst, 0, "GPT-2 \(precision): identical to fp32, is the precision used at all?")
+            }
+        }
+        // Back at fp32 the outputs are fp32's again, exactly.
+        try model.useInferencePrecision(.fp32)
+        let batch = PackedBatch(lengths: [3])
+        let inputs = Tensor(shape: [3, C])
+        model.embedTokens(out: inputs.data, ids: [1, 2, 3], parameters: fixture.parameters)
+        let again = Array(UnsafeBufferPointer(start: model.infer(embeddings: inputs.data, batch: batch), count: 3 * C))
+        let forward = Array(UnsafeBufferPointer(start: model.forward(embeddings: inputs.data, batch: batch, training: false), count: 3 * C))
+        XCTAssertLessThan(Self.worstRowError(again, forward, C: C), 1e-5)
+    }
+
+    // MARK: Llama (SmolLM2)
+
+    struct DecoderOutputs {
+        /// Each prompt's hidden states after `extend` on a fresh cache, then the decoding step's rows.
+        var prompts: [[Float]]
+        var step: [Float]
+        /// The three likeliest next tokens (best first) after each prompt, and after the step.
+        var topTokens: [[Int]]
+        var nextTokens: [Int] { topTokens.map { $0[0] } }
+    }
+
+    /// The three chat prompts of `LlamaReferenceTests` (different lengths) through `extend`, then
+    /// one `decodeStep` of all three over their own prompt caches (prefixes of different lengths).
+    static func run(_ model: LlamaModel, prompts: [[Int32]]) -> DecoderOutputs {
+        let (C, V) = (model.config.hiddenSize, model.vocabularySize)
+        var logits = [Float](repeating: 0, count: V)
+        func top3(_ hidden: UnsafePointer<Float>) -> [Int] {
+            logits.withUnsafeMutableBufferPointer { model.logits(out: $0.baseAddress!, hidden: hidden, N: 1) }
+            return Array(logits.indices.sorted { logits[$0] > logits[$1] }.prefix(3))
+        }
+        var outputs = DecoderOutputs(prompts: [], step: [], topTokens: [])
+        var caches: [KVCache] = []
+        for ids in prompts {
+            let cache = model.makeCache()
+            let hidden = model.extend(cache, tokens: ids)
+            outputs.prompts.append(Array(UnsafeBufferPointer(start: hidden, count: ids.count * C)))
+            outputs.topTokens.append(top3(hidden + (ids.count - 1) * C))
+            caches.append(cache)
+        }
+        let own = prompts.map { _ in model.makeCache() }
+        let tokens = outputs.nextTokens.map(Int32.init)
+        let step = model.decodeStep(prefixes: caches, own: own, tokens: tokens)
+        outputs.step = Array(UnsafeBufferPointer(start: step, count: prompts.count * C))
+        for b in prompts.indices { outputs.topTokens.append(top3(step + b * C)) }
+        return outputs
+    }
+
+    /// Measured on SmolLM2-135M (30 layers): worst token relative error bf16 0.027, int8 0.28. bf16's
+    /// six greedy next tokens are fp32's; int8 picked another token at one of the six (the step
+    /// after the second prompt), so for int8 each fp32 pick must be among int8's three likeliest.
+    func testLlamaAtEachPrecisionStaysCloseToFP32() throws {
+        let file = try GGUFFile(contentsOf: try TestSupport.smolLM2File())
+        let model = try LlamaModel.load(gguf: file)
+        let tokenizer = try GGUFTokenizer(file)
+        let template = try ChatTemplate.recognize(try file.string("tokenizer.chat_template"), origin: file.url.path)
+        let prompts = LlamaReferenceTests.prompts.map { messages in
+            tokenizer.tokenizer.encode(template.render(messages, addGenerationPrompt: true), addSpecialTokens: false).map(Int32.init)
+        }
+        XCTAssertEqual(Set(prompts.map(\.count)).count, prompts.count, "the prompts should have different lengths")
+        let C = model.config.hiddenSize
+        let expected = Self.run(model, prompts: prompts)
+        for (precision, bound) in [(Precision.bf16, 0.06), (.int8, 0.45)] {
+            try model.useInferencePrecision(precision)
+            XCTAssertEqual(model.inferencePrecision, precision)
+            let actual = Self.run(model, prompts: prompts)
+            var worst = Self.worstRowError(actual.step, expected.step, C: C)
+            for (a, e) in zip(actual.prompts, expected.prompts) { worst = max(worst, Self.worstRowError(a, e, C: C)) }
+            print("SmolLM2 \(precision): worst token relative error \(worst); next tokens \(actual.nextTokens) vs fp32 \(expected.nextTokens)")
+            XCTAssertLessThanOrEqual(worst, bound, "SmolLM2 \(precision)")
+            XCTAssertGreaterThan(worst, 0, "SmolLM2 \(precision): identical to fp32, is the precision used at all?")
+            if precision == .bf16 {
+                XCTAssertEqual(actual.nextTokens, expected.nextTokens, "SmolLM2 bf16: greedy next tokens")
+            } else {
+                for (top, token) in zip(actual.topTokens, expected.nextTokens) {
+                    XCTAssertTrue(top.contains(token), "SmolLM2 int8: fp32's next token \(token) not among int8's three likeliest \(top)")
+                }
+            }
+        }
+        try model.useInferencePrecision(.fp32)
+        XCTAssertEqual(Self.run(model, prompts: prompts).step, expected.step, "back at fp32, fp32's outputs exactly")
+    }
+}
