@@ -34,7 +34,7 @@ python3 - "$OUT" "$KS" "$DRAWS" $SEEDS <<'PY'
 import json, sys
 out, ks, draws, seeds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 lines = ["# `prm eval --few-shot K --active`: suggest's questions vs random ones (lengthpref, unseen users)", "",
-         "Command: `bash bench/active_fewshot.sh` (per seed: `prm train --data data/lengthpref/train.jsonl --seed N`, then "
+         f"Command: `SEEDS=\"{' '.join(seeds)}\" bash bench/active_fewshot.sh` (per seed: `prm train --data data/lengthpref/train.jsonl --seed N`, then "
          f"`prm eval --model M --data data/lengthpref/dev.jsonl --groups {'bench/results/quality/groups.json'} --few-shot {ks} --active --draws {draws}`).", "",
          "Each unseen user's dev comparisons are split in half (file order): K of the first half are chosen by the suggest "
          "criterion (active) or at random (random: mean ± sd over the draws), the user is fitted with the adapt math, and the "
