@@ -23,9 +23,18 @@ enum EvalCommand: Subcommand {
         the generic user 0. Users with K or fewer comparisons do not count for that K. The JSON \
         report gets a "few_shot" list.
 
+        --active (with --few-shot) asks instead whether the `suggest` op's questions teach the \
+        model a new user faster than random ones: each unseen user's comparisons are split in \
+        half (file order); from the first half, K are chosen by the suggest criterion (largest \
+        expected reduction of the posterior variance of the user's reward differences, under the \
+        Laplace approximation of the adapt fit) and, in --draws random draws, K at random; each \
+        choice fits the user with the adapt math and is scored on the second half. Linear-head \
+        models only. The JSON report gets a "few_shot_active" list.
+
         Example:
           prm eval --model runs/prm --data data/lengthpref/dev.jsonl --json runs/prm/dev-eval.json
           prm eval --model runs/prm --data data/lengthpref/dev.jsonl --few-shot 1,2,5,10
+          prm eval --model runs/prm --data data/lengthpref/dev.jsonl --few-shot 1,2,5 --active --draws 50
         """,
         options: [
             .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train)."),
@@ -34,6 +43,9 @@ enum EvalCommand: Subcommand {
             .value("groups", placeholder: "FILE", help: "JSON object: user id -> group label."),
             .value("batch-size", placeholder: "N", help: "Comparisons per forward pass.", default: "16"),
             .value("few-shot", placeholder: "K,...", help: "Also adapt each unseen user on their first K comparisons and score the rest."),
+            .flag("active", help: "With --few-shot: K comparisons chosen by the suggest criterion vs at random (see above)."),
+            .value("draws", placeholder: "N", help: "With --active: random draws per user and K.", default: "50"),
+            .value("seed", placeholder: "N", help: "With --active: the random draws' seed.", default: "1"),
             PrecisionOption.spec,
         ] + AdaptOptions.all + [
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
@@ -53,7 +65,19 @@ enum EvalCommand: Subcommand {
         let evaluator = Evaluator(model: model, users: users, batchSize: batchSize)
         var report = evaluator.evaluate(encoded, groups: groups, progress: progress)
         progress.finish()
-        if let ks = try fewShotCounts(arguments) {
+        if arguments.flag("active") {
+            guard let ks = try fewShotCounts(arguments) else { throw arguments.usageError("--active needs --few-shot K,... (the numbers of answered pairs)") }
+            let draws = try arguments.int("draws") ?? 50
+            guard draws >= 1 else { throw arguments.usageError("--draws must be at least 1, got \(draws)") }
+            let seed = try arguments.int("seed") ?? 1
+            guard seed >= 0 else { throw arguments.usageError("--seed must be non-negative, got \(seed)") }
+            let unseen = encoded.filter { !users.contains($0.userID) }.count
+            let activeProgress = ProgressBar(total: unseen, label: "few-shot --active", unit: "pair")
+            report.fewShotActive = try ActiveFewShotEvaluation.evaluate(encoded, ks: ks, scorer: evaluator.scorer, groups: groups,
+                                                                        settings: try AdaptOptions.settings(arguments), draws: draws,
+                                                                        seed: UInt64(seed), progress: activeProgress)
+            activeProgress.finish()
+        } else if let ks = try fewShotCounts(arguments) {
             let settings = try AdaptOptions.settings(arguments)
             let unseen = encoded.filter { !users.contains($0.userID) }.count
             let fewShotProgress = ProgressBar(total: unseen, label: "few-shot", unit: "pair")
@@ -64,6 +88,9 @@ enum EvalCommand: Subcommand {
         if let json = arguments.string("json") { try AtomicFile.writeJSON(report, to: URL(fileURLWithPath: json)) }
         out.write(report.table() + "\n")
         if let rows = report.fewShot { out.write("\n" + FewShotEvaluation.table(rows) + "\n") }
+        if let rows = report.fewShotActive {
+            out.write("\n" + ActiveFewShotEvaluation.table(rows, draws: try arguments.int("draws") ?? 50) + "\n")
+        }
         return 0
     }
 

@@ -22,8 +22,10 @@ struct MixtureFit {
     var clusters: Int { generic.count }
 
     /// softmax(w_0 + x).
-    func mixture(_ x: [Double]) -> [Double] {
-        let w = zip(generic, x).map { $0 + $1 }
+    func mixture(_ x: [Double]) -> [Double] { Self.softmax(zip(generic, x).map { $0 + $1 }) }
+
+    /// softmax(w), shifted by its largest logit so no exponential overflows.
+    static func softmax(_ w: [Double]) -> [Double] {
         let top = w.max() ?? 0
         let e = w.map { exp($0 - top) }
         let sum = e.reduce(0, +)

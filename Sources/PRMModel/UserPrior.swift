@@ -70,16 +70,24 @@ public struct UserPrior: Sendable {
     public var isCluster: Bool { !centres.isEmpty }
 
     /// The MAP user for comparisons whose pooled-state differences are `d`: the own row to store
-    /// (`UserModel.appendUsers`) and the user's reward differences on those comparisons.
-    public func fit(_ d: [[Double]]) -> (row: [Float], margins: [Double]) {
+    /// (`UserModel.appendUsers`), the user's reward differences on those comparisons, and the
+    /// parameters at the MAP (the offset x, or the mixture logits' offset) that `UserPosterior`
+    /// centres the Laplace approximation on.
+    public func fit(_ d: [[Double]]) -> (row: [Float], margins: [Double], mode: [Double]) {
         guard isCluster else {
             let x = mapOffset(d)
-            return (ownRow(x), margins(x, d))
+            return (ownRow(x), margins(x, d), x)
         }
         let features = d.map { dk in centres.map { c in zip(c, dk).reduce(0) { $0 + $1.0 * $1.1 } } }
         let mixture = MixtureFit(features: features, generic: generic, precision: precision())
         let x = mixture.solve()
-        return (zip(generic, x).map { Float($0 + $1) }, mixture.margins(x))
+        return (zip(generic, x).map { Float($0 + $1) }, mixture.margins(x), x)
+    }
+
+    /// The MAP fit on `d` and its Laplace approximation.
+    public func posterior(_ d: [[Double]]) -> (row: [Float], margins: [Double], posterior: UserPosterior) {
+        let fitted = fit(d)
+        return (fitted.row, fitted.margins, UserPosterior(prior: self, mode: fitted.mode, differences: d))
     }
 
     /// (τΣ)⁻¹, column by column: for the K mixture logits, a small dense matrix.

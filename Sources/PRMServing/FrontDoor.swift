@@ -176,7 +176,7 @@ final class FrontDoor {
             // Counted before the reply is written, so that a `metrics` reply counts itself.
             outcomes.add(op: request.operation, code: nil)
             deliver(route, introspection(request, backend: backend), code: nil)
-        case .rank, .score, .adapt, .reload, .users:
+        case .rank, .score, .adapt, .suggest, .reload, .users:
             do throws(WireError) {
                 guard !draining else { throw WireError(.shuttingDown, "the \(name) is shutting down and takes no new work", id: request.id) }
                 try backend.submit(request, body: body, route: route, received: received)

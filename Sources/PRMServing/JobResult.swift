@@ -15,6 +15,19 @@ struct JobResult: Sendable {
         let timing: WireReply.Timing
         /// The model that computed the scores (`ModelFingerprint`).
         let fingerprint: String
+        /// A rank with `"uncertainty": true`: each score's standard deviation, or why there is none.
+        var uncertainty: WireReply.Uncertainty?
+    }
+
+    /// A suggest's chosen pairs, and what they were chosen under.
+    struct Suggested: Sendable {
+        let pairs: [PairSuggestion]
+        /// "prior" or "posterior" (`LiveUsers.Belief`).
+        let basis: String
+        /// V before any answer: the summed variance of every candidate pair's reward difference.
+        let totalVariance: Double
+        let knownUser: Bool
+        let fingerprint: String
     }
 
     /// A reload that switched models: what the I/O thread needs of the new one.
@@ -32,6 +45,7 @@ struct JobResult: Sendable {
     enum Output: Sendable {
         case scored(Scored)
         case adapted(LiveUsers.Fitted, WireReply.Timing)
+        case suggested(Suggested, WireReply.Timing)
         case reloaded(Switched)
         /// Passed through the compute thread and back, in turn with the batches before it (`users`).
         case passed
@@ -56,13 +70,15 @@ struct JobResult: Sendable {
         let scored: Scored
         switch try outcome.get() {
         case .adapted(let fitted, let timing): return WireReply.adapt(id: request.id, fitted, timing: timing)
+        case .suggested(let suggested, let timing): return WireReply.suggest(id: request.id, suggested, timing: timing)
         case .reloaded(let switched): return WireReply.reload(id: request.id, switched)
         case .passed: throw WireError(.internal, "the reply to \(request.operation.rawValue) is written by the server", id: request.id)
         case .scored(let output): scored = output
         }
         if case .rank(_, let topK) = request.body {
             return try WireReply.rank(id: request.id, scores: scored.scores, topK: topK, knownUser: scored.knownUser.first ?? false,
-                                      truncated: scored.truncated, timing: scored.timing, fingerprint: scored.fingerprint)
+                                      truncated: scored.truncated, timing: scored.timing, fingerprint: scored.fingerprint,
+                                      uncertainty: scored.uncertainty)
         }
         return try WireReply.score(id: request.id, scores: scored.scores, knownUser: scored.knownUser, truncated: scored.truncated,
                                    timing: scored.timing, fingerprint: scored.fingerprint)

@@ -29,6 +29,10 @@ final class LiveUsers {
     private let maxAdapted: Int
     /// The model's `ModelFingerprint`: lines of fits on other models are skipped.
     let fingerprint: String
+    /// The Laplace approximation of each user fitted by this process (`UserPosterior`): the log
+    /// keeps rows, not the comparisons' h a posterior needs, so users replayed from it, fitted by
+    /// another worker or trained have none.
+    private var posteriors: [String: UserPosterior] = [:]
 
     init(model: RewardModel, users: UserTable, fingerprint: String, log: UserLog, maxAdapted: Int) {
         self.fingerprint = fingerprint
@@ -80,6 +84,7 @@ final class LiveUsers {
                 continue
             }
             if let problem = UserLog.apply(record, to: userModel, users: &users) { Log.warning("user log: \(problem)") }
+            posteriors[record.userID] = nil  // refitted elsewhere on comparisons this process never saw
         }
     }
 
@@ -110,7 +115,7 @@ final class LiveUsers {
             throw WireError(.tooManyUsers, "the server holds \(adapted) adapted users, its limit; refitting one of them is still possible", id: id)
         }
         let d = (0..<(h.count / (2 * C))).map { k in (0..<C).map { Double(h[2 * k * C + $0]) - Double(h[(2 * k + 1) * C + $0]) } }
-        let fitted = prior.fit(d)
+        let fitted = prior.posterior(d)
         var fit = ComparisonFit()
         fit.add(fitted.margins)
         let record = UserLog.Record(userID: user, row: fitted.row, fit: fit, writer: writer, model: fingerprint)
@@ -118,6 +123,35 @@ final class LiveUsers {
             throw WireError(.internal, "the fit of user '\(user)' could not be logged, so it is not used: \(error.message)", id: id)
         }
         if let problem = UserLog.apply(record, to: userModel, users: &users) { throw WireError(.internal, problem, id: id) }
+        posteriors[user] = fitted.posterior
         return Fitted(user: user, fit: fit, adaptedUsers: adapted)
+    }
+
+    /// What the server believes of a user's vector: the prior for a user it does not know (who is
+    /// scored as the generic user), the Laplace approximation for a user this process fitted.
+    enum Belief {
+        case prior(UserPosterior)
+        case posterior(UserPosterior)
+        /// Why there is none: a model whose users cannot be fitted, or a known user whose
+        /// comparisons this process did not see (trained, from the log, another worker's).
+        case unavailable(String)
+
+        /// What replies call it.
+        var basis: String {
+            switch self {
+            case .prior: "prior"
+            case .posterior: "posterior"
+            case .unavailable: "unavailable"
+            }
+        }
+    }
+
+    func belief(of user: String?) -> Belief {
+        guard let prior else { return .unavailable(refusal ?? "this model's users cannot be adapted") }
+        guard let user, users.contains(user) else { return .prior(UserPosterior(prior: prior)) }
+        if let posterior = posteriors[user] { return .posterior(posterior) }
+        let origin = trained.contains(user) && trained.index(of: user) <= userModel.config.users
+            ? "a trained user" : "fitted by another process or before this one started (the user log keeps no comparisons)"
+        return .unavailable("user '\(user)' is \(origin): its posterior is not known here")
     }
 }

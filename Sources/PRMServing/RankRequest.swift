@@ -10,12 +10,15 @@ public struct RankRequest: Sendable {
     /// Text, or messages for the checkpoint's template to write out (`InputPreparer.render`).
     public var prompt: ChatText
     public var candidates: [ChatText]
+    /// `"uncertainty": true`: the reply adds each score's posterior standard deviation for the user.
+    public var uncertainty = false
 
-    public init(user: String?, userInfo: String?, prompt: ChatText, candidates: [ChatText]) {
+    public init(user: String?, userInfo: String?, prompt: ChatText, candidates: [ChatText], uncertainty: Bool = false) {
         self.user = user
         self.userInfo = userInfo
         self.prompt = prompt
         self.candidates = candidates
+        self.uncertainty = uncertainty
     }
 
     /// The fields of a request object, at most `maxCandidates` candidates; errors name the field.
@@ -26,7 +29,7 @@ public struct RankRequest: Sendable {
     init(_ fields: RequestFields, maxCandidates: Int) throws(WireError) {
         let candidates = try fields.replies("candidates", limit: maxCandidates)
         self.init(user: try fields.optionalString("user_id"), userInfo: try fields.optionalString("user_info"),
-                  prompt: try fields.prompt(), candidates: candidates)
+                  prompt: try fields.prompt(), candidates: candidates, uncertainty: try fields.flag("uncertainty"))
     }
 
     /// One item per candidate, for `InputPreparer.render`.

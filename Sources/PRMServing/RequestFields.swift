@@ -55,6 +55,15 @@ struct RequestFields {
         return k
     }
 
+    /// An optional boolean: absent or null is false.
+    func flag(_ name: String) throws(WireError) -> Bool {
+        switch object[name] {
+        case nil, .null?: return false
+        case .bool(let value)?: return value
+        case let other?: throw fail("field '\(name)' must be true or false, got \(other.kind.rawValue)")
+        }
+    }
+
     func string(_ name: String, in member: JSONObject? = nil, at place: String? = nil) throws(WireError) -> String {
         let field = place.map { "\($0).\(name)" } ?? name
         guard let value = (member ?? object)[name] else { throw fail("missing field '\(field)'") }

@@ -216,7 +216,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         let prepared = preparer.prepare(preparer.render(items))
         let field: String
         switch request.body {
-        case .rank: field = "candidates"
+        case .rank, .suggest: field = "candidates"
         case .adapt: field = "comparisons' replies"
         default: field = "items"
         }
@@ -379,8 +379,15 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             return JobResult(route: job.route, request: job.request, outcome: .failure(error))
         }
         let adapts = pending.filter { if case .adapt = $0.request.body { true } else { false } }
-        let live = pending.filter { if case .adapt = $0.request.body { false } else { true } }
+        let suggests = pending.filter { if case .suggest = $0.request.body { true } else { false } }
+        let live = pending.filter { job in
+            switch job.request.body {
+            case .adapt, .suggest: false
+            default: true
+            }
+        }
         results += adapts.map { adapt($0, start: start) }
+        results += suggests.map { suggest($0, start: start) }
         let resolved = live.map { liveUsers.resolve($0.items, ids: $0.request.items.map(\.userID)) }
         let scores = scorer.value.score(resolved.flatMap { $0 })
         let end = MonotonicClock.now
@@ -393,7 +400,7 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: computeMs)
             let scored = JobResult.Scored(scores: Array(scores[range]), knownUser: items.map(\.knownUser),
                                           truncated: job.items.indices.filter { job.items[$0].truncated }, timing: timing,
-                                          fingerprint: liveUsers.fingerprint)
+                                          fingerprint: liveUsers.fingerprint, uncertainty: uncertainty(job, items: items))
             results.append(JobResult(route: job.route, request: job.request, outcome: .success(.scored(scored))))
             queueSamples.append(timing.queueMs)
             totalSamples.append((MonotonicClock.now - job.receivedAt) * 1000)
@@ -433,6 +440,49 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
             outcome = .failure(error)
         }
         return JobResult(route: job.route, request: job.request, outcome: outcome)
+    }
+
+    /// The pairs of a suggest's candidates whose answers would tell most about its user
+    /// (`PairSuggestion`), under what the server believes of that user (`LiveUsers.belief`).
+    private func suggest(_ job: Job, start: Double) -> JobResult {
+        guard case .suggest(let request) = job.request.body else { preconditionFailure("suggest(_:) takes suggest jobs") }
+        let outcome: Result<JobResult.Output, WireError>
+        let belief = liveUsers.belief(of: request.user)
+        switch belief {
+        case .unavailable(let reason):
+            outcome = .failure(WireError(.notAdaptable, "suggest needs the user's posterior: \(reason)", id: job.request.id))
+        case .prior(let posterior), .posterior(let posterior):
+            let h = states(job.items)
+            let pairs = PairSuggestion.allPairs(h.count)
+            let covariance = posterior.scoreCovariance(h)
+            let chosen = PairSuggestion.choose(request.k, from: pairs, means: h.map(posterior.meanScore), covariance: covariance)
+            let suggested = JobResult.Suggested(pairs: chosen, basis: belief.basis, totalVariance: PairSuggestion.totalVariance(covariance, pairs: pairs),
+                                                knownUser: belief.basis == "posterior", fingerprint: liveUsers.fingerprint)
+            let timing = WireReply.Timing(queueMs: (start - job.receivedAt) * 1000, computeMs: (MonotonicClock.now - start) * 1000)
+            outcome = .success(.suggested(suggested, timing))
+        }
+        return JobResult(route: job.route, request: job.request, outcome: outcome)
+    }
+
+    /// A rank's score standard deviations under its user's belief (`"uncertainty": true`), from
+    /// the pooled states its scores were computed with (the cache has them).
+    private func uncertainty(_ job: Job, items: [PreparedItem]) -> WireReply.Uncertainty? {
+        guard case .rank(let rank, _) = job.request.body, rank.uncertainty else { return nil }
+        let belief = liveUsers.belief(of: rank.user)
+        switch belief {
+        case .unavailable(let reason):
+            return WireReply.Uncertainty(basis: belief.basis, std: [], reason: reason)
+        case .prior(let posterior), .posterior(let posterior):
+            let std = states(items).map { max(posterior.scoreVariance($0), 0).squareRoot() }
+            return WireReply.Uncertainty(basis: belief.basis, std: std)
+        }
+    }
+
+    /// Each item's pooled state h, in Double, as the scorer computes it.
+    private func states(_ items: [PreparedItem]) -> [[Double]] {
+        let C = scorer.value.model.backbone.hiddenSize
+        let h = scorer.value.pooledStates(items)
+        return items.indices.map { i in (0..<C).map { Double(h[i * C + $0]) } }
     }
 
     /// A job the I/O thread prepared for a model this thread has since replaced, prepared again

@@ -12,6 +12,11 @@ public struct ServerLimits: Sendable, Equatable {
     public var maxQueuedRequests = 1_024
     /// Comparisons of one `adapt`.
     public var maxAdaptComparisons = 64
+    /// Candidates of a `suggest`: its choice weighs every pair against every other, so its cost
+    /// grows as the fourth power of this.
+    public var maxSuggestCandidates = 32
+    /// Pairs one `suggest` returns (`k`).
+    public var maxSuggestPairs = 16
 
     public init() {}
 
@@ -27,7 +32,8 @@ public struct ServerLimits: Sendable, Equatable {
     func write(_ w: inout JSONWriter) {
         w.object(["max_message_bytes": maxMessageBytes, "max_candidates": maxCandidates,
                   "max_request_tokens": maxRequestTokens, "max_queued_requests": maxQueuedRequests,
-                  "max_adapt_comparisons": maxAdaptComparisons])
+                  "max_adapt_comparisons": maxAdaptComparisons, "max_suggest_candidates": maxSuggestCandidates,
+                  "max_suggest_pairs": maxSuggestPairs])
     }
 }
 

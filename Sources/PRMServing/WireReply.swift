@@ -1,4 +1,5 @@
 import PRMCore
+import PRMModel
 
 /// Reply bodies of protocol v1, written with prm's one JSON writer. Every reply starts with
 /// `"v":1,"id":…,"ok":…`; the members follow protocols/v1/*.reply.schema.json.
@@ -19,8 +20,18 @@ enum WireReply {
         var computeMs: Double
     }
 
+    /// A rank's uncertainty (`"uncertainty": true`): each score's posterior standard deviation
+    /// for the user and what it was computed under ("prior" or "posterior"), or why there is none.
+    struct Uncertainty: Sendable {
+        /// "prior", "posterior" or "unavailable".
+        let basis: String
+        let std: [Double]
+        /// Why it is unavailable.
+        var reason: String?
+    }
+
     static func rank(id: JSONValue, scores: [Float], topK: Int?, knownUser: Bool, truncated: [Int], timing: Timing,
-                     fingerprint: String) throws(WireError) -> [UInt8] {
+                     fingerprint: String, uncertainty: Uncertainty? = nil) throws(WireError) -> [UInt8] {
         try requireFinite(scores, id: id)
         // Best first; equal scores keep input order.
         let order = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
@@ -33,6 +44,40 @@ enum WireReply {
         indices(&w, "truncated", truncated)
         self.timing(&w, timing)
         w.key("model_fingerprint"); w.string(fingerprint)
+        if let uncertainty { write(&w, uncertainty) }
+        return finish(&w)
+    }
+
+    private static func write(_ w: inout JSONWriter, _ uncertainty: Uncertainty) {
+        w.key("uncertainty"); w.string(uncertainty.basis)
+        if let reason = uncertainty.reason {
+            w.key("uncertainty_reason"); w.string(reason)
+            return
+        }
+        w.key("std"); w.beginArray()
+        for s in uncertainty.std { w.number(s) }
+        w.endArray()
+    }
+
+    /// The pairs a suggest chose, best first: each with its candidates' indices, the probability
+    /// that the first is preferred at the current belief, and the variance its answer removes.
+    static func suggest(id: JSONValue, _ suggested: JobResult.Suggested, timing: Timing) -> [UInt8] {
+        var w = start(id: id, ok: true)
+        w.key("pairs"); w.beginArray()
+        for pair in suggested.pairs {
+            w.beginObject()
+            w.key("first"); w.number(pair.first)
+            w.key("second"); w.number(pair.second)
+            w.key("p_first"); w.number(pair.firstPreferred)
+            w.key("variance_reduction"); w.number(pair.varianceReduction)
+            w.endObject()
+        }
+        w.endArray()
+        w.key("uncertainty"); w.string(suggested.basis)
+        w.key("total_variance"); w.number(suggested.totalVariance)
+        w.key("known_user"); w.bool(suggested.knownUser)
+        self.timing(&w, timing)
+        w.key("model_fingerprint"); w.string(suggested.fingerprint)
         return finish(&w)
     }
 

@@ -4,7 +4,7 @@ import PRMScoring
 
 /// The operations of protocol v1.
 public enum Operation: String, Sendable, CaseIterable {
-    case rank, score, adapt, reload, users, info, health, metrics
+    case rank, score, adapt, suggest, reload, users, info, health, metrics
 }
 
 /// A request that passed validation (protocols/PROTOCOL.md, "Requests").
@@ -16,6 +16,8 @@ struct WireRequest: Sendable {
         case score([ChatItem])
         /// A user's comparisons, to fit that user (`LiveUsers`).
         case adapt(AdaptRequest)
+        /// The pairs of candidates whose answers would tell most about a user (`SuggestRequest`).
+        case suggest(SuggestRequest)
         /// Load the checkpoint at `path` (nil: the one served) beside the model and switch to it.
         case reload(path: String?)
         /// The users whose served scores are flagged (`UserHealth`), and `user`'s statistics.
@@ -32,6 +34,7 @@ struct WireRequest: Sendable {
         case .rank: return .rank
         case .score: return .score
         case .adapt: return .adapt
+        case .suggest: return .suggest
         case .reload: return .reload
         case .users: return .users
         case .info: return .info
@@ -47,6 +50,7 @@ struct WireRequest: Sendable {
             return rank.items
         case .score(let items): return items
         case .adapt(let adapt): return adapt.items
+        case .suggest(let suggest): return suggest.items
         case .reload, .users, .info, .health, .metrics: return []
         }
     }
@@ -73,6 +77,8 @@ struct WireRequest: Sendable {
             request = .score(try fields.items(limit: limits.maxCandidates))
         case .adapt:
             request = .adapt(try AdaptRequest(fields, maxComparisons: limits.maxAdaptComparisons))
+        case .suggest:
+            request = .suggest(try SuggestRequest(fields, limits: limits))
         case .reload:
             let path = try fields.optionalString("path")
             if path?.isEmpty == true { throw fields.fail("field 'path' is empty; leave it out to reload the model served") }

@@ -79,8 +79,12 @@ public struct EvaluationReport: Codable, Sendable {
     public var byGroup: [String: AccuracyCell] = [:]
     /// `prm eval --few-shot`: accuracy of unseen users adapted on K comparisons, per K.
     public var fewShot: [FewShotRow]?
+    /// `prm eval --few-shot --active`: the suggest criterion's choice vs random choices, per slice and K.
+    public var fewShotActive: [ActiveFewShotRow]?
 
-    enum CodingKeys: String, CodingKey { case overall, seen, unseen, byUser = "by_user", byGroup = "by_group", fewShot = "few_shot" }
+    enum CodingKeys: String, CodingKey {
+        case overall, seen, unseen, byUser = "by_user", byGroup = "by_group", fewShot = "few_shot", fewShotActive = "few_shot_active"
+    }
 }
 
 /// Scores comparisons through the `Scorer` and tallies pairwise accuracy.

@@ -104,8 +104,15 @@ public final class UserAdapter {
 
     // MARK: - Linear head
 
-    /// Pooled states of chosen and rejected replies, as the scorer computes them.
+    /// h(chosen_k) − h(rejected_k) of each comparison.
     func differences(_ comparisons: [EncodedComparison]) -> [[Double]] {
+        let h = pooledStates(comparisons)
+        return comparisons.indices.map { k in zip(h[2 * k], h[2 * k + 1]).map { $0 - $1 } }
+    }
+
+    /// Pooled states of chosen and rejected replies (chosen_k at 2k, rejected_k at 2k+1), as the
+    /// scorer computes them.
+    func pooledStates(_ comparisons: [EncodedComparison]) -> [[Double]] {
         let C = model.backbone.hiddenSize
         var sequences: [ModelSequence] = []
         for c in comparisons {
@@ -115,7 +122,7 @@ public final class UserAdapter {
         }
         var h = [Float](repeating: 0, count: sequences.count * C)
         h.withUnsafeMutableBufferPointer { model.pooledStates(sequences, tokensPerBatch: 8192, into: $0.baseAddress!) }
-        return comparisons.indices.map { k in (0..<C).map { Double(h[2 * k * C + $0]) - Double(h[(2 * k + 1) * C + $0]) } }
+        return sequences.indices.map { i in (0..<C).map { Double(h[i * C + $0]) } }
     }
 
     func fitLinearHead(_ comparisons: [EncodedComparison]) -> [Float] {

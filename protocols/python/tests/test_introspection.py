@@ -13,14 +13,14 @@ from jsonschema import Draft202012Validator
 from harness import Schemas, Wire
 
 DEFAULT_LIMITS = {"max_message_bytes": 1_048_576, "max_candidates": 256, "max_request_tokens": 65_536, "max_queued_requests": 1024,
-                  "max_adapt_comparisons": 64}
+                  "max_adapt_comparisons": 64, "max_suggest_candidates": 32, "max_suggest_pairs": 16}
 
 
 def test_schemas_are_valid_and_complete(schemas: Schemas) -> None:
     for name, document in schemas.documents.items():
         Draft202012Validator.check_schema(document)
         assert document["$id"].endswith("/" + name)
-    for op in ("rank", "score", "adapt", "reload", "users", "info", "health", "metrics"):
+    for op in ("rank", "score", "adapt", "suggest", "reload", "users", "info", "health", "metrics"):
         assert f"{op}.request.schema.json" in schemas.documents
         assert f"{op}.reply.schema.json" in schemas.documents
     codes = schemas.documents["common.schema.json"]["$defs"]["errorCode"]["enum"]

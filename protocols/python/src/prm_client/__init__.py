@@ -22,7 +22,7 @@ from .client import DEFAULT_ENDPOINT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, Client, 
 from .curve import CurveKeys, read_key
 from .errors import PrmClientError, PrmError, PrmProtocolError, PrmTimeoutError
 from .messages import (AdaptResult, Comparison, Health, Info, Limits, Metrics, ModelInfo, PromptInput, RankRequest, RankResult, ReplyInput, ScoreItem,
-                       ScoreResult, Timing)
+                       ScoreResult, SuggestedPair, SuggestResult, Timing)
 from .protocol import PROTOCOL_VERSION, TRANSIENT_CODES, ErrorCode
 
 __version__ = "0.1.0"
@@ -57,6 +57,8 @@ __all__ = [
     "ReplyInput",
     "ScoreItem",
     "ScoreResult",
+    "SuggestedPair",
+    "SuggestResult",
     "Timing",
     "read_key",
 ]

@@ -26,10 +26,12 @@ from .client import (
     refuse_oversized,
     score_result,
     status_of,
+    suggest_result,
 )
 from .curve import CurveKeys
 from .exchange import Conversation, Operation, Poll, Send, converse
-from .messages import AdaptResult, Comparison, Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreResult
+from .messages import (AdaptResult, Comparison, Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreResult,
+                       SuggestResult)
 
 
 class AsyncClient(Connection):
@@ -78,9 +80,10 @@ class AsyncClient(Connection):
         user_info: str | None = None,
         top_k: int | None = None,
         deadline_ms: float | None = None,
+        uncertainty: bool = False,
     ) -> RankResult:
         """See :meth:`prm_client.Client.rank`."""
-        return (await self.rank_many([RankRequest(prompt, candidates, user_id, user_info, top_k, deadline_ms)]))[0]
+        return (await self.rank_many([RankRequest(prompt, candidates, user_id, user_info, top_k, deadline_ms, uncertainty)]))[0]
 
     async def rank_many(self, requests: Iterable[RankRequest]) -> list[RankResult]:
         """See :meth:`prm_client.Client.rank_many`."""
@@ -100,6 +103,12 @@ class AsyncClient(Connection):
                     deadline_ms: float | None = None) -> AdaptResult:
         """See :meth:`prm_client.Client.adapt`."""
         return adapt_result((await self._exchange([self._adapt_request(user_id, comparisons, deadline_ms)]))[0])
+
+    async def suggest(self, prompt: PromptInput, candidates: Sequence[ReplyInput], k: int, user_id: str | None = None, *,
+                      deadline_ms: float | None = None) -> SuggestResult:
+        """See :meth:`prm_client.Client.suggest`."""
+        body = protocol.suggest_request(self._next_id(), prompt, candidates, k, user_id, deadline_ms)
+        return suggest_result(body, (await self._exchange([body]))[0])
 
     async def reload(self, path: str | None = None) -> dict[str, Any]:
         """See :meth:`prm_client.Client.reload`."""

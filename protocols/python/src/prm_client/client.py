@@ -19,7 +19,8 @@ from . import protocol, rewards
 from .curve import CurveKeys
 from .errors import PrmError, PrmProtocolError
 from .exchange import Conversation, Exchange, Operation, Poll, Send, converse
-from .messages import AdaptResult, Comparison, Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreItem, ScoreResult, Timing
+from .messages import (AdaptResult, Comparison, Health, Info, Metrics, PromptInput, RankRequest, RankResult, ReplyInput, ScoreItem, ScoreResult,
+                       SuggestedPair, SuggestResult, Timing)
 from .sockets import SocketPool, SocketT
 
 if TYPE_CHECKING:
@@ -99,7 +100,8 @@ class Connection:
         return Exchange(requests, bodies, self.endpoint, self.timeout, self.retries, self.max_in_flight, self._next_id)
 
     def _rank_bodies(self, requests: Iterable[RankRequest]) -> list[dict[str, Any]]:
-        return [protocol.rank_request(self._next_id(), r.prompt, r.candidates, r.user_id, r.user_info, r.top_k, r.deadline_ms)
+        return [protocol.rank_request(self._next_id(), r.prompt, r.candidates, r.user_id, r.user_info, r.top_k, r.deadline_ms,
+                                      r.uncertainty)
                 for r in requests]
 
     def _score_requests(self, bodies: Sequence[dict[str, Any]], size: int, deadline_ms: float | None) -> list[dict[str, Any]]:
@@ -216,6 +218,7 @@ class Client(Connection):
         user_info: str | None = None,
         top_k: int | None = None,
         deadline_ms: float | None = None,
+        uncertainty: bool = False,
     ) -> RankResult:
         """Score ``candidates`` (replies to ``prompt``) for one user and order them best first.
 
@@ -230,8 +233,10 @@ class Client(Connection):
             top_k: length of :attr:`RankResult.order` (all candidates if ``None``).
             deadline_ms: if the request is still queued this long after the server received it,
                 the server answers ``deadline_exceeded`` instead of computing it.
+            uncertainty: also return each score's standard deviation for this user
+                (:attr:`RankResult.std`, :attr:`RankResult.uncertainty`).
         """
-        return self.rank_many([RankRequest(prompt, candidates, user_id, user_info, top_k, deadline_ms)])[0]
+        return self.rank_many([RankRequest(prompt, candidates, user_id, user_info, top_k, deadline_ms, uncertainty)])[0]
 
     def rank_many(self, requests: Iterable[RankRequest]) -> list[RankResult]:
         """Send several ``rank`` requests at once (pipelined) and return their results in order."""
@@ -264,6 +269,21 @@ class Client(Connection):
             deadline_ms: as for :meth:`rank`.
         """
         return adapt_result(self._exchange([self._adapt_request(user_id, comparisons, deadline_ms)])[0])
+
+    def suggest(self, prompt: PromptInput, candidates: Sequence[ReplyInput], k: int, user_id: str | None = None, *,
+                deadline_ms: float | None = None) -> SuggestResult:
+        """The ``k`` pairs of ``candidates`` whose answers ("which do you prefer?") would tell the
+        server the most about ``user_id``: a newcomer (``None`` or an unknown id) or a user this
+        server adapted. Ask them, then send the answers to :meth:`adapt`.
+
+        Args:
+            prompt: as for :meth:`rank`.
+            candidates: 2 to the server's ``max_suggest_candidates`` replies.
+            k: pairs to return, 1 to ``max_suggest_pairs``; pairs come back best first.
+            deadline_ms: as for :meth:`rank`.
+        """
+        body = protocol.suggest_request(self._next_id(), prompt, candidates, k, user_id, deadline_ms)
+        return suggest_result(body, self._exchange([body])[0])
 
     def reload(self, path: str | None = None) -> dict[str, Any]:
         """Make the server load the checkpoint at ``path`` (``None``: its own folder again) and
@@ -468,6 +488,9 @@ def adapt_result(reply: dict[str, Any]) -> AdaptResult:
 
 
 def _rank_result(reply: dict[str, Any]) -> RankResult:
+    std = reply.get("std")
+    if std is not None and not (isinstance(std, list) and all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in std)):
+        raise PrmProtocolError(f"reply {reply.get('id')!r}: std must be a list of numbers")
     return RankResult(
         scores=_scores(reply),
         order=list(_member(reply, "order", list)),
@@ -475,6 +498,31 @@ def _rank_result(reply: dict[str, Any]) -> RankResult:
         truncated=list(_member(reply, "truncated", list)),
         timing=_timing(reply),
         model_fingerprint=reply.get("model_fingerprint"),
+        uncertainty=reply.get("uncertainty"),
+        std=None if std is None else [float(s) for s in std],
+        uncertainty_reason=reply.get("uncertainty_reason"),
+    )
+
+
+def suggest_result(body: dict[str, Any], reply: dict[str, Any]) -> SuggestResult:
+    """The result of a ``suggest`` request, each pair checked to name two of its candidates."""
+    pairs = []
+    for member in _member(reply, "pairs", list):
+        try:
+            pair = SuggestedPair(first=int(member["first"]), second=int(member["second"]), p_first=float(member["p_first"]),
+                                 variance_reduction=float(member["variance_reduction"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise PrmProtocolError(f"reply {reply.get('id')!r}: bad pair {member!r}") from error
+        if not (0 <= pair.first < len(body["candidates"]) and 0 <= pair.second < len(body["candidates"])):
+            raise PrmProtocolError(f"reply {reply.get('id')!r}: pair {member!r} names no candidate of the request")
+        pairs.append(pair)
+    return SuggestResult(
+        pairs=pairs,
+        uncertainty=_member(reply, "uncertainty", str),
+        total_variance=float(_member(reply, "total_variance", (int, float))),
+        known_user=_member(reply, "known_user", bool),
+        timing=_timing(reply),
+        model_fingerprint=_member(reply, "model_fingerprint", str),
     )
 
 

@@ -33,6 +33,8 @@ class RankRequest:
     user_info: str | None = None
     top_k: int | None = None
     deadline_ms: float | None = None
+    #: Ask for each score's standard deviation for the user (:attr:`RankResult.std`).
+    uncertainty: bool = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,13 @@ class RankResult:
     #: The model that computed the scores (``info()["model"]["fingerprint"]``); ``None`` from a
     #: server older than hot reload.
     model_fingerprint: str | None = None
+    #: With ``uncertainty=True``: "prior" (a user the server does not know), "posterior" (a user
+    #: this server adapted: the Laplace approximation of the fit) or "unavailable"; else ``None``.
+    uncertainty: str | None = None
+    #: Per candidate, the standard deviation of its score under that belief; ``None`` when
+    #: not asked for or unavailable (:attr:`uncertainty_reason` says why).
+    std: list[float] | None = None
+    uncertainty_reason: str | None = None
 
     @property
     def best(self) -> int:
@@ -82,6 +91,34 @@ class AdaptResult:
     #: Users the server (the worker that fitted it) holds from ``adapt`` and its user log.
     adapted_users: int
     timing: Timing
+
+
+@dataclass(frozen=True)
+class SuggestedPair:
+    """One question ``suggest`` proposes: which of two candidates does the user prefer?"""
+
+    #: Candidate indices.
+    first: int
+    second: int
+    #: The probability that the user prefers ``first``, at the server's current belief.
+    p_first: float
+    #: How much the answer is expected to reduce :attr:`SuggestResult.total_variance`, after the
+    #: pairs before it.
+    variance_reduction: float
+
+
+@dataclass(frozen=True)
+class SuggestResult:
+    """The pairs whose answers would tell the server the most about a user, best first."""
+
+    pairs: list[SuggestedPair]
+    #: "prior" (a newcomer) or "posterior" (a user this server adapted).
+    uncertainty: str
+    #: Summed posterior variance of the reward differences of every pair of candidates.
+    total_variance: float
+    known_user: bool
+    timing: Timing
+    model_fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -131,6 +168,8 @@ class Limits(TypedDict):
     max_request_tokens: int
     max_queued_requests: int
     max_adapt_comparisons: int
+    max_suggest_candidates: int
+    max_suggest_pairs: int
 
 
 class ServerSettings(TypedDict):

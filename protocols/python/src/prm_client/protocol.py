@@ -71,8 +71,9 @@ def rank_request(
     user_info: str | None = None,
     top_k: int | None = None,
     deadline_ms: float | None = None,
+    uncertainty: bool = False,
 ) -> dict[str, Any]:
-    """The body of a ``rank`` request; optional members that are ``None`` are left out."""
+    """The body of a ``rank`` request; optional members that are ``None`` (or false) are left out."""
     body = _base(request_id, "rank", deadline_ms)
     if user_id is not None:
         body["user_id"] = user_id
@@ -82,6 +83,20 @@ def rank_request(
     body["candidates"] = _texts("candidates", candidates)
     if top_k is not None:
         body["top_k"] = top_k
+    if uncertainty:
+        body["uncertainty"] = True
+    return body
+
+
+def suggest_request(request_id: RequestId, prompt: PromptInput, candidates: Sequence[ReplyInput], k: int,
+                    user_id: str | None = None, deadline_ms: float | None = None) -> dict[str, Any]:
+    """The body of a ``suggest`` request: the ``k`` pairs of ``candidates`` to ask ``user_id`` about."""
+    body = _base(request_id, "suggest", deadline_ms)
+    if user_id is not None:
+        body["user_id"] = user_id
+    body["prompt"] = prompt
+    body["candidates"] = _texts("candidates", candidates)
+    body["k"] = k
     return body
 
 
