@@ -25,6 +25,9 @@ from typing import Any
 
 from prm_client import Client, Comparison
 
+# What the user is then served: the same prompt and candidates as the adapt example's.
+from new_user import CANDIDATES, PROMPT
+
 #: The replies the questions are drawn from: answers of different lengths to one prompt.
 ONBOARDING_PROMPT = "Human: How do I keep basil alive on a windowsill?\n\nAssistant:"
 ONBOARDING_CANDIDATES = [
@@ -40,16 +43,6 @@ ONBOARDING_CANDIDATES = [
     "turning the pot every few days keeps the plant from leaning towards the glass.",
 ]
 
-#: What the user is then served: another prompt, candidates of different lengths.
-PROMPT = "Human: How can I fall asleep faster?\n\nAssistant:"
-CANDIDATES = [
-    "Keep a regular bedtime and put the phone away an hour before it.",
-    "There are several things that help most people fall asleep faster. Go to bed and get up at the same "
-    "time every day, keep the bedroom cool, dark and quiet, avoid caffeine after lunch and alcohol in the "
-    "evening, and stop looking at screens an hour before bed. If you lie awake for more than twenty "
-    "minutes, get up and read something calm until you feel sleepy.",
-    "Try a regular bedtime.",
-]
 
 QUESTIONS = 3
 
