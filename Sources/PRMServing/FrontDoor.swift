@@ -178,7 +178,9 @@ final class FrontDoor {
             deliver(route, introspection(request, backend: backend), code: nil)
         case .rank, .score, .adapt, .suggest, .reload, .users:
             do throws(WireError) {
-                guard !draining else { throw WireError(.shuttingDown, "the \(name) is shutting down and takes no new work", id: request.id) }
+                guard !draining || transport.admitsWhileDraining else {
+                    throw WireError(.shuttingDown, "the \(name) is shutting down and takes no new work", id: request.id)
+                }
                 try backend.submit(request, body: body, route: route, received: received)
             } catch {
                 answer(error, op: request.operation, route: route)

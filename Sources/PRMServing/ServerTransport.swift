@@ -26,6 +26,8 @@ protocol ServerTransport: AnyObject {
     func tick(now: Double) throws
     /// The server started draining.
     func drainStarted()
+    /// Whether requests still arriving while draining are computed rather than refused.
+    var admitsWhileDraining: Bool { get }
     /// The server's facts changed (a reload switched models): a worker tells its proxy.
     func announce(_ facts: [UInt8])
     func close()
@@ -33,6 +35,8 @@ protocol ServerTransport: AnyObject {
 
 extension ServerTransport {
     func announce(_ facts: [UInt8]) {}
+    /// Clients connected to us directly are told `shutting_down` and may go elsewhere.
+    var admitsWhileDraining: Bool { false }
 }
 
 /// Clients connect to us: ROUTER, envelopes as protocols/PROTOCOL.md describes.
@@ -64,6 +68,9 @@ final class RouterTransport: ServerTransport {
 /// both ways, and on the proxy's silence a fresh socket after an exponential back-off (1 s, 2 s,
 /// … 32 s), so workers find a restarted proxy by themselves.
 final class WorkerTransport: ServerTransport {
+    /// The proxy stops sending once it reads our DISCONNECT; what arrives after the drain began was
+    /// dispatched before that, and refusing it would fail a request another worker could have served.
+    let admitsWhileDraining = true
     private let context: ZMQContext
     let endpoint: String
     private let heartbeat: Heartbeat
