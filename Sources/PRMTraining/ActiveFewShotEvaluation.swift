@@ -102,7 +102,7 @@ public enum ActiveFewShotEvaluation {
             let comparisons = byUser[id] ?? []
             let poolSize = (comparisons.count + 1) / 2
             let states = adapter.pooledStates(comparisons)
-            let d = states.indices.filter { $0 % 2 == 0 }.map { zip(states[$0], states[$0 + 1]).map { $0 - $1 } }
+            let d = UserAdapter.differences(states)
             let (pool, heldOut) = (Array(d[..<poolSize]), Array(d[poolSize...]))
             let newcomer = UserPosterior(prior: prior)
             let poolStates = Array(states[..<(2 * poolSize)])

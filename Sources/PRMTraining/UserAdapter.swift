@@ -106,8 +106,12 @@ public final class UserAdapter {
 
     /// h(chosen_k) − h(rejected_k) of each comparison.
     func differences(_ comparisons: [EncodedComparison]) -> [[Double]] {
-        let h = pooledStates(comparisons)
-        return comparisons.indices.map { k in zip(h[2 * k], h[2 * k + 1]).map { $0 - $1 } }
+        Self.differences(pooledStates(comparisons))
+    }
+
+    /// h(chosen) − h(rejected) per comparison, for states laid out as `pooledStates` returns them.
+    static func differences(_ h: [[Double]]) -> [[Double]] {
+        stride(from: 0, to: h.count - 1, by: 2).map { k in zip(h[k], h[k + 1]).map { $0 - $1 } }
     }
 
     /// Pooled states of chosen and rejected replies (chosen_k at 2k, rejected_k at 2k+1), as the

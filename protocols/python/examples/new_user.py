@@ -53,11 +53,12 @@ CANDIDATES = [
 
 def answers_of_someone_who_wants_short_replies() -> list[Comparison]:
     """The simulated user's answers: the shorter reply of each pair is the one they chose."""
-    picks = []
-    for prompt, first, second in QUESTIONS:
-        chosen, rejected = (first, second) if len(first) <= len(second) else (second, first)
-        picks.append(Comparison(prompt, chosen, rejected))
-    return picks
+    return [Comparison(prompt, *answer(first, second)) for prompt, first, second in QUESTIONS]
+
+
+def answer(first: str, second: str) -> tuple[str, str]:
+    """The simulated user's answer to "which do you prefer?": (chosen, rejected), the shorter chosen."""
+    return (first, second) if len(first) <= len(second) else (second, first)
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ from typing import Any
 
 from prm_client import Client, Comparison
 
-# What the user is then served: the same prompt and candidates as the adapt example's.
-from new_user import CANDIDATES, PROMPT
+# What the user is then served, and how they answer: as in the adapt example.
+from new_user import CANDIDATES, PROMPT, answer
 
 #: The replies the questions are drawn from: answers of different lengths to one prompt.
 ONBOARDING_PROMPT = "Human: How do I keep basil alive on a windowsill?\n\nAssistant:"
@@ -45,11 +45,6 @@ ONBOARDING_CANDIDATES = [
 
 
 QUESTIONS = 3
-
-
-def answer(first: str, second: str) -> tuple[str, str]:
-    """The simulated user's answer to "which do you prefer?": (chosen, rejected), the shorter chosen."""
-    return (first, second) if len(first) <= len(second) else (second, first)
 
 
 def onboard(client: Client, user: str) -> dict[str, Any]:
