@@ -8,6 +8,7 @@
 #   SET=stylepref bash bench/quality.sh           # the second preference set
 #   SET=multipref RUNS="default cluster vanilla" bash bench/quality.sh   # six kinds of annotator
 #   SEEDS="1" RUNS="default" bash bench/quality.sh
+#   SEEDS=1 RUNS=smollm2 bash bench/quality.sh   # the default recipe on the SmolLM2 decoder
 #   SET=questionpref DATA=runs/diag/questionpref SEEDS=1 RUNS=default bash bench/quality.sh   # a made set
 # Results: bench/results/quality/<set>/<run>.seed<N>.{json,txt,train_log.jsonl}, tables in
 # quality.md and fewshot.md; the README's tables are rebuilt from them by
@@ -47,6 +48,8 @@ flags() {
         soft-prompt) echo "--aggregator soft-prompt" ;;
         # Users' offsets starting apart (a random token embedding each) instead of at the generic user.
         spread) echo "--user-spread 1" ;;
+        # The default recipe on SmolLM2-135M-Instruct (issue 18's decoder reward model; not tuned for it).
+        smollm2) echo "--backbone models/SmolLM2-135M-Instruct.Q4_1.gguf" ;;
         *) echo "unknown run $1" >&2; exit 2 ;;
     esac
 }
