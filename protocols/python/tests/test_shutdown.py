@@ -21,6 +21,10 @@ from harness import Pool, PrmProcess, Schemas, Server, Wire, encode, parse_reply
 CLIENTS = 4
 IN_FLIGHT = 6
 PROMPT = "Human: How do I keep basil alive indoors?\n\nAssistant:"
+#: The id of the health request each peer sends after its last rank.
+ALL_ACCEPTED = "all-accepted"
+#: Heavy requests (flood_requests') queued just before the signal, so the drain takes seconds.
+BALLAST = 6
 
 #: The flood of the drain-timeout tests: far more compute than the drain timeout allows (tens of
 #: seconds on two cores with one-item batches), queued before the signal.
@@ -36,8 +40,10 @@ EXIT_SLACK = 8.0
 class Peer:
     sent: dict[str, float] = field(default_factory=dict)  # id -> monotonic send time
     replies: dict[str, list[str]] = field(default_factory=dict)  # id -> codes received ("ok" or error code)
-    received_at: dict[str, float] = field(default_factory=dict)
     failure: str | None = None
+    #: Set when the server has answered the health request the peer sent after its last rank:
+    #: the server reads a socket's messages in order, so by then it has accepted every rank.
+    all_accepted: threading.Event = field(default_factory=threading.Event)
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -67,20 +73,28 @@ def test_signal_under_load(start_server: Callable[..., Server], schemas: Schemas
             socket.send_multipart([b"", json.dumps(rank(request_id)).encode()])
             peer.sent[request_id] = time.monotonic()
 
+        marker_sent = False
         try:
             for _ in range(IN_FLIGHT):
                 send()
-            while len(peer.replies) < len(peer.sent):
+            while len(peer.replies) < len(peer.sent) or not peer.all_accepted.is_set():
                 if not socket.poll(120_000, zmq.POLLIN):
                     peer.failure = f"{len(peer.sent) - len(peer.replies)} request(s) never answered"
                     return
-                reply = parse_reply(socket.recv_multipart(), schemas, "rank").body
+                frames = socket.recv_multipart()
+                if json.loads(frames[-1])["id"] == ALL_ACCEPTED:
+                    parse_reply(frames, schemas, "health")
+                    peer.all_accepted.set()
+                    continue
+                reply = parse_reply(frames, schemas, "rank").body
                 peer.replies.setdefault(reply["id"], []).append("ok" if reply["ok"] else reply["error"]["code"])
-                peer.received_at[reply["id"]] = time.monotonic()
                 answered.release()
                 with gate:  # so that after stop_sending is set, no peer is still sending
                     if not stop_sending.is_set():
                         send()
+                    elif not marker_sent:
+                        socket.send_multipart([b"", json.dumps({"v": 1, "id": ALL_ACCEPTED, "op": "health"}).encode()])
+                        marker_sent = True
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             peer.failure = repr(error)
         finally:
@@ -92,13 +106,20 @@ def test_signal_under_load(start_server: Callable[..., Server], schemas: Schemas
     for _ in range(2 * CLIENTS):  # the server is demonstrably busy, with a full pipeline behind
         assert answered.acquire(timeout=120), "the server answered nothing under load"
 
-    with Wire(server.endpoint, schemas) as monitor:
+    with Wire(server.endpoint, schemas) as monitor, Wire(server.endpoint, schemas) as ballast:
         assert monitor.call({"v": 1, "id": "before", "op": "health"}).body["status"] == "serving"
-        # The accepted work is what the peers have outstanding now (about CLIENTS * IN_FLIGHT
-        # requests, seconds of compute); nothing more is sent but the monitor's requests.
+        # The accepted work is what the peers have outstanding now and the ballast: seconds of
+        # compute queued behind them, so that the drain outlasts the probe's round trip (the
+        # server takes all queued jobs into one batch up to its token budget, and the peers'
+        # few requests can be one batch); nothing more is sent but the monitor's requests.
         with gate:
             stop_sending.set()
-        time.sleep(0.2)  # what was sent has reached the server: it is accepted before the signal
+        heavy = flood_requests(texts)[:BALLAST]
+        for body in heavy:
+            ballast.send([b"", encode(body)])
+        assert ballast.call({"v": 1, "id": ALL_ACCEPTED, "op": "health"}, timeout=120).body["status"] == "serving"
+        for number, peer in enumerate(peers):  # what was sent is accepted before the signal
+            assert peer.all_accepted.wait(timeout=120), f"peer {number}: its ranks were not all read by the server"
         signalled_at = time.monotonic()
         server.signal(signal_number)
         health: dict[str, Any] = {}
@@ -106,6 +127,12 @@ def test_signal_under_load(start_server: Callable[..., Server], schemas: Schemas
             assert time.monotonic() - signalled_at < 30, f"still not draining: {health}"
             health = monitor.call({"v": 1, "id": "health", "op": "health"}).body
         probe = monitor.call(rank("probe")).body
+        ballast_codes: dict[str, str] = {}
+        ballast_after_signal = 0
+        while len(ballast_codes) < len(heavy):
+            reply = parse_reply(ballast.receive(timeout=120), schemas, "rank").body
+            ballast_codes[reply["id"]] = "ok" if reply["ok"] else reply["error"]["code"]
+            ballast_after_signal += time.monotonic() > signalled_at
     status = server.wait(timeout=120)
     for thread in threads:
         thread.join(timeout=120)
@@ -113,7 +140,6 @@ def test_signal_under_load(start_server: Callable[..., Server], schemas: Schemas
 
     assert probe["ok"] is False and probe["error"]["code"] == "shutting_down", probe
     assert status == 0, server.log()
-    ok_after_signal = 0
     for number, peer in enumerate(peers):
         assert peer.failure is None, f"peer {number}: {peer.failure}"
         assert set(peer.replies) == set(peer.sent), f"peer {number}: unanswered {set(peer.sent) - set(peer.replies)}"
@@ -121,9 +147,9 @@ def test_signal_under_load(start_server: Callable[..., Server], schemas: Schemas
             # Everything the peers sent reached the server before the signal: all of it was
             # accepted, so all of it must be computed and answered, exactly once.
             assert codes == ["ok"], f"peer {number}: {request_id} answered {codes}"
-            if peer.received_at[request_id] > signalled_at:
-                ok_after_signal += 1
-    assert ok_after_signal >= CLIENTS, f"only {ok_after_signal} queued requests were answered after the signal"
+    # The ballast too was accepted before the signal, and the drain computed what was left of it.
+    assert set(ballast_codes.values()) == {"ok"}, f"the ballast was answered {ballast_codes}"
+    assert ballast_after_signal >= 1, "the whole ballast was answered before the signal: nothing was left to drain"
 
 
 def flood_requests(texts: list[str]) -> list[dict[str, Any]]:
