@@ -4,9 +4,9 @@ import PRMCore
 import PRMTestSupport
 import PRMModel
 
-/// An existing reward model (the tiny random LlamaForSequenceClassification and
-/// Qwen3ForSequenceClassification of Tests/Fixtures/llama-family, whose `transformers` logits
-/// Tests/Reference/make_llama_family.py recorded) taken as it is by `prm score`, personalized by
+/// An existing reward model (the tiny random Llama-, Qwen2-, Qwen3- and
+/// MistralForSequenceClassification folders of Tests/Fixtures/llama-family, whose `transformers`
+/// logits Tests/Reference/make_llama_family.py recorded) taken as it is by `prm score`, personalized by
 /// `prm adapt`, and fine-tuned with users by `prm train --init-from`, which also starts from a prm
 /// checkpoint keeping its users' vectors; bad sources are one clear error.
 final class InitFromTests: XCTestCase {
@@ -65,7 +65,7 @@ final class InitFromTests: XCTestCase {
 
     func testSequenceClassificationFolderScoresAsTransformers() throws {
         let folder = try scratchFolder("prm-as-is")
-        for name in ["llama", "qwen3"] {
+        for name in ["llama", "qwen2-reward", "qwen3", "mistral-reward"] {
             let got = try scores(Self.fixtures.appendingPathComponent(name), user: "anyone", in: folder)
             XCTAssertFalse(got.known)
             assertEqualScores(got.scores, try Self.referenceScores(name), "\(name) served as it is")
