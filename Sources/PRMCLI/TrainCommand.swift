@@ -42,7 +42,8 @@ enum TrainCommand: Subcommand {
         Face …ForSequenceClassification folder (num_labels 1) gives the backbone and its score head, \
         which becomes the generic user's vector (linear head; every centre with --user-model cluster) \
         or the soft prompt's head (bias 0; its user tokens start fresh, so its scores are the \
-        folder's only after training); the user table starts fresh, every user at the generic user. \
+        folder's only after training); the user table starts fresh, every user at the generic user, and the reply counts start \
+        muted, so the linear head's first step scores the generic user exactly as the folder's model. \
         A prm checkpoint gives everything it trained: its structure (\(structureOptions.map { "--" + $0 }.joined(separator: ", ")) \
         are the checkpoint's and may not be given), the backbone, head, reply counts and interactions, \
         the generic user, and the vector of every user of --data whose id it knows; the other users \

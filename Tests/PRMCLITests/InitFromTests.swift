@@ -77,7 +77,8 @@ final class InitFromTests: XCTestCase {
     /// MAP fit can only raise the likelihood it starts from, the generic user's).
     func testAdaptAddsUsersOnTopOfTheScoreHead() throws {
         let folder = try scratchFolder("prm-as-is-adapt")
-        let (out, data) = try adapted(in: folder)
+        let (out, _) = try adapted(in: folder)
+        let data = Self.tasteComparisons()
         let model = try Checkpoint.load(out)
         XCTAssertEqual(Set(model.users.indices.keys), ["brief", "wordy"])
         assertEqualScores(try scores(out, user: "anyone", in: folder).scores, try Self.referenceScores("llama"), "generic user after adapt")
@@ -88,14 +89,13 @@ final class InitFromTests: XCTestCase {
         }
     }
 
-    /// The llama fixture with the two taste users added by `prm adapt`.
-    func adapted(in folder: URL) throws -> (checkpoint: URL, data: [[String: Any]]) {
-        let data = Self.tasteComparisons()
+    /// The llama fixture with the two taste users added by `prm adapt`, and their comparisons' file.
+    func adapted(in folder: URL) throws -> (checkpoint: URL, data: URL) {
         let file = folder.appendingPathComponent("taste.jsonl"), out = folder.appendingPathComponent("adapted")
-        try JSONL.write(data, to: file)
+        try JSONL.write(Self.tasteComparisons(), to: file)
         let result = PRM.run("adapt", "--model", Self.llama.path, "--data", file.path, "--out", out.path)
         XCTAssertEqual(result.status, 0, "\(result)")
-        return (out, data)
+        return (out, file)
     }
 
     /// Σ log σ(r(chosen) − r(rejected)) of `comparisons` scored for `user`.
@@ -139,31 +139,46 @@ final class InitFromTests: XCTestCase {
         assertSucceeded(PRM.run("eval", "--model", trained.path, "--data", data))
     }
 
-    /// From a prm checkpoint: its structure, the generic user, and the vector of every user of the
-    /// new data it knows; its users absent from the data are dropped, new ones start fresh.
+    /// From a prm checkpoint: its structure, the generic user, and the row of every user of the
+    /// new data it knows; its users absent from the data are dropped, new ones start fresh. Both
+    /// per-user tables: individual vectors (the adapted folder) and cluster users' mixture logits,
+    /// whose centres are kept whole.
     func testTrainInitFromCheckpointKeepsTheUsersItKnows() throws {
         let folder = try scratchFolder("prm-init-checkpoint")
-        let (source, _) = try adapted(in: folder)
-        let data = folder.appendingPathComponent("next.jsonl"), out = folder.appendingPathComponent("next")
-        try JSONL.write(Self.tasteComparisons(users: ["brief", "newcomer"]), to: data)
-        assertSucceeded(PRM.run("train", "--init-from", source.path, "--data", data.path, "--out", out.path, "--epochs", "1",
-                                "--batch-size", "4", "--lr", "0", "--user-lr", "0", "--no-refit-seen"))
-        let (before, after) = (try Checkpoint.load(source), try Checkpoint.load(out))
-        XCTAssertEqual(after.model.config, RewardModelConfig(aggregator: before.model.config.aggregator, userModel: after.model.config.userModel,
-                                                             maxLength: before.model.config.maxLength, template: before.model.config.template))
-        XCTAssertEqual(Set(after.users.indices.keys), ["brief", "newcomer"])
-        let n = before.model.userModel.rowSize
-        func row(_ loaded: (model: RewardModel, users: UserTable, training: [String: Any]), _ index: Int) throws -> [Float] {
-            let row = try XCTUnwrap(loaded.model.userModel.row(index))
-            return Array(UnsafeBufferPointer(start: row.value, count: n))
+        let (individual, taste) = try adapted(in: folder)
+        let cluster = folder.appendingPathComponent("cluster")
+        assertSucceeded(PRM.run("train", "--init-from", Self.llama.path, "--data", taste.path, "--out", cluster.path, "--epochs", "1",
+                                "--batch-size", "4", "--max-length", "48", "--user-model", "cluster", "--clusters", "2"))
+        for source in [individual, cluster] {
+            let data = folder.appendingPathComponent("next.jsonl"), out = folder.appendingPathComponent("next-\(source.lastPathComponent)")
+            try JSONL.write(Self.tasteComparisons(users: ["brief", "newcomer"]), to: data)
+            assertSucceeded(PRM.run("train", "--init-from", source.path, "--data", data.path, "--out", out.path, "--epochs", "1",
+                                    "--batch-size", "4", "--lr", "0", "--user-lr", "0", "--no-refit-seen"))
+            let (before, after) = (try Checkpoint.load(source), try Checkpoint.load(out))
+            var expected = before.model.config
+            expected.userModel.users = 2
+            XCTAssertEqual(after.model.config, expected)
+            XCTAssertEqual(Set(after.users.indices.keys), ["brief", "newcomer"])
+            let n = before.model.userModel.rowSize
+            func row(_ model: RewardModel, _ index: Int) throws -> [Float] {
+                let row = try XCTUnwrap(model.userModel.row(index))
+                return Array(UnsafeBufferPointer(start: row.value, count: n))
+            }
+            let what = source.lastPathComponent
+            XCTAssertEqual(try row(after.model, 0), try row(before.model, 0), "\(what): the generic user")
+            XCTAssertEqual(try row(after.model, after.users.index(of: "brief")), try row(before.model, before.users.index(of: "brief")),
+                           "\(what): a kept user")
+            XCTAssertNotEqual(try row(after.model, after.users.index(of: "newcomer")), try row(before.model, before.users.index(of: "wordy")), what)
+            for k in 0..<(before.model.config.userModel.kind == .cluster ? 2 : 0) {
+                let C = before.model.userModel.size
+                let centre = { (m: RewardModel) in Array(UnsafeBufferPointer(start: m.userModel.clusterCentre(k), count: C)) }
+                XCTAssertEqual(centre(after.model), centre(before.model), "\(what): centre \(k)")
+            }
+            let settings = try XCTUnwrap(after.training["settings"] as? [String: Any])
+            let record = try XCTUnwrap(settings["init_from"] as? [String: Any])
+            XCTAssertEqual(record["kind"] as? String, "prm-checkpoint")
+            XCTAssertEqual(record["kept_users"] as? Int, 1)
         }
-        XCTAssertEqual(try row(after, 0), try row(before, 0), "the generic user")
-        XCTAssertEqual(try row(after, after.users.index(of: "brief")), try row(before, before.users.index(of: "brief")), "a kept user")
-        XCTAssertNotEqual(try row(after, after.users.index(of: "newcomer")), try row(before, before.users.index(of: "wordy")))
-        let settings = try XCTUnwrap(after.training["settings"] as? [String: Any])
-        let record = try XCTUnwrap(settings["init_from"] as? [String: Any])
-        XCTAssertEqual(record["kind"] as? String, "prm-checkpoint")
-        XCTAssertEqual(record["kept_users"] as? Int, 1)
     }
 
     // MARK: - Errors
