@@ -22,6 +22,11 @@ enum AdaptCommand: Subcommand {
         per user. Soft prompt: the user's tokens are optimised with the backbone frozen \
         (--adapt-steps, --adapt-lr); each step runs the backbone over the user's comparisons.
 
+        A Hugging Face …ForSequenceClassification folder given to --model is read as a linear-head \
+        model with individual users and none trained (prm serve serves it the same way): the users \
+        of --data are added on top of its score head, with an isotropic prior around it (no trained \
+        users to estimate one from), and --out is a prm checkpoint.
+
         --refit-seen (linear head): users of --data that the model knows are refitted instead of \
         refused: each one's vector is replaced by the same regularised fit on all of their \
         comparisons in --data (normally the training file), the prior estimated from the vectors \
@@ -50,7 +55,7 @@ enum AdaptCommand: Subcommand {
           prm eval --model runs/prm --data data/lengthpref/dev.jsonl --few-shot 1,2,5,10   (the protocol, measured)
         """,
         options: [
-            .value("model", placeholder: "DIR", help: "Trained reward-model checkpoint (from prm train)."),
+            .value("model", placeholder: "DIR", help: "Trained reward-model checkpoint (from prm train), or a …ForSequenceClassification folder (users added on top of its score head)."),
             .value("data", placeholder: "FILE", help: "Comparisons of the new users (JSONL, as for prm train); optional with --merge."),
             .value("out", placeholder: "DIR", help: "Checkpoint folder to write, with the users added (not --model)."),
         ] + AdaptOptions.all + [

@@ -37,7 +37,7 @@ enum EvalCommand: Subcommand {
           prm eval --model runs/prm --data data/lengthpref/dev.jsonl --few-shot 1,2,5 --active --draws 50
         """,
         options: [
-            .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train)."),
+            .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train), or a …ForSequenceClassification folder as it is."),
             .value("data", placeholder: "FILE", help: "Comparisons to evaluate (JSONL)."),
             .value("json", placeholder: "FILE", help: "Write the report as JSON."),
             .value("groups", placeholder: "FILE", help: "JSON object: user id -> group label."),

@@ -24,7 +24,7 @@ enum ScoreCommand: Subcommand {
             "Keep a regular schedule." "There are many things that can help, such as a regular schedule, a dark room and no screens."
         """,
         options: [
-            .value("model", placeholder: "DIR", help: "Reward-model checkpoint (in process)."),
+            .value("model", placeholder: "DIR", help: "Reward-model checkpoint, or a …ForSequenceClassification folder as it is (in process)."),
             .value("server", placeholder: "ENDPOINT", help: "Score through a running `prm serve` instead (e.g. tcp://127.0.0.1:5555); "
                    + "a request over its max_message_bytes is refused before sending."),
         ] + ClientOptions.all(for: "server") + [

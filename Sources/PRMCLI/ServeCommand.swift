@@ -32,6 +32,13 @@ enum ServeCommand: Subcommand {
         one proxy share the log (each reads the others' lines before every batch); prm adapt --merge \
         folds it into a checkpoint. Linear-head models with individual users only.
 
+        A Hugging Face …ForSequenceClassification folder (llama, mistral, qwen2, qwen3; num_labels 1) \
+        is served as it is: its score head on the last token is the generic user's reward, so every \
+        user scores as the folder's model does, text as given (no template; send it in the model's \
+        own chat format), in a window of the backbone's positions up to \(ClassificationHead.servedMaxLength) tokens; adapt adds \
+        users on top of it (their prior: isotropic around the score head, no trained users to learn \
+        one from).
+
         reload (optionally with a path) and SIGHUP load a checkpoint (by default --model's folder, \
         read again) beside the model served, smoke-test it and switch to it between batches; one \
         that fails is refused and the old model keeps serving. Every rank/score reply names the \
@@ -51,7 +58,7 @@ enum ServeCommand: Subcommand {
           prm serve --model runs/prm --http 127.0.0.1:8080 --http-token-file tokens.txt
         """,
         options: [
-            .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train)."),
+            .value("model", placeholder: "DIR", help: "Reward-model checkpoint (from prm train), or a …ForSequenceClassification folder, served as it is for the generic user."),
             .value("bind", placeholder: "ENDPOINT", help: "Where to listen (loopback by default).", default: defaults.bind),
             .value("connect", placeholder: "ENDPOINT", help: "Be a worker of the prm proxy whose --back is ENDPOINT instead of binding."),
             .value("slots", placeholder: "N", help: "Worker: requests the proxy may have in flight here.", default: "\(defaults.slots)"),

@@ -38,6 +38,19 @@ enum TrainCommand: Subcommand {
         spread |r(chosen) - r(rejected)| ("score_statistics"): prm serve's per-user health measures \
         drift from them (README: Per-user health).
 
+        --init-from DIR starts from an existing reward model instead of a bare backbone. A Hugging \
+        Face …ForSequenceClassification folder (num_labels 1) gives the backbone and its score head, \
+        which becomes the generic user's vector (linear head; every centre with --user-model cluster) \
+        or the soft prompt's head (bias 0; its user tokens start fresh, so its scores are the \
+        folder's only after training); the user table starts fresh, every user at the generic user, and the reply counts start \
+        muted, so the linear head's first step scores the generic user exactly as the folder's model. \
+        A prm checkpoint gives everything it trained: its structure (\(structureOptions.map { "--" + $0 }.joined(separator: ", ")) \
+        are the checkpoint's and may not be given), the backbone, head, reply counts and interactions, \
+        the generic user, and the vector of every user of --data whose id it knows; the other users \
+        of --data start fresh, and its users absent from --data are dropped. The source is recorded \
+        in the training record (settings.init_from: path, kind, kept_users). --init-from replaces \
+        --backbone; --resume continues --out's own run, which remembers where it started.
+
         The defaults are the recipe chosen on a validation split of lengthpref's train.jsonl \
         (bench/recipe.sh, bench/results/recipe) and then tested once on dev.jsonl and on a second \
         preference set over three seeds (bench/quality.sh, bench/results/quality).
@@ -48,6 +61,7 @@ enum TrainCommand: Subcommand {
           prm train --data train.jsonl --out runs/soft --aggregator soft-prompt
           prm train --data train.jsonl --out runs/vanilla --vanilla
           prm train --data train.jsonl --out runs/prm --resume
+          prm train --data train.jsonl --out runs/mine --init-from Skywork-Reward-V2-Qwen3-0.6B   (fine-tune a reward model with users)
           mpirun -np 4 prm train --data train.jsonl --out runs/prm     (4 data-parallel ranks; README: Training on several ranks)
 
         Under Open MPI's mpirun every rank computes its contiguous share of each step's batch (the \
@@ -73,6 +87,8 @@ enum TrainCommand: Subcommand {
             .value("out", placeholder: "DIR", help: "Checkpoint folder (required)."),
             .value("backbone", placeholder: "DIR", help: "Pretrained Hugging Face folder (model_type bert, gpt2, llama, mistral, qwen2, qwen3), "
                    + "or a llama GGUF file (SmolLM2; weights dequantized to fp32, its tokenizer saved as tokenizer.json).", default: ModelLocator.searchOrder),
+            .value("init-from", placeholder: "DIR", help: "Start from an existing reward model: a …ForSequenceClassification folder "
+                   + "(backbone + score head as the generic user's) or a prm checkpoint (all it trained, users kept by id); see above."),
             .value("user-model", placeholder: "KIND", help: "uniform | individual | cluster.", default: d.userModel.rawValue),
             .value("aggregator", placeholder: "KIND", help: "soft-prompt | linear-head. \(TrainingSettings.Rationale.aggregator)", default: d.aggregator.rawValue),
             .value("user-tokens", placeholder: "N", help: "T_u, user tokens per user (default: 1 with linear-head, "
@@ -132,10 +148,15 @@ enum TrainCommand: Subcommand {
         try DataParallel.run(arguments) { try train(arguments, ranks: $0) }
     }
 
+    /// The options that choose a model's structure: a checkpoint given to --init-from has its own.
+    static let structureOptions = ["aggregator", "user-model", "user-tokens", "clusters", "no-shared-generic", "vanilla", "reply-counts",
+                                   "silent-counts", "interactions", "pooling", "template", "max-length"]
+
     /// The run as one of `ranks`: every rank trains its shards, rank 0 alone writes --out.
     static func train(_ arguments: ParsedArguments, ranks: Ranks) throws -> Int32 {
         let run = try TrainingRun<TrainingState>(arguments, name: "train")
-        let settings = try run.settings { try settingsFrom(arguments) }
+        let start = try initialModel(arguments, resume: run.resume)
+        var settings = try run.settings { try settingsFrom(arguments, structure: start?.structure) }
         let dataFile = try run.dataFile(arguments)
         var train = try run.comparisons(arguments) { try loadData($0, arguments, template: settings.template) }
         logTemplate(train, given: settings.template)
@@ -153,6 +174,13 @@ enum TrainCommand: Subcommand {
             let training: [String: Any]
             (model, users, training) = try Checkpoint.load(run.out)
             refitted = try RewardModelRecord(training, in: run.out).refitSeen != nil
+        } else if let start {
+            users = UserTable(ids: train.userIDs)
+            let started = try start.model(config: settings.rewardModelConfig(users: users.count, template: train.template),
+                                          users: users, seed: settings.seed, initialization: settings.freshInitialization)
+            (model, settings.initFrom) = (started.model, started.source)
+            Log.info("starting from \(started.source.path) (\(started.source.kind.rawValue); "
+                     + "\(started.source.keptUsers) of \(users.count) users kept)")
         } else {
             users = UserTable(ids: train.userIDs)
             let backbone = try arguments.modelFolder("backbone")
@@ -204,8 +232,17 @@ enum TrainCommand: Subcommand {
         return 0
     }
 
-    /// Settings from the command line; every option falls back to its declared default.
-    static func settingsFrom(_ a: ParsedArguments) throws -> TrainingSettings {
+    /// The model --init-from names, read (nil without it); it excludes --backbone and --resume.
+    static func initialModel(_ a: ParsedArguments, resume: Bool) throws -> InitialModel? {
+        guard let path = a.string("init-from") else { return nil }
+        if a.isSet("backbone") { throw a.usageError("--init-from and --backbone cannot be combined: the model to start from has its backbone") }
+        if resume { throw a.usageError("--init-from starts a new run; --resume continues the one in --out (which remembers where it started)") }
+        return try InitialModel(URL(fileURLWithPath: path))
+    }
+
+    /// Settings from the command line; every option falls back to its declared default. With
+    /// `structure` (a checkpoint's, --init-from) the structure options are that checkpoint's.
+    static func settingsFrom(_ a: ParsedArguments, structure: RewardModelConfig? = nil) throws -> TrainingSettings {
         func number(_ name: String) throws -> Float {
             guard let value = try a.double(name) else { throw a.usageError("--\(name) has no value") }
             return Float(value)
@@ -215,22 +252,30 @@ enum TrainCommand: Subcommand {
             return value
         }
         var s = TrainingSettings()
-        s.userModel = try choice(a, "user-model", UserModelKind.self)
-        s.aggregator = try choice(a, "aggregator", Aggregator.self)
         // The soft prompt's own defaults; --vanilla (a soft prompt without users) keeps the base recipe's.
-        let softPromptDefaults = s.aggregator == .softPrompt && !a.flag("vanilla")
-        // The linear head has one user vector; only an explicit --user-tokens overrides that.
-        s.userTokens = a.isSet("user-tokens") ? try integer("user-tokens")
-            : s.aggregator == .softPrompt ? TrainingSettings.softPromptUserTokens : 1
-        s.clusters = try integer("clusters")
-        s.sharedGeneric = !a.flag("no-shared-generic")
+        var softPromptDefaults: Bool { s.aggregator == .softPrompt && !a.flag("vanilla") }
+        if let structure {
+            if let given = structureOptions.first(where: a.isSet) {
+                throw a.usageError("--\(given) cannot be given with --init-from of a prm checkpoint: its structure is the checkpoint's")
+            }
+            s.adoptStructure(of: structure)
+        } else {
+            s.userModel = try choice(a, "user-model", UserModelKind.self)
+            s.aggregator = try choice(a, "aggregator", Aggregator.self)
+            // The linear head has one user vector; only an explicit --user-tokens overrides that.
+            s.userTokens = a.isSet("user-tokens") ? try integer("user-tokens")
+                : s.aggregator == .softPrompt ? TrainingSettings.softPromptUserTokens : 1
+            s.clusters = try integer("clusters")
+            s.sharedGeneric = !a.flag("no-shared-generic")
+            s.replyCounts = try integer("reply-counts")
+            s.pooling = a.isSet("pooling") ? try choice(a, "pooling", PoolingSpan.self)
+                : softPromptDefaults ? .reply : .window
+            s.template = a.isSet("template") ? try choice(a, "template", TextTemplate.self) : nil
+            s.silentCounts = try integer("silent-counts")
+            s.interactions = try integer("interactions")
+            s.maxLength = try integer("max-length")
+        }
         s.alpha = try number("alpha")
-        s.replyCounts = try integer("reply-counts")
-        s.pooling = a.isSet("pooling") ? try choice(a, "pooling", PoolingSpan.self)
-            : softPromptDefaults ? .reply : .window
-        s.template = a.isSet("template") ? try choice(a, "template", TextTemplate.self) : nil
-        s.silentCounts = try integer("silent-counts")
-        s.interactions = try integer("interactions")
         s.userSpread = try number("user-spread")
         if a.flag("vanilla") { s.makeVanilla() }
         s.epochs = try integer("epochs")
@@ -242,7 +287,6 @@ enum TrainCommand: Subcommand {
         s.warmupFraction = try number("warmup")
         s.batchSize = try integer("batch-size")
         s.microBatch = try integer("micro-batch")
-        s.maxLength = try integer("max-length")
         s.gradientClip = try number("grad-clip")
         s.freezeBackbone = a.flag("freeze-backbone")
         s.dropout = try number("dropout")

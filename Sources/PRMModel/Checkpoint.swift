@@ -15,7 +15,7 @@ public enum Checkpoint {
         config.userModel.users = model.userModel.users
         let p = model.parameters
         // Users added after training go after the trained rows of their table.
-        let perUser = model.userModel.config.kind == .cluster ? model.userModel.weights : model.userModel.table
+        let perUser = model.userModel.perUserTable
         let added = model.userModel.added
         let grown = UnsafeMutablePointer<Float>.allocate(capacity: (perUser.map { p.entry($0).count } ?? 0) + (added?.count ?? 0))
         defer { grown.deallocate() }
@@ -34,10 +34,11 @@ public enum Checkpoint {
                             users: users, to: directory)
     }
 
-    /// Loads a checkpoint folder written by `save`.
+    /// Loads a checkpoint folder written by `save`, or a Hugging Face `…ForSequenceClassification`
+    /// folder as it is (`ClassificationHead.servedAsIs`: no users yet, no training record).
     public static func load(_ directory: URL) throws -> (model: RewardModel, users: UserTable, training: [String: Any]) {
-        let folder = try RunFolder.read(directory) {
-            ModelError(file: $0, "missing field 'prm': not a prm reward-model checkpoint (a plain backbone folder goes to --backbone)")
+        guard let folder = try RunFolder.readIfWritten(directory) else {
+            return (try ClassificationHead.servedAsIs(directory), UserTable(indices: [:]), [:])
         }
         let configURL = directory.appendingPathComponent("config.json")
         let config = try RunFolder.fields(RewardModelConfig.self, of: folder.prm) { ModelError(file: configURL, "prm: " + $0) }

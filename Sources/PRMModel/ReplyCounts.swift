@@ -62,6 +62,12 @@ final class ReplyCounts {
         for k in 0..<counts { b[k] = k < counts - silent ? 0 : Self.silentBias }
     }
 
+    /// V = 0: the counts add nothing to h until training moves V, so a model that starts as
+    /// another reward model (`ClassificationHead`) scores as that one did; w and a learn once V has.
+    func mute() {
+        params.value(projection).update(repeating: 0, count: counts * width)
+    }
+
     /// softplus(−4) ≈ 0.018 a token: a silent detector adds about log(1.5) over a 30-token reply.
     static let silentBias: Float = -4
 

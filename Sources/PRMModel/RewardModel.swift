@@ -100,7 +100,7 @@ public final class RewardModel {
     let headWeight: Parameters.Handle?
     let headBias: Parameters.Handle?
     /// The learned log-counts added to the pooled state, when `config.replyCounts` > 0.
-    private let replyCounts: ReplyCounts?
+    let replyCounts: ReplyCounts?
     /// The shared residual layer on the pooled state, when `config.interactions` > 0.
     private let interactions: PooledInteractions?
 

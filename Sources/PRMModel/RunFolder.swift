@@ -82,9 +82,14 @@ public enum RunFolder {
     /// Reads config.json; `missingSection` is the error for a JSON object without "prm" (each
     /// kind tells the user where such a folder belongs).
     public static func read(_ directory: URL, missingSection: (URL) -> any Error) throws -> Read {
-        let url = directory.appendingPathComponent("config.json")
-        let config = try jsonDictionary(url)
-        guard let prm = config["prm"] as? [String: Any] else { throw missingSection(url) }
+        guard let read = try readIfWritten(directory) else { throw missingSection(directory.appendingPathComponent("config.json")) }
+        return read
+    }
+
+    /// Reads config.json; nil when it is a JSON object without "prm" (a folder prm did not write).
+    public static func readIfWritten(_ directory: URL) throws -> Read? {
+        let config = try jsonDictionary(directory.appendingPathComponent("config.json"))
+        guard let prm = config["prm"] as? [String: Any] else { return nil }
         return Read(prm: prm, training: prm["training"] as? [String: Any] ?? [:])
     }
 

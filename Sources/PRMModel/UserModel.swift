@@ -44,6 +44,15 @@ public final class UserModel {
     let table: Parameters.Handle?
     /// cluster only: user weights (U+1, K) before the softmax.
     let weights: Parameters.Handle?
+    /// The tensor with a row per user (the rows `row(_:)` gives): the cluster model's weights, the
+    /// individual model's table; nil for the uniform model, whose one row is everyone's.
+    var perUserTable: Parameters.Handle? {
+        switch config.kind {
+        case .cluster: return weights
+        case .individual: return table
+        case .uniform: return nil
+        }
+    }
     private var parameters: Parameters?
     /// Users added after training (`prm adapt`, a service's adapt op), indices U+1, U+2, …: one
     /// own row each (see `rowSize`) in a small buffer of their own, "user.added" (n, rowSize), so

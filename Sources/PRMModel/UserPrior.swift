@@ -9,7 +9,9 @@ import Foundation
 /// differ; a new user is e = e_0 + x with x ~ N(0, τΣ), Σ = (1/U) Σ_i o_i o_iᵀ + s²·I: the trained
 /// users' second moment (centred on e_0, the model for someone we know nothing about, not on zero)
 /// plus a small isotropic part, s² = `isotropicShare` · mean_i |o_i|² / (T_u·C), so directions no
-/// trained user took are possible but cost more.
+/// trained user took are possible but cost more. A model with no trained users (U = 0: a
+/// `…ForSequenceClassification` reward model served as it is) has the isotropic part alone
+/// (`untrainedVariance`).
 ///
 /// r = ⟨e, h⟩ is linear in e, so the MAP user is a Gaussian-prior logistic regression on
 /// d_k = h(chosen_k) − h(rejected_k). By the representer theorem its solution is x = τΣ·D·β
@@ -42,7 +44,9 @@ public struct UserPrior: Sendable {
             throw ModelError("adapting new users needs individual or cluster users (--user-model individual|cluster); this model has "
                              + "\(userModel.config.kind.rawValue) users" + (userModel.rowSize == 0 ? " and no user vectors" : ""))
         }
-        guard userModel.config.users >= 1 else { throw ModelError("the model has no trained users to estimate a prior from") }
+        guard userModel.config.users >= 1 || kind == .individual else {
+            throw ModelError("the model has no trained users to estimate a prior from")
+        }
         let n = userModel.rowSize
         func own(_ user: Int) -> [Double] {
             guard let row = userModel.row(user) else { return [Double](repeating: 0, count: n) }
@@ -51,7 +55,7 @@ public struct UserPrior: Sendable {
         generic = own(0)
         // A cluster user's row is its whole logit vector: no generic part is shared.
         sharedGeneric = kind == .individual && userModel.config.sharedGeneric
-        offsets = (1...userModel.config.users).map { [generic, sharedGeneric] user in
+        offsets = (1..<userModel.config.users + 1).map { [generic, sharedGeneric] user in
             let row = own(user)
             switch kind {
             case .cluster: return zip(Self.centred(row), Self.centred(generic)).map { $0 - $1 }
@@ -61,9 +65,22 @@ public struct UserPrior: Sendable {
         centres = kind != .cluster ? [] : (0..<userModel.config.clusters).map { k in
             userModel.clusterCentre(k).map { c in (0..<userModel.size).map { Double(c[$0]) } } ?? []
         }
-        let meanSquare = offsets.reduce(0) { $0 + $1.reduce(0) { $0 + $1 * $1 } } / Double(offsets.count)
-        isotropicVariance = max(Self.isotropicShare * meanSquare / Double(n), 1e-12)
+        isotropicVariance = max(offsets.isEmpty ? Self.untrainedVariance(generic) : Self.isotropicVariance(offsets), 1e-12)
         self.scale = scale
+    }
+
+    /// s² from the trained offsets: `isotropicShare` of their mean square per float.
+    static func isotropicVariance(_ offsets: [[Double]]) -> Double {
+        let meanSquare = offsets.reduce(0) { $0 + $1.reduce(0) { $0 + $1 * $1 } } / Double(offsets.count)
+        return isotropicShare * meanSquare / Double(offsets[0].count)
+    }
+
+    /// s² of a model no user was trained with (a `…ForSequenceClassification` reward model served
+    /// as it is): nothing says how people differ, so every direction gets the generic head's own
+    /// mean square per float. At τ = 1 a new user's offset is then as long as e_0 itself is
+    /// (E|x|² = |e_0|²), so a few comparisons can move a user as far as the head's own scale.
+    static func untrainedVariance(_ generic: [Double]) -> Double {
+        generic.reduce(0) { $0 + $1 * $1 } / Double(generic.count)
     }
 
     /// Whether users are mixtures of centres (their rows are K logits).
@@ -117,7 +134,7 @@ public struct UserPrior: Sendable {
     /// τΣ·v = τ·((1/U) Σ_i o_i ⟨o_i, v⟩ + s²·v).
     public func times(_ v: [Double]) -> [Double] {
         var out = v.map { $0 * isotropicVariance * scale }
-        let share = scale / Double(offsets.count)
+        let share = scale / Double(max(offsets.count, 1))
         for o in offsets {
             let dot = zip(o, v).reduce(0) { $0 + $1.0 * $1.1 } * share
             for i in out.indices { out[i] += dot * o[i] }

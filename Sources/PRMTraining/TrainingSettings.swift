@@ -93,6 +93,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var refitSeenUsers = true
     /// τ of that refit's prior (`AdaptSettings.priorScale`).
     public var refitPriorScale = 64.0
+    /// The reward model the run started from (`--init-from`); nil: a pretrained backbone.
+    public var initFrom: InitSource?
 
     enum CodingKeys: String, CodingKey {
         case aggregator, userModel = "user_model", userTokens = "user_tokens", clusters, sharedGeneric = "shared_generic"
@@ -104,6 +106,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
         case validationFraction = "validation_fraction", validationSplit = "validation_split"
         case refitSeenUsers = "refit_seen_users", refitPriorScale = "refit_prior_scale"
+        case initFrom = "init_from"
     }
 
     public init() {}
@@ -159,6 +162,23 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         validationSplit = try value(.validationSplit, d.validationSplit)
         refitSeenUsers = try value(.refitSeenUsers, d.refitSeenUsers)
         refitPriorScale = try value(.refitPriorScale, d.refitPriorScale)
+        initFrom = try c.decodeIfPresent(InitSource.self, forKey: .initFrom)
+    }
+
+    /// The structure of a checkpoint a run starts from (`--init-from`): its aggregator, user
+    /// model, window, reply counts, interactions, pooling and template are the run's.
+    public mutating func adoptStructure(of config: RewardModelConfig) {
+        aggregator = config.aggregator
+        userModel = config.userModel.kind
+        userTokens = config.userModel.tokens
+        clusters = config.userModel.clusters
+        sharedGeneric = config.userModel.sharedGeneric
+        maxLength = config.maxLength
+        replyCounts = config.replyCounts
+        silentCounts = 0  // they shape a fresh start only, and the checkpoint's counts replace it
+        interactions = config.interactions
+        pooling = config.pooling
+        template = config.template
     }
 
     /// The vanilla reward model: one shared head, no user tokens, no generic term.

@@ -12,7 +12,9 @@ results and needs no torch.
 
 The models cover what the decoder selects by config: llama (untied, stored F32, a sequence-
 classification head, grouped-query attention 4/2), qwen2 (q/k/v biases, tied, stored BF16) and
-qwen3 (per-head q/k RMSNorm, head_dim ≠ hidden/heads, stored F16, a classification head). The
+qwen3 (per-head q/k RMSNorm, head_dim ≠ hidden/heads, stored F16, a classification head), and two
+more reward models: qwen2-reward (Qwen2ForSequenceClassification, F32) and mistral-reward
+(MistralForSequenceClassification without a sliding window, BF16). The
 references are computed from the weights as stored (rounded to BF16/F16), read back in float32.
 Weights are normal(0, 1/sqrt(fan_in)) and norm gains 1 + normal(0, 0.1), so every tensor matters.
 
@@ -43,6 +45,17 @@ MODELS = {
                               num_attention_heads=4, num_key_value_heads=1, head_dim=8, rms_norm_eps=1e-6, rope_theta=100000.0,
                               max_position_embeddings=64, tie_word_embeddings=True, use_sliding_window=False,
                               num_labels=1, pad_token_id=256)),
+    # Reward models of the other two families (prm serves such folders as they are, Tests/PRMCLITests/InitFromTests.swift).
+    "qwen2-reward": dict(cls="Qwen2ForSequenceClassification", dtype=torch.float32,
+                         config=dict(model_type="qwen2", hidden_size=24, intermediate_size=36, num_hidden_layers=2,
+                                     num_attention_heads=6, num_key_value_heads=2, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                                     max_position_embeddings=64, tie_word_embeddings=False, use_sliding_window=False,
+                                     num_labels=1, pad_token_id=256)),
+    "mistral-reward": dict(cls="MistralForSequenceClassification", dtype=torch.bfloat16,
+                           config=dict(model_type="mistral", hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5, rope_theta=10000.0,
+                                       max_position_embeddings=64, tie_word_embeddings=False, sliding_window=None,
+                                       num_labels=1, pad_token_id=256)),
 }
 
 INPUTS = [[72, 101, 108, 108, 111, 44, 32], [256, 7, 3], [84, 104, 101, 32, 113, 117, 105, 99, 107, 32, 98, 114, 111, 119, 110]]
