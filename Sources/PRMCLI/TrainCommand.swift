@@ -120,6 +120,9 @@ enum TrainCommand: Subcommand {
                    + "h + W2 gelu(W1 h + b1), so that a user vector can weigh combinations of what h carries "
                    + "(longer is better unless the reply refuses); 0: none. " + TrainingSettings.Rationale.interactions,
                    default: "\(d.interactions)"),
+            .value("pooled-scale", placeholder: "S", help: "A fixed factor on the backbone's pooled state, so that the head's rates "
+                   + "and start suit a backbone whose state is larger or smaller than MiniLM's. " + TrainingSettings.Rationale.pooledScale,
+                   default: text(d.pooledScale)),
             .value("user-spread", placeholder: "S", help: "Individual users' offsets from the generic user start at S times a random "
                    + "token embedding (0: every user starts as the generic user).", default: text(d.userSpread)),
             .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only). "
@@ -150,7 +153,7 @@ enum TrainCommand: Subcommand {
 
     /// The options that choose a model's structure: a checkpoint given to --init-from has its own.
     static let structureOptions = ["aggregator", "user-model", "user-tokens", "clusters", "no-shared-generic", "vanilla", "reply-counts",
-                                   "silent-counts", "interactions", "pooling", "template", "max-length"]
+                                   "silent-counts", "interactions", "pooled-scale", "pooling", "template", "max-length"]
 
     /// The run as one of `ranks`: every rank trains its shards, rank 0 alone writes --out.
     static func train(_ arguments: ParsedArguments, ranks: Ranks) throws -> Int32 {
@@ -273,6 +276,7 @@ enum TrainCommand: Subcommand {
             s.template = a.isSet("template") ? try choice(a, "template", TextTemplate.self) : nil
             s.silentCounts = try integer("silent-counts")
             s.interactions = try integer("interactions")
+            s.pooledScale = try number("pooled-scale")
             s.maxLength = try integer("max-length")
         }
         s.alpha = try number("alpha")

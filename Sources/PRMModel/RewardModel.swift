@@ -25,13 +25,19 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
     public var pooling: PoolingSpan
     /// How chat messages become the text the model was trained on.
     public var template: TextTemplate
+    /// A fixed factor on the backbone's pooled state, before reply counts and interactions: the
+    /// head's learning rates and start act on ⟨e, s·h⟩, so a backbone whose h is larger than the
+    /// one the recipe was chosen on (SmolLM2's last-token state: 18× MiniLM's window mean,
+    /// bench/results/decoder_recipe) trains at the recipe's step size. 1: h as the backbone gives it.
+    public var pooledScale: Float
 
     enum CodingKeys: String, CodingKey {
         case aggregator, userModel = "user_model", maxLength = "max_length", replyCounts = "reply_counts", interactions, pooling, template
+        case pooledScale = "pooled_scale"
     }
 
     public init(aggregator: Aggregator, userModel: UserModelConfig, maxLength: Int, replyCounts: Int = 0,
-                interactions: Int = 0, pooling: PoolingSpan = .window, template: TextTemplate = .hh) {
+                interactions: Int = 0, pooling: PoolingSpan = .window, template: TextTemplate = .hh, pooledScale: Float = 1) {
         self.aggregator = aggregator
         self.userModel = userModel
         self.maxLength = maxLength
@@ -39,9 +45,10 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         self.interactions = interactions
         self.pooling = pooling
         self.template = template
+        self.pooledScale = pooledScale
     }
 
-    /// Checkpoints written before reply counts, interactions, the pooling span or the template existed have no
+    /// Checkpoints written before reply counts, interactions, the pooling span, the template or the pooled scale existed have no
     /// key and pool as they always did. Their template is hh: they were trained on the built-in
     /// hh-rlhf data, the only data before `--template`, and the Python client wrote messages in hh.
     public init(from decoder: Decoder) throws {
@@ -53,9 +60,10 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         interactions = try c.decodeIfPresent(Int.self, forKey: .interactions) ?? 0
         pooling = try c.decodeIfPresent(PoolingSpan.self, forKey: .pooling) ?? .window
         template = try c.decodeIfPresent(TextTemplate.self, forKey: .template) ?? .hh
+        pooledScale = try c.decodeIfPresent(Float.self, forKey: .pooledScale) ?? 1
     }
 
-    /// Leaves the keys out at their old meaning (0, window, hh), so such a model saves to the
+    /// Leaves the keys out at their old meaning (0, window, hh, 1), so such a model saves to the
     /// config.json it was loaded from.
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
@@ -66,6 +74,7 @@ public struct RewardModelConfig: Codable, Sendable, Equatable {
         if interactions > 0 { try c.encode(interactions, forKey: .interactions) }
         if pooling != .window { try c.encode(pooling, forKey: .pooling) }
         if template != .hh { try c.encode(template, forKey: .template) }
+        if pooledScale != 1 { try c.encode(pooledScale, forKey: .pooledScale) }
     }
 }
 
@@ -147,6 +156,9 @@ public final class RewardModel {
         }
         guard config.replyCounts >= 0 else { throw ModelError("reply_counts must be non-negative, got \(config.replyCounts)") }
         guard config.interactions >= 0 else { throw ModelError("interactions must be non-negative, got \(config.interactions)") }
+        guard config.pooledScale > 0 && config.pooledScale.isFinite else {
+            throw ModelError("pooled_scale must be a positive number, got \(config.pooledScale)")
+        }
         let C = backbone.hiddenSize
         userModel = UserModel(config: config.userModel, width: C, layout: &layout)
         if config.aggregator == .softPrompt {
@@ -282,7 +294,7 @@ public final class RewardModel {
     }
 
     /// h (B, C): the mean over each sequence's rows or its reply's (bidirectional, `config.pooling`)
-    /// or its last row (causal), plus the reply counts over the reply's rows when the model has them,
+    /// or its last row (causal), times `config.pooledScale`, plus the reply counts over the reply's rows when the model has them,
     /// then the shared interaction layer when it has one.
     /// A sequence's reply starts `replyOffsets[b]` rows in.
     private func pool(_ h: UnsafeMutablePointer<Float>, hidden: UnsafePointer<Float>, batch: PackedBatch, replyOffsets: [Int], training: Bool) {
@@ -298,8 +310,15 @@ public final class RewardModel {
             if training { meanSpans = spans }
         case .causal: RowGather.forward(out: h, inp: hidden, rows: (0..<batch.count).map(batch.lastRow), C: C)
         }
+        scalePooled(h, count: batch.count * C)
         replyCounts?.add(to: h, hidden: hidden, rows: batch.tokens, spans: replySpans, training: training)
         interactions?.apply(to: h, rows: batch.count, training: training)
+    }
+
+    /// x *= s (`config.pooledScale`): the pooled state forward, its gradient backward.
+    private func scalePooled(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        guard config.pooledScale != 1 else { return }
+        for i in 0..<count { x[i] *= config.pooledScale }
     }
 
     /// Accumulates gradients of L given dL/dreward for each input of the last forward.
@@ -336,6 +355,7 @@ public final class RewardModel {
         interactions?.backward(dh: dh)
         replyCounts?.backward(dh: dh, dhidden: dHidden)
         guard let dHidden else { return }
+        scalePooled(dh, count: batch.count * C)
         switch backbone.attending {
         case .bidirectional: MeanPool.backward(dinp: dHidden, dout: dh, spans: meanSpans, C: C)
         case .causal: RowGather.backward(dinp: dHidden, dout: dh, rows: (0..<batch.count).map(batch.lastRow), C: C)

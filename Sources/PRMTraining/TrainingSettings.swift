@@ -37,6 +37,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         public static let pooling = "A soft prompt's user rows add the same vector to both replies' window mean, so they cancel in a "
             + "comparison; pooling the reply alone raised the soft prompt from 69.7% to 76.8% on stylepref's validation split of "
             + "whole prompts, while the linear head gave 84.3% and 83.2% (bench/results/recipe)."
+        public static let pooledScale = "1: the scale the recipe was chosen at, on MiniLM's window mean. A backbone whose pooled "
+            + "state is larger needs it smaller: SmolLM2's last-token state is 18 times MiniLM's (bench/pooled_scale.py), and at 1 "
+            + "the default recipe did not learn on it (train accuracy 49% after 20 steps; bench/results/decoder_recipe)."
         public static let dropout = "0.1 against memorising a few hundred comparisons per group; not varied in the search."
         public static let refitSeenUsers = "After the last epoch each seen user's vector is refitted on their training comparisons "
             + "with backbone and head frozen (prm adapt's fit): SGD leaves the vectors behind the backbone that moved under them. "
@@ -68,6 +71,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var replyCounts = 8
     /// Width of the shared residual layer on the pooled state (`RewardModelConfig.interactions`); 0: none.
     public var interactions = 0
+    /// The fixed factor on the pooled state (`RewardModelConfig.pooledScale`).
+    public var pooledScale: Float = 1
     /// How many of the reply counts start silent, to learn to count rare tokens (`ReplyCounts`).
     public var silentCounts = 0
     /// Individual users' offsets start at this multiple of a random token embedding (`UserModel.initialize`).
@@ -102,6 +107,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         case mixtureLearningRateScale = "mixture_learning_rate_scale"
         case weightDecay = "weight_decay", warmupFraction = "warmup_fraction", batchSize = "batch_size"
         case microBatch = "micro_batch", maxLength = "max_length", gradientClip = "gradient_clip", replyCounts = "reply_counts", silentCounts = "silent_counts", interactions, pooling, template
+        case pooledScale = "pooled_scale"
         case userSpread = "user_spread"
         case freezeBackbone = "freeze_backbone", dropout, seed, logEvery = "log_every"
         case validationFraction = "validation_fraction", validationSplit = "validation_split"
@@ -149,6 +155,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         replyCounts = try value(.replyCounts, 0)
         silentCounts = try value(.silentCounts, 0)
         interactions = try value(.interactions, 0)
+        pooledScale = try value(.pooledScale, 1)
         userSpread = try value(.userSpread, 0)
         // Runs saved before the pooling span existed pooled the whole window.
         pooling = try value(.pooling, .window)
@@ -166,7 +173,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     }
 
     /// The structure of a checkpoint a run starts from (`--init-from`): its aggregator, user
-    /// model, window, reply counts, interactions, pooling and template are the run's.
+    /// model, window, reply counts, interactions, pooled scale, pooling and template are the run's.
     public mutating func adoptStructure(of config: RewardModelConfig) {
         aggregator = config.aggregator
         userModel = config.userModel.kind
@@ -177,6 +184,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         replyCounts = config.replyCounts
         silentCounts = 0  // they shape a fresh start only, and the checkpoint's counts replace it
         interactions = config.interactions
+        pooledScale = config.pooledScale
         pooling = config.pooling
         template = config.template
     }
@@ -218,6 +226,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             try fail("--silent-counts must be between 0 and --reply-counts (\(replyCounts)), got \(silentCounts)")
         }
         if interactions < 0 { try fail("--interactions must be non-negative, got \(interactions)") }
+        if !(pooledScale > 0 && pooledScale.isFinite) { try fail("--pooled-scale must be a positive number, got \(pooledScale)") }
         if !(userSpread >= 0 && userSpread.isFinite) { try fail("--user-spread must be a non-negative number, got \(userSpread)") }
         if logEvery < 1 { try fail("--log-every must be at least 1, got \(logEvery)") }
     }
@@ -233,6 +242,6 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
                           userModel: UserModelConfig(kind: userModel, tokens: userTokens, users: users,
                                                      clusters: clusters, sharedGeneric: sharedGeneric),
                           maxLength: maxLength, replyCounts: replyCounts, interactions: interactions,
-                          pooling: pooling, template: template)
+                          pooling: pooling, template: template, pooledScale: pooledScale)
     }
 }

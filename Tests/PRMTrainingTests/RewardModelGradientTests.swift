@@ -78,6 +78,20 @@ final class RewardModelGradientTests: XCTestCase {
         }
     }
 
+    /// A pooled scale other than 1 on both pooling kinds (window mean, last token), under the reply
+    /// counts and the interaction layer that read the scaled state.
+    func testPooledScale() throws {
+        for folder in [try TinyModels.backboneFolder(hidden: 16), try TinyModels.gpt2Folder()] {
+            var settings = TinyModels.settings(.linearHead, .individual)
+            (settings.replyCounts, settings.interactions, settings.pooledScale) = (2, 6, 0.25)
+            let model = try TinyModels.rewardModel(settings, users: 3, folder: folder)
+            XCTAssertEqual(model.config.pooledScale, 0.25)
+            perturb(model.parameters, group: .user, seed: 17)
+            perturb(model.parameters, group: .head, seed: 19)
+            try check(model, label: "\(model.backbone.modelType) with pooled scale 0.25")
+        }
+    }
+
     /// The mean pool over the reply's rows only, alone and with reply counts, with both aggregators.
     func testReplyPooling() throws {
         let folder = try TinyModels.backboneFolder(hidden: 16)
