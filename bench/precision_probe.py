@@ -11,7 +11,7 @@ bf16's own error is about a tenth of int8's (margin-change sd 0.017 against 0.15
 row measures what int8 on that product adds.
 
   python3 bench/precision_probe.py --prm .build/release/prm --reward-model runs/quality/lengthpref/default.seed1 \\
-      --json bench/results/precision/probe.seed1.json
+      --mixed attention-output,ffn-up,ffn-down --mixed attention-output,ffn-up --json bench/results/precision/probe.seed1.json
 """
 import argparse
 import json
@@ -27,11 +27,13 @@ import precision_flips
 PRODUCTS = ("qkv", "attention-output", "ffn-up", "ffn-down")
 
 
-def plans(products):
-    """(label, --precision, extra options) per row: bf16, each product alone at int8, all int8."""
+def plans(products, mixed):
+    """(label, --precision, extra options) per row: bf16, each product alone at int8, all int8,
+    then each of the `mixed` plans (--int8-products lists)."""
     rows = [("bf16", "bf16", [])]
     rows += [(f"int8 {p} only", "int8", ["--int8-products", p]) for p in products]
     rows.append(("int8", "int8", []))
+    rows += [(f"int8 {m}", "int8", ["--int8-products", m]) for m in mixed]
     return rows
 
 
@@ -57,6 +59,25 @@ def distinct_replies(rows, count):
     return seen[:count]
 
 
+def markdown(report):
+    """The probe's table: per plan, the margin noise, its share of all-int8's variance, flips and cosines."""
+    int8 = next(r for r in report["rows"] if r["plan"] == "int8")
+    lines = ["# Which product carries int8's error (`bench/precision_probe.py`)", "",
+             f"`{report['command']}`", "",
+             f"Reward model `{report['reward_model']}` on `{report['data']}` ({report['comparisons']} comparisons, fp32 accuracy "
+             f"{100 * report['fp32_accuracy']:.2f} %); each plan's margins (`prm score`) and embeddings of the first "
+             f"{int8['replies']} distinct dev replies (`prm embed`) against fp32's. A product \"only\" runs at int8 with the "
+             "other three at bf16.", "",
+             "| plan | margin change sd | share of int8's variance | largest change | flips (right→wrong / wrong→right) | accuracy change (points) | embedding cosine min / mean |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in report["rows"]:
+        share = r["margin_change_std"] ** 2 / int8["margin_change_std"] ** 2
+        lines.append(f"| {r['plan']} | {r['margin_change_std']:.4f} | {100 * share:.0f} % | {r['margin_change_max']:.3f} | "
+                     f"{r['flips']} ({r['right_to_wrong']} / {r['wrong_to_right']}) | {r['accuracy_change_points']:+.2f} | "
+                     f"{r['cosine_min']:.5f} / {r['cosine_mean']:.6f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prm", default=".build/release/prm")
@@ -65,6 +86,7 @@ def main():
     parser.add_argument("--data", default="data/lengthpref/dev.jsonl", help="dev comparisons: margins, and replies to embed")
     parser.add_argument("--replies", type=int, default=512, help="distinct replies embedded")
     parser.add_argument("--products", default=",".join(PRODUCTS))
+    parser.add_argument("--mixed", action="append", default=[], help="an --int8-products plan to add (repeatable)")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     with open(args.data) as f:
@@ -80,7 +102,7 @@ def main():
         reference = precision_flips.margins(args.prm, args.reward_model, requests, "fp32", len(rows))
         reference_embeddings = embeddings(args, texts, "fp32", [])
         report["fp32_accuracy"] = sum(m > 0 for m in reference) / len(rows)
-        for label, precision, extra in plans(args.products.split(",")):
+        for label, precision, extra in plans(args.products.split(","), args.mixed):
             other = precision_flips.margins(args.prm, args.reward_model, requests, precision, len(rows), extra)
             margins = precision_flips.compare(reference, other)
             row = {"plan": label, "precision": precision, "options": extra,
@@ -95,6 +117,10 @@ def main():
     with open(args.json + ".tmp", "w") as f:
         json.dump(report, f, indent=1)
     os.replace(args.json + ".tmp", args.json)
+    md = os.path.splitext(args.json)[0] + ".md"
+    with open(md + ".tmp", "w") as f:
+        f.write(markdown(report))
+    os.replace(md + ".tmp", md)
 
 
 if __name__ == "__main__":
