@@ -21,9 +21,9 @@ import sys
 import tempfile
 
 
-def margins(prm, model, requests_path, precision, count):
-    """chosen - rejected reward per comparison, in file order."""
-    out = subprocess.run([prm, "score", "--model", model, "--input", requests_path, "--precision", precision],
+def margins(prm, model, requests_path, precision, count, extra=()):
+    """chosen - rejected reward per comparison, in file order (`extra`: more `prm score` options)."""
+    out = subprocess.run([prm, "score", "--model", model, "--input", requests_path, "--precision", precision, *extra],
                          check=True, capture_output=True, text=True).stdout
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     if len(lines) != count:
@@ -33,6 +33,16 @@ def margins(prm, model, requests_path, precision, count):
         score = {item["index"]: item["score"] for item in line["ranking"]}
         result.append(score[0] - score[1])
     return result
+
+
+def write_requests(rows, directory):
+    """One `prm score` request per comparison (candidates: chosen, rejected) in `directory`; its path."""
+    requests = os.path.join(directory, "requests.jsonl")
+    with open(requests, "w") as f:
+        for row in rows:
+            f.write(json.dumps({"user_id": row["user_id"], "prompt": row["prompt"],
+                                "candidates": [row["chosen"], row["rejected"]]}) + "\n")
+    return requests
 
 
 def compare(reference, other):
@@ -71,11 +81,7 @@ def main():
     with open(args.data) as f:
         rows = [json.loads(line) for line in f if line.strip()]
     with tempfile.TemporaryDirectory() as scratch:
-        requests = os.path.join(scratch, "requests.jsonl")
-        with open(requests, "w") as f:
-            for row in rows:
-                f.write(json.dumps({"user_id": row["user_id"], "prompt": row["prompt"],
-                                    "candidates": [row["chosen"], row["rejected"]]}) + "\n")
+        requests = write_requests(rows, scratch)
         reference = margins(args.prm, args.model, requests, "fp32", len(rows))
         report = {"command": "python3 bench/precision_flips.py " + " ".join(sys.argv[1:]),
                   "model": args.model, "data": args.data, "comparisons": len(rows),

@@ -58,7 +58,7 @@ enum BenchChatGenerate {
                               bandwidthFraction: Double(steps) / best * Double(bytes) / bandwidth))
         }
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
-                            model: url.lastPathComponent, precision: precision.rawValue, parameters: model.parameters.count, weightBytesPerStep: bytes,
+                            model: url.lastPathComponent, precision: Int8Plan.describe(precision, products: Int8Plan.products), parameters: model.parameters.count, weightBytesPerStep: bytes,
                             promptTokens: prompt.count, stepsPerCase: steps, bandwidthGBPerSecond: bandwidth / 1e9, cases: cases,
                             samplesSpeedup: cases[1].tokensPerSecond / cases[0].tokensPerSecond, loadSeconds: loadSeconds,
                             peakRSSMB: try ResidentMemory.peakMegabytes(),

@@ -65,7 +65,7 @@ public enum BenchCommand: Subcommand {
             .flag("all-backends", help: "Run every case on each sgemm backend (score suite)."),
             .value("dump-inputs", placeholder: "FILE", help: "Write each case's token ids as JSON (score suite)."),
             .value("reward-model", placeholder: "DIR", help: "score: a reward-model checkpoint to time ranking N candidates with."),
-            PrecisionOption.spec,
+            PrecisionOption.spec, PrecisionOption.int8Products,
         ],
         positionals: [.required("suite", help: "Which benchmark: score, kernels, train, serve or generate.")])
 

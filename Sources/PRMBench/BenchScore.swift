@@ -159,7 +159,7 @@ enum BenchScore {
             try rankingCases(checkpoint: $0, data: data, repeats: repeats, backends: backends, precision: precision)
         } ?? Ranking(rewardModel: nil, note: "skipped: no --reward-model checkpoint given", cases: [])
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
-                            backend: Compute.backend.rawValue, precision: precision.rawValue, threads: Compute.threads,
+                            backend: Compute.backend.rawValue, precision: Int8Plan.describe(precision, products: Int8Plan.products), threads: Compute.threads,
                             tokenBudget: tokenBudget, repeats: repeats,
                             sgemm: sgemm, tokenize: tokenization, cases: results, fidelity: fidelity, ranking: ranking,
                             command: "prm " + CommandLine.arguments.dropFirst().joined(separator: " "))

@@ -26,7 +26,7 @@ enum EmbedCommand: Subcommand {
             .value("field", placeholder: "NAME", help: "Field holding the text in JSONL objects.", default: "text"),
             .value("max-tokens", placeholder: "N", help: "Longest sequence kept, special tokens included.", default: "256"),
             .value("batch-tokens", placeholder: "N", help: "Tokens per packed batch.", default: "8192"),
-            PrecisionOption.spec,
+            PrecisionOption.spec, PrecisionOption.int8Products,
         ],
         positionals: [.variadic("text", help: "Texts to embed.")])
 

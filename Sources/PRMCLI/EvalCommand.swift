@@ -46,7 +46,7 @@ enum EvalCommand: Subcommand {
             .flag("active", help: "With --few-shot: K comparisons chosen by the suggest criterion vs at random (see above)."),
             .value("draws", placeholder: "N", help: "With --active: random draws per user and K.", default: "50"),
             .value("seed", placeholder: "N", help: "With --active: the random draws' seed.", default: "1"),
-            PrecisionOption.spec,
+            PrecisionOption.spec, PrecisionOption.int8Products,
         ] + AdaptOptions.all + [
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])

@@ -43,7 +43,7 @@ enum GenerateCommand: Subcommand {
                    default: "\(defaults.maxNewTokens)"),
             .value("batch", placeholder: "N", help: "Prompts decoded together.", default: "32"),
             .value("seed", placeholder: "N", help: "Seed of the random streams.", default: "0"),
-            PrecisionOption.spec,
+            PrecisionOption.spec, PrecisionOption.int8Products,
         ])
 
     struct Request {

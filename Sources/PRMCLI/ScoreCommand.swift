@@ -33,7 +33,7 @@ enum ScoreCommand: Subcommand {
             .value("user-info", placeholder: "TEXT", help: "Explicit user text."),
             .value("prompt", placeholder: "TEXT", help: "The prompt the candidates answer."),
             .value("input", placeholder: "FILE", help: "JSONL requests ('-' for stdin)."),
-            PrecisionOption.spec,
+            PrecisionOption.spec, PrecisionOption.int8Products,
         ],
         positionals: [.variadic("candidate", help: "Candidate replies.")])
 

@@ -89,7 +89,7 @@ enum ServeCommand: Subcommand {
             .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores. "
                    + "At most \(Threads.limit) here (4 × the cores, at most 256); they start before the server is ready.",
                    default: "\(Parallel.cores)"),
-            ServiceOptions.metricsHTTP, PrecisionOption.spec,
+            ServiceOptions.metricsHTTP, PrecisionOption.spec, PrecisionOption.int8Products,
             CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
         ] + HTTPOptions.all)
 

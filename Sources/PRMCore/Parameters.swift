@@ -111,6 +111,37 @@ public final class Parameters: @unchecked Sendable {
         return Tensor(viewOf: values, offset: e.offset, shape: e.shape)
     }
 
+    /// The FNV-1a state over every value's bit pattern in order (what `ModelFingerprint` starts
+    /// from). Once values were released (`releaseValues`), the state of the values as they were
+    /// just before the first release.
+    public func valuesHash() -> FNV1a {
+        if let hashBeforeRelease { return hashBeforeRelease }
+        var fnv = FNV1a()
+        for i in 0..<values.count { fnv.mix(UInt64(values.data[i].bitPattern)) }
+        return fnv
+    }
+
+    /// Whether some values were given back to the system (`releaseValues`).
+    public var hasReleasedValues: Bool { hashBeforeRelease != nil }
+    private var hashBeforeRelease: FNV1a?
+
+    /// Gives the memory of `count` values from `start` (inside `values`) back to the system, for
+    /// an inference-only process that has prepared its own copy of a matrix (`--precision` bf16
+    /// or int8) and never reads the fp32 one again: the whole pages inside the range are dropped
+    /// (`madvise(MADV_DONTNEED)`), so the resident size falls at once and those values read as
+    /// zeros from then on. The values' hash is taken before the first release, so that a model's
+    /// fingerprint names the weights it was loaded with.
+    public func releaseValues(_ start: UnsafeMutablePointer<Float>, count: Int) {
+        precondition(start >= values.data && start + count <= values.data + values.count, "releasing values outside the buffer")
+        if hashBeforeRelease == nil { hashBeforeRelease = valuesHash() }
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        let first = (UInt(bitPattern: start) + page - 1) / page * page
+        let end = UInt(bitPattern: start + count) / page * page
+        guard end > first, let pages = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        // Anonymous private memory (the buffer) can always be dropped; failure would be a bad range.
+        precondition(madvise(pages, Int(end - first), MADV_DONTNEED) == 0, "madvise failed: errno \(errno)")
+    }
+
     /// Zeroes the gradients; before any exist there is nothing to clear.
     public func zeroGrad() {
         gradsLock.lock()

@@ -19,11 +19,17 @@ public enum ResidentMemory {
     }
 
     /// The peak resident size since the start or the last `resetPeak()`, in MB (VmHWM).
-    public static func peakMegabytes() throws(Unavailable) -> Double {
+    public static func peakMegabytes() throws(Unavailable) -> Double { try statusMegabytes("VmHWM") }
+
+    /// The resident size now, in MB (VmRSS).
+    public static func currentMegabytes() throws(Unavailable) -> Double { try statusMegabytes("VmRSS") }
+
+    /// One of /proc/self/status's sizes ("VmHWM:    123456 kB"), in MB.
+    private static func statusMegabytes(_ key: String) throws(Unavailable) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }),
               let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else {
-            throw Unavailable(description: "/proc/self/status: no VmHWM line (Linux only)")
+            throw Unavailable(description: "/proc/self/status: no \(key) line (Linux only)")
         }
         return kilobytes / 1024
     }

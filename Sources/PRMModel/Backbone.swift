@@ -40,6 +40,8 @@ public protocol Backbone: AnyObject {
     var inferencePrecision: Precision { get }
     /// Selects `infer`'s precision (`--precision`), preparing the weights for it once, here;
     /// refuses a precision the CPU does not run natively or the backbone does not implement.
+    /// bf16 and int8 make the model inference-only: the fp32 layer matrices are released as their
+    /// copies are made (`LowPrecisionWeights`), and another precision is refused afterwards.
     func useInferencePrecision(_ precision: Precision) throws
     /// Accumulates parameter gradients from dhidden (N, C) and returns d embeddings (N, C).
     /// A backbone that lists `gradientSegments` reports each through

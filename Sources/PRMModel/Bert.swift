@@ -156,6 +156,15 @@ public final class BertModel: Backbone {
     /// A layer's matrices in the order of the forward pass.
     enum InferenceMatrix: Int, CaseIterable {
         case qkv, attentionOutput, intermediate, output
+
+        var product: MatrixProduct {
+            switch self {
+            case .qkv: return .qkv
+            case .attentionOutput: return .attentionOutput
+            case .intermediate: return .ffnUp
+            case .output: return .ffnDown
+            }
+        }
     }
 
     public init(config: BertConfig, layout: inout Parameters.Layout) {
@@ -317,16 +326,16 @@ public final class BertModel: Backbone {
         if parameters != nil { _ = lowPrecisionMatrices() }
     }
 
-    /// Every layer's matrices at `inferencePrecision` (nil at fp32), remade when the parameters changed.
+    /// Every layer's matrices at `inferencePrecision` (nil at fp32), made once; their fp32 values are released (`LowPrecisionWeights`).
     private func lowPrecisionMatrices() -> [[LowPrecisionLinear]]? {
         let p = params
         let handles: [(LayerWeights) -> Parameters.Handle] = [\.qkvWeight, \.attnOutWeight, \.interWeight, \.outWeight]
-        return lowPrecision.prepared(for: p) { precision in
+        return lowPrecision.prepared {
             layers.map { w in
                 InferenceMatrix.allCases.map { matrix in
                     let (_, inputs, outputs) = placement(matrix)
-                    return LowPrecisionLinear(weight: p.value(handles[matrix.rawValue](w)), outputs: outputs, inputs: inputs,
-                                              precision: precision, gelu: matrix == .intermediate ? config.geluForm ?? .erf : nil)
+                    return lowPrecision.linear(matrix.product, of: p, weight: p.value(handles[matrix.rawValue](w)), outputs: outputs, inputs: inputs,
+                                               gelu: matrix == .intermediate ? config.geluForm ?? .erf : nil)
                 }
             }
         }

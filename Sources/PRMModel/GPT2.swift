@@ -151,6 +151,15 @@ public final class GPT2Model: Backbone {
     /// A block's matrices in the order of the forward pass.
     enum InferenceMatrix: Int, CaseIterable {
         case attention, projection, fc, fcProjection
+
+        var product: MatrixProduct {
+            switch self {
+            case .attention: return .qkv
+            case .projection: return .attentionOutput
+            case .fc: return .ffnUp
+            case .fcProjection: return .ffnDown
+            }
+        }
     }
 
     public init(config: GPT2Config, layout: inout Parameters.Layout) {
@@ -467,15 +476,15 @@ public final class GPT2Model: Backbone {
         if parameters != nil { _ = lowPrecisionMatrices() }
     }
 
-    /// Every block's matrices at `inferencePrecision` (nil at fp32), remade when the parameters changed.
+    /// Every block's matrices at `inferencePrecision` (nil at fp32), made once; their fp32 values are released (`LowPrecisionWeights`).
     private func lowPrecisionMatrices() -> [[LowPrecisionLinear]]? {
         let p = params
-        return lowPrecision.prepared(for: p) { precision in
+        return lowPrecision.prepared {
             blocks.map { w in
                 InferenceMatrix.allCases.map { matrix in
                     let (inputs, outputs) = sizes(matrix)
-                    return LowPrecisionLinear(weight: p.value(weight(matrix, of: w)), outputs: outputs, inputs: inputs,
-                                              layout: .inOut, precision: precision, gelu: matrix == .fc ? config.geluForm ?? .tanh : nil)
+                    return lowPrecision.linear(matrix.product, of: p, weight: p.value(weight(matrix, of: w)), outputs: outputs, inputs: inputs,
+                                               layout: .inOut, gelu: matrix == .fc ? config.geluForm ?? .tanh : nil)
                 }
             }
         }

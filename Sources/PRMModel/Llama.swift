@@ -166,6 +166,15 @@ public final class LlamaModel {
     /// quantized once for all three.
     enum InferenceMatrix: Int, CaseIterable {
         case qkv, output, gate, up, down
+
+        var product: MatrixProduct {
+            switch self {
+            case .qkv: return .qkv
+            case .output: return .attentionOutput
+            case .gate, .up: return .ffnUp
+            case .down: return .ffnDown
+            }
+        }
     }
 
     /// The tensor names of a Hugging Face checkpoint, declared in a fresh parameter buffer.
@@ -263,18 +272,20 @@ public final class LlamaModel {
         _ = lowPrecisionMatrices()
     }
 
-    /// Every layer's matrices at `inferencePrecision` (nil at fp32), remade when the parameters changed.
+    /// Every layer's matrices at `inferencePrecision` (nil at fp32), made once; their fp32 values are released (`LowPrecisionWeights`).
     private func lowPrecisionMatrices() -> [[LowPrecisionLinear]]? {
         let p = parameters
         let (C, I, Q, W) = (config.hiddenSize, config.intermediateSize, config.queryWidth, rowWidth)
-        return lowPrecision.prepared(for: p) { precision in
+        return lowPrecision.prepared {
             layers.map { w in
                 precondition(p.value(w.v) == p.value(w.q) + (W - config.keyWidth) * C, "q, k and v weights are not one block")
                 if let qBias = w.qBias, let vBias = w.vBias {
                     precondition(p.value(vBias) == p.value(qBias) + W - config.keyWidth, "q, k and v biases are not one block")
                 }
                 let shapes: [(Parameters.Handle, outputs: Int, inputs: Int)] = [(w.q, W, C), (w.o, C, Q), (w.gate, I, C), (w.up, I, C), (w.down, C, I)]
-                return shapes.map { LowPrecisionLinear(weight: p.value($0.0), outputs: $0.outputs, inputs: $0.inputs, precision: precision) }
+                return zip(InferenceMatrix.allCases, shapes).map { matrix, shape in
+                    lowPrecision.linear(matrix.product, of: p, weight: p.value(shape.0), outputs: shape.outputs, inputs: shape.inputs)
+                }
             }
         }
     }

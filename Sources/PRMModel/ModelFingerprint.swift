@@ -8,9 +8,8 @@ import PRMCore
 /// `adapt` op) are not part of it, since the log names the model they were fitted on.
 public enum ModelFingerprint {
     public static func of(_ model: RewardModel, users: UserTable) -> String {
-        var fnv = FNV1a()
-        let values = model.parameters.values
-        for i in 0..<values.count { fnv.mix(UInt64(values.data[i].bitPattern)) }
+        // The values as loaded, also when bf16 or int8 inference released the fp32 matrices.
+        var fnv = model.parameters.valuesHash()
         for (id, index) in users.indices.sorted(by: { $0.key < $1.key }) {
             for byte in id.utf8 { fnv.mix(UInt64(byte)) }
             fnv.mix(UInt64(bitPattern: Int64(index)))

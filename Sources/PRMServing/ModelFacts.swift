@@ -18,6 +18,8 @@ struct ModelFacts: Sendable {
     let loadedAt: String
     /// The backbone's inference precision (`--precision`).
     let precision: Precision
+    /// At int8, the products run at int8 (`--int8-products`; the others run at bf16).
+    let int8Products: Set<MatrixProduct>
 
     init(_ model: RewardModel, users: Int, path: String, fingerprint: String) {
         self.path = path
@@ -31,11 +33,13 @@ struct ModelFacts: Sendable {
         hiddenSize = model.backbone.hiddenSize
         template = model.config.template.rawValue
         precision = model.backbone.inferencePrecision
+        int8Products = Int8Plan.products
     }
 
     func write(_ w: inout JSONWriter) {
         w.object(["path": path, "backbone": backbone, "aggregator": aggregator, "user_model": userModel,
                   "users": users, "max_length": maxLength, "hidden_size": hiddenSize, "template": template,
-                  "fingerprint": fingerprint, "loaded_at": loadedAt, "precision": precision.rawValue])
+                  "fingerprint": fingerprint, "loaded_at": loadedAt, "precision": precision.rawValue,
+                  "precision_plan": Int8Plan.describe(precision, products: int8Products)])
     }
 }

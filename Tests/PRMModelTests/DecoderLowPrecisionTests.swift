@@ -43,20 +43,20 @@ final class DecoderLowPrecisionTests: XCTestCase {
             let ids = (0..<batch.tokens).map { _ in Int32(rng.next() % UInt64(model.vocabularySize)) }
             let inputs = Tensor(shape: [batch.tokens, C])
             model.embedTokens(out: inputs.data, ids: ids, parameters: fixture.parameters)
-            try model.useInferencePrecision(.fp32)
             let expected = Array(UnsafeBufferPointer(start: model.infer(embeddings: inputs.data, batch: batch), count: batch.tokens * C))
             for (precision, bound) in [(Precision.bf16, 0.02), (.int8, 0.06)] {
-                try model.useInferencePrecision(precision)
-                XCTAssertEqual(model.inferencePrecision, precision)
-                let hidden = Array(UnsafeBufferPointer(start: model.infer(embeddings: inputs.data, batch: batch), count: batch.tokens * C))
+                // A model of its own per precision: bf16 and int8 release the fp32 matrices.
+                let low = try GPT2ReferenceTests.makeModel().model
+                try low.useInferencePrecision(precision)
+                XCTAssertEqual(low.inferencePrecision, precision)
+                let hidden = Array(UnsafeBufferPointer(start: low.infer(embeddings: inputs.data, batch: batch), count: batch.tokens * C))
                 let worst = Self.worstRowError(hidden, expected, C: C)
                 print("GPT-2 \(precision) lengths \(lengths): worst token relative error \(worst)")
                 XCTAssertLessThanOrEqual(worst, bound, "GPT-2 \(precision) lengths \(lengths)")
                 XCTAssertGreaterThan(worst, 0, "GPT-2 \(precision): identical to fp32, is the precision used at all?")
             }
         }
-        // Back at fp32 the outputs are fp32's again, exactly.
-        try model.useInferencePrecision(.fp32)
+        // fp32 infer is fp32's forward pass.
         let batch = PackedBatch(lengths: [3])
         let inputs = Tensor(shape: [3, C])
         model.embedTokens(out: inputs.data, ids: [1, 2, 3], parameters: fixture.parameters)
@@ -117,9 +117,11 @@ final class DecoderLowPrecisionTests: XCTestCase {
         let C = model.config.hiddenSize
         let expected = Self.run(model, prompts: prompts)
         for (precision, bound) in [(Precision.bf16, 0.06), (.int8, 0.45)] {
-            try model.useInferencePrecision(precision)
-            XCTAssertEqual(model.inferencePrecision, precision)
-            let actual = Self.run(model, prompts: prompts)
+            // A model of its own per precision: bf16 and int8 release the fp32 matrices.
+            let low = try LlamaModel.load(gguf: file)
+            try low.useInferencePrecision(precision)
+            XCTAssertEqual(low.inferencePrecision, precision)
+            let actual = Self.run(low, prompts: prompts)
             var worst = Self.worstRowError(actual.step, expected.step, C: C)
             for (a, e) in zip(actual.prompts, expected.prompts) { worst = max(worst, Self.worstRowError(a, e, C: C)) }
             print("SmolLM2 \(precision): worst token relative error \(worst); next tokens \(actual.nextTokens) vs fp32 \(expected.nextTokens)")
@@ -133,7 +135,26 @@ final class DecoderLowPrecisionTests: XCTestCase {
                 }
             }
         }
-        try model.useInferencePrecision(.fp32)
-        XCTAssertEqual(Self.run(model, prompts: prompts).step, expected.step, "back at fp32, fp32's outputs exactly")
+    }
+
+    /// Preparing int8 releases the layers' fp32 matrices (the process's resident size falls by
+    /// about their size less the int8 copies', 4 − 1 bytes a weight), keeps the tied embeddings,
+    /// and refuses another precision afterwards.
+    func testLlamaAtInt8ReleasesTheFP32Matrices() throws {
+        let model = try LlamaModel.load(gguf: try GGUFFile(contentsOf: try TestSupport.smolLM2File()))
+        let p = model.parameters
+        let embeddings = try XCTUnwrap(p.handle(named: "model.embed_tokens.weight"))
+        let matrices = p.entries.filter { $0.name.hasPrefix("model.layers.") && $0.shape.count == 2 }.map(\.count).reduce(0, +)
+        let probe = try XCTUnwrap(p.handle(named: "model.layers.3.mlp.down_proj.weight"))
+        let (kept, middle) = (p.value(embeddings)[4096], p.entry(probe).count / 2)
+        XCTAssertNotEqual(p.value(probe)[middle], 0)
+        let before = try ResidentMemory.currentMegabytes()
+        try model.useInferencePrecision(.int8)
+        let after = try ResidentMemory.currentMegabytes(), fp32MB = Double(4 * matrices) / 1_048_576
+        print("SmolLM2 int8 preparation: resident \(before) -> \(after) MB; layer matrices \(fp32MB) MB at fp32")
+        XCTAssertLessThan(after, before - fp32MB / 2, "resident size should fall by ~3/4 of the layer matrices")
+        XCTAssertEqual(p.value(probe)[middle], 0)
+        XCTAssertEqual(p.value(embeddings)[4096], kept)
+        XCTAssertThrowsError(try model.useInferencePrecision(.bf16))
     }
 }

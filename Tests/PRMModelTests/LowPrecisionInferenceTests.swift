@@ -21,15 +21,48 @@ final class LowPrecisionInferenceTests: XCTestCase {
         try assertClose(.int8, tokenRelativeError: 0.35, pooledCosine: 0.995)
     }
 
-    /// The precision is selected per model: one loaded at int8 beside another at fp32, and
-    /// switched back (the decoders' own tests: DecoderLowPrecisionTests).
-    func testPrecisionIsSelectedPerModel() throws {
+    /// A mixed int8 plan (`--int8-products`): the products left out run at bf16. Its error lies
+    /// between bf16's and int8's bounds, and it is neither of them (each product takes its format).
+    func testMixedInt8PlanStaysCloseToFP32() throws {
+        Int8Plan.products = [.qkv, .attentionOutput, .ffnUp]
+        defer { Int8Plan.products = Int8Plan.defaultProducts }
+        try assertClose(.int8, tokenRelativeError: 0.35, pooledCosine: 0.995)
+        let mixed = try Backbones.load(folder: TestSupport.miniLMDirectory(), precision: .int8)
+        Int8Plan.products = Int8Plan.defaultProducts
+        let int8 = try Backbones.load(folder: TestSupport.miniLMDirectory(), precision: .int8)
+        let bf16 = try Backbones.load(folder: TestSupport.miniLMDirectory(), precision: .bf16)
+        let batch = PackedBatch(lengths: [9, 4])
+        let inputs = Tensor(shape: [batch.tokens, mixed.backbone.hiddenSize])
+        mixed.backbone.embedTokens(out: inputs.data, ids: (0..<batch.tokens).map { Int32(2000 + 37 * $0) }, parameters: mixed.parameters)
+        let count = inputs.count
+        let outputs = [mixed, int8, bf16].map { Array(UnsafeBufferPointer(start: $0.backbone.infer(embeddings: inputs.data, batch: batch), count: count)) }
+        XCTAssertNotEqual(outputs[0], outputs[1], "the mixed plan ran every product at int8")
+        XCTAssertNotEqual(outputs[0], outputs[2], "the mixed plan ran every product at bf16")
+    }
+
+    /// The precision is selected per model: one loaded at int8 beside another at fp32. Preparing
+    /// int8 released the fp32 matrices (they read zeros now) but not the embeddings and norms, the
+    /// values' hash is the loaded weights' (a model's fingerprint), and switching back is refused.
+    func testPrecisionIsSelectedPerModelAndReleasesTheFP32Matrices() throws {
         let model = try Backbones.load(folder: TestSupport.miniLMDirectory(), precision: .int8)
         let other = try Backbones.load(folder: TestSupport.miniLMDirectory())
         XCTAssertEqual(model.backbone.inferencePrecision, .int8)
         XCTAssertEqual(other.backbone.inferencePrecision, .fp32)
-        try model.backbone.useInferencePrecision(.fp32)
-        XCTAssertEqual(model.backbone.inferencePrecision, .fp32)
+        XCTAssertTrue(model.parameters.hasReleasedValues)
+        XCTAssertFalse(other.parameters.hasReleasedValues)
+        XCTAssertEqual(model.parameters.valuesHash().hash, other.parameters.valuesHash().hash)
+        for name in ["encoder.layer.0.intermediate.dense.weight", "encoder.layer.5.output.dense.weight"] {
+            let handle = try XCTUnwrap(model.parameters.handle(named: name))
+            let middle = model.parameters.entry(handle).count / 2
+            XCTAssertEqual(model.parameters.value(handle)[middle], 0, "\(name) still held")
+            XCTAssertNotEqual(other.parameters.value(handle)[middle], 0)
+        }
+        let embeddings = try XCTUnwrap(model.parameters.handle(named: "embeddings.word_embeddings.weight"))
+        XCTAssertEqual(model.parameters.value(embeddings)[1000], other.parameters.value(embeddings)[1000])
+        XCTAssertThrowsError(try model.backbone.useInferencePrecision(.fp32)) { error in
+            XCTAssertTrue("\(error)".contains("load it again"), "\(error)")
+        }
+        XCTAssertEqual(model.backbone.inferencePrecision, .int8)
     }
 
     private func assertClose(_ precision: Precision, tokenRelativeError: Double, pooledCosine: Double,

@@ -150,6 +150,7 @@ def test_a_reload_keeps_the_served_precision(two_checkpoints: tuple[Path, Path],
     with Client(server.endpoint, timeout=60, retries=0) as client:
         client.reload(str(new))
         assert client.info()["model"]["precision"] == "int8"
+        assert client.info()["model"]["precision_plan"] == "int8"
         reloaded = client.rank("Human: hi\n\nAssistant:", candidates).scores
     assert server.stop() == 0
     fresh = Server(new, tmp_path, ["--precision", "int8", "--user-log", str(tmp_path / "fresh.jsonl")]).start()
