@@ -23,3 +23,15 @@ extension GPT2Model: PrefixSharingBackbone {
         continuations(after: cache, embeddings: embeddings, batch: batch)
     }
 }
+
+extension LlamaBackbone: PrefixSharingBackbone {
+    public func makePrefixCache() -> KVCache { makeCache() }
+
+    public func extendPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, count: Int) {
+        _ = extend(cache, embeddings: embeddings, count: count)
+    }
+
+    public func continuationStates(after cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
+        continuations(after: cache, embeddings: embeddings, batch: batch)
+    }
+}
