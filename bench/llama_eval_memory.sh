@@ -26,13 +26,10 @@ for side in before after; do
 done
 cat /proc/loadavg > "$WORK/loadavg.after"
 python3 - "$WORK" "$OUT" "$CHECKPOINT" "${LOCK:+locked}" <<'PY'
-import json, re, sys
+import json, sys
+sys.path.insert(0, "bench")
+from gnu_time import timed
 work, out, checkpoint, locked = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else ""
-def timed(path):
-    text = open(path).read()
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text).group(1)
-    seconds = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall.split(":"))))
-    return seconds, int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 1024
 rows = {}
 for side in ["before", "after"]:
     wall, rss = timed(f"{work}/{side}.time")

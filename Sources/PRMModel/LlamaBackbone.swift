@@ -8,8 +8,8 @@ import PRMCore
 /// stacked gate|up projection, SwiGLU, down). Hugging Face tensor names without the "model."
 /// prefix a `…ForCausalLM` or `…ForSequenceClassification` file adds, and no LM head.
 ///
-/// Scoring (`infer`, and a shared prompt's KV cache with its replies after it: `extend`,
-/// `continuations`) runs `LlamaLayerStack`, `LlamaModel`'s inference pass: one layer's buffers,
+/// Scoring (`infer`, and a shared prompt's KV cache with its replies after it: `extendPrefix`,
+/// `continuationStates`) runs `LlamaLayerStack`, `LlamaModel`'s inference pass: one layer's buffers,
 /// no attention probabilities kept, nothing shared with the training activations, so scoring
 /// between a training forward and its backward leaves the backward's inputs alone. Its packed
 /// pass equals the training forward exactly (checked in LlamaBackboneTests).
@@ -87,18 +87,18 @@ public final class LlamaBackbone: Backbone {
 
     // MARK: - A shared prefix (PrefixSharingBackbone)
 
-    public func makeCache() -> KVCache { KVCache(layers: config.numHiddenLayers, width: config.keyWidth) }
+    public func makePrefixCache() -> KVCache { KVCache(layers: config.numHiddenLayers, width: config.keyWidth) }
 
-    /// Runs `embeddings` (T, C) as the next rows after what `cache` holds, appends their keys and
-    /// values, and returns their hidden states (T, C).
-    public func extend(_ cache: KVCache, embeddings: UnsafePointer<Float>, count T: Int) -> UnsafePointer<Float> {
-        stack.packed(PackedBatch(lengths: [T]), after: cache, appending: true, parameters: params, lowPrecision: nil,
-                     input: copy(embeddings, rows: T))
+    /// Runs `embeddings` (count, C) as the next rows after what `cache` holds and appends their
+    /// keys and values.
+    public func extendPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, count: Int) {
+        _ = stack.packed(PackedBatch(lengths: [count]), after: cache, appending: true, parameters: params, lowPrecision: nil,
+                         input: copy(embeddings, rows: count))
     }
 
     /// Hidden states (N, C) of several continuations, each following the cached prefix; the cache
     /// is read, not changed. The prefix is computed once however many continuations there are.
-    public func continuations(after cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
+    public func continuationStates(after cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
         stack.packed(batch, after: cache, appending: false, parameters: params, lowPrecision: nil, input: copy(embeddings, rows: batch.tokens))
     }
 

@@ -24,14 +24,5 @@ extension GPT2Model: PrefixSharingBackbone {
     }
 }
 
-extension LlamaBackbone: PrefixSharingBackbone {
-    public func makePrefixCache() -> KVCache { makeCache() }
-
-    public func extendPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, count: Int) {
-        _ = extend(cache, embeddings: embeddings, count: count)
-    }
-
-    public func continuationStates(after cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
-        continuations(after: cache, embeddings: embeddings, batch: batch)
-    }
-}
+/// `LlamaBackbone` implements the protocol's methods itself (on `LlamaLayerStack`).
+extension LlamaBackbone: PrefixSharingBackbone {}

@@ -104,13 +104,13 @@ final class LlamaBackboneTests: XCTestCase {
             let cache = backbone.makePrefixCache()
             let promptRows = Tensor(shape: [prompt.count, C])
             backbone.embedTokens(out: promptRows.data, ids: prompt, parameters: parameters)
-            _ = backbone.extend(cache, embeddings: promptRows.data, count: 4)
-            _ = backbone.extend(cache, embeddings: promptRows.data + 4 * C, count: prompt.count - 4)
+            backbone.extendPrefix(cache, embeddings: promptRows.data, count: 4)
+            backbone.extendPrefix(cache, embeddings: promptRows.data + 4 * C, count: prompt.count - 4)
             XCTAssertEqual(cache.count, prompt.count)
             let batch = PackedBatch(lengths: replies.map(\.count))
             let replyRows = Tensor(shape: [batch.tokens, C])
             backbone.embedTokens(out: replyRows.data, ids: replies.flatMap { $0 }, parameters: parameters)
-            let shared = Array(UnsafeBufferPointer(start: backbone.continuations(after: cache, embeddings: replyRows.data, batch: batch),
+            let shared = Array(UnsafeBufferPointer(start: backbone.continuationStates(after: cache, embeddings: replyRows.data, batch: batch),
                                                    count: batch.tokens * C))
             XCTAssertEqual(cache.count, prompt.count, "scoring continuations must not change the cache")
             let whole = replies.map { prompt + $0 }
