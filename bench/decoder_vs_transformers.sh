@@ -12,6 +12,6 @@ cd "$(dirname "$0")/.."
 PRM=${PRM:-.build/release/prm}
 LOCK=${LOCK-/tmp/prm-cpu.lock}
 locked() { if [[ -n "$LOCK" ]]; then flock "$LOCK" "$@"; else "$@"; fi; }
-command="bash bench/decoder_vs_transformers.sh"
+command="bash bench/decoder_vs_transformers.sh${*:+ $*}"
 [[ -n "$LOCK" ]] || command="LOCK= $command"
 locked python3 bench/decoder_vs_transformers.py --prm "$PRM" --command "$command" "$@"
