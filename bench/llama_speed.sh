@@ -34,13 +34,10 @@ for name in minilm smollm2; do
 done
 cat /proc/loadavg > "$WORK/loadavg.after"
 python3 - "$WORK" "$OUT" "${LOCK:+locked}" <<'PY'
-import json, re, sys
+import json, sys
+sys.path.insert(0, "bench")
+from gnu_time import timed
 work, out, locked = sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else ""
-def timed(path):
-    text = open(path).read()
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text).group(1)
-    seconds = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall.split(":"))))
-    return seconds, int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 1024
 rows = {}
 for name in ["minilm", "smollm2"]:
     log = [json.loads(l) for l in open(f"{work}/run-{name}/train_log.jsonl")]

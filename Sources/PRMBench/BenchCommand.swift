@@ -27,6 +27,11 @@ public enum BenchCommand: Subcommand {
         time against the same 32 decoded as one batch, and 8 samples each of 4 prompts sharing their prompt's cache. \
         With --policy FILE.gguf (SmolLM2): decoding tokens/s at batch 1 and for 8 samples of one prompt, as a \
         fraction of the memory bandwidth measured in the same run, load time and peak RSS.
+          reward    a reward-model checkpoint (--reward-model DIR) scoring the token ids of --inputs FILE \
+        (JSON {"cases": [{"name", "items": [{"prompt": [ids], "reply": [ids]}, ...]}]}) as the generic user, \
+        through the product's scoring path (packed batches; a causal backbone computes a prompt its replies \
+        share once): sequences/s, tokens/s, peak RSS and every score per case. \
+        bench/decoder_vs_transformers.py runs it beside Hugging Face transformers.
           serve     the ZeroMQ service on a checkpoint (--model DIR from prm train): latency of one \
         client (wire + JSON + queueing against compute), --clients concurrent clients against \
         in-process batched throughput, and one candidate set ranked for --users users with and \
@@ -64,10 +69,11 @@ public enum BenchCommand: Subcommand {
             .flag("no-deployments", help: "serve: skip the deployment cases (processes of servers, proxy and workers)."),
             .flag("all-backends", help: "Run every case on each sgemm backend (score suite)."),
             .value("dump-inputs", placeholder: "FILE", help: "Write each case's token ids as JSON (score suite)."),
-            .value("reward-model", placeholder: "DIR", help: "score: a reward-model checkpoint to time ranking N candidates with."),
+            .value("reward-model", placeholder: "DIR", help: "score: a reward-model checkpoint to time ranking N candidates with; reward: the checkpoint to time."),
+            .value("inputs", placeholder: "FILE", help: "reward: the cases' token ids (JSON)."),
             PrecisionOption.spec, PrecisionOption.int8Products,
         ],
-        positionals: [.required("suite", help: "Which benchmark: score, kernels, train, serve or generate.")])
+        positionals: [.required("suite", help: "Which benchmark: score, kernels, train, serve, generate or reward.")])
 
     public static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         let suite = arguments.positional("suite") ?? ""
@@ -108,8 +114,13 @@ public enum BenchCommand: Subcommand {
             let report = try BenchGenerate.run(policy: policy, data: data ?? DefaultData.lengthprefTrain(),
                                                repeats: try arguments.count("repeats"), output: output)
             out.write(BenchGenerate.markdown(report))
+        case "reward":
+            let report = try BenchRewardScore.run(checkpoint: URL(fileURLWithPath: try arguments.require("reward-model")),
+                                                  inputs: URL(fileURLWithPath: try arguments.require("inputs")),
+                                                  repeats: try arguments.count("repeats"), output: output)
+            out.write(BenchRewardScore.markdown(report))
         default:
-            throw arguments.usageError("unknown suite '\(suite)' (available: score, kernels, train, serve, generate)")
+            throw arguments.usageError("unknown suite '\(suite)' (available: score, kernels, train, serve, generate, reward)")
         }
         return 0
     }

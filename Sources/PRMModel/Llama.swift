@@ -148,34 +148,12 @@ public final class LlamaModel {
     let lmHead: Parameters.Handle?
     let layers: [LlamaWeights.Layer]
 
-    // Inference buffers reused by every layer and call, sized by the largest batch seen.
-    private let x = GrowableBuffer()         // (N, C) the residual stream
-    private let normed = GrowableBuffer()    // (N, C) its RMSNorm: each sublayer's input, last the hidden states
-    private let qkv = GrowableBuffer()       // (N, Q + 2K) queries | keys | values
-    private let attended = GrowableBuffer()  // (N, Q)
-    private let dense = GrowableBuffer()     // (N, C) a projection's output
-    private let gate = GrowableBuffer(), up = GrowableBuffer()  // (N, I)
-    private let scratch = GrowableBuffer()   // attention scores, one block per worker
-    /// At bf16 and int8, per layer its matrices (`InferenceMatrix` order) prepared for
+    /// The layer stack's inference pass and its buffers, reused by every call.
+    private let stack: LlamaLayerStack
+    /// At bf16 and int8, per layer its matrices (`LlamaLayerStack.Matrix` order) prepared for
     /// `inferencePrecision`; the LM head stays fp32.
     private let lowPrecision = LowPrecisionWeights()
     public var inferencePrecision: Precision { lowPrecision.precision }
-
-    /// A layer's matrices in the order of the forward pass; q, k and v are one matrix (their
-    /// tensors, and their biases, are declared consecutively), so a row's activations are
-    /// quantized once for all three.
-    enum InferenceMatrix: Int, CaseIterable {
-        case qkv, output, gate, up, down
-
-        var product: MatrixProduct {
-            switch self {
-            case .qkv: return .qkv
-            case .output: return .attentionOutput
-            case .gate, .up: return .ffnUp
-            case .down: return .ffnDown
-            }
-        }
-    }
 
     /// The tensor names of a Hugging Face checkpoint, declared in a fresh parameter buffer.
     public init(config: LlamaConfig) {
@@ -183,6 +161,7 @@ public final class LlamaModel {
         var layout = Parameters.Layout()
         let weights = LlamaWeights(config: config, layout: &layout, prefix: "model.", languageModelHead: true)
         (embeddings, layers, finalNorm, lmHead) = (weights.embeddings, weights.layers, weights.finalNorm, weights.lmHead)
+        stack = LlamaLayerStack(config: config, weights: weights)
         parameters = Parameters(layout)
     }
 
@@ -206,25 +185,8 @@ public final class LlamaModel {
     /// and returns their hidden states (T, C) after the final norm. Incremental decoding is
     /// repeated calls; a fresh cache computes a whole sequence.
     public func extend(_ cache: KVCache, tokens: [Int32]) -> UnsafePointer<Float> {
-        let (P, T) = (cache.count, tokens.count)
-        precondition(P + T <= maxPositions, "sequence longer than \(maxPositions) positions")
-        let (NH, D, W) = (config.numAttentionHeads, config.headDim, rowWidth)
-        let group = NH / config.numKeyValueHeads
-        let (Q, K) = (config.queryWidth, config.keyWidth)
-        let block = T * (P + T)
-        let probs = scratch.ensure(Parallel.workers * block)
-        let hidden = blocks(tokens: tokens, positions: (0..<T).map { Int32(P + $0) }) { l, qkv, out in
-            let prefixK = UnsafePointer(cache.keys[l].data), prefixV = UnsafePointer(cache.values[l].data)
-            Parallel.forEachItem(NH) { worker, h in
-                let g = h / group
-                Attention.attendHeadAfterPrefix(out: out + h * D, ldo: Q, probs: probs + worker * block,
-                                                q: qkv + h * D, k: qkv + Q + g * D, v: qkv + Q + K + g * D, ld: W,
-                                                prefixK: prefixK + g * D, prefixV: prefixV + g * D, ldPrefix: K, P: P, T: T, hs: D)
-            }
-            cache.append(layer: l, keys: qkv + Q, values: qkv + Q + K, rowStride: W, rows: T, at: P)
-        }
-        cache.setCount(P + T)
-        return hidden
+        stack.packed(PackedBatch(lengths: [tokens.count]), after: cache, appending: true, parameters: parameters,
+                     lowPrecision: preparedLowPrecision(), input: embed(tokens))
     }
 
     /// One decoding step for B sequences at once: sequence b is `prefixes[b]` (read, never
@@ -233,30 +195,14 @@ public final class LlamaModel {
     /// (B, C); the B tokens go through every projection as one batch.
     public func decodeStep(prefixes: [KVCache], own: [KVCache], tokens: [Int32]) -> UnsafePointer<Float> {
         precondition(prefixes.count == own.count && own.count == tokens.count, "one prefix and one token per sequence")
-        let B = own.count
-        let positions = (0..<B).map { Int32(prefixes[$0].count + own[$0].count) }
-        precondition(positions.allSatisfy { Int($0) < maxPositions }, "sequence longer than \(maxPositions) positions")
-        let (NH, D, W) = (config.numAttentionHeads, config.headDim, rowWidth)
-        let group = NH / config.numKeyValueHeads
-        let (Q, K) = (config.queryWidth, config.keyWidth)
-        let longest = (positions.max().map { Int($0) } ?? 0) + 1
-        let probs = scratch.ensure(Parallel.workers * longest)
-        let hidden = blocks(tokens: tokens, positions: positions) { l, qkv, out in
-            for b in 0..<B {
-                own[b].append(layer: l, keys: qkv + b * W + Q, values: qkv + b * W + Q + K, rowStride: W, rows: 1, at: own[b].count)
-            }
-            Parallel.forEachItem(B * NH) { worker, item in
-                let (b, h) = (item / NH, item % NH)
-                let g = h / group
-                let (prefix, mine) = (prefixes[b], own[b])
-                Attention.attendHeadStep(out: out + b * Q + h * D, probs: probs + worker * longest, q: qkv + b * W + h * D,
-                                         prefixK: prefix.keys[l].data + g * D, prefixV: prefix.values[l].data + g * D, ldPrefix: K,
-                                         P: prefix.count, ownK: mine.keys[l].data + g * D, ownV: mine.values[l].data + g * D,
-                                         ldOwn: K, R: mine.count + 1, hs: D)
-            }
+        return stack.decodeStep(prefixes: prefixes, own: own, parameters: parameters, lowPrecision: preparedLowPrecision(), input: embed(tokens))
+    }
+
+    /// Writes the token embeddings of `tokens` as a layer stack's input rows.
+    private func embed(_ tokens: [Int32]) -> (UnsafeMutablePointer<Float>) -> Void {
+        { [parameters, embeddings, config] x in
+            tokens.withUnsafeBufferPointer { Embedding.forward(out: x, ids: $0.baseAddress!, table: parameters.value(embeddings), N: tokens.count, C: config.hiddenSize) }
         }
-        for cache in own { cache.setCount(cache.count + 1) }
-        return hidden
     }
 
     /// logits (N, V) = hidden (N, C) · headᵀ (the embedding table when tied).
@@ -275,82 +221,24 @@ public final class LlamaModel {
     /// Every layer's matrices at `inferencePrecision` (nil at fp32), made once; their fp32 values are released (`LowPrecisionWeights`).
     private func lowPrecisionMatrices() -> [[LowPrecisionLinear]]? {
         let p = parameters
-        let (C, I, Q, W) = (config.hiddenSize, config.intermediateSize, config.queryWidth, rowWidth)
+        let (C, I, Q, W) = (config.hiddenSize, config.intermediateSize, config.queryWidth, stack.rowWidth)
         return lowPrecision.prepared {
             layers.map { w in
                 precondition(p.value(w.v) == p.value(w.q) + (W - config.keyWidth) * C, "q, k and v weights are not one block")
                 if let qBias = w.qBias, let vBias = w.vBias {
                     precondition(p.value(vBias) == p.value(qBias) + W - config.keyWidth, "q, k and v biases are not one block")
                 }
-                let shapes: [(Parameters.Handle, outputs: Int, inputs: Int)] = [(w.q, W, C), (w.o, C, Q), (w.gate, I, C), (w.up, I, C), (w.down, C, I)]
-                return zip(InferenceMatrix.allCases, shapes).map { matrix, shape in
+                precondition(p.value(w.up) == p.value(w.gate) + I * C, "gate and up weights are not one block")
+                let shapes: [(Parameters.Handle, outputs: Int, inputs: Int)] = [(w.q, W, C), (w.o, C, Q), (w.gate, 2 * I, C), (w.down, C, I)]
+                return zip(LlamaLayerStack.Matrix.allCases, shapes).map { matrix, shape in
                     lowPrecision.linear(matrix.product, of: p, weight: p.value(shape.0), outputs: shape.outputs, inputs: shape.inputs)
                 }
             }
         }
     }
 
-    /// Width of a packed row of queries, keys and values.
-    private var rowWidth: Int { config.queryWidth + 2 * config.keyWidth }
-
-    /// The layer stack over N rows at `positions`: x = embed(tokens); per layer
-    /// x += o(attention(rope(q), rope(k), v)) over RMSNorm(x), then x += down(silu(gate)·up) over
-    /// RMSNorm(x); the caller's attention reads the packed rows (N, Q + 2K) and writes (N, Q).
-    private func blocks(tokens: [Int32], positions: [Int32],
-                        attention: (_ layer: Int, _ qkv: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void)
-        -> UnsafePointer<Float> {
-        let N = tokens.count
-        let (C, I, Q, K, D, W) = (config.hiddenSize, config.intermediateSize, config.queryWidth, config.keyWidth, config.headDim, rowWidth)
-        let eps = config.rmsNormEps
-        let p = parameters
-        let x = self.x.ensure(N * C), h = normed.ensure(N * C), qkv = self.qkv.ensure(N * W)
-        let attended = self.attended.ensure(N * Q), dense = self.dense.ensure(N * C)
-        let gate = self.gate.ensure(N * I), up = self.up.ensure(N * I)
-        tokens.withUnsafeBufferPointer { Embedding.forward(out: x, ids: $0.baseAddress!, table: p.value(embeddings), N: N, C: C) }
-        let rotation = RotaryTable(positions: positions, headSize: D, base: config.ropeTheta)
-        let prepared = lowPrecisionMatrices(), lowScratch = lowPrecision.scratch
-        /// out (N, outputs) = inp (N, inputs) · Wᵀ for one of layer l's matrices, at `inferencePrecision`.
-        func project(_ l: Int, _ matrix: InferenceMatrix, _ weight: Parameters.Handle, out: UnsafeMutablePointer<Float>,
-                     inp: UnsafePointer<Float>, inputs: Int, outputs: Int) {
-            if let prepared {
-                prepared[l][matrix.rawValue].forward(out: out, inp: inp, rows: N, bias: nil, scratch: lowScratch)
-            } else {
-                Linear.forward(out: out, inp: inp, weight: p.value(weight), bias: nil, N: N, C: inputs, OC: outputs)
-            }
-        }
-        for (l, w) in layers.enumerated() {
-            RMSNorm.forward(out: h, inp: x, weight: p.value(w.inputNorm), N: N, C: C, eps: eps)
-            if let prepared {
-                // q, k, v and their biases are each one block: one product writes whole rows of qkv.
-                prepared[l][InferenceMatrix.qkv.rawValue].forward(out: qkv, inp: h, rows: N, bias: w.qBias.map { UnsafePointer(p.value($0)) },
-                                                                  scratch: lowScratch)
-            } else {
-                // Q, K and V side by side in each row: three sgemms into column blocks of qkv.
-                for (weight, bias, column, width) in [(w.q, w.qBias, 0, Q), (w.k, w.kBias, Q, K), (w.v, w.vBias, Q + K, K)] {
-                    BLAS.gemm(transB: true, m: N, n: width, k: C, a: h, lda: C, b: p.value(weight), ldb: C, beta: 0, c: qkv + column, ldc: W)
-                    if let bias { for n in 0..<N { for j in 0..<width { qkv[n * W + column + j] += p.value(bias)[j] } } }
-                }
-            }
-            if let qNorm = w.qNorm, let kNorm = w.kNorm {
-                // Qwen3: each head's queries and keys are RMS-normalised before the rotation.
-                for n in 0..<N {
-                    let row = qkv + n * W
-                    RMSNorm.forward(out: row, inp: row, weight: p.value(qNorm), N: Q / D, C: D, eps: eps)
-                    RMSNorm.forward(out: row + Q, inp: row + Q, weight: p.value(kNorm), N: K / D, C: D, eps: eps)
-                }
-            }
-            rotation.apply(qkv, rows: N, rowStride: W, heads: (Q + K) / D)
-            attention(l, qkv, attended)
-            project(l, .output, w.o, out: dense, inp: attended, inputs: Q, outputs: C)
-            for i in 0..<N * C { x[i] += dense[i] }
-            RMSNorm.forward(out: h, inp: x, weight: p.value(w.postNorm), N: N, C: C, eps: eps)
-            project(l, .gate, w.gate, out: gate, inp: h, inputs: C, outputs: I)
-            project(l, .up, w.up, out: up, inp: h, inputs: C, outputs: I)
-            for i in 0..<N * I { gate[i] = gate[i] / (1 + VectorMath.exp(-gate[i])) * up[i] }
-            project(l, .down, w.down, out: dense, inp: gate, inputs: I, outputs: C)
-            for i in 0..<N * C { x[i] += dense[i] }
-        }
-        RMSNorm.forward(out: h, inp: x, weight: p.value(finalNorm), N: N, C: C, eps: eps)
-        return UnsafePointer(h)
+    /// The layers' prepared matrices with their scratch, nil at fp32.
+    private func preparedLowPrecision() -> LlamaLayerStack.LowPrecision? {
+        lowPrecisionMatrices().map { ($0, lowPrecision.scratch) }
     }
 }

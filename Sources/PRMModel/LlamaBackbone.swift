@@ -8,10 +8,11 @@ import PRMCore
 /// stacked gate|up projection, SwiGLU, down). Hugging Face tensor names without the "model."
 /// prefix a `…ForCausalLM` or `…ForSequenceClassification` file adds, and no LM head.
 ///
-/// `infer` runs the same layers on a second set of activations, so scoring between a training
-/// forward and its backward leaves the backward's inputs alone. It computes what `LlamaModel`'s
-/// KV-cached inference computes (checked in LlamaBackboneTests) but keeps every activation and
-/// shares no prefixes.
+/// Scoring (`infer`, and a shared prompt's KV cache with its replies after it: `extendPrefix`,
+/// `continuationStates`) runs `LlamaLayerStack`, `LlamaModel`'s inference pass: one layer's buffers,
+/// no attention probabilities kept, nothing shared with the training activations, so scoring
+/// between a training forward and its backward leaves the backward's inputs alone. Its packed
+/// pass equals the training forward exactly (checked in LlamaBackboneTests).
 public final class LlamaBackbone: Backbone {
     public let config: LlamaConfig
     public let attending = Attending.causal
@@ -31,7 +32,7 @@ public final class LlamaBackbone: Backbone {
         let residual2 = GrowableBuffer()
     }
 
-    /// One pass's activations: the training forward's, or inference's.
+    /// The training forward's activations.
     final class Activations {
         var batch = PackedBatch(lengths: [])
         var rotation = RotaryTable(positions: [], headSize: 2, base: 1)
@@ -41,7 +42,9 @@ public final class LlamaBackbone: Backbone {
         init(layers: Int) { self.layers = (0..<layers).map { _ in LayerActivations() } }
     }
 
-    private let training: Activations, inference: Activations
+    private let training: Activations
+    /// Scoring's pass, with buffers of its own.
+    private let stack: LlamaLayerStack
     private var parameters: Parameters?
     private var params: Parameters {
         guard let parameters else { preconditionFailure("LlamaBackbone used before bind(_:)") }
@@ -54,7 +57,7 @@ public final class LlamaBackbone: Backbone {
         self.config = config
         weights = LlamaWeights(config: config, layout: &layout, prefix: "", languageModelHead: false)
         training = Activations(layers: config.numHiddenLayers)
-        inference = Activations(layers: config.numHiddenLayers)
+        stack = LlamaLayerStack(config: config, weights: weights)
         hiddenDropout = HiddenDropout(sites: 2 * config.numHiddenLayers)
     }
 
@@ -75,16 +78,41 @@ public final class LlamaBackbone: Backbone {
 
     public func forward(embeddings: UnsafePointer<Float>, batch: PackedBatch, training isTraining: Bool) -> UnsafePointer<Float> {
         hiddenDropout.begin(training: isTraining)
-        return layers(training, embeddings: embeddings, batch: batch, dropout: hiddenDropout)
+        return layers(embeddings: embeddings, batch: batch)
     }
 
     public func infer(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
-        layers(inference, embeddings: embeddings, batch: batch, dropout: nil)
+        stack.packed(batch, after: nil, appending: false, parameters: params, lowPrecision: nil, input: copy(embeddings, rows: batch.tokens))
     }
+
+    // MARK: - A shared prefix (PrefixSharingBackbone)
+
+    public func makePrefixCache() -> KVCache { KVCache(layers: config.numHiddenLayers, width: config.keyWidth) }
+
+    /// Runs `embeddings` (count, C) as the next rows after what `cache` holds and appends their
+    /// keys and values.
+    public func extendPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, count: Int) {
+        _ = stack.packed(PackedBatch(lengths: [count]), after: cache, appending: true, parameters: params, lowPrecision: nil,
+                         input: copy(embeddings, rows: count))
+    }
+
+    /// Hidden states (N, C) of several continuations, each following the cached prefix; the cache
+    /// is read, not changed. The prefix is computed once however many continuations there are.
+    public func continuationStates(after cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
+        stack.packed(batch, after: cache, appending: false, parameters: params, lowPrecision: nil, input: copy(embeddings, rows: batch.tokens))
+    }
+
+    /// Writes `rows` input embeddings as the layer stack's input.
+    private func copy(_ embeddings: UnsafePointer<Float>, rows: Int) -> (UnsafeMutablePointer<Float>) -> Void {
+        { [hiddenSize] x in x.update(from: embeddings, count: rows * hiddenSize) }
+    }
+
+    // MARK: - Training
 
     /// x = embeddings; per layer x += drop(o(attention(rope(norm_qk(qkv(RMSNorm(x))))))), then
     /// x += drop(down(silu(gate) · up)) over RMSNorm(x); hidden = RMSNorm(x).
-    private func layers(_ a: Activations, embeddings: UnsafePointer<Float>, batch: PackedBatch, dropout: HiddenDropout?) -> UnsafePointer<Float> {
+    private func layers(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
+        let (a, dropout) = (training, hiddenDropout)
         precondition(batch.maxLength <= maxPositions, "sequence longer than \(maxPositions) positions")
         let (N, C, I, Q, K, D, W) = (batch.tokens, config.hiddenSize, config.intermediateSize, config.queryWidth, config.keyWidth,
                                      config.headDim, rowWidth)
@@ -110,13 +138,13 @@ public final class LlamaBackbone: Backbone {
                                      qkv: qkv, batch: batch, shape: attentionShape)
             let dense = a.dense.ensure(N * C)
             Linear.forward(out: dense, inp: s.attended.data, weight: p.value(w.o), bias: nil, N: N, C: Q, OC: C)
-            dropout?.forward(dense, site: 2 * l, count: N * C)
+            dropout.forward(dense, site: 2 * l, count: N * C)
             Residual.forward(out: s.residual1.ensure(N * C), a: x, b: dense, count: N * C)
             RMSNorm.forward(out: s.h2.ensure(N * C), rstd: s.rstd2.ensure(N), inp: s.residual1.data, weight: p.value(w.postNorm), N: N, C: C, eps: eps)
             Linear.forward(out: s.gateUp.ensure(N * 2 * I), inp: s.h2.data, weight: p.value(w.gate), bias: nil, N: N, C: C, OC: 2 * I)
             SwiGLU.forward(out: s.activated.ensure(N * I), gateUp: s.gateUp.data, N: N, I: I)
             Linear.forward(out: dense, inp: s.activated.data, weight: p.value(w.down), bias: nil, N: N, C: I, OC: C)
-            dropout?.forward(dense, site: 2 * l + 1, count: N * C)
+            dropout.forward(dense, site: 2 * l + 1, count: N * C)
             Residual.forward(out: s.residual2.ensure(N * C), a: s.residual1.data, b: dense, count: N * C)
             x = UnsafePointer(s.residual2.data)
         }

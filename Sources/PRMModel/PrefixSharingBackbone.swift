@@ -23,3 +23,6 @@ extension GPT2Model: PrefixSharingBackbone {
         continuations(after: cache, embeddings: embeddings, batch: batch)
     }
 }
+
+/// `LlamaBackbone` implements the protocol's methods itself (on `LlamaLayerStack`).
+extension LlamaBackbone: PrefixSharingBackbone {}

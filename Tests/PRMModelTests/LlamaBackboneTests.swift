@@ -74,4 +74,88 @@ final class LlamaBackboneTests: XCTestCase {
             }
         }
     }
+
+    /// Scoring's pass reuses one layer's buffers, sized by the largest batch seen: a smaller ragged
+    /// batch after a larger one (stale rows beyond its end, longer sequences before it) still
+    /// equals the training forward exactly.
+    func testInferenceOnRaggedBatchesAfterLargerOnesEqualsTrainingForward() {
+        for (i, config) in Self.variants.enumerated() {
+            let (backbone, parameters) = Self.backbone(config, seed: 40 + UInt64(i))
+            for lengths in [[16, 9, 12, 3], [2, 7, 1], [1], [5, 16]] {
+                let embeddings = Self.embeddings(backbone, parameters, lengths: lengths, seed: UInt64(lengths.count))
+                let batch = PackedBatch(lengths: lengths)
+                let count = batch.tokens * config.hiddenSize
+                let inferred = Array(UnsafeBufferPointer(start: backbone.infer(embeddings: embeddings.data, batch: batch), count: count))
+                let trained = Array(UnsafeBufferPointer(start: backbone.forward(embeddings: embeddings.data, batch: batch, training: false), count: count))
+                XCTAssertEqual(inferred, trained, "\(config.modelType) lengths \(lengths)")
+            }
+        }
+    }
+
+    /// A prompt's rows once into a KV cache (in two pieces), then replies of different lengths
+    /// after it as one packed batch: each reply's hidden states equal its rows of the whole
+    /// sequence run unshared, and scoring the replies leaves the cache as it was.
+    func testPrefixSharedContinuationsEqualWholeSequences() {
+        for (i, config) in Self.variants.enumerated() {
+            let (backbone, parameters) = Self.backbone(config, seed: 50 + UInt64(i))
+            let C = config.hiddenSize
+            let prompt: [Int32] = [3, 1, 4, 1, 5, 9]
+            let replies: [[Int32]] = [[2, 6, 5], [3], [5, 8, 9, 7, 9, 3, 2]]
+            let cache = backbone.makePrefixCache()
+            let promptRows = Tensor(shape: [prompt.count, C])
+            backbone.embedTokens(out: promptRows.data, ids: prompt, parameters: parameters)
+            backbone.extendPrefix(cache, embeddings: promptRows.data, count: 4)
+            backbone.extendPrefix(cache, embeddings: promptRows.data + 4 * C, count: prompt.count - 4)
+            XCTAssertEqual(cache.count, prompt.count)
+            let batch = PackedBatch(lengths: replies.map(\.count))
+            let replyRows = Tensor(shape: [batch.tokens, C])
+            backbone.embedTokens(out: replyRows.data, ids: replies.flatMap { $0 }, parameters: parameters)
+            let shared = Array(UnsafeBufferPointer(start: backbone.continuationStates(after: cache, embeddings: replyRows.data, batch: batch),
+                                                   count: batch.tokens * C))
+            XCTAssertEqual(cache.count, prompt.count, "scoring continuations must not change the cache")
+            let whole = replies.map { prompt + $0 }
+            let wholeBatch = PackedBatch(lengths: whole.map(\.count))
+            let wholeRows = Tensor(shape: [wholeBatch.tokens, C])
+            backbone.embedTokens(out: wholeRows.data, ids: whole.flatMap { $0 }, parameters: parameters)
+            let unshared = backbone.infer(embeddings: wholeRows.data, batch: wholeBatch)
+            for (b, reply) in replies.enumerated() {
+                for k in 0..<reply.count * C {
+                    let want = unshared[(wholeBatch.starts[b] + prompt.count) * C + k]
+                    XCTAssertEqual(shared[batch.starts[b] * C + k], want, accuracy: 1e-5 * max(1, abs(want)), "\(config.modelType) reply \(b)")
+                }
+            }
+        }
+    }
+
+    /// Scoring between a training forward and its backward (the trainer's epoch-end evaluation,
+    /// a probe) leaves the backward's activations alone: the gradients are those without it.
+    func testInferenceBetweenForwardAndBackwardLeavesGradientsAlone() {
+        let config = Self.variants[0]
+        let (backbone, parameters) = Self.backbone(config, seed: 60)
+        let lengths = [6, 3]
+        let batch = PackedBatch(lengths: lengths)
+        let embeddings = Self.embeddings(backbone, parameters, lengths: lengths, seed: 1)
+        let other = Self.embeddings(backbone, parameters, lengths: [16, 16], seed: 2)
+        let dHidden = Tensor(shape: [batch.tokens, config.hiddenSize])
+        var rng = RandomSource(seed: 3)
+        for k in 0..<dHidden.count { dHidden.data[k] = rng.nextNormal() }
+        func gradients(scoringInBetween: Bool) -> [Float] {
+            parameters.grads.data.update(repeating: 0, count: parameters.count)
+            _ = backbone.forward(embeddings: embeddings.data, batch: batch, training: true)
+            if scoringInBetween { _ = backbone.infer(embeddings: other.data, batch: PackedBatch(lengths: [16, 16])) }
+            let dInput = backbone.backward(dhidden: dHidden.data)
+            return Array(UnsafeBufferPointer(start: parameters.grads.data, count: parameters.count))
+                + Array(UnsafeBufferPointer(start: dInput, count: batch.tokens * config.hiddenSize))
+        }
+        XCTAssertEqual(gradients(scoringInBetween: true), gradients(scoringInBetween: false))
+    }
+
+    /// Token embeddings of random ids for sequences of `lengths`, packed.
+    static func embeddings(_ backbone: LlamaBackbone, _ parameters: Parameters, lengths: [Int], seed: UInt64) -> Tensor {
+        var rng = RandomSource(seed: seed)
+        let ids = (0..<lengths.reduce(0, +)).map { _ in Int32(rng.next() % UInt64(backbone.vocabularySize)) }
+        let rows = Tensor(shape: [ids.count, backbone.hiddenSize])
+        backbone.embedTokens(out: rows.data, ids: ids, parameters: parameters)
+        return rows
+    }
 }

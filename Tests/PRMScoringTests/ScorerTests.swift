@@ -45,10 +45,11 @@ final class ScorerTests: XCTestCase {
         return items
     }()
 
-    func assertScorerMatchesForward(_ model: RewardModel, tokensPerBatch: Int = 8192, file: StaticString = #filePath, line: UInt = #line) throws {
+    func assertScorerMatchesForward(_ model: RewardModel, items: [ScoringItem] = ScorerTests.items, tokensPerBatch: Int = 8192,
+                                    file: StaticString = #filePath, line: UInt = #line) throws {
         let scorer = Scorer(model: model, users: Self.users, tokensPerBatch: tokensPerBatch)
-        let scored = scorer.score(Self.items)
-        let inputs = Self.items.map { item in
+        let scored = scorer.score(items)
+        let inputs = items.map { item in
             RewardInput(user: Self.users.index(of: item.userID ?? ""),
                         explicit: model.tokenizer.encode(item.userInfo ?? "", addSpecialTokens: false).map(Int32.init),
                         prompt: model.tokenizer.encode(item.prompt, addSpecialTokens: false).map(Int32.init),
@@ -58,8 +59,8 @@ final class ScorerTests: XCTestCase {
         for (k, (got, want)) in zip(scored, expected).enumerated() {
             XCTAssertEqual(got.score, want, accuracy: 1e-5 * max(1, abs(want)), "item \(k) on \(Compute.backend)", file: file, line: line)
         }
-        XCTAssertEqual(scored.map(\.knownUser), Self.items.map { $0.userID.map(Self.users.contains) ?? false }, file: file, line: line)
-        XCTAssertEqual(scored.map(\.truncated), Self.items.map { $0.prompt.count > 200 }, "the long prompt is cut to the window", file: file, line: line)
+        XCTAssertEqual(scored.map(\.knownUser), items.map { $0.userID.map(Self.users.contains) ?? false }, file: file, line: line)
+        XCTAssertEqual(scored.map(\.truncated), items.map { $0.prompt.count > 200 }, "the long prompt is cut to the window", file: file, line: line)
     }
 
     /// On both sgemm backends: the Scorer runs `Backbone.infer`, whose kernels differ from the
@@ -87,6 +88,29 @@ final class ScorerTests: XCTestCase {
                 let model = try Self.model(aggregator, .individual, folder: folder, maxLength: 96)
                 try assertScorerMatchesForward(model)
                 try assertScorerMatchesForward(model, tokensPerBatch: 40)
+            }
+        }
+    }
+
+    /// The Llama family shares each prompt's prefix through its grouped-query KV cache: the
+    /// replies of two prompts, for several users and user texts (byte-level tokens, all inside
+    /// the fixture's 64 positions), score as full forwards do, whole or in small packed batches.
+    func testCausalPrefixSharingOnLlama() throws {
+        let folder = TestSupport.repoRoot.appendingPathComponent("Tests/Fixtures/llama-family/llama")
+        var items: [ScoringItem] = []
+        for (prompt, replies) in [("Human: hi\n\nAssistant:", ["Hello there.", "Hi! How can I help?", "Hey.", ""]),
+                                  ("Human: egg?\n\nAssistant:", ["Boil it.", "Nine minutes, then cold water."])] {
+            for user in ["ann", "bob", nil] as [String?] {
+                items += replies.map { ScoringItem(userID: user, prompt: prompt, response: $0) }
+                items += replies.prefix(2).map { ScoringItem(userID: user, userInfo: "Short.", prompt: prompt, response: $0) }
+            }
+        }
+        try TestSupport.eachBackend { _ in
+            for aggregator in Aggregator.allCases {
+                let model = try Self.model(aggregator, .individual, folder: folder, maxLength: 64)
+                XCTAssertTrue(model.backbone is any PrefixSharingBackbone)
+                try assertScorerMatchesForward(model, items: items)
+                try assertScorerMatchesForward(model, items: items, tokensPerBatch: 40)
             }
         }
     }
