@@ -20,7 +20,7 @@ PRM=${PRM:-.build/release/prm}
 SET=${SET:-lengthpref}
 SEEDS=${SEEDS:-"1 2 3"}
 RUNS=${RUNS:-"default vanilla"}
-FEWSHOT=${FEWSHOT:-1,2,5,10}
+FEWSHOT=${FEWSHOT-1,2,5,10}  # FEWSHOT= (empty) skips the few-shot protocol
 OUT=${OUT:-bench/results/quality/$SET}
 RUNDIR=${RUNDIR:-runs/quality/$SET}
 LOCK=${LOCK:-/tmp/prm-cpu.lock}
