@@ -48,10 +48,9 @@ flags() {
         soft-prompt) echo "--aggregator soft-prompt" ;;
         # Users' offsets starting apart (a random token embedding each) instead of at the generic user.
         spread) echo "--user-spread 1" ;;
-        # The default recipe on SmolLM2-135M-Instruct (issue 18's decoder reward model), its pooled
-        # state scaled to MiniLM's: 0.055 = 1/18, the ratio bench/pooled_scale.py measured on the
-        # training data (bench/results/decoder_recipe); nothing else tuned for it.
-        smollm2) echo "--backbone models/SmolLM2-135M-Instruct.Q4_1.gguf --pooled-scale 0.055" ;;
+        # The default recipe on SmolLM2-135M-Instruct (issue 18's decoder reward model): its pooled
+        # state is scaled to MiniLM's by --pooled-scale auto, the default; nothing tuned for it.
+        smollm2) echo "--backbone models/SmolLM2-135M-Instruct.Q4_1.gguf" ;;
         *) echo "unknown run $1" >&2; exit 2 ;;
     esac
 }

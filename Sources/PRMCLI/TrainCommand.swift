@@ -120,9 +120,9 @@ enum TrainCommand: Subcommand {
                    + "h + W2 gelu(W1 h + b1), so that a user vector can weigh combinations of what h carries "
                    + "(longer is better unless the reply refuses); 0: none. " + TrainingSettings.Rationale.interactions,
                    default: "\(d.interactions)"),
-            .value("pooled-scale", placeholder: "S", help: "A fixed factor on the backbone's pooled state, so that the head's rates "
-                   + "and start suit a backbone whose state is larger or smaller than MiniLM's. " + TrainingSettings.Rationale.pooledScale,
-                   default: text(d.pooledScale)),
+            .value("pooled-scale", placeholder: "S|auto", help: "A fixed factor on the backbone's pooled state, so that the head's "
+                   + "rates and start suit a backbone whose state is larger or smaller than MiniLM's. " + TrainingSettings.Rationale.pooledScale,
+                   default: "auto"),
             .value("user-spread", placeholder: "S", help: "Individual users' offsets from the generic user start at S times a random "
                    + "token embedding (0: every user starts as the generic user).", default: text(d.userSpread)),
             .value("pooling", placeholder: "SPAN", help: "Rows the mean pool reads: window (all of them) | reply (the reply's only). "
@@ -179,6 +179,10 @@ enum TrainCommand: Subcommand {
             refitted = try RewardModelRecord(training, in: run.out).refitSeen != nil
         } else if let start {
             users = UserTable(ids: train.userIDs)
+            let (seed, initialization) = (settings.seed, settings.freshInitialization)
+            try resolvePooledScale(&settings, users: users, train: train) {
+                try start.model(config: $0, users: users, seed: seed, initialization: initialization).model
+            }
             let started = try start.model(config: settings.rewardModelConfig(users: users.count, template: train.template),
                                           users: users, seed: settings.seed, initialization: settings.freshInitialization)
             (model, settings.initFrom) = (started.model, started.source)
@@ -187,6 +191,10 @@ enum TrainCommand: Subcommand {
         } else {
             users = UserTable(ids: train.userIDs)
             let backbone = try arguments.modelFolder("backbone")
+            let (seed, initialization) = (settings.seed, settings.freshInitialization)
+            try resolvePooledScale(&settings, users: users, train: train) {
+                try RewardModel.pretrained(backbone: backbone, config: $0, seed: seed, initialization: initialization)
+            }
             model = try RewardModel.pretrained(backbone: backbone, config: settings.rewardModelConfig(users: users.count, template: train.template), seed: settings.seed,
                                                  initialization: settings.freshInitialization)
         }
@@ -235,6 +243,14 @@ enum TrainCommand: Subcommand {
         return 0
     }
 
+    /// `--pooled-scale auto` resolved on a probe model `build` makes (`PooledScaleChoice`), said in the log.
+    static func resolvePooledScale(_ settings: inout TrainingSettings, users: UserTable, train: PreferenceDataset,
+                                   build: (RewardModelConfig) throws -> RewardModel) throws {
+        guard let choice = try PooledScaleChoice.resolve(&settings, users: users, comparisons: train.comparisons, template: train.template,
+                                                         build: build) else { return }
+        Log.info(choice.description)
+    }
+
     /// The model --init-from names, read (nil without it); it excludes --backbone and --resume.
     static func initialModel(_ a: ParsedArguments, resume: Bool) throws -> InitialModel? {
         guard let path = a.string("init-from") else { return nil }
@@ -276,7 +292,7 @@ enum TrainCommand: Subcommand {
             s.template = a.isSet("template") ? try choice(a, "template", TextTemplate.self) : nil
             s.silentCounts = try integer("silent-counts")
             s.interactions = try integer("interactions")
-            s.pooledScale = try number("pooled-scale")
+            s.pooledScale = a.string("pooled-scale") == "auto" ? nil : try number("pooled-scale")
             s.maxLength = try integer("max-length")
         }
         s.alpha = try number("alpha")

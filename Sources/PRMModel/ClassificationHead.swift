@@ -30,14 +30,16 @@ public enum ClassificationHead {
 
     /// Puts the file's score head into `model` when the file has one: the soft prompt's head (bias
     /// 0), or the generic user's vector of the linear head (every centre of a cluster user model,
-    /// whose generic user is a mixture of them); the reply counts start muted, so the linear head's
-    /// generic user scores exactly as the folder's model. Returns whether there was one.
+    /// whose generic user is a mixture of them), divided by the model's pooled scale; the reply counts
+    /// start muted, so the linear head's generic user scores as the folder's model. Returns whether there was one.
     static func adopt(from url: URL, into model: RewardModel) throws -> Bool {
         let file = try SafetensorsFile(contentsOf: url)
         let C = model.backbone.hiddenSize
         guard try isPresent(in: file, width: C) else { return false }
         var score = [Float](repeating: 0, count: C)
         try score.withUnsafeMutableBufferPointer { try file.read(tensorName, into: $0.baseAddress!, shape: [1, C]) }
+        // The head reads the pooled state times the model's scale; the folder's head read it unscaled.
+        if model.config.pooledScale != 1 { score = score.map { $0 / model.config.pooledScale } }
         let p = model.parameters
         if let head = model.headWeight {
             p.value(head).update(from: score, count: C)

@@ -37,9 +37,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         public static let pooling = "A soft prompt's user rows add the same vector to both replies' window mean, so they cancel in a "
             + "comparison; pooling the reply alone raised the soft prompt from 69.7% to 76.8% on stylepref's validation split of "
             + "whole prompts, while the linear head gave 84.3% and 83.2% (bench/results/recipe)."
-        public static let pooledScale = "1: the scale the recipe was chosen at, on MiniLM's window mean. A backbone whose pooled "
-            + "state is larger needs it smaller: SmolLM2's last-token state is 18 times MiniLM's (bench/pooled_scale.py), and at 1 "
-            + "the default recipe did not learn on it (train accuracy 49% after 20 steps; bench/results/decoder_recipe)."
+        public static let pooledScale = "auto: measured on the first training comparisons (PooledScaleChoice). MiniLM keeps 1, the "
+            + "scale the recipe was chosen at; SmolLM2's last-token state is about 18 times larger, and at 1 the default recipe "
+            + "did not learn on it (train accuracy 49% after 20 steps; bench/results/decoder_recipe)."
         public static let dropout = "0.1 against memorising a few hundred comparisons per group; not varied in the search."
         public static let refitSeenUsers = "After the last epoch each seen user's vector is refitted on their training comparisons "
             + "with backbone and head frozen (prm adapt's fit): SGD leaves the vectors behind the backbone that moved under them. "
@@ -71,8 +71,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
     public var replyCounts = 8
     /// Width of the shared residual layer on the pooled state (`RewardModelConfig.interactions`); 0: none.
     public var interactions = 0
-    /// The fixed factor on the pooled state (`RewardModelConfig.pooledScale`).
-    public var pooledScale: Float = 1
+    /// The fixed factor on the pooled state (`RewardModelConfig.pooledScale`); nil: `--pooled-scale auto`,
+    /// which a fresh run resolves from its backbone before training (`PooledScaleChoice.resolve`).
+    public var pooledScale: Float?
     /// How many of the reply counts start silent, to learn to count rare tokens (`ReplyCounts`).
     public var silentCounts = 0
     /// Individual users' offsets start at this multiple of a random token embedding (`UserModel.initialize`).
@@ -155,7 +156,8 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
         replyCounts = try value(.replyCounts, 0)
         silentCounts = try value(.silentCounts, 0)
         interactions = try value(.interactions, 0)
-        pooledScale = try value(.pooledScale, 1)
+        // Runs saved before the pooled scale existed pooled at 1; later ones record the value resolved.
+        pooledScale = try value(.pooledScale, Float(1))
         userSpread = try value(.userSpread, 0)
         // Runs saved before the pooling span existed pooled the whole window.
         pooling = try value(.pooling, .window)
@@ -226,7 +228,9 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             try fail("--silent-counts must be between 0 and --reply-counts (\(replyCounts)), got \(silentCounts)")
         }
         if interactions < 0 { try fail("--interactions must be non-negative, got \(interactions)") }
-        if !(pooledScale > 0 && pooledScale.isFinite) { try fail("--pooled-scale must be a positive number, got \(pooledScale)") }
+        if let pooledScale, !(pooledScale > 0 && pooledScale.isFinite) {
+            try fail("--pooled-scale must be a positive number or auto, got \(pooledScale)")
+        }
         if !(userSpread >= 0 && userSpread.isFinite) { try fail("--user-spread must be a non-negative number, got \(userSpread)") }
         if logEvery < 1 { try fail("--log-every must be at least 1, got \(logEvery)") }
     }
@@ -242,6 +246,6 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
                           userModel: UserModelConfig(kind: userModel, tokens: userTokens, users: users,
                                                      clusters: clusters, sharedGeneric: sharedGeneric),
                           maxLength: maxLength, replyCounts: replyCounts, interactions: interactions,
-                          pooling: pooling, template: template, pooledScale: pooledScale)
+                          pooling: pooling, template: template, pooledScale: pooledScale ?? 1)
     }
 }

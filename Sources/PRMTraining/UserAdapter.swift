@@ -117,6 +117,11 @@ public final class UserAdapter {
     /// Pooled states of chosen and rejected replies (chosen_k at 2k, rejected_k at 2k+1), as the
     /// scorer computes them.
     func pooledStates(_ comparisons: [EncodedComparison]) -> [[Double]] {
+        Self.pooledStates(comparisons, model: model, preparer: preparer)
+    }
+
+    /// `pooledStates` of the generic user's view of `comparisons` on any model.
+    static func pooledStates(_ comparisons: [EncodedComparison], model: RewardModel, preparer: InputPreparer) -> [[Double]] {
         let C = model.backbone.hiddenSize
         var sequences: [ModelSequence] = []
         for c in comparisons {

@@ -130,6 +130,11 @@ final class InitFromTests: XCTestCase {
         let source = try XCTUnwrap(record["init_from"] as? [String: Any])
         XCTAssertEqual(source["kind"] as? String, "sequence-classification")
         XCTAssertEqual(source["path"] as? String, Self.llama.standardizedFileURL.path)
+        // Under a pooled scale the score head is divided by it, so the folder's scores stay.
+        let scaled = folder.appendingPathComponent("scaled")
+        assertSucceeded(PRM.run(common + ["--out", scaled.path, "--lr", "0", "--user-lr", "0", "--no-refit-seen", "--pooled-scale", "0.25"]))
+        XCTAssertEqual(try Checkpoint.load(scaled).model.config.pooledScale, 0.25)
+        assertEqualScores(try scores(scaled, user: "anyone", in: folder).scores, expected, "generic user at the start, scaled")
 
         let trained = folder.appendingPathComponent("trained")
         assertSucceeded(PRM.run(common + ["--out", trained.path]))
