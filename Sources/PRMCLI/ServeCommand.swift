@@ -109,7 +109,8 @@ enum ServeCommand: Subcommand {
             let limits = settings.limits
             Log.info("prm \(PRMVersion.current) serving \(settings.modelPath) on \(endpoint)" + (server.httpAddress.map { " and HTTP on \($0)" } ?? ""))
             Log.info("model: \(model.backbone.modelType), \(model.config.aggregator.rawValue), \(model.config.userModel.kind.rawValue) users "
-                     + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens, \(model.backbone.inferencePrecision) inference")
+                     + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens, template \(model.config.template.rawValue), "
+                     + "\(model.backbone.inferencePrecision) inference")
             Log.info("limits: \(limits.maxCandidates) candidates, \(limits.maxMessageBytes) bytes, \(limits.maxRequestTokens) tokens per request, "
                      + "\(limits.maxQueuedRequests) queued; batches of \(settings.batchTokens) tokens, wait \(settings.maxWaitMs) ms, "
                      + "cache \(scorer.cacheCapacity) entries (at most \(ByteSize.describe(settings.cacheMemory))); \(Compute.threads) threads on \(Compute.backend)")

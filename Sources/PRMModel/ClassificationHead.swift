@@ -69,11 +69,11 @@ public enum ClassificationHead {
         }
     }
 
-    /// The folder's own chat template, plain without one; one prm does not render is refused with
+    /// The folder's own chat template (nil: it has none); one prm does not render is refused with
     /// the way out.
-    static func folderTemplate(_ folder: URL) throws -> TextTemplate {
+    static func chatTemplate(of folder: URL) throws -> TextTemplate? {
         do {
-            return try ChatTemplate.ofFolder(folder).map(TextTemplate.chat) ?? .plain
+            return try ChatTemplate.ofFolder(folder).map(TextTemplate.chat)
         } catch let error as ModelError {
             throw ModelError("\(error); --template plain scores the text as sent (in the model's own format), --template hh in hh turns")
         }
@@ -90,7 +90,7 @@ public enum ClassificationHead {
         try requireScoreHead(in: folder, for: "a reward model served as it is")
         var scratch = Parameters.Layout()
         let positions = try Backbones.make(config: folder.appendingPathComponent("config.json"), layout: &scratch).maxPositions
-        let written = try template ?? folderTemplate(folder)
+        let written = try template ?? chatTemplate(of: folder) ?? .plain
         let config = RewardModelConfig(aggregator: .linearHead, userModel: UserModelConfig(kind: .individual, tokens: 1, users: 0),
                                        maxLength: min(positions, servedMaxLength), replyCounts: 0, interactions: 0, template: written)
         return try RewardModel.pretrained(backbone: folder, config: config, seed: 0)

@@ -131,3 +131,19 @@ final class ChatTemplateScoreTests: XCTestCase {
         for (g, w) in zip(got, try XCTUnwrap(try Self.expected().models["llama3"]).map(\.score)) { XCTAssertEqual(g, w, accuracy: 1e-4) }
     }
 }
+
+extension ChatTemplateScoreTests {
+    /// `prm train --init-from` such a folder writes its data in the folder's chat template: a run
+    /// whose rates are 0 scores its generic user as transformers.
+    func testTrainInitFromUsesTheChatTemplate() throws {
+        let folder = try scratchFolder("prm-chat-train")
+        let qwen2 = Self.fixtures.appendingPathComponent("qwen2-chatml")
+        let data = folder.appendingPathComponent("taste.jsonl"), out = folder.appendingPathComponent("frozen")
+        try JSONL.write(InitFromTests.tasteComparisons(), to: data)
+        assertSucceeded(PRM.run("train", "--init-from", qwen2.path, "--data", data.path, "--out", out.path, "--epochs", "1",
+                                "--max-length", "256", "--batch-size", "4", "--lr", "0", "--user-lr", "0", "--no-refit-seen"))
+        XCTAssertEqual(try Checkpoint.load(out).model.config.template, .chat(.chatML(defaultSystem: "You are a helpful assistant.")))
+        let got = try scores(out, in: folder)
+        for (g, w) in zip(got, try XCTUnwrap(try Self.expected().models["qwen2-chatml"]).map(\.score)) { XCTAssertEqual(g, w, accuracy: 1e-4) }
+    }
+}
