@@ -29,10 +29,10 @@ public final class ChatGenerator {
     /// matrix products prepared for `precision` (refused when the CPU lacks it).
     public static func load(gguf url: URL, precision: Precision = .fp32) throws -> ChatGenerator {
         let file = try GGUFFile(contentsOf: url)
+        let source = try file.string("tokenizer.chat_template")
         let vocabulary = try GGUFTokenizer(file)
         let bos = vocabulary.bosID.map { vocabulary.tokenizer.decode([$0], skipSpecialTokens: false) }
-        let template = try ChatTemplate.recognize(try file.string("tokenizer.chat_template"), bosToken: bos,
-                                                  origin: "\(url.path): key 'tokenizer.chat_template'")
+        let template = try ChatTemplate.recognize(source, bosToken: bos, origin: "\(url.path): key 'tokenizer.chat_template'")
         let model = try LlamaModel.load(gguf: file)
         try model.useInferencePrecision(precision)
         return ChatGenerator(model: model, vocabulary: vocabulary, template: template)
