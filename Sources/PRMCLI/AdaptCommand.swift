@@ -65,6 +65,7 @@ enum AdaptCommand: Subcommand {
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
             .flag("merge", help: "Fold a server's user log (prm serve's adapt op) into the checkpoint written to --out."),
             .value("user-log", placeholder: "FILE", help: "The user log --merge reads (default: adapted_users.jsonl in --model)."),
+            TemplateOption.spec,
         ])
 
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
@@ -76,7 +77,7 @@ enum AdaptCommand: Subcommand {
             throw arguments.usageError("--out must be another folder than --model (the trained run stays as it was)")
         }
         let settings = try AdaptOptions.settings(arguments)
-        let (model, loadedUsers, training) = try ModelProbe.load(modelDir)
+        let (model, loadedUsers, training) = try ModelProbe.load(modelDir, template: try arguments.servedTemplate())
         var users = loadedUsers
         var record = try RewardModelRecord(training, in: modelDir)
         var added: [RewardModelRecord.AddedUser] = []

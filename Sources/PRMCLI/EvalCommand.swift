@@ -46,7 +46,7 @@ enum EvalCommand: Subcommand {
             .flag("active", help: "With --few-shot: K comparisons chosen by the suggest criterion vs at random (see above)."),
             .value("draws", placeholder: "N", help: "With --active: random draws per user and K.", default: "50"),
             .value("seed", placeholder: "N", help: "With --active: the random draws' seed.", default: "1"),
-            PrecisionOption.spec, PrecisionOption.int8Products,
+            PrecisionOption.spec, PrecisionOption.int8Products, TemplateOption.spec,
         ] + AdaptOptions.all + [
             .flag("skip-invalid", help: "Skip invalid data rows instead of stopping."),
         ])
@@ -54,7 +54,8 @@ enum EvalCommand: Subcommand {
     static func run<Out: TextOutputStream>(_ arguments: ParsedArguments, output out: inout Out) throws -> Int32 {
         guard let batchSize = try arguments.int("batch-size") else { throw arguments.usageError("--batch-size has no value") }
         guard batchSize >= 1 else { throw arguments.usageError("--batch-size must be at least 1, got \(batchSize)") }
-        let (model, users, _) = try ModelProbe.load(URL(fileURLWithPath: try arguments.require("model")), precision: try arguments.precision())
+        let (model, users, _) = try ModelProbe.load(URL(fileURLWithPath: try arguments.require("model")), precision: try arguments.precision(),
+                                                    template: try arguments.servedTemplate())
         let path = try arguments.require("data")
         let data = try PreferenceDataset.load(URL(fileURLWithPath: path), skipInvalid: arguments.flag("skip-invalid"),
                                              template: model.config.template)

@@ -33,7 +33,7 @@ enum ScoreCommand: Subcommand {
             .value("user-info", placeholder: "TEXT", help: "Explicit user text."),
             .value("prompt", placeholder: "TEXT", help: "The prompt the candidates answer."),
             .value("input", placeholder: "FILE", help: "JSONL requests ('-' for stdin)."),
-            PrecisionOption.spec, PrecisionOption.int8Products,
+            PrecisionOption.spec, PrecisionOption.int8Products, TemplateOption.spec,
         ],
         positionals: [.variadic("candidate", help: "Candidate replies.")])
 
@@ -56,10 +56,12 @@ enum ScoreCommand: Subcommand {
     static func scoringFunction(_ arguments: ParsedArguments) throws -> (RankRequest) throws -> [ScoredItem] {
         switch (arguments.string("model"), try arguments.endpoint("server")) {
         case (let model?, nil):
-            let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model), precision: try arguments.precision())
+            let scorer = try Scorer(checkpoint: URL(fileURLWithPath: model), precision: try arguments.precision(),
+                                    template: try arguments.servedTemplate())
             return { scorer.score(scorer.preparer.render($0.items)) }
         case (nil, let endpoint?):
             guard !arguments.isSet("precision") else { throw arguments.usageError("--precision applies to --model; a server has its own") }
+            guard !arguments.isSet("template") else { throw arguments.usageError("--template applies to --model; a server has its own") }
             let options = try ClientOptions.settings(arguments)
             let client = try ScoringClient(endpoint: endpoint, timeout: options.timeout, retries: options.retries,
                                            contactTimeout: options.contactTimeout, keys: options.keys)

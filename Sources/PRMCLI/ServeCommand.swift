@@ -89,7 +89,7 @@ enum ServeCommand: Subcommand {
             .value("threads", placeholder: "N", help: "Compute threads (sgemm and prm's parallel regions); give each of several workers on one host its share of the cores. "
                    + "At most \(Threads.limit) here (4 × the cores, at most 256); they start before the server is ready.",
                    default: "\(Parallel.cores)"),
-            ServiceOptions.metricsHTTP, PrecisionOption.spec, PrecisionOption.int8Products,
+            ServiceOptions.metricsHTTP, PrecisionOption.spec, PrecisionOption.int8Products, TemplateOption.spec,
             CurveOptions.secretKey, CurveOptions.allowKeys, CurveOptions.serverKey,
         ] + HTTPOptions.all)
 
@@ -99,7 +99,7 @@ enum ServeCommand: Subcommand {
         Compute.threads = threads
         defer { Compute.threads = savedThreads }  // in-process callers (tests) get theirs back
         let scorer = try Scorer(checkpoint: URL(fileURLWithPath: settings.modelPath), precision: try arguments.precision(),
-                                tokensPerBatch: settings.batchTokens,
+                                template: settings.template, tokensPerBatch: settings.batchTokens,
                                 cacheEntries: settings.cacheEntries, cacheMemory: settings.cacheMemory)
         let server = try ScoringServer(scorer: scorer, settings: settings)
         let model = scorer.model
@@ -109,7 +109,8 @@ enum ServeCommand: Subcommand {
             let limits = settings.limits
             Log.info("prm \(PRMVersion.current) serving \(settings.modelPath) on \(endpoint)" + (server.httpAddress.map { " and HTTP on \($0)" } ?? ""))
             Log.info("model: \(model.backbone.modelType), \(model.config.aggregator.rawValue), \(model.config.userModel.kind.rawValue) users "
-                     + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens, \(model.backbone.inferencePrecision) inference")
+                     + "(\(scorer.users.count) known), window \(model.config.maxLength) tokens, template \(model.config.template.rawValue), "
+                     + "\(model.backbone.inferencePrecision) inference")
             Log.info("limits: \(limits.maxCandidates) candidates, \(limits.maxMessageBytes) bytes, \(limits.maxRequestTokens) tokens per request, "
                      + "\(limits.maxQueuedRequests) queued; batches of \(settings.batchTokens) tokens, wait \(settings.maxWaitMs) ms, "
                      + "cache \(scorer.cacheCapacity) entries (at most \(ByteSize.describe(settings.cacheMemory))); \(Compute.threads) threads on \(Compute.backend)")
@@ -120,6 +121,7 @@ enum ServeCommand: Subcommand {
     static func settingsFrom(_ a: ParsedArguments) throws -> ServerSettings {
         var s = ServerSettings()
         s.modelPath = try a.require("model")
+        s.template = try a.servedTemplate()
         s.bind = try a.endpoint("bind") ?? defaults.bind
         if a.isSet("connect") {
             guard !a.isSet("bind") else { throw a.usageError("give --bind (a server) or --connect (a worker), not both") }

@@ -129,7 +129,8 @@ enum TrainCommand: Subcommand {
                    + "Default: window for the linear head, reply for the soft prompt. " + TrainingSettings.Rationale.pooling),
             .value("template", placeholder: "NAME", help: "The data's text template, recorded in the checkpoint to write chat messages as "
                    + "the model's text: hh (\"Human: …\\n\\nAssistant: …\" turns) | plain (contents joined by blank lines). "
-                   + "Default: hh when at least \(Int(TextTemplate.hhShare * 100))% of the prompts are in hh turns, else plain."),
+                   + "Default: the chat template of an --init-from …ForSequenceClassification folder that has one (as it is served); "
+                   + "else hh when at least \(Int(TextTemplate.hhShare * 100))% of the prompts are in hh turns, else plain."),
             .value("grad-clip", placeholder: "NORM", help: "Clip the global gradient norm (0: no clipping).", default: text(d.gradientClip)),
             .flag("freeze-backbone", help: "Train only the user model and head."),
             .value("dropout", placeholder: "P", help: "Hidden-state dropout while training. \(TrainingSettings.Rationale.dropout)", default: text(d.dropout)),
@@ -161,8 +162,11 @@ enum TrainCommand: Subcommand {
         let start = try initialModel(arguments, resume: run.resume)
         var settings = try run.settings { try settingsFrom(arguments, structure: start?.structure) }
         let dataFile = try run.dataFile(arguments)
+        // A score-head folder's own chat template writes the data unless --template says otherwise.
+        let folderTemplate = settings.template == nil && !run.resume ? try start?.chatTemplate() : nil
+        settings.template = settings.template ?? folderTemplate
         var train = try run.comparisons(arguments) { try loadData($0, arguments, template: settings.template) }
-        logTemplate(train, given: settings.template)
+        logTemplate(train, given: settings.template, from: folderTemplate == nil ? "--template" : "the chat template of --init-from")
         // The held-out file is written the training data's way, whatever its own prompts look like.
         var dev = try arguments.string("dev").map { try loadData($0, arguments, template: train.template) }
         if settings.validationFraction > 0 {
@@ -333,11 +337,11 @@ enum TrainCommand: Subcommand {
     }
 
     /// The one line saying how the data's prompts are written, so a wrong format shows before training.
-    static func logTemplate(_ data: PreferenceDataset, given: TextTemplate?) {
+    static func logTemplate(_ data: PreferenceDataset, given: TextTemplate?, from source: String) {
         let share = String(format: "%.1f%%", 100 * data.hhShare)
         Log.info(given == nil
                  ? "text template \(data.template.rawValue): detected, \(share) of the prompts are in hh turns (hh from \(Int(TextTemplate.hhShare * 100))%)"
-                 : "text template \(data.template.rawValue): from --template (\(share) of the prompts are in hh turns)")
+                 : "text template \(data.template.rawValue): from \(source) (\(share) of the prompts are in hh turns)")
     }
 
     static func loadData(_ path: String, _ arguments: ParsedArguments, template: TextTemplate?) throws -> PreferenceDataset {

@@ -35,10 +35,16 @@ public enum Checkpoint {
     }
 
     /// Loads a checkpoint folder written by `save`, or a Hugging Face `…ForSequenceClassification`
-    /// folder as it is (`ClassificationHead.servedAsIs`: no users yet, no training record).
-    public static func load(_ directory: URL) throws -> (model: RewardModel, users: UserTable, training: [String: Any]) {
+    /// folder as it is (`ClassificationHead.servedAsIs`: no users yet, no training record), its
+    /// text written in `template` when given (`--template`), else in its own chat template. A
+    /// checkpoint's template is the one it was trained with: `template` is refused for it.
+    public static func load(_ directory: URL, template: TextTemplate? = nil) throws -> (model: RewardModel, users: UserTable, training: [String: Any]) {
         guard let folder = try RunFolder.readIfWritten(directory) else {
-            return (try ClassificationHead.servedAsIs(directory), UserTable(indices: [:]), [:])
+            return (try ClassificationHead.servedAsIs(directory, template: template), UserTable(indices: [:]), [:])
+        }
+        if let template {
+            throw ModelError(file: directory, "--template \(template.rawValue) applies to a …ForSequenceClassification folder served as it is; "
+                             + "a prm checkpoint writes text in the template it was trained with (config.json, prm.template)")
         }
         let configURL = directory.appendingPathComponent("config.json")
         let config = try RunFolder.fields(RewardModelConfig.self, of: folder.prm) { ModelError(file: configURL, "prm: " + $0) }

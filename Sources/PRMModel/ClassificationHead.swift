@@ -71,16 +71,30 @@ public enum ClassificationHead {
         }
     }
 
+    /// The folder's own chat template (nil: it has none); one prm does not render is refused with
+    /// the way out.
+    static func chatTemplate(of folder: URL) throws -> TextTemplate? {
+        do {
+            return try ChatTemplate.ofFolder(folder).map(TextTemplate.chat)
+        } catch let error as ModelError {
+            throw ModelError("\(error); --template plain scores the text as sent (in the model's own format), --template hh in hh turns")
+        }
+    }
+
     /// The folder served as it is (`Checkpoint.load` of a folder without prm's section): a linear
     /// head whose generic user is the score head, individual users and none trained yet, so every
-    /// user scores as the folder's model does until `adapt` fits one. Text is taken as given
-    /// (template plain), in the backbone's window up to `servedMaxLength` tokens.
-    static func servedAsIs(_ folder: URL) throws -> RewardModel {
+    /// user scores as the folder's model does until `adapt` fits one. Text is written in the
+    /// folder's own chat template (`ChatTemplate.ofFolder`), as its model card scores with
+    /// `apply_chat_template`; a folder without one takes text as given (template plain).
+    /// `template` overrides that choice (`--template`). The window is the backbone's, up to
+    /// `servedMaxLength` tokens.
+    static func servedAsIs(_ folder: URL, template: TextTemplate? = nil) throws -> RewardModel {
         try requireScoreHead(in: folder, for: "a reward model served as it is")
         var scratch = Parameters.Layout()
         let positions = try Backbones.make(config: folder.appendingPathComponent("config.json"), layout: &scratch).maxPositions
+        let written = try template ?? chatTemplate(of: folder) ?? .plain
         let config = RewardModelConfig(aggregator: .linearHead, userModel: UserModelConfig(kind: .individual, tokens: 1, users: 0),
-                                       maxLength: min(positions, servedMaxLength), replyCounts: 0, interactions: 0, template: .plain)
+                                       maxLength: min(positions, servedMaxLength), replyCounts: 0, interactions: 0, template: written)
         return try RewardModel.pretrained(backbone: folder, config: config, seed: 0)
     }
 }

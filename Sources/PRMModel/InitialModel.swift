@@ -27,6 +27,14 @@ public enum InitialModel {
         }
     }
 
+    /// The text template a run from a `…ForSequenceClassification` folder writes its data in: the
+    /// folder's own chat template, so the run starts scoring as the folder does (nil: it has none,
+    /// or this is a checkpoint, whose `structure` carries its template).
+    public func chatTemplate() throws -> TextTemplate? {
+        guard case .sequenceClassification(let folder) = self else { return nil }
+        return try ClassificationHead.chatTemplate(of: folder)
+    }
+
     /// The structure a run from this model trains: a checkpoint's own (nil: the run's options decide).
     public var structure: RewardModelConfig? {
         guard case .checkpoint(_, let model, _) = self else { return nil }

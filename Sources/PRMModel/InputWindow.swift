@@ -38,23 +38,30 @@ public struct InputWindow: Sendable {
     /// Implicit user vectors placed in the sequence (soft prompt: T_u; linear head: 0).
     public let userTokens: Int
     let tokenizer: any Tokenizer
+    /// Whether the tokenizer's post-processor wraps the text: not when the text template writes
+    /// the model's special tokens itself (`TextTemplate.writesSpecialTokens`).
+    let wrapsText: Bool
     /// Special tokens the tokenizer's template puts before the text ([CLS] for BERT, none for GPT-2).
     let leadingSpecialTokens: Int
 
-    public init(maxLength: Int, userTokens: Int, tokenizer: any Tokenizer) {
+    public init(maxLength: Int, userTokens: Int, tokenizer: any Tokenizer, wrapsText: Bool = true) {
         self.maxLength = maxLength
         self.userTokens = userTokens
         self.tokenizer = tokenizer
+        self.wrapsText = wrapsText
         // Wrap one ordinary id and see where the template puts it.
         let specials = Set(tokenizer.addingSpecialTokens([]))
         let probe = (0...specials.count).first { !specials.contains($0) } ?? 0
-        leadingSpecialTokens = tokenizer.addingSpecialTokens([probe]).firstIndex(of: probe) ?? 0
+        leadingSpecialTokens = wrapsText ? tokenizer.addingSpecialTokens([probe]).firstIndex(of: probe) ?? 0 : 0
     }
+
+    /// Ids the post-processor adds around the text (0 when it does not wrap it).
+    var specialTokensPerSequence: Int { wrapsText ? tokenizer.specialTokensPerSequence : 0 }
 
     /// Most explicit user-text tokens a sequence keeps: half the window, and never so many that
     /// the implicit user tokens, the special tokens and one text token no longer fit.
     public var explicitLimit: Int {
-        max(min(maxLength / 2, maxLength - userTokens - tokenizer.specialTokensPerSequence - 1), 0)
+        max(min(maxLength / 2, maxLength - userTokens - specialTokensPerSequence - 1), 0)
     }
 
     /// The sequence for `input`, and whether anything (user text, prompt or reply) was cut.
@@ -69,10 +76,11 @@ public struct InputWindow: Sendable {
 
     /// Special tokens around prompt + reply within `room`: (tokens, index where the reply starts, cut).
     public func textTokens(prompt: [Int32], reply: [Int32], room: Int) -> (tokens: [Int32], replyStart: Int, truncated: Bool) {
-        let budget = max(room - tokenizer.specialTokensPerSequence, 1)
+        let budget = max(room - specialTokensPerSequence, 1)
         let keptReply = Array(reply.prefix(budget))
         let keptPrompt = Array(prompt.suffix(max(budget - keptReply.count, 0)))
-        let tokens = tokenizer.addingSpecialTokens((keptPrompt + keptReply).map(Int.init)).map(Int32.init)
+        let text = keptPrompt + keptReply
+        let tokens = wrapsText ? tokenizer.addingSpecialTokens(text.map(Int.init)).map(Int32.init) : text
         return (tokens, leadingSpecialTokens + keptPrompt.count, keptReply.count < reply.count || keptPrompt.count < prompt.count)
     }
 }

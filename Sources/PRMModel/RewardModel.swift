@@ -179,7 +179,8 @@ public final class RewardModel {
         self.tokenizer = tokenizer
         self.config = config
         window = InputWindow(maxLength: config.maxLength,
-                             userTokens: config.aggregator == .softPrompt ? config.userModel.tokens : 0, tokenizer: tokenizer)
+                             userTokens: config.aggregator == .softPrompt ? config.userModel.tokens : 0, tokenizer: tokenizer,
+                             wrapsText: !config.template.writesSpecialTokens)
     }
 
     /// A new reward model on a pretrained Hugging Face backbone folder (or a Llama GGUF file,

@@ -29,17 +29,21 @@ public final class ChatGenerator {
     /// matrix products prepared for `precision` (refused when the CPU lacks it).
     public static func load(gguf url: URL, precision: Precision = .fp32) throws -> ChatGenerator {
         let file = try GGUFFile(contentsOf: url)
-        let template = try ChatTemplate.recognize(try file.string("tokenizer.chat_template"), origin: "\(url.path): key 'tokenizer.chat_template'")
+        let source = try file.string("tokenizer.chat_template")
+        let vocabulary = try GGUFTokenizer(file)
+        let bos = vocabulary.bosID.map { vocabulary.tokenizer.decode([$0], skipSpecialTokens: false) }
+        let template = try ChatTemplate.recognize(source, bosToken: bos, origin: "\(url.path): key 'tokenizer.chat_template'")
         let model = try LlamaModel.load(gguf: file)
         try model.useInferencePrecision(precision)
-        return ChatGenerator(model: model, vocabulary: try GGUFTokenizer(file), template: template)
+        return ChatGenerator(model: model, vocabulary: vocabulary, template: template)
     }
 
-    /// The prompt's ids: the conversation in the chat template, ending with the open assistant turn.
+    /// The prompt's ids: the conversation in the chat template, ending with the open assistant
+    /// turn; the file's BOS first when it asks for one and the template does not write it.
     public func promptIDs(_ messages: [ChatMessage]) -> [Int32] {
         let text = template.render(messages, addGenerationPrompt: true)
         let ids = vocabulary.tokenizer.encode(text, addSpecialTokens: false).map(Int32.init)
-        guard vocabulary.addsBOS, let bos = vocabulary.bosID else { return ids }
+        guard vocabulary.addsBOS, !template.writesBOS, let bos = vocabulary.bosID else { return ids }
         return [Int32(bos)] + ids
     }
 

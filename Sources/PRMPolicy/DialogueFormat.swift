@@ -1,5 +1,6 @@
 import Foundation
 import PRMTokenizers
+import PRMModel
 
 /// The policy's dialogue format (data/policy/README.md). Prompts arrive as the data and the reward
 /// model have them ("Human: …\n\nAssistant: …\n\nHuman: …\n\nAssistant:"); the policy reads them
@@ -45,24 +46,10 @@ public struct DialogueFormat: Sendable {
         end = try id(Self.endToken)
     }
 
-    /// A turn starts at the beginning of the text or after a blank line; text before the first tag,
-    /// or text without tags, is a human turn (a bare question is a one-turn dialogue).
-    nonisolated(unsafe) private static let tag = #/(?:^|\n\n)(Human|Assistant):/#
-
-    /// The turns of a dialogue in the data's text form, each text stripped of surrounding whitespace.
+    /// The turns of a dialogue in the data's text form, each text stripped of surrounding whitespace
+    /// (`ChatMessage.hhTurns`, the reward model's reading of the same text).
     public static func turns(_ text: String) -> [Turn] {
-        let matches = text.matches(of: tag)
-        var turns: [Turn] = []
-        let lead = text[text.startIndex..<(matches.first?.range.lowerBound ?? text.endIndex)]
-        if !lead.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty || matches.isEmpty {
-            turns.append(Turn(.human, lead.trimmingCharacters(in: .whitespacesAndNewlines)))
-        }
-        for (i, match) in matches.enumerated() {
-            let end = i + 1 < matches.count ? matches[i + 1].range.lowerBound : text.endIndex
-            turns.append(Turn(match.output.1 == "Human" ? .human : .assistant,
-                              text[match.range.upperBound..<end].trimmingCharacters(in: .whitespacesAndNewlines)))
-        }
-        return turns
+        ChatMessage.hhTurns(text).map { Turn($0.role == .assistant ? .assistant : .human, $0.content) }
     }
 
     /// Ids of a prompt, ending with the open <|assistant|> a reply follows.

@@ -27,8 +27,10 @@ public enum ModelProbe {
     /// `Checkpoint.load` for a model that is about to score or be adapted: a checkpoint that fails
     /// `check` is refused with an error naming the folder. The backbone infers at `precision`,
     /// the probe included, so a model that diverges only at that precision is refused too.
-    public static func load(_ checkpoint: URL, precision: Precision = .fp32) throws -> (model: RewardModel, users: UserTable, training: [String: Any]) {
-        let loaded = try Checkpoint.load(checkpoint)
+    /// `template`: `Checkpoint.load`'s, for a folder served as it is.
+    public static func load(_ checkpoint: URL, precision: Precision = .fp32,
+                            template: TextTemplate? = nil) throws -> (model: RewardModel, users: UserTable, training: [String: Any]) {
+        let loaded = try Checkpoint.load(checkpoint, template: template)
         try loaded.model.backbone.useInferencePrecision(precision)
         do { try check(loaded.model, users: loaded.users) } catch let error as ModelError {
             throw ModelError(file: checkpoint, "refusing to load this checkpoint", cause: error)

@@ -34,9 +34,9 @@ public final class Scorer {
     /// A scorer for a checkpoint folder written by `prm train`; one that `ModelProbe` finds
     /// cannot score (its scores would all be null) is refused, naming the folder. The backbone
     /// infers at `precision` (`Backbone.useInferencePrecision`).
-    public convenience init(checkpoint: URL, precision: Precision = .fp32, tokensPerBatch: Int = 8192, cacheEntries: Int = 0,
-                            cacheMemory: Int = .max) throws {
-        let (model, users, _) = try ModelProbe.load(checkpoint, precision: precision)
+    public convenience init(checkpoint: URL, precision: Precision = .fp32, template: TextTemplate? = nil, tokensPerBatch: Int = 8192,
+                            cacheEntries: Int = 0, cacheMemory: Int = .max) throws {
+        let (model, users, _) = try ModelProbe.load(checkpoint, precision: precision, template: template)
         self.init(model: model, users: users, tokensPerBatch: tokensPerBatch, cacheEntries: cacheEntries, cacheMemory: cacheMemory)
     }
 

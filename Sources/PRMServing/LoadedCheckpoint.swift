@@ -16,12 +16,13 @@ struct LoadedCheckpoint {
     let statistics: ScoreStatistics?
 
     /// Loads and fingerprints the checkpoint at `path`, its encoder prepared for `precision` (the
-    /// served model's: a reload does not change how the server computes); the error names the folder.
-    static func load(_ path: String, precision: Precision, id: JSONValue) -> Result<LoadedCheckpoint, WireError> {
+    /// served model's: a reload does not change how the server computes), a folder served as it is
+    /// writing text in `template` when given (`--template`); the error names the folder.
+    static func load(_ path: String, precision: Precision, template: TextTemplate?, id: JSONValue) -> Result<LoadedCheckpoint, WireError> {
         let start = Date()
         do {
             let folder = URL(fileURLWithPath: path)
-            let (model, users, training) = try Checkpoint.load(folder)
+            let (model, users, training) = try Checkpoint.load(folder, template: template)
             try model.backbone.useInferencePrecision(precision)
             let statistics = try ScoreStatistics.recorded(in: training, of: folder)
             return .success(LoadedCheckpoint(path: path, model: model, users: users, fingerprint: ModelFingerprint.of(model, users: users),

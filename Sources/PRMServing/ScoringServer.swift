@@ -189,10 +189,10 @@ public final class ScoringServer: FrontDoorBackend, @unchecked Sendable {
         let folder = path ?? facts.path
         Log.info("reloading the model from \(folder)")
         let generation = generation
-        let precision = facts.precision
+        let precision = facts.precision, template = settings.template
         let loader = Thread { [queue] in
             var job = Job(route: route, request: request, items: [], tokens: 0, receivedAt: received, generation: generation)
-            job.replacement = UncheckedSendable(LoadedCheckpoint.load(folder, precision: precision, id: request.id))
+            job.replacement = UncheckedSendable(LoadedCheckpoint.load(folder, precision: precision, template: template, id: request.id))
             _ = queue.push(job, force: true)
         }
         loader.name = "prm-reload"

@@ -1,5 +1,6 @@
 import Foundation
 import PRMCore
+import PRMModel
 
 /// What one request may ask (protocols/PROTOCOL.md, "Limits"); reported by `info`.
 public struct ServerLimits: Sendable, Equatable {
@@ -69,6 +70,9 @@ public struct ServerSettings: Sendable {
     public var drainTimeout = ServerSettings.defaultDrainTimeout
     /// Where the model came from, for `info`.
     public var modelPath = ""
+    /// `--template`: how a `…ForSequenceClassification` folder served as it is writes text, at
+    /// start and at each `reload` (nil: its own chat template; refused for a prm checkpoint).
+    public var template: TextTemplate?
     /// The `adapt` op's user log (`UserLog`); nil: beside the model (`UserLog(beside:)`).
     public var userLog: URL?
     /// `adapt` requests accepted per minute at most (a sliding minute); beyond: `rate_limited`.

@@ -189,8 +189,8 @@ struct PreferenceRowReader: JSONLineConsumer {
                 continue
             }
             guard let userID else { continue }  // unreachable: a missing user raised an issue above
-            comparisons.append(Comparison(userID: userID, prompt: format.prompt(row.prompt), chosen: row.chosen,
-                                          rejected: row.rejected, userInfo: row.userInfo))
+            comparisons.append(Comparison(userID: userID, prompt: format.prompt(row.prompt), chosen: format.reply(.text(row.chosen)),
+                                          rejected: format.reply(.text(row.rejected)), userInfo: row.userInfo))
         }
 
         // Row issues were found in two passes; report them in line order (stable within a line).

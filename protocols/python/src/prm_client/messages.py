@@ -154,7 +154,8 @@ class ModelInfo(TypedDict):
     users: int
     max_length: int
     hidden_size: int
-    #: How the server writes chat messages as the model's text: ``"hh"`` or ``"plain"``.
+    #: How the server writes chat messages as the model's text: ``"hh"`` or ``"plain"``; ``"chatml"`` or
+    #: ``"llama3"`` for a ``…ForSequenceClassification`` folder served in its own chat template.
     template: str
     #: The encoder's inference precision: ``"fp32"``, ``"bf16"`` or ``"int8"`` (``prm serve --precision``).
     precision: str
