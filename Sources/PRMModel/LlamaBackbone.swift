@@ -12,7 +12,9 @@ import PRMCore
 /// `continuationStates`) runs `LlamaLayerStack`, `LlamaModel`'s inference pass: one layer's buffers,
 /// no attention probabilities kept, nothing shared with the training activations, so scoring
 /// between a training forward and its backward leaves the backward's inputs alone. Its packed
-/// pass equals the training forward exactly (checked in LlamaBackboneTests).
+/// pass equals the training forward exactly (checked in LlamaBackboneTests). At `--precision`
+/// bf16 or int8 scoring runs the stack's prepared matrices and the fp32 ones are released, so the
+/// training pass is refused from then on (LlamaLowPrecisionScoringTests).
 public final class LlamaBackbone: Backbone {
     public let config: LlamaConfig
     public let attending = Attending.causal
@@ -104,8 +106,7 @@ public final class LlamaBackbone: Backbone {
     /// Runs `embeddings` (count, C) as the next rows after what `cache` holds and appends their
     /// keys and values.
     public func extendPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, count: Int) {
-        _ = stack.packed(PackedBatch(lengths: [count]), after: cache, appending: true, parameters: params,
-                         input: copy(embeddings, rows: count))
+        _ = stack.packed(PackedBatch(lengths: [count]), after: cache, appending: true, parameters: params, input: copy(embeddings, rows: count))
     }
 
     /// Hidden states (N, C) of several continuations, each following the cached prefix; the cache
