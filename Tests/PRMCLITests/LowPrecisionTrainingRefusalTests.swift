@@ -10,11 +10,7 @@ import PRMTraining
 final class LowPrecisionTrainingRefusalTests: XCTestCase {
     func testSoftPromptFewShotIsRefusedAtLowPrecision() throws {
         let folder = try scratchFolder("prm-low-precision-training")
-        let data = folder.appendingPathComponent("pairs.jsonl")
-        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 4, seed: 7).comparisons, to: data)
-        let checkpoint = folder.appendingPathComponent("run")
-        assertSucceeded(PRM.run("train", "--backbone", LlamaTrainTests.llama.path, "--data", data.path, "--out", checkpoint.path,
-                                "--aggregator", "soft-prompt", "--epochs", "1", "--max-length", "48", "--batch-size", "8"))
+        let checkpoint = try tinyLlamaCheckpoint(in: folder, seed: 7, options: ["--aggregator", "soft-prompt"])
         let unseen = folder.appendingPathComponent("unseen.jsonl")
         try JSONL.write(SyntheticPreferences.twoGroups(users: 2, minorityShare: 0.5, comparisonsPerUser: 3, seed: 8).comparisons
             .map { var c = $0; c.userID = "new-" + c.userID; return c }, to: unseen)
