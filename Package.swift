@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(name: "PRMCoreTests", dependencies: ["PRMCore", "PRMTestSupport"]),
         .testTarget(name: "PRMTokenizersTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMTestSupport"]),
         .testTarget(name: "PRMModelTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMTestSupport"]),
-        .testTarget(name: "PRMScoringTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTestSupport"]),
+        .testTarget(name: "PRMScoringTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTestSupport", "PRMScoringTestSupport"]),
         .testTarget(name: "PRMServingTests", dependencies: ["CZeroMQ", "PRMCore", "PRMModel", "PRMScoring", "PRMServing", "PRMTestSupport", "PRMScoringTestSupport"]),
         .testTarget(name: "PRMTrainingTests", dependencies: ["PRMCore", "PRMModel", "PRMScoring", "PRMTraining", "PRMTestSupport"]),
         .testTarget(name: "PRMPolicyTests", dependencies: ["PRMCore", "PRMTokenizers", "PRMModel", "PRMScoring", "PRMPolicy", "PRMTestSupport"]),

@@ -1,5 +1,6 @@
-"""prm's Llama-family decoder beside Hugging Face transformers on CPU (fp32, 2 threads each), the
-peer a user would otherwise pick, on the same weights and the same token ids (issue 18's speed check).
+"""prm's Llama-family decoder beside Hugging Face transformers on CPU (2 threads each), the peer a
+user would otherwise pick, on the same weights and the same token ids (issue 18's speed check). The
+peer runs fp32; prm's scoring runs at fp32, bf16 and int8 (`--precision`).
 
     bash bench/decoder_vs_transformers.sh     # flock "$LOCK" python3 bench/decoder_vs_transformers.py
 
@@ -12,9 +13,14 @@ transformers' `LlamaForSequenceClassification`, the generic user's vector as the
 comparisons of data/lengthpref/dev.jsonl (200 real ragged prompt + reply sequences, the prompt cut from
 the left to the 128-token window as prm's window cuts it), and one dev prompt with 16 distinct dev
 replies (a best-of-16 ranking). prm runs `prm bench reward` (the product's scoring path: packed
-batches of ≤ 8192 tokens, a prompt its replies share computed once); transformers runs length-sorted
-padded batches of ≤ 8192 tokens (its most favourable order) with an attention mask. Both sides'
-scores must agree within 1e-3 on every sequence, or the run fails.
+batches of ≤ 8192 tokens, a prompt its replies share computed once) once per precision, fp32, bf16
+and int8, each in a process of its own; transformers runs length-sorted padded batches of ≤ 8192
+tokens (its most favourable order) with an attention mask, at fp32. At fp32 both sides' scores must
+agree within 1e-3 on every sequence, or the run fails. bf16 and int8 round the layers' products, so
+their scores are not held to 1e-3: each row records its largest |Δscore| against transformers' fp32
+scores, that difference over the standard deviation of the fp32 scores, and, for the cases that are
+rankings (the dev comparisons' chosen/rejected pairs; every pair of the 16 replies), the share of
+pairs it orders as transformers fp32 does.
 
 (b) Decoding. SmolLM2 from the GGUF file on both sides: greedy decoding after the chat-templated
 prompt "Any tips for sleeping better?" — `prm bench generate` (batch 1, and 8 samples sharing the
@@ -41,6 +47,8 @@ TOKEN_BUDGET = 8192
 WINDOW = 128
 PROMPT = "Any tips for sleeping better?"
 STEPS = 64
+PRECISIONS = ["fp32", "bf16", "int8"]
+FP32_TOLERANCE = 1e-3
 
 
 def child(command, env=None):
@@ -94,9 +102,22 @@ def scoring_cases(checkpoint, dev):
                 replies.append(row[key])
     prompt = encode(tok, rows[0]["prompt"])
     best_of = [dict(zip(["prompt", "reply"], windowed(prompt, encode(tok, " " + reply)))) for reply in replies[:16]]
-    return [{"name": "64 x 128 tokens", "items": uniform}, {"name": "1 x 128 tokens", "items": uniform[:1]},
-            {"name": "100 dev comparisons (200 real ragged sequences)", "items": ragged},
-            {"name": "one dev prompt, 16 distinct replies", "items": best_of}]
+    # The pairs each case ranks (index pairs into its items): none for the uniform cases.
+    return [{"name": "64 x 128 tokens", "items": uniform, "pairs": []}, {"name": "1 x 128 tokens", "items": uniform[:1], "pairs": []},
+            {"name": "100 dev comparisons (200 real ragged sequences)", "items": ragged,
+             "pairs": [(2 * k, 2 * k + 1) for k in range(len(ragged) // 2)]},
+            {"name": "one dev prompt, 16 distinct replies", "items": best_of,
+             "pairs": [(i, j) for i in range(len(best_of)) for j in range(i + 1, len(best_of))]}]
+
+
+def agreement(scores, reference, pairs):
+    """Largest |Δscore| against the reference, that over the reference scores' standard deviation,
+    and the share of `pairs` ordered as the reference orders them (None without pairs)."""
+    difference = max(abs(a - b) for a, b in zip(scores, reference))
+    mean = sum(reference) / len(reference)
+    sd = (sum((r - mean) ** 2 for r in reference) / len(reference)) ** 0.5
+    ordered = [(scores[i] - scores[j]) * (reference[i] - reference[j]) > 0 for i, j in pairs if reference[i] != reference[j]]
+    return difference, (difference / sd if sd > 0 else None), (sum(ordered) / len(ordered) if ordered else None)
 
 
 # --- transformers children -----------------------------------------------------------------------
@@ -215,24 +236,26 @@ def main():
     with tempfile.TemporaryDirectory() as scratch:
         for case in scoring_cases(args.checkpoint, args.dev):
             inputs = os.path.join(scratch, "inputs.json")
-            json.dump({"cases": [case]}, open(inputs, "w"))
-            report = os.path.join(scratch, "prm.json")
-            _, prm_rss, _ = child([args.prm, "bench", "reward", "--reward-model", args.checkpoint, "--inputs", inputs,
-                                   "--repeats", str(args.repeats), "--json", report])
-            ours = json.load(open(report))["cases"][0]
+            json.dump({"cases": [{"name": case["name"], "items": case["items"]}]}, open(inputs, "w"))
             out, peer_rss, _ = child(me + ["--peer-score", args.checkpoint, inputs])
             peer = json.loads(out)
-            difference = max(abs(a - b) for a, b in zip(ours["scores"], peer["scores"]))
-            if difference > 1e-3:
-                sys.exit(f"{case['name']}: prm's and transformers' scores differ by {difference:.2e} (> 1e-3)")
-            scoring.append(dict(case=case["name"], sequences=ours["sequences"], tokens=ours["tokens"],
-                                peer_padded_tokens=peer["padded_tokens"], prm_seconds=ours["seconds"], transformers_seconds=peer["seconds"],
-                                prm_sequences_per_s=ours["sequences"] / ours["seconds"],
-                                transformers_sequences_per_s=ours["sequences"] / peer["seconds"],
-                                speedup=peer["seconds"] / ours["seconds"], prm_peak_rss_mb=prm_rss, transformers_peak_rss_mb=peer_rss,
-                                max_abs_score_difference=difference))
-            print(f"{case['name']}: prm {ours['seconds']:.3f} s, transformers {peer['seconds']:.3f} s "
-                  f"({scoring[-1]['speedup']:.2f}x), |Δscore| ≤ {difference:.1e}", flush=True)
+            for precision in PRECISIONS:
+                report = os.path.join(scratch, "prm.json")
+                _, prm_rss, _ = child([args.prm, "bench", "reward", "--reward-model", args.checkpoint, "--inputs", inputs,
+                                       "--precision", precision, "--repeats", str(args.repeats), "--json", report])
+                ours = json.load(open(report))["cases"][0]
+                difference, relative, ordered = agreement(ours["scores"], peer["scores"], case["pairs"])
+                if precision == "fp32" and difference > FP32_TOLERANCE:
+                    sys.exit(f"{case['name']}: prm's and transformers' fp32 scores differ by {difference:.2e} (> {FP32_TOLERANCE})")
+                scoring.append(dict(case=case["name"], precision=precision, sequences=ours["sequences"], tokens=ours["tokens"],
+                                    peer_padded_tokens=peer["padded_tokens"], prm_seconds=ours["seconds"], transformers_seconds=peer["seconds"],
+                                    prm_sequences_per_s=ours["sequences"] / ours["seconds"],
+                                    transformers_sequences_per_s=ours["sequences"] / peer["seconds"],
+                                    speedup=peer["seconds"] / ours["seconds"], prm_peak_rss_mb=prm_rss, transformers_peak_rss_mb=peer_rss,
+                                    max_abs_score_difference=difference, difference_over_score_sd=relative, pairs=len(case["pairs"]),
+                                    pairs_ordered_as_transformers=ordered))
+                print(f"{case['name']} at {precision}: prm {ours['seconds']:.3f} s, transformers fp32 {peer['seconds']:.3f} s "
+                      f"({scoring[-1]['speedup']:.2f}x), |Δscore| ≤ {difference:.1e}, pairs ordered alike {ordered}", flush=True)
         report = os.path.join(scratch, "generate.json")
         _, prm_rss, _ = child([args.prm, "bench", "generate", "--policy", args.gguf, "--repeats", str(args.repeats), "--json", report])
         ours = json.load(open(report))
@@ -263,20 +286,25 @@ def main():
 
 def markdown(r):
     lines = ["# prm's Llama-family decoder beside Hugging Face transformers on CPU", "",
-             f"{r['machine']}; {r['date']}; fp32, {r['threads']} threads each (torch.set_num_threads); "
+             f"{r['machine']}; {r['date']}; {r['threads']} threads each (torch.set_num_threads); "
              f"torch {r['torch']}, transformers {r['transformers']}; best of {r['repeats']} after a warm-up.", "",
              f"Command: `{r['command']}`; load average before {' '.join(r['loadavg_before'])}, after {' '.join(r['loadavg_after'])}.", "",
              f"## Scoring: a SmolLM2 reward model (`{r['checkpoint']}`) against `LlamaForSequenceClassification` on its weights", "",
-             "prm: `prm bench reward` (packed batches ≤ 8192 tokens, a shared prompt computed once). transformers: length-sorted "
-             "padded batches ≤ 8192 tokens with an attention mask. Same token ids; every score agrees within the bound shown.", "",
-             "| case | sequences | tokens (transformers padded) | prm seq/s | transformers seq/s | prm ÷ transformers | "
-             "peak RSS MB prm / transformers | max abs score difference |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "prm: `prm bench reward --precision P` (packed batches ≤ 8192 tokens, a shared prompt computed once), one process "
+             "per precision. transformers: fp32, length-sorted padded batches ≤ 8192 tokens with an attention mask. Same token ids. "
+             f"Every fp32 score agrees with transformers' within {FP32_TOLERANCE:g} (else the run fails); bf16 and int8 are compared "
+             "with transformers' fp32 scores: the largest |Δscore|, that over the fp32 scores' standard deviation (sd), and the share "
+             "of the case's pairs (the dev comparisons' chosen/rejected, all pairs of the 16 replies) ordered as transformers fp32 orders them.", "",
+             "| case | sequences | tokens (transformers padded) | prm precision | prm seq/s | transformers fp32 seq/s | prm ÷ transformers | "
+             "peak RSS MB prm / transformers | max abs score difference (÷ sd) | pairs ordered as transformers fp32 |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
     for c in r["scoring"]:
-        lines.append(f"| {c['case']} | {c['sequences']} | {c['tokens']} ({c['peer_padded_tokens']}) | {c['prm_sequences_per_s']:.2f} | "
-                     f"{c['transformers_sequences_per_s']:.2f} | **{c['speedup']:.2f}×** | {c['prm_peak_rss_mb']:.0f} / "
-                     f"{c['transformers_peak_rss_mb']:.0f} | {c['max_abs_score_difference']:.1e} |")
-    lines += ["", f"## Decoding: SmolLM2 from `{r['gguf']}`, greedy, 64 steps after the chat prompt", "",
+        relative = "" if c["difference_over_score_sd"] is None else f" ({c['difference_over_score_sd']:.3f})"
+        ordered = "—" if c["pairs_ordered_as_transformers"] is None else f"{100 * c['pairs_ordered_as_transformers']:.1f} % of {c['pairs']}"
+        lines.append(f"| {c['case']} | {c['sequences']} | {c['tokens']} ({c['peer_padded_tokens']}) | {c['precision']} | "
+                     f"{c['prm_sequences_per_s']:.2f} | {c['transformers_sequences_per_s']:.2f} | **{c['speedup']:.2f}×** | "
+                     f"{c['prm_peak_rss_mb']:.0f} / {c['transformers_peak_rss_mb']:.0f} | {c['max_abs_score_difference']:.1e}{relative} | {ordered} |")
+    lines += ["", f"## Decoding: SmolLM2 from `{r['gguf']}`, greedy, 64 steps after the chat prompt, fp32 on both sides", "",
               "prm: `prm bench generate` (one process for both cases). transformers: `generate(do_sample=False)`, "
               "65 new tokens minus 1 (the prompt's pass not timed), one process per case. "
               f"Memory bandwidth measured by prm in the same run: {r['memory_bandwidth_gb_per_s']:.1f} GB/s.", "",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/decoder_vs_transformers.py under the CPU lock ($LOCK): prm's Llama-family decoder (a SmolLM2
 # reward model's scoring, and SmolLM2's greedy decoding) beside Hugging Face transformers on CPU,
-# fp32, 2 threads each. Needs torch and transformers (not in CI; not a test).
+# 2 threads each (transformers fp32; prm fp32, bf16 and int8). Needs torch and transformers (not in CI; not a test).
 #
 #   bash bench/decoder_vs_transformers.sh                   # under the CPU lock
 #   LOCK= bash bench/decoder_vs_transformers.sh             # without it (the machine is then not quiet: say so)

@@ -30,7 +30,7 @@ public enum BenchCommand: Subcommand {
           reward    a reward-model checkpoint (--reward-model DIR) scoring the token ids of --inputs FILE \
         (JSON {"cases": [{"name", "items": [{"prompt": [ids], "reply": [ids]}, ...]}]}) as the generic user, \
         through the product's scoring path (packed batches; a causal backbone computes a prompt its replies \
-        share once): sequences/s, tokens/s, peak RSS and every score per case. \
+        share once) at --precision: sequences/s, tokens/s, peak RSS and every score per case. \
         bench/decoder_vs_transformers.py runs it beside Hugging Face transformers.
           serve     the ZeroMQ service on a checkpoint (--model DIR from prm train): latency of one \
         client (wire + JSON + queueing against compute), --clients concurrent clients against \
@@ -117,7 +117,7 @@ public enum BenchCommand: Subcommand {
         case "reward":
             let report = try BenchRewardScore.run(checkpoint: URL(fileURLWithPath: try arguments.require("reward-model")),
                                                   inputs: URL(fileURLWithPath: try arguments.require("inputs")),
-                                                  repeats: try arguments.count("repeats"), output: output)
+                                                  precision: try arguments.precision(), repeats: try arguments.count("repeats"), output: output)
             out.write(BenchRewardScore.markdown(report))
         default:
             throw arguments.usageError("unknown suite '\(suite)' (available: score, kernels, train, serve, generate, reward)")

@@ -3,8 +3,8 @@ import PRMCore
 import PRMModel
 import PRMScoring
 
-/// `prm bench reward`: a reward-model checkpoint scoring given token ids as the generic user, so
-/// that a peer runs exactly the same sequences (bench/decoder_vs_transformers.py: transformers'
+/// `prm bench reward`: a reward-model checkpoint scoring given token ids as the generic user at
+/// `--precision` (fp32, bf16 or int8, as `prm score` loads it), so that a peer runs exactly the same sequences (bench/decoder_vs_transformers.py: transformers'
 /// `LlamaForSequenceClassification` on the same weights). Each item is a prompt's and a reply's
 /// ids; the checkpoint's window applies, and the items go through `RewardModel.pooledStates`, the
 /// product's scoring path: packed batches under the `Scorer`'s token budget, and on a causal
@@ -45,6 +45,8 @@ enum BenchRewardScore {
         var date: String
         var machine: String
         var rewardModel: String
+        /// The backbone's inference precision (`--precision`, with `--int8-products`' plan at int8).
+        var precision: String
         var threads: Int
         var tokenBudget: Int
         var repeats: Int
@@ -53,7 +55,7 @@ enum BenchRewardScore {
         var command: String
 
         enum CodingKeys: String, CodingKey {
-            case date, machine, rewardModel = "reward_model", threads, tokenBudget = "token_budget", repeats
+            case date, machine, rewardModel = "reward_model", precision, threads, tokenBudget = "token_budget", repeats
             case loadSeconds = "load_seconds", cases, command
         }
     }
@@ -61,11 +63,11 @@ enum BenchRewardScore {
     /// The `Scorer`'s default token budget (what `prm score`, `prm eval` and the service use).
     static let tokenBudget = 8192
 
-    static func run(checkpoint: URL, inputs url: URL, repeats: Int, output: URL?) throws -> Report {
+    static func run(checkpoint: URL, inputs url: URL, precision: Precision, repeats: Int, output: URL?) throws -> Report {
         let inputs = try JSONDecoder().decode(Inputs.self, from: Data(contentsOf: url))
         try ResidentMemory.resetPeak()
         let loadStart = MonotonicClock.now
-        let (model, _, _) = try ModelProbe.load(checkpoint)
+        let (model, _, _) = try ModelProbe.load(checkpoint, precision: precision)
         let loadSeconds = MonotonicClock.now - loadStart
         var cases: [Case] = []
         for inputCase in inputs.cases {
@@ -78,7 +80,8 @@ enum BenchRewardScore {
                               peakRSSMB: try ResidentMemory.peakMegabytes(), scores: scores))
         }
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
-                            rewardModel: checkpoint.relativePath, threads: Compute.threads, tokenBudget: tokenBudget, repeats: repeats,
+                            rewardModel: checkpoint.relativePath,
+                            precision: Int8Plan.describe(precision, products: Int8Plan.products), threads: Compute.threads, tokenBudget: tokenBudget, repeats: repeats,
                             loadSeconds: loadSeconds, cases: cases,
                             command: "prm bench " + CommandLine.arguments.dropFirst(2).joined(separator: " "))
         if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
@@ -97,7 +100,7 @@ enum BenchRewardScore {
 
     static func markdown(_ r: Report) -> String {
         var lines = ["# prm bench reward", "", "\(r.machine); \(r.threads) threads; \(r.date)", "", "Command: `\(r.command)`", "",
-                     "Checkpoint `\(r.rewardModel)` loaded in \(String(format: "%.2f", r.loadSeconds)) s; token budget \(r.tokenBudget), best of \(r.repeats).", "",
+                     "Checkpoint `\(r.rewardModel)` at \(r.precision) loaded in \(String(format: "%.2f", r.loadSeconds)) s; token budget \(r.tokenBudget), best of \(r.repeats).", "",
                      "| case | sequences | tokens | ms | sequences/s | tokens/s | peak RSS MB |", "|---|---:|---:|---:|---:|---:|---:|"]
         for c in r.cases {
             lines.append("| \(c.name) | \(c.sequences) | \(c.tokens) | " + String(format: "%.1f | %.2f | %.0f | %.0f |", c.seconds * 1000,

@@ -2,12 +2,12 @@ import Foundation
 import PRMCore
 
 /// `--precision`: the number format of the backbone's inference matrix products, for every
-/// command that scores, embeds or generates (score, embed, serve, eval, generate, bench score and generate),
+/// command that scores, embeds or generates (score, embed, serve, eval, generate, bench score, generate and reward),
 /// and `--int8-products`, which of a layer's products `--precision int8` runs at int8.
 public enum PrecisionOption {
     public static let spec = OptionSpec.value(
         "precision", placeholder: "P",
-        help: "Inference precision of the backbone's matrix products (BERT, GPT-2, Llama-family GGUF): fp32, bf16 (needs AVX512_BF16) or int8 "
+        help: "Inference precision of the backbone's matrix products (BERT, GPT-2, the Llama family: reward models and GGUF chat models): fp32, bf16 (needs AVX512_BF16) or int8 "
             + "(needs AVX-512 VNNI; weights per channel, activations per row). A precision this CPU cannot run natively is refused.",
         default: Precision.fp32.rawValue)
 

@@ -61,15 +61,6 @@ extension Backbone {
     /// the backward pass.
     public var gradientSegments: [Range<Int>] { [] }
 
-    /// Backbones without low-precision paths (the Llama family as a reward model's backbone) run fp32 only.
-    public var inferencePrecision: Precision { .fp32 }
-
-    public func useInferencePrecision(_ precision: Precision) throws {
-        guard precision == .fp32 else {
-            throw ModelError("--precision \(precision) is not implemented for this \(modelType) reward-model backbone; it runs fp32")
-        }
-    }
-
     /// Token embeddings for ids: out (N, C) = wte[ids].
     public func embedTokens(out: UnsafeMutablePointer<Float>, ids: [Int32], parameters: Parameters) {
         ids.withUnsafeBufferPointer { buffer in

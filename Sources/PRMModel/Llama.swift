@@ -148,12 +148,10 @@ public final class LlamaModel {
     let lmHead: Parameters.Handle?
     let layers: [LlamaWeights.Layer]
 
-    /// The layer stack's inference pass and its buffers, reused by every call.
+    /// The layer stack's inference pass and its buffers, reused by every call; at bf16 and int8
+    /// its prepared matrices (the LM head stays fp32).
     private let stack: LlamaLayerStack
-    /// At bf16 and int8, per layer its matrices (`LlamaLayerStack.Matrix` order) prepared for
-    /// `inferencePrecision`; the LM head stays fp32.
-    private let lowPrecision = LowPrecisionWeights()
-    public var inferencePrecision: Precision { lowPrecision.precision }
+    public var inferencePrecision: Precision { stack.precision }
 
     /// The tensor names of a Hugging Face checkpoint, declared in a fresh parameter buffer.
     public init(config: LlamaConfig) {
@@ -172,7 +170,7 @@ public final class LlamaModel {
     /// tied head), for memory-bandwidth ratios: the layers' prepared matrices at bf16 and int8.
     public var weightBytesPerToken: Int {
         let floats = parameters.count * MemoryLayout<Float>.size
-        guard let prepared = lowPrecisionMatrices() else { return floats }
+        guard let prepared = stack.lowPrecisionMatrices(parameters) else { return floats }
         let matrices = prepared.joined()
         return floats - matrices.reduce(0) { $0 + $1.inputs * $1.outputs * MemoryLayout<Float>.size } + matrices.reduce(0) { $0 + $1.bytes }
     }
@@ -185,8 +183,7 @@ public final class LlamaModel {
     /// and returns their hidden states (T, C) after the final norm. Incremental decoding is
     /// repeated calls; a fresh cache computes a whole sequence.
     public func extend(_ cache: KVCache, tokens: [Int32]) -> UnsafePointer<Float> {
-        stack.packed(PackedBatch(lengths: [tokens.count]), after: cache, appending: true, parameters: parameters,
-                     lowPrecision: preparedLowPrecision(), input: embed(tokens))
+        stack.packed(PackedBatch(lengths: [tokens.count]), after: cache, appending: true, parameters: parameters, input: embed(tokens))
     }
 
     /// One decoding step for B sequences at once: sequence b is `prefixes[b]` (read, never
@@ -195,7 +192,7 @@ public final class LlamaModel {
     /// (B, C); the B tokens go through every projection as one batch.
     public func decodeStep(prefixes: [KVCache], own: [KVCache], tokens: [Int32]) -> UnsafePointer<Float> {
         precondition(prefixes.count == own.count && own.count == tokens.count, "one prefix and one token per sequence")
-        return stack.decodeStep(prefixes: prefixes, own: own, parameters: parameters, lowPrecision: preparedLowPrecision(), input: embed(tokens))
+        return stack.decodeStep(prefixes: prefixes, own: own, parameters: parameters, input: embed(tokens))
     }
 
     /// Writes the token embeddings of `tokens` as a layer stack's input rows.
@@ -214,31 +211,6 @@ public final class LlamaModel {
     /// Selects the precision of the layers' matrix products (`--precision`), preparing the weights
     /// for it now; refuses a precision the CPU does not run natively.
     public func useInferencePrecision(_ precision: Precision) throws {
-        try lowPrecision.select(precision)
-        _ = lowPrecisionMatrices()
-    }
-
-    /// Every layer's matrices at `inferencePrecision` (nil at fp32), made once; their fp32 values are released (`LowPrecisionWeights`).
-    private func lowPrecisionMatrices() -> [[LowPrecisionLinear]]? {
-        let p = parameters
-        let (C, I, Q, W) = (config.hiddenSize, config.intermediateSize, config.queryWidth, stack.rowWidth)
-        return lowPrecision.prepared {
-            layers.map { w in
-                precondition(p.value(w.v) == p.value(w.q) + (W - config.keyWidth) * C, "q, k and v weights are not one block")
-                if let qBias = w.qBias, let vBias = w.vBias {
-                    precondition(p.value(vBias) == p.value(qBias) + W - config.keyWidth, "q, k and v biases are not one block")
-                }
-                precondition(p.value(w.up) == p.value(w.gate) + I * C, "gate and up weights are not one block")
-                let shapes: [(Parameters.Handle, outputs: Int, inputs: Int)] = [(w.q, W, C), (w.o, C, Q), (w.gate, 2 * I, C), (w.down, C, I)]
-                return zip(LlamaLayerStack.Matrix.allCases, shapes).map { matrix, shape in
-                    lowPrecision.linear(matrix.product, of: p, weight: p.value(shape.0), outputs: shape.outputs, inputs: shape.inputs)
-                }
-            }
-        }
-    }
-
-    /// The layers' prepared matrices with their scratch, nil at fp32.
-    private func preparedLowPrecision() -> LlamaLayerStack.LowPrecision? {
-        lowPrecisionMatrices().map { ($0, lowPrecision.scratch) }
+        try stack.usePrecision(precision, parameters: parameters)
     }
 }

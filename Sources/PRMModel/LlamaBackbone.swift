@@ -12,7 +12,9 @@ import PRMCore
 /// `continuationStates`) runs `LlamaLayerStack`, `LlamaModel`'s inference pass: one layer's buffers,
 /// no attention probabilities kept, nothing shared with the training activations, so scoring
 /// between a training forward and its backward leaves the backward's inputs alone. Its packed
-/// pass equals the training forward exactly (checked in LlamaBackboneTests).
+/// pass equals the training forward exactly (checked in LlamaBackboneTests). At `--precision`
+/// bf16 or int8 scoring runs the stack's prepared matrices and the fp32 ones are released, so the
+/// training pass is refused from then on (LlamaLowPrecisionScoringTests).
 public final class LlamaBackbone: Backbone {
     public let config: LlamaConfig
     public let attending = Attending.causal
@@ -63,6 +65,16 @@ public final class LlamaBackbone: Backbone {
 
     public func bind(_ parameters: Parameters) { self.parameters = parameters }
 
+    /// The precision of scoring's matrix products (`infer`, `extendPrefix`, `continuationStates`).
+    public var inferencePrecision: Precision { stack.precision }
+
+    /// Selects scoring's precision (`--precision`), preparing the layers' matrices at bf16 or int8
+    /// once bound (`LlamaLayerStack.usePrecision`); their fp32 values are then released, so the
+    /// backbone is inference-only from then on.
+    public func useInferencePrecision(_ precision: Precision) throws {
+        try stack.usePrecision(precision, parameters: parameters)
+    }
+
     public var modelType: String { config.modelType }
     public var hiddenSize: Int { config.hiddenSize }
     public var vocabularySize: Int { config.vocabSize }
@@ -77,12 +89,14 @@ public final class LlamaBackbone: Backbone {
     private var rowWidth: Int { config.queryWidth + 2 * config.keyWidth }
 
     public func forward(embeddings: UnsafePointer<Float>, batch: PackedBatch, training isTraining: Bool) -> UnsafePointer<Float> {
+        precondition(inferencePrecision == .fp32, "this \(modelType) backbone infers at \(inferencePrecision) and its fp32 matrices were "
+                     + "released; the training forward pass needs a model loaded at fp32")
         hiddenDropout.begin(training: isTraining)
         return layers(embeddings: embeddings, batch: batch)
     }
 
     public func infer(embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
-        stack.packed(batch, after: nil, appending: false, parameters: params, lowPrecision: nil, input: copy(embeddings, rows: batch.tokens))
+        stack.packed(batch, after: nil, appending: false, parameters: params, input: copy(embeddings, rows: batch.tokens))
     }
 
     // MARK: - A shared prefix (PrefixSharingBackbone)
@@ -92,14 +106,13 @@ public final class LlamaBackbone: Backbone {
     /// Runs `embeddings` (count, C) as the next rows after what `cache` holds and appends their
     /// keys and values.
     public func extendPrefix(_ cache: KVCache, embeddings: UnsafePointer<Float>, count: Int) {
-        _ = stack.packed(PackedBatch(lengths: [count]), after: cache, appending: true, parameters: params, lowPrecision: nil,
-                         input: copy(embeddings, rows: count))
+        _ = stack.packed(PackedBatch(lengths: [count]), after: cache, appending: true, parameters: params, input: copy(embeddings, rows: count))
     }
 
     /// Hidden states (N, C) of several continuations, each following the cached prefix; the cache
     /// is read, not changed. The prefix is computed once however many continuations there are.
     public func continuationStates(after cache: KVCache, embeddings: UnsafePointer<Float>, batch: PackedBatch) -> UnsafePointer<Float> {
-        stack.packed(batch, after: cache, appending: false, parameters: params, lowPrecision: nil, input: copy(embeddings, rows: batch.tokens))
+        stack.packed(batch, after: cache, appending: false, parameters: params, input: copy(embeddings, rows: batch.tokens))
     }
 
     /// Writes `rows` input embeddings as the layer stack's input.

@@ -25,10 +25,6 @@ final class LlamaLayerStack {
         }
     }
 
-    /// A layer's matrices prepared for bf16 or int8 (`Matrix` order), with the activations'
-    /// low-precision scratch; fp32 reads the parameters directly.
-    typealias LowPrecision = (matrices: [[LowPrecisionLinear]], scratch: GrowableBuffer)
-
     let config: LlamaConfig
     let layers: [LlamaWeights.Layer]
     let finalNorm: Parameters.Handle
@@ -41,9 +37,42 @@ final class LlamaLayerStack {
     private let gateUp = GrowableBuffer()    // (N, 2I)
     private let activated = GrowableBuffer() // (N, I) silu(gate) · up
     private let scratch = GrowableBuffer()   // attention scores, one block per worker
+    /// At bf16 and int8, per layer its matrices (`Matrix` order) prepared for `precision`; at
+    /// fp32 the products read the parameters directly. The model that owns the stack (`LlamaModel`,
+    /// `LlamaBackbone`) selects the precision; the language model's head stays fp32.
+    private let lowPrecision = LowPrecisionWeights()
 
     init(config: LlamaConfig, weights: LlamaWeights) {
         (self.config, layers, finalNorm) = (config, weights.layers, weights.finalNorm)
+    }
+
+    /// The number format of the layers' matrix products.
+    var precision: Precision { lowPrecision.precision }
+
+    /// Selects the layers' precision (`--precision`), refusing one the CPU does not run natively
+    /// or a change once the fp32 matrices were released; prepares them now when `parameters` are
+    /// bound (at load, rather than by the first request).
+    func usePrecision(_ precision: Precision, parameters: Parameters?) throws {
+        try lowPrecision.select(precision)
+        if let parameters { _ = lowPrecisionMatrices(parameters) }
+    }
+
+    /// Every layer's matrices at `precision` (nil at fp32), made once; their fp32 values are released (`LowPrecisionWeights`).
+    func lowPrecisionMatrices(_ p: Parameters) -> [[LowPrecisionLinear]]? {
+        let (C, I, Q, W) = (config.hiddenSize, config.intermediateSize, config.queryWidth, rowWidth)
+        return lowPrecision.prepared {
+            layers.map { w in
+                precondition(p.value(w.v) == p.value(w.q) + (W - config.keyWidth) * C, "q, k and v weights are not one block")
+                if let qBias = w.qBias, let vBias = w.vBias {
+                    precondition(p.value(vBias) == p.value(qBias) + W - config.keyWidth, "q, k and v biases are not one block")
+                }
+                precondition(p.value(w.up) == p.value(w.gate) + I * C, "gate and up weights are not one block")
+                let shapes: [(Parameters.Handle, outputs: Int, inputs: Int)] = [(w.q, W, C), (w.o, C, Q), (w.gate, 2 * I, C), (w.down, C, I)]
+                return zip(Matrix.allCases, shapes).map { matrix, shape in
+                    lowPrecision.linear(matrix.product, of: p, weight: p.value(shape.0), outputs: shape.outputs, inputs: shape.inputs)
+                }
+            }
+        }
     }
 
     /// Width of a packed row of queries, keys and values.
@@ -56,7 +85,7 @@ final class LlamaLayerStack {
     /// Hidden states (N, C) of a packed batch whose every sequence follows `cache`'s rows (none
     /// without a cache); `input` writes the batch's input embeddings (N, C). With `appending`, the
     /// batch's keys and values are added to the cache (one sequence: the cache's next tokens).
-    func packed(_ batch: PackedBatch, after cache: KVCache?, appending: Bool, parameters: Parameters, lowPrecision: LowPrecision?,
+    func packed(_ batch: PackedBatch, after cache: KVCache?, appending: Bool, parameters: Parameters,
                 input: (UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
         let P = cache?.count ?? 0
         precondition(P + batch.maxLength <= config.maxPositionEmbeddings, "sequence longer than \(config.maxPositionEmbeddings) positions")
@@ -64,8 +93,7 @@ final class LlamaLayerStack {
         let (Q, K) = (config.queryWidth, config.keyWidth)
         let probs = scratch.ensure(GroupedAttention.inferenceScratch(batch: batch, prefixCount: P))
         let positions = batch.lengths.flatMap { (0..<$0).map { Int32(P + $0) } }
-        let hidden = layerStack(rows: batch.tokens, positions: positions, parameters: parameters, lowPrecision: lowPrecision,
-                                input: input) { l, qkv, out in
+        let hidden = layerStack(rows: batch.tokens, positions: positions, parameters: parameters, input: input) { l, qkv, out in
             let prefix = cache.map { GroupedAttention.Prefix(keys: $0.keys[l].data, values: $0.values[l].data, count: P) }
             GroupedAttention.infer(out: out, scratch: probs, qkv: qkv, batch: batch, shape: shape, prefix: prefix)
             if appending, let cache {
@@ -80,7 +108,7 @@ final class LlamaLayerStack {
     /// changed: a prompt's cache shared by its samples) followed by `own[b]`, and `input` writes
     /// its next token's embedding (B, C). Appends each token's keys and values to `own[b]` and
     /// returns hidden states (B, C); the B tokens go through every projection as one batch.
-    func decodeStep(prefixes: [KVCache], own: [KVCache], parameters: Parameters, lowPrecision: LowPrecision?,
+    func decodeStep(prefixes: [KVCache], own: [KVCache], parameters: Parameters,
                     input: (UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
         precondition(prefixes.count == own.count, "one prefix per sequence")
         let B = own.count
@@ -91,7 +119,7 @@ final class LlamaLayerStack {
         let (Q, K) = (config.queryWidth, config.keyWidth)
         let longest = (positions.max().map { Int($0) } ?? 0) + 1
         let probs = scratch.ensure(Parallel.workers * longest)
-        let hidden = layerStack(rows: B, positions: positions, parameters: parameters, lowPrecision: lowPrecision, input: input) { l, qkv, out in
+        let hidden = layerStack(rows: B, positions: positions, parameters: parameters, input: input) { l, qkv, out in
             for b in 0..<B {
                 own[b].append(layer: l, keys: qkv + b * W + Q, values: qkv + b * W + Q + K, rowStride: W, rows: 1, at: own[b].count)
             }
@@ -112,8 +140,8 @@ final class LlamaLayerStack {
     /// The layers over N rows at `positions`: x = input; per layer
     /// x += o(attention(rope(norm_qk(qkv(RMSNorm(x)))))), then x += down(silu(gate) · up) over
     /// RMSNorm(x); hidden = RMSNorm(x). The caller's attention reads the packed rows (N, Q + 2K)
-    /// and writes (N, Q).
-    private func layerStack(rows N: Int, positions: [Int32], parameters p: Parameters, lowPrecision: LowPrecision?,
+    /// and writes (N, Q). The products run at `precision`.
+    private func layerStack(rows N: Int, positions: [Int32], parameters p: Parameters,
                             input: (UnsafeMutablePointer<Float>) -> Void,
                             attention: (_ layer: Int, _ qkv: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) -> Void)
         -> UnsafePointer<Float> {
@@ -124,12 +152,13 @@ final class LlamaLayerStack {
         let gateUp = self.gateUp.ensure(N * 2 * I), activated = self.activated.ensure(N * I)
         input(x)
         let rotation = RotaryTable(positions: positions, headSize: D, base: config.ropeTheta)
+        let prepared = lowPrecisionMatrices(p)
         /// out (N, outputs) = inp (N, inputs) · Wᵀ (+ bias) for one of layer l's matrices.
         func project(_ l: Int, _ matrix: Matrix, _ weight: Parameters.Handle, bias: Parameters.Handle?, out: UnsafeMutablePointer<Float>,
                      inp: UnsafePointer<Float>, inputs: Int, outputs: Int) {
             let bias = bias.map { UnsafePointer(p.value($0)) }
-            if let lowPrecision {
-                lowPrecision.matrices[l][matrix.rawValue].forward(out: out, inp: inp, rows: N, bias: bias, scratch: lowPrecision.scratch)
+            if let prepared {
+                prepared[l][matrix.rawValue].forward(out: out, inp: inp, rows: N, bias: bias, scratch: lowPrecision.scratch)
             } else {
                 Linear.forward(out: out, inp: inp, weight: p.value(weight), bias: bias, N: N, C: inputs, OC: outputs)
             }

@@ -84,6 +84,13 @@ public final class UserAdapter {
         guard !prior.isCluster || model.config.aggregator == .linearHead else {
             throw TrainingError("adapting a cluster model's users needs the linear-head aggregator; this model has \(model.config.aggregator.rawValue)")
         }
+        // A soft-prompt user is fitted by the backbone's training pass (forward, then backward to the
+        // user's input rows), which reads the fp32 matrices that bf16 and int8 release.
+        let precision = model.backbone.inferencePrecision
+        guard model.config.aggregator == .linearHead || precision == .fp32 else {
+            throw TrainingError("adapting a soft-prompt model's users runs the backbone's training pass, which needs its fp32 matrices; "
+                                + "this model was loaded at --precision \(precision) (load it at fp32)")
+        }
         self.model = model
         preparer = InputPreparer(model: model, users: users)
         self.settings = settings

@@ -12,11 +12,7 @@ import PRMTraining
 final class BenchRewardTests: XCTestCase {
     func testRecordedScoresAreTheTrainingForwardsOnTheSameIDs() throws {
         let folder = try scratchFolder("prm-bench-reward")
-        let data = folder.appendingPathComponent("pairs.jsonl")
-        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 4, seed: 3).comparisons, to: data)
-        let checkpoint = folder.appendingPathComponent("run")
-        assertSucceeded(PRM.run("train", "--backbone", LlamaTrainTests.llama.path, "--data", data.path, "--out", checkpoint.path,
-                                "--epochs", "1", "--max-length", "48", "--batch-size", "8", "--reply-counts", "0"))
+        let checkpoint = try tinyLlamaCheckpoint(in: folder, seed: 3, options: ["--reply-counts", "0"])
         let prompt: [Int32] = [72, 117, 109, 97, 110, 58, 32, 104, 105]
         let items: [(prompt: [Int32], reply: [Int32])] = [(prompt, [32, 79, 107]), (prompt, [32, 72, 101, 108, 108, 111, 33]),
                                                           ([], [87, 104, 121, 63]), (prompt, [])]

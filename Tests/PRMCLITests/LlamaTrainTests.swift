@@ -43,3 +43,17 @@ final class LlamaTrainTests: XCTestCase {
                      command: "train", mentioning: [config.path, "model_type 'falcon'"])
     }
 }
+
+extension XCTestCase {
+    /// A reward model on the tiny random llama of Tests/Fixtures/llama-family, trained one epoch by
+    /// the real `prm train` on 16 synthetic comparisons (4 users; `seed`) with `options` added:
+    /// the checkpoint folder, inside `folder`.
+    func tinyLlamaCheckpoint(in folder: URL, seed: UInt64, options: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        let data = folder.appendingPathComponent("pairs.jsonl")
+        try JSONL.write(SyntheticPreferences.twoGroups(users: 4, minorityShare: 0.25, comparisonsPerUser: 4, seed: seed).comparisons, to: data)
+        let checkpoint = folder.appendingPathComponent("run")
+        assertSucceeded(PRM.run(["train", "--backbone", LlamaTrainTests.llama.path, "--data", data.path, "--out", checkpoint.path,
+                                 "--epochs", "1", "--max-length", "48", "--batch-size", "8"] + options), file: file, line: line)
+        return checkpoint
+    }
+}
