@@ -1,4 +1,5 @@
 import XCTest
+import Foundation
 import PRMTestSupport
 @testable import PRMCore
 
@@ -103,6 +104,27 @@ final class InferenceKernelTests: XCTestCase {
                 Attention.infer(out: out.data, scratch: scratch.data, qkv: qkv.data, batch: batch, NH: NH, C: C, causal: causal)
                 assertClose(out, expected, 1e-6, "\(backend) causal \(causal)")
             }
+        }
+    }
+
+    /// One decoding step's attention (a query over a shared prefix's keys and its own) against a
+    /// plain double-precision softmax over the two key blocks; head sizes with and without a SIMD
+    /// tail, strided key rows, an empty prefix.
+    func testAttendHeadStepEqualsPlainSoftmaxAttention() {
+        var g = GradientCheck()
+        for (hs, P, R, ld) in [(64, 37, 5, 192), (20, 0, 3, 20), (64, 120, 1, 64)] {
+            let q = g.tensor([hs], scale: 2), prefixK = g.tensor([max(P, 1), ld]), prefixV = g.tensor([max(P, 1), ld])
+            let ownK = g.tensor([R, ld]), ownV = g.tensor([R, ld])
+            let keys = (0..<P).map { prefixK.data + $0 * ld } + (0..<R).map { ownK.data + $0 * ld }
+            let values = (0..<P).map { prefixV.data + $0 * ld } + (0..<R).map { ownV.data + $0 * ld }
+            let scores = keys.map { k in (0..<hs).reduce(0.0) { $0 + Double(q[$1]) * Double(k[$1]) } / Double(hs).squareRoot() }
+            let weights = scores.map { Foundation.exp($0 - scores.max()!) }
+            let expected = (0..<hs).map { d in zip(weights, values).reduce(0.0) { $0 + $1.0 * Double($1.1[d]) } / weights.reduce(0, +) }
+            let out = Tensor(shape: [hs]), probs = Tensor(shape: [P + R])
+            Attention.attendHeadStep(out: out.data, probs: probs.data, q: q.data, prefixK: prefixK.data, prefixV: prefixV.data, ldPrefix: ld,
+                                     P: P, ownK: ownK.data, ownV: ownV.data, ldOwn: ld, R: R, hs: hs)
+            let worst = (0..<hs).map { abs(Double(out[$0]) - expected[$0]) }.max()!
+            XCTAssertLessThanOrEqual(worst, 1e-5, "hs \(hs) P \(P) R \(R): largest difference")
         }
     }
 

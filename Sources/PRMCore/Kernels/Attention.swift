@@ -118,17 +118,20 @@ public enum Attention {
     /// One decoding step of one head: a single query over P keys of a shared prefix (a prompt's
     /// cache, read by all its samples) and R keys of its own (the reply so far, the query's own
     /// token last). The query is the newest token, so it sees every key: no mask. probs (P + R) is scratch.
+    ///
+    /// Plain SIMD loops, not sgemm: each product is one row against a few hundred keys of one head,
+    /// and a decoding step runs B × heads × layers of them (270 at batch 1 for SmolLM2, four sgemm
+    /// calls each), where a call's fixed cost was most of the time (bench/results/decode_profile.md).
     public static func attendHeadStep(out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
                                       prefixK: UnsafePointer<Float>, prefixV: UnsafePointer<Float>, ldPrefix: Int, P: Int,
                                       ownK: UnsafePointer<Float>, ownV: UnsafePointer<Float>, ldOwn: Int, R: Int, hs: Int) {
         guard R > 0 else { return }
         let scale = 1 / Float(hs).squareRoot()
-        let width = P + R
-        BLAS.gemm(transB: true, m: 1, n: P, k: hs, alpha: scale, a: q, lda: hs, b: prefixK, ldb: ldPrefix, beta: 0, c: probs, ldc: width)
-        BLAS.gemm(transB: true, m: 1, n: R, k: hs, alpha: scale, a: q, lda: hs, b: ownK, ldb: ldOwn, beta: 0, c: probs + P, ldc: width)
-        Softmax.normalizeRow(probs, valid: width, width: width)
+        for j in 0..<P { probs[j] = scale * dot(q, prefixK + j * ldPrefix, hs) }
+        for j in 0..<R { probs[P + j] = scale * dot(q, ownK + j * ldOwn, hs) }
+        Softmax.normalizeRow(probs, valid: P + R, width: P + R)
         out.update(repeating: 0, count: hs)
-        BLAS.gemm(m: 1, n: hs, k: P, a: probs, lda: width, b: prefixV, ldb: ldPrefix, beta: 1, c: out, ldc: hs)
-        BLAS.gemm(m: 1, n: hs, k: R, a: probs + P, lda: width, b: ownV, ldb: ldOwn, beta: 1, c: out, ldc: hs)
+        for j in 0..<P { addScaled(out, probs[j], prefixV + j * ldPrefix, hs) }
+        for j in 0..<R { addScaled(out, probs[P + j], ownV + j * ldOwn, hs) }
     }
 }

@@ -87,6 +87,26 @@ func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     return result
 }
 
+/// ⟨a, b⟩ over `count` floats, 16 lanes at a time (a plain float loop stays scalar).
+@inline(__always)
+func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+    var lanes = Vec(repeating: 0)
+    var i = 0
+    while i + 16 <= count {
+        lanes += a.vec(i) * b.vec(i)
+        i += 16
+    }
+    var total = lanes.sum()
+    while i < count { total += a[i] * b[i]; i += 1 }
+    return total
+}
+
+/// y += alpha · x over `count` floats.
+@inline(__always)
+func addScaled(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, _ count: Int) {
+    VectorMath.map(count, { i in y.setVec(i, y.vec(i) + alpha * x.vec(i)) }, { i in y[i] += alpha * x[i] })
+}
+
 /// 16 floats (AVX-512 width; split on narrower machines). Plain arithmetic and squareRoot on it
 /// lower to vector instructions; see VectorMath for what does not.
 public typealias Vec = SIMD16<Float>
