@@ -17,8 +17,10 @@ public struct PooledScaleChoice: Sendable, Equatable {
     /// MiniLM's `spread` at the recipe's start, as this measurement gives it on the built-in data
     /// (`prm train --data data/X/train.jsonl`'s log line: lengthpref 23.9, stylepref 23.6, multipref 22.9).
     public static let recipeSpread = 24.0
-    /// Within this factor of `recipeSpread` the scale stays 1, the value the recipe's accuracies were
-    /// measured at: MiniLM on another data set must not get a scale of its own.
+    /// Up to this factor above `recipeSpread` the scale stays 1, the value the recipe's accuracies were
+    /// measured at: MiniLM on another data set must not get a scale of its own. A state smaller than
+    /// MiniLM's keeps 1 too: what was measured to fail is a state too large (overshooting steps),
+    /// and enlarging a small one was never tried.
     public static let tolerance = 2.0
 
     /// mean over the sampled comparisons of Σ_i |h_chosen,i − h_rejected,i|, the pooled state at scale 1.
@@ -29,12 +31,11 @@ public struct PooledScaleChoice: Sendable, Equatable {
 
     public init(spread: Double, comparisons: Int = sampleSize) {
         (self.spread, self.comparisons) = (spread, comparisons)
-        let ratio = Self.recipeSpread / spread
-        guard spread > 0, ratio.isFinite, !(1 / Self.tolerance...Self.tolerance).contains(ratio) else {
+        guard spread > Self.recipeSpread * Self.tolerance, spread.isFinite else {
             scale = 1
             return
         }
-        scale = Float(Self.twoSignificantDigits(ratio))
+        scale = Float(Self.twoSignificantDigits(Self.recipeSpread / spread))
     }
 
     /// Measures `model`'s pooled state on the generic user's view of the first `sampleSize` of
@@ -65,7 +66,7 @@ public struct PooledScaleChoice: Sendable, Equatable {
 
     public var description: String {
         String(format: "pooled scale auto: %.3g (the backbone's pooled differences sum to %.1f over %d comparisons; the recipe's, "
-               + "MiniLM's, to %.1f; within a factor of %g the scale stays 1)", scale, spread, comparisons, Self.recipeSpread, Self.tolerance)
+               + "MiniLM's, to %.1f; up to %g times that the scale stays 1)", scale, spread, comparisons, Self.recipeSpread, Self.tolerance)
     }
 
     /// x rounded to two significant digits: the scale is a measured ratio, not a tuned value.

@@ -39,7 +39,7 @@ public struct TrainingSettings: Codable, Sendable, Equatable {
             + "whole prompts, while the linear head gave 84.3% and 83.2% (bench/results/recipe)."
         public static let pooledScale = "auto: the scale that brings the backbone's pooled differences, the mean of "
             + "sum_i |h_chosen,i - h_rejected,i| over the first 32 training comparisons, to MiniLM's (24), where the recipe was "
-            + "chosen; 1 within a factor of 2 of it. MiniLM keeps 1 on every built-in set; SmolLM2's last-token state is 16 times "
+            + "chosen, when the backbone's is more than twice MiniLM's; 1 otherwise. MiniLM keeps 1 on every built-in set; SmolLM2's last-token state is 16 times "
             + "larger, and at 1 the default recipe did not learn on it (train accuracy 49% after 20 steps; bench/results/decoder_recipe)."
         public static let dropout = "0.1 against memorising a few hundred comparisons per group; not varied in the search."
         public static let refitSeenUsers = "After the last epoch each seen user's vector is refitted on their training comparisons "

@@ -6,7 +6,7 @@ import PRMTestSupport
 
 /// `--pooled-scale auto`: the rule, and what it measures on the two real backbones.
 final class PooledScaleChoiceTests: XCTestCase {
-    /// Near the recipe's spread the scale stays 1; outside the band it is the ratio to two digits.
+    /// Up to twice the recipe's spread (and below it) the scale stays 1; above, the ratio to two digits.
     func testTheScaleIsOneNearTheRecipeAndTheRatioOutsideIt() {
         let recipe = PooledScaleChoice.recipeSpread
         XCTAssertEqual(PooledScaleChoice(spread: recipe).scale, 1)
@@ -14,8 +14,9 @@ final class PooledScaleChoiceTests: XCTestCase {
         XCTAssertEqual(PooledScaleChoice(spread: recipe / 1.9).scale, 1)
         XCTAssertEqual(PooledScaleChoice(spread: recipe * 4).scale, 0.25)
         XCTAssertEqual(PooledScaleChoice(spread: 383.1).scale, 0.063, accuracy: 1e-7)  // 24 / 383.1 = 0.06265
-        XCTAssertEqual(PooledScaleChoice(spread: recipe / 3).scale, 3)
+        XCTAssertEqual(PooledScaleChoice(spread: recipe / 3).scale, 1, "a smaller state is not enlarged")
         XCTAssertEqual(PooledScaleChoice(spread: 0).scale, 1, "a backbone whose replies all pool alike gets no scale")
+        XCTAssertEqual(PooledScaleChoice(spread: .infinity).scale, 1)
         XCTAssertEqual(PooledScaleChoice.twoSignificantDigits(0.0012345), 0.0012, accuracy: 1e-12)
         XCTAssertEqual(PooledScaleChoice.twoSignificantDigits(37.6), 38, accuracy: 1e-9)
     }
