@@ -181,26 +181,15 @@ enum TrainCommand: Subcommand {
             let training: [String: Any]
             (model, users, training) = try Checkpoint.load(run.out)
             refitted = try RewardModelRecord(training, in: run.out).refitSeen != nil
-        } else if let start {
-            users = UserTable(ids: train.userIDs)
-            let (seed, initialization) = (settings.seed, settings.freshInitialization)
-            try resolvePooledScale(&settings, users: users, train: train) {
-                try start.model(config: $0, users: users, seed: seed, initialization: initialization).model
-            }
-            let started = try start.model(config: settings.rewardModelConfig(users: users.count, template: train.template),
-                                          users: users, seed: settings.seed, initialization: settings.freshInitialization)
-            (model, settings.initFrom) = (started.model, started.source)
-            Log.info("starting from \(started.source.path) (\(started.source.kind.rawValue); "
-                     + "\(started.source.keptUsers) of \(users.count) users kept)")
         } else {
             users = UserTable(ids: train.userIDs)
-            let backbone = try arguments.modelFolder("backbone")
-            let (seed, initialization) = (settings.seed, settings.freshInitialization)
-            try resolvePooledScale(&settings, users: users, train: train) {
-                try RewardModel.pretrained(backbone: backbone, config: $0, seed: seed, initialization: initialization)
+            let build = try freshModel(arguments, start: start, users: users, seed: settings.seed, initialization: settings.freshInitialization)
+            try resolvePooledScale(&settings, users: users, train: train) { try build($0).model }
+            let built = try build(settings.rewardModelConfig(users: users.count, template: train.template))
+            (model, settings.initFrom) = (built.model, built.source)
+            if let source = built.source {
+                Log.info("starting from \(source.path) (\(source.kind.rawValue); \(source.keptUsers) of \(users.count) users kept)")
             }
-            model = try RewardModel.pretrained(backbone: backbone, config: settings.rewardModelConfig(users: users.count, template: train.template), seed: settings.seed,
-                                                 initialization: settings.freshInitialization)
         }
         Log.info("\(train.comparisons.count) comparisons from \(users.count) users; \(model.parameters.count) parameters; "
                  + "\(settings.userModel.rawValue) users, \(settings.aggregator.rawValue), T_u \(settings.userTokens), alpha \(settings.alpha)")
@@ -245,6 +234,20 @@ enum TrainCommand: Subcommand {
         try TrainingState.save(trainer, dataFile: dataFile.absolute, to: run.out)
         run.finish(progress)
         return 0
+    }
+
+    /// How a new run builds its model for a config: from --init-from's model (and where it
+    /// started, recorded), or from --backbone's pretrained weights.
+    static func freshModel(_ arguments: ParsedArguments, start: InitialModel?, users: UserTable, seed: UInt64,
+                           initialization: FreshInitialization) throws -> (RewardModelConfig) throws -> (model: RewardModel, source: InitSource?) {
+        if let start {
+            return { config in
+                let started = try start.model(config: config, users: users, seed: seed, initialization: initialization)
+                return (started.model, started.source)
+            }
+        }
+        let backbone = try arguments.modelFolder("backbone")
+        return { (try RewardModel.pretrained(backbone: backbone, config: $0, seed: seed, initialization: initialization), nil) }
     }
 
     /// `--pooled-scale auto` resolved on a probe model `build` makes (`PooledScaleChoice`), said in the log.

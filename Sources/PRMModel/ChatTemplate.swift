@@ -76,7 +76,7 @@ public enum ChatTemplate: Sendable, Hashable, Codable {
     /// nil when the folder has none; an error naming the file and key for one prm does not render.
     public static func ofFolder(_ folder: URL) throws -> ChatTemplate? {
         let configURL = folder.appendingPathComponent("tokenizer_config.json")
-        let config = FileManager.default.fileExists(atPath: configURL.path) ? try tokenizerConfig(configURL) : JSONObject()
+        let config = FileManager.default.fileExists(atPath: configURL.path) ? try HFConfig.jsonObject(configURL) : JSONObject()
         let bos = config["bos_token"].flatMap { $0.string ?? $0.object?["content"]?.string }
         let jinja = folder.appendingPathComponent("chat_template.jinja")
         if FileManager.default.fileExists(atPath: jinja.path) {
@@ -90,14 +90,6 @@ public enum ChatTemplate: Sendable, Hashable, Codable {
             throw ModelError("\(origin) is neither a template string nor a list of named templates with a \"default\" one")
         }
         return try recognize(source, bosToken: bos, origin: "\(origin), template \"default\"")
-    }
-
-    private static func tokenizerConfig(_ url: URL) throws -> JSONObject {
-        let data = try HFConfig.readFile(url)
-        let value: JSONValue
-        do { value = try JSONReader.parse(data) } catch { throw ModelError(file: url, "\(error)") }
-        guard let object = value.object else { throw ModelError(file: url, "expected a JSON object, got \(value.kind.rawValue)") }
-        return object
     }
 
     /// The conversation as the template renders it, ending with the open assistant turn when

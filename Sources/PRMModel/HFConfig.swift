@@ -21,6 +21,15 @@ enum HFConfig {
         return type
     }
 
+    /// A JSON object file read with prm's strict reader (not JSONSerialization, whose NSNumber
+    /// answers `as? Int` for `true` and for 1.0), or an error naming the file.
+    static func jsonObject(_ url: URL) throws -> JSONObject {
+        let parsed: JSONValue
+        do { parsed = try JSONReader.parse(readFile(url)) } catch let error as JSONParseError { throw ModelError(url.path, cause: error) }
+        guard let object = parsed.object else { throw ModelError(file: url, "expected a JSON object, got \(parsed.kind.withArticle)") }
+        return object
+    }
+
     static func readFile(_ url: URL) throws -> Data {
         guard FileManager.default.fileExists(atPath: url.path) else { throw ModelError(file: url, "file not found") }
         do { return try Data(contentsOf: url) } catch { throw ModelError(file: url, "cannot read: \(error.localizedDescription)") }

@@ -112,13 +112,8 @@ public enum RunFolder {
     /// Reads users.json, checking it names exactly `expected` users with indices 1...expected.
     public static func loadUsers(_ directory: URL, expected: Int) throws -> UserTable {
         let url = directory.appendingPathComponent("users.json")
-        // prm's strict reader, not JSONSerialization: its NSNumber answers `as? Int` for `true`
-        // and for 1.0, so a corrupt users.json would pass as indices.
-        let parsed: JSONValue
-        do { parsed = try JSONReader.parse(HFConfig.readFile(url)) } catch let error as JSONParseError {
-            throw ModelError(url.path, cause: error)
-        }
-        guard let object = parsed.object else { throw ModelError(file: url, "not a JSON object") }
+        // The strict reader: a corrupt users.json must not pass `true` or 1.0 as indices.
+        let object = try HFConfig.jsonObject(url)
         var indices: [String: Int] = [:]
         for (id, value) in object.members {
             guard let index = value.number.flatMap({ Int($0.text) }), (1...max(expected, 1)).contains(index) else {
