@@ -35,6 +35,8 @@ let package = Package(
             // in /usr/include and the module map links libzmq.
             providers: [.apt(["libzmq3-dev", "pkg-config"])]
         ),
+        // Not a library: inline helpers for CPU instructions Swift cannot name (software prefetch).
+        .systemLibrary(name: "CIntrinsics"),
         .systemLibrary(
             name: "CMicroHTTPD",
             // The HTTP front door (`--http`) and `--metrics-http`; Debian builds it with GnuTLS.
@@ -42,7 +44,7 @@ let package = Package(
         ),
 
         // Tensors, kernels with explicit backward passes, safetensors, optimizer, logging.
-        .target(name: "PRMCore", dependencies: ["CBLAS", "CDNNL"], swiftSettings: optimised),
+        .target(name: "PRMCore", dependencies: ["CBLAS", "CDNNL", "CIntrinsics"], swiftSettings: optimised),
         // tokenizer.json: BERT WordPiece and byte-level BPE.
         .target(name: "PRMTokenizers", dependencies: ["PRMCore"], swiftSettings: optimised),
         // Backbones from Hugging Face folders, user models, aggregators, reward model, checkpoints.

@@ -128,6 +128,39 @@ final class InferenceKernelTests: XCTestCase {
         }
     }
 
+    /// A decoding step's few-row product (`Linear.forward` takes StreamedLinear up to 8 rows)
+    /// against a double-precision reference: every row count it takes and the first it does not;
+    /// serial and parallel shapes, odd row halves (a W row paired with itself), C with a SIMD body
+    /// and a tail; with and without bias. Each difference is bounded relative to Σ|w·x|.
+    func testFewRowProductEqualsDoublePrecisionProduct() {
+        var g = GradientCheck()
+        for (OC, C) in [(7, 37), (301, 576), (131, 1000)] {
+            let w = g.tensor([OC, C]), bias = g.tensor([OC])
+            for N in 1...StreamedLinear.maxRows + 1 {
+                let x = g.tensor([N, C], scale: 2)
+                for useBias in [false, true] {
+                    let out = Tensor(shape: [N, OC])
+                    out.data.update(repeating: .nan, count: N * OC)  // every element must be written
+                    Linear.forward(out: out.data, inp: x.data, weight: w.data, bias: useBias ? bias.data : nil, N: N, C: C, OC: OC)
+                    var worst = 0.0
+                    for n in 0..<N {
+                        for r in 0..<OC {
+                            var sum = useBias ? Double(bias[r]) : 0, magnitude = 0.0
+                            for c in 0..<C {
+                                let term = Double(w[r * C + c]) * Double(x[n * C + c])
+                                sum += term
+                                magnitude += abs(term)
+                            }
+                            let difference = abs(Double(out[n * OC + r]) - sum) / max(magnitude, 1)
+                            worst = max(worst, difference.isNaN ? .infinity : difference)  // an unwritten NaN fails
+                        }
+                    }
+                    XCTAssertLessThanOrEqual(worst, 1e-6, "OC \(OC) C \(C) N \(N) bias \(useBias): largest relative difference")
+                }
+            }
+        }
+    }
+
     private func assertClose(_ actual: Tensor, _ expected: Tensor, _ tolerance: Float, _ label: String,
                              file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(actual.count, expected.count, label, file: file, line: line)

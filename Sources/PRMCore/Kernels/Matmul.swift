@@ -60,6 +60,11 @@ public enum Linear {
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                N: Int, C: Int, OC: Int, layout: WeightLayout = .outIn) {
+        if layout == .outIn && N <= StreamedLinear.maxRows {
+            // A decoding step's few rows: the product is a pass over W (StreamedLinear).
+            StreamedLinear.forward(out: out, inp: inp, weight: weight, bias: bias, N: N, C: C, OC: OC)
+            return
+        }
         if let bias {
             Parallel.forRange(N, costPerItem: OC) { rows in
                 for n in rows { (out + n * OC).update(from: bias, count: OC) }

@@ -41,7 +41,7 @@ public enum ResidualLayerNorm {
     static func sumRow(_ s: UnsafePointer<Float>, _ C: Int) -> Float {
         var lanes = Vec(repeating: 0), tail: Float = 0
         VectorMath.map(C, { lanes += s.vec($0) }, { tail += s[$0] })
-        return lanes.sum() + tail
+        return lanes.laneSum + tail
     }
 
     @inline(__always)
@@ -49,7 +49,7 @@ public enum ResidualLayerNorm {
         var lanes = Vec(repeating: 0), tail: Float = 0
         let m = Vec(repeating: mean)
         VectorMath.map(C, { let v = s.vec($0) - m; lanes += v * v }, { let v = s[$0] - mean; tail += v * v })
-        return lanes.sum() + tail
+        return lanes.laneSum + tail
     }
 
     @inline(__always)

@@ -61,7 +61,7 @@ func sum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
         lanes += x.vec(i)
         i += 16
     }
-    var total = lanes.sum()
+    var total = lanes.laneSum
     while i < count { total += x[i]; i += 1 }
     return total
 }
@@ -96,7 +96,7 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> 
         lanes += a.vec(i) * b.vec(i)
         i += 16
     }
-    var total = lanes.sum()
+    var total = lanes.laneSum
     while i < count { total += a[i] * b[i]; i += 1 }
     return total
 }
@@ -128,6 +128,18 @@ extension UnsafePointer where Pointee == Float {
 extension UnsafeMutablePointer where Pointee == Float {
     @inline(__always) func vec(_ i: Int) -> Vec { UnsafeRawPointer(self + i).loadUnaligned(as: Vec.self) }
     @inline(__always) func setVec(_ i: Int, _ v: Vec) { UnsafeMutableRawPointer(self + i).storeBytes(of: v, as: Vec.self) }
+}
+
+extension SIMD16 where Scalar == Float {
+    /// The sum of the 16 lanes by halving: four vector adds, inlined. The standard library's
+    /// `sum()` is an out-of-line call that adds lane by lane; in a decoding step, where every dot
+    /// product of a head and every weight row ends in one, it took a tenth of the time.
+    @inline(__always) public var laneSum: Float {
+        let eight = lowHalf + highHalf
+        let four = eight.lowHalf + eight.highHalf
+        let two = four.lowHalf + four.highHalf
+        return two[0] + two[1]
+    }
 }
 
 /// A scalar lifted into one SIMD lane so scalar tails use the same formulas as the bodies.
