@@ -40,7 +40,7 @@ enum BenchChatGenerate {
 
     static func run(model url: URL, precision: Precision, repeats: Int, output: URL?) throws -> Report {
         // The bandwidth probe's 512 MB buffer is freed before the peak is reset: the peak is the model's.
-        let bandwidth = (0..<repeats).map { _ in measureBandwidth() }.max() ?? 0
+        let bandwidthBefore = (0..<repeats).map { _ in measureBandwidth() }.max() ?? 0
         try ResidentMemory.resetPeak()
         let loadStart = MonotonicClock.now
         let generator = try ChatGenerator.load(gguf: url, precision: precision)
@@ -48,20 +48,23 @@ enum BenchChatGenerate {
         let model = generator.model
         let prompt = generator.promptIDs([ChatMessage(role: .user, content: "Any tips for sleeping better?")])
         let bytes = model.weightBytesPerToken
-        var cases: [Case] = []
-        for samples in [1, 8] {
-            var best = Double.infinity
-            for _ in 0..<repeats { best = min(best, timeDecoding(model, prompt: prompt, samples: samples)) }
-            let tokens = samples * steps
-            cases.append(Case(name: samples == 1 ? "batch 1" : "\(samples) samples of one prompt (shared prompt cache)",
-                              sequences: samples, tokens: tokens, seconds: best, tokensPerSecond: Double(tokens) / best,
-                              bandwidthFraction: Double(steps) / best * Double(bytes) / bandwidth))
+        let timed = [1, 8].map { samples in
+            (samples, (0..<repeats).map { _ in timeDecoding(model, prompt: prompt, samples: samples) }.min() ?? .infinity)
+        }
+        let peakRSS = try ResidentMemory.peakMegabytes()
+        // Probed again after the cases and the faster probe kept, so a probe slowed by a moment's
+        // contention cannot flatter the fractions.
+        let bandwidth = max(bandwidthBefore, (0..<repeats).map { _ in measureBandwidth() }.max() ?? 0)
+        let cases = timed.map { samples, best in
+            Case(name: samples == 1 ? "batch 1" : "\(samples) samples of one prompt (shared prompt cache)",
+                 sequences: samples, tokens: samples * steps, seconds: best, tokensPerSecond: Double(samples * steps) / best,
+                 bandwidthFraction: Double(steps) / best * Double(bytes) / bandwidth)
         }
         let report = Report(date: ISO8601DateFormatter().string(from: Date()), machine: BenchKernels.machineDescription(),
                             model: url.lastPathComponent, precision: Int8Plan.describe(precision, products: Int8Plan.products), parameters: model.parameters.count, weightBytesPerStep: bytes,
                             promptTokens: prompt.count, stepsPerCase: steps, bandwidthGBPerSecond: bandwidth / 1e9, cases: cases,
                             samplesSpeedup: cases[1].tokensPerSecond / cases[0].tokensPerSecond, loadSeconds: loadSeconds,
-                            peakRSSMB: try ResidentMemory.peakMegabytes(),
+                            peakRSSMB: peakRSS,
                             command: "prm bench " + CommandLine.arguments.dropFirst(2).joined(separator: " "))
         if let output { try BenchKernels.writeResults(report, markdown: markdown(report), to: output) }
         return report
@@ -90,29 +93,37 @@ enum BenchChatGenerate {
     }
 
     /// Bytes per second of reading a 512 MB buffer on every core (read-only streaming, as a
-    /// decoding step reads its weights): a wrapping integer sum, which the compiler vectorises
-    /// (a float sum would be bound by the add's latency, not by memory); best of three passes.
+    /// decoding step reads its weights), best of three passes. Each core sums its half with four
+    /// 16-lane accumulators, so the adds keep up with memory: the wrapping integer sum this
+    /// replaced vectorised poorly and read 36–37 GB/s where a C probe read 54–64 GB/s in the same
+    /// minute, which made decoding look faster than the bandwidth (bench/results/decode_profile.md).
     static func measureBandwidth() -> Double {
-        let count = 64 << 20
-        let buffer = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
+        let count = 128 << 20
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
         defer { buffer.deallocate() }
-        Parallel.forRange(count) { range in for i in range { buffer[i] = UInt64(i) } }
-        let sums = UnsafeMutablePointer<UInt64>.allocate(capacity: 64)
+        Parallel.forRange(count) { range in for i in range { buffer[i] = Float(i & 1023) } }
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: 64)
         defer { sums.deallocate() }
         sums.initialize(repeating: 0, count: 64)
         var best = Double.infinity
         for _ in 0..<3 {
             let start = MonotonicClock.now
-            Parallel.forChunks(count) { chunk, range in
-                var total: UInt64 = 0
-                for i in range { total &+= buffer[i] }
-                sums[chunk % 64] &+= total
+            Parallel.forChunks(count / 64) { chunk, blocks in
+                var (a0, a1, a2, a3) = (Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0))
+                for block in blocks {
+                    let p = UnsafeRawPointer(buffer + block * 64)
+                    a0 += p.loadUnaligned(as: Vec.self)
+                    a1 += p.loadUnaligned(fromByteOffset: 64, as: Vec.self)
+                    a2 += p.loadUnaligned(fromByteOffset: 128, as: Vec.self)
+                    a3 += p.loadUnaligned(fromByteOffset: 192, as: Vec.self)
+                }
+                sums[chunk % 64] += ((a0 + a1) + (a2 + a3)).laneSum
             }
             best = min(best, MonotonicClock.now - start)
         }
         // Keeps the sums observable, so the reads cannot be optimised away.
-        precondition(sums[0] != 1)
-        return Double(count * MemoryLayout<UInt64>.size) / best
+        precondition(!sums[0].isNaN)
+        return Double(count * MemoryLayout<Float>.size) / best
     }
 
     static func markdown(_ r: Report) -> String {
@@ -129,7 +140,7 @@ enum BenchChatGenerate {
         \(r.model) at --precision \(r.precision) (layers' matrices; the LM head fp32): \(r.parameters) parameters, \(r.weightBytesPerStep / 1_000_000) MB of weights read per decoding step;
         load (dequantize) \(String(format: "%.2f", r.loadSeconds)) s; a \(r.promptTokens)-token chat prompt, then \(r.stepsPerCase)
         greedy decoding steps per sequence (logits and argmax included, the prompt's pass not timed). Best of the repeats.
-        Memory bandwidth measured in the same run (reading 512 MB on every core): \(String(format: "%.1f", r.bandwidthGBPerSecond)) GB/s.
+        Memory bandwidth measured in the same run (reading 512 MB on every core, before and after the cases; the faster): \(String(format: "%.1f", r.bandwidthGBPerSecond)) GB/s.
         Peak RSS from loading on \(String(format: "%.0f", r.peakRSSMB)) MB.
 
         | case | tokens | s | tokens/s | weight bytes/s ÷ bandwidth |
