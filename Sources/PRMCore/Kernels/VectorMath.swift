@@ -101,12 +101,6 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> 
     return total
 }
 
-/// y += alpha · x over `count` floats.
-@inline(__always)
-func addScaled(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, _ count: Int) {
-    VectorMath.map(count, { i in y.setVec(i, y.vec(i) + alpha * x.vec(i)) }, { i in y[i] += alpha * x[i] })
-}
-
 /// 16 floats (AVX-512 width; split on narrower machines). Plain arithmetic and squareRoot on it
 /// lower to vector instructions; see VectorMath for what does not.
 public typealias Vec = SIMD16<Float>
