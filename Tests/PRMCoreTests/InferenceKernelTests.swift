@@ -112,7 +112,7 @@ final class InferenceKernelTests: XCTestCase {
     /// tail, strided key rows, an empty prefix.
     func testAttendHeadStepEqualsPlainSoftmaxAttention() {
         var g = GradientCheck()
-        for (hs, P, R, ld) in [(64, 37, 5, 192), (20, 0, 3, 20), (64, 120, 1, 64)] {
+        for (hs, P, R, ld) in [(64, 37, 5, 192), (20, 0, 3, 20), (64, 120, 1, 64), (80, 9, 4, 80)] {
             let q = g.tensor([hs], scale: 2), prefixK = g.tensor([max(P, 1), ld]), prefixV = g.tensor([max(P, 1), ld])
             let ownK = g.tensor([R, ld]), ownV = g.tensor([R, ld])
             let keys = (0..<P).map { prefixK.data + $0 * ld } + (0..<R).map { ownK.data + $0 * ld }
