@@ -12,7 +12,7 @@ import CIntrinsics
 ///   hardware prefetcher follows best (interleaving rows alone halved the speed);
 /// - 2–8 input rows: two W rows at a time against every input row (each load of W feeds 8 or 16
 ///   multiply-adds), with a software prefetch into L2 16 KB ahead; without it a core waits for
-///   memory after every stretch of weights instead of computing meanwhile (27.9 → 15 ms per
+///   memory after every stretch of weights instead of computing meanwhile (30.6 → 15.1 ms per
 ///   8-sample SmolLM2 step in the probe).
 public enum StreamedLinear {
     /// The most input rows a product takes this path for: beyond it the product is arithmetic,
