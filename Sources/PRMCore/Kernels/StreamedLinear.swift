@@ -42,9 +42,7 @@ public enum StreamedLinear {
             while r < rows.upperBound {
                 // An odd last row pairs with itself; its second result is dropped.
                 let (w0, w1) = (weight + r * C, weight + min(r + 1, rows.upperBound - 1) * C)
-                let (s0, s1) = N <= 4
-                    ? widen(pairFour(w0, w1, x(0), x(1), x(2), x(3), C))
-                    : pairEight(w0, w1, x(0), x(1), x(2), x(3), x(4), x(5), x(6), x(7), C)
+                let (s0, s1) = N <= 4 ? pair(w0, w1, inputs: 4, x, C) : pair(w0, w1, inputs: 8, x, C)
                 store(r, s0)
                 if r + 1 < rows.upperBound { store(r + 1, s1) }
                 r += 2
@@ -73,87 +71,46 @@ public enum StreamedLinear {
         return total
     }
 
-    /// ⟨w0, x_g⟩ and ⟨w1, x_g⟩ for four input rows in one pass over both weight rows.
+    /// ⟨w0, x_g⟩ and ⟨w1, x_g⟩ for input rows g < `inputs` (4 or 8, a constant at each call, so
+    /// the unused half folds away) in one pass over both weight rows: each load of W feeds
+    /// `inputs` multiply-adds. Lanes from `inputs` up are zero.
     @inline(__always)
-    private static func pairFour(_ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
-                                 _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>,
-                                 _ x2: UnsafePointer<Float>, _ x3: UnsafePointer<Float>, _ C: Int) -> (SIMD4<Float>, SIMD4<Float>) {
-        var (a0, a1, a2, a3) = (Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0))
-        var (b0, b1, b2, b3) = (Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0))
+    private static func pair(_ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>, inputs: Int,
+                             _ x: (Int) -> UnsafePointer<Float>, _ C: Int) -> (SIMD8<Float>, SIMD8<Float>) {
+        let (x0, x1, x2, x3, x4, x5, x6, x7) = (x(0), x(1), x(2), x(3), x(4), x(5), x(6), x(7))
+        var (a0, a1, a2, a3, a4, a5, a6, a7) = (Vec.zero, Vec.zero, Vec.zero, Vec.zero, Vec.zero, Vec.zero, Vec.zero, Vec.zero)
+        var (b0, b1, b2, b3, b4, b5, b6, b7) = (Vec.zero, Vec.zero, Vec.zero, Vec.zero, Vec.zero, Vec.zero, Vec.zero, Vec.zero)
+        /// Adds u·x and v·x at k to one input row's pair of accumulators.
+        @inline(__always) func add(_ a: inout Vec, _ b: inout Vec, _ u: Vec, _ v: Vec, _ x: UnsafePointer<Float>, _ k: Int) {
+            let xk = x.vec(k)
+            (a, b) = (a.addingProduct(u, xk), b.addingProduct(v, xk))
+        }
         var k = 0
         while k + 16 <= C {
             prm_prefetch_l2(w0 + k + prefetchDistance)
             prm_prefetch_l2(w1 + k + prefetchDistance)
             let (u, v) = (w0.vec(k), w1.vec(k))
-            var xg = x0.vec(k)
-            (a0, b0) = (a0.addingProduct(u, xg), b0.addingProduct(v, xg))
-            xg = x1.vec(k)
-            (a1, b1) = (a1.addingProduct(u, xg), b1.addingProduct(v, xg))
-            xg = x2.vec(k)
-            (a2, b2) = (a2.addingProduct(u, xg), b2.addingProduct(v, xg))
-            xg = x3.vec(k)
-            (a3, b3) = (a3.addingProduct(u, xg), b3.addingProduct(v, xg))
-            k += 16
-        }
-        var s0 = SIMD4<Float>(a0.laneSum, a1.laneSum, a2.laneSum, a3.laneSum)
-        var s1 = SIMD4<Float>(b0.laneSum, b1.laneSum, b2.laneSum, b3.laneSum)
-        while k < C {
-            let xk = SIMD4<Float>(x0[k], x1[k], x2[k], x3[k])
-            s0 += w0[k] * xk
-            s1 += w1[k] * xk
-            k += 1
-        }
-        return (s0, s1)
-    }
-
-    /// `pairFour` for eight input rows: each load of W feeds eight multiply-adds.
-    @inline(__always)
-    private static func pairEight(_ w0: UnsafePointer<Float>, _ w1: UnsafePointer<Float>,
-                                  _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>,
-                                  _ x2: UnsafePointer<Float>, _ x3: UnsafePointer<Float>,
-                                  _ x4: UnsafePointer<Float>, _ x5: UnsafePointer<Float>,
-                                  _ x6: UnsafePointer<Float>, _ x7: UnsafePointer<Float>, _ C: Int) -> (SIMD8<Float>, SIMD8<Float>) {
-        var (a0, a1, a2, a3) = (Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0))
-        var (a4, a5, a6, a7) = (Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0))
-        var (b0, b1, b2, b3) = (Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0))
-        var (b4, b5, b6, b7) = (Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0))
-        var k = 0
-        while k + 16 <= C {
-            prm_prefetch_l2(w0 + k + prefetchDistance)
-            prm_prefetch_l2(w1 + k + prefetchDistance)
-            let (u, v) = (w0.vec(k), w1.vec(k))
-            var xg = x0.vec(k)
-            (a0, b0) = (a0.addingProduct(u, xg), b0.addingProduct(v, xg))
-            xg = x1.vec(k)
-            (a1, b1) = (a1.addingProduct(u, xg), b1.addingProduct(v, xg))
-            xg = x2.vec(k)
-            (a2, b2) = (a2.addingProduct(u, xg), b2.addingProduct(v, xg))
-            xg = x3.vec(k)
-            (a3, b3) = (a3.addingProduct(u, xg), b3.addingProduct(v, xg))
-            xg = x4.vec(k)
-            (a4, b4) = (a4.addingProduct(u, xg), b4.addingProduct(v, xg))
-            xg = x5.vec(k)
-            (a5, b5) = (a5.addingProduct(u, xg), b5.addingProduct(v, xg))
-            xg = x6.vec(k)
-            (a6, b6) = (a6.addingProduct(u, xg), b6.addingProduct(v, xg))
-            xg = x7.vec(k)
-            (a7, b7) = (a7.addingProduct(u, xg), b7.addingProduct(v, xg))
+            add(&a0, &b0, u, v, x0, k)
+            add(&a1, &b1, u, v, x1, k)
+            add(&a2, &b2, u, v, x2, k)
+            add(&a3, &b3, u, v, x3, k)
+            if inputs > 4 {
+                add(&a4, &b4, u, v, x4, k)
+                add(&a5, &b5, u, v, x5, k)
+                add(&a6, &b6, u, v, x6, k)
+                add(&a7, &b7, u, v, x7, k)
+            }
             k += 16
         }
         var s0 = SIMD8<Float>(a0.laneSum, a1.laneSum, a2.laneSum, a3.laneSum, a4.laneSum, a5.laneSum, a6.laneSum, a7.laneSum)
         var s1 = SIMD8<Float>(b0.laneSum, b1.laneSum, b2.laneSum, b3.laneSum, b4.laneSum, b5.laneSum, b6.laneSum, b7.laneSum)
         while k < C {
-            let xk = SIMD8<Float>(x0[k], x1[k], x2[k], x3[k], x4[k], x5[k], x6[k], x7[k])
+            let xk = SIMD8<Float>(x0[k], x1[k], x2[k], x3[k], inputs > 4 ? x4[k] : 0, inputs > 4 ? x5[k] : 0, inputs > 4 ? x6[k] : 0,
+                                  inputs > 4 ? x7[k] : 0)
             s0 += w0[k] * xk
             s1 += w1[k] * xk
             k += 1
         }
         return (s0, s1)
-    }
-
-    /// Four sums in the low lanes of eight.
-    @inline(__always)
-    private static func widen(_ pair: (SIMD4<Float>, SIMD4<Float>)) -> (SIMD8<Float>, SIMD8<Float>) {
-        (SIMD8(lowHalf: pair.0, highHalf: .zero), SIMD8(lowHalf: pair.1, highHalf: .zero))
     }
 }
