@@ -129,14 +129,14 @@ final class InferenceKernelTests: XCTestCase {
     }
 
     /// A decoding step's few-row product (`Linear.forward` takes StreamedLinear up to 8 rows)
-    /// against a double-precision reference: every row count it takes and the first it does not;
+    /// against a double-precision reference: every row count it takes (none included) and the first it does not;
     /// serial and parallel shapes, odd row halves (a W row paired with itself), C with a SIMD body
     /// and a tail; with and without bias. Each difference is bounded relative to Σ|w·x|.
     func testFewRowProductEqualsDoublePrecisionProduct() {
         var g = GradientCheck()
         for (OC, C) in [(7, 37), (301, 576), (131, 1000)] {
             let w = g.tensor([OC, C]), bias = g.tensor([OC])
-            for N in 1...StreamedLinear.maxRows + 1 {
+            for N in 0...StreamedLinear.maxRows + 1 {
                 let x = g.tensor([N, C], scale: 2)
                 for useBias in [false, true] {
                     let out = Tensor(shape: [N, OC])

@@ -25,7 +25,8 @@ public enum StreamedLinear {
     /// out (N, OC) = inp (N, C) · Wᵀ + bias (OC), overwriting out.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                                bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int) {
-        precondition(N >= 1 && N <= maxRows, "StreamedLinear takes 1…\(maxRows) rows, got \(N)")
+        precondition(N >= 0 && N <= maxRows, "StreamedLinear takes 0…\(maxRows) rows, got \(N)")
+        guard N > 0 else { return }  // an empty batch (a scorer's warm-up can send one)
         /// Input row g of a group of `width`: a group wider than N repeats the last row.
         func x(_ g: Int) -> UnsafePointer<Float> { inp + min(g, N - 1) * C }
         /// Writes output row r's sums for the N input rows.
