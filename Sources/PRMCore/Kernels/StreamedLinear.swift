@@ -27,7 +27,7 @@ public enum StreamedLinear {
                                bias: UnsafePointer<Float>?, N: Int, C: Int, OC: Int) {
         precondition(N >= 0 && N <= maxRows, "StreamedLinear takes 0…\(maxRows) rows, got \(N)")
         guard N > 0 else { return }  // an empty batch (a scorer's warm-up can send one)
-        /// Input row g of a group of `width`: a group wider than N repeats the last row.
+        /// Input row g; a kernel wider than N repeats the last row.
         func x(_ g: Int) -> UnsafePointer<Float> { inp + min(g, N - 1) * C }
         /// Writes output row r's sums for the N input rows.
         func store(_ r: Int, _ sums: SIMD8<Float>) {
@@ -36,7 +36,7 @@ public enum StreamedLinear {
         }
         Parallel.forRange(OC, costPerItem: N * C) { rows in
             if N == 1 {
-                for r in rows { out[r] = rowDot(weight + r * C, inp, C) + (bias?[r] ?? 0) }
+                for r in rows { out[r] = dot(weight + r * C, inp, C) + (bias?[r] ?? 0) }
                 return
             }
             var r = rows.lowerBound
@@ -49,27 +49,6 @@ public enum StreamedLinear {
                 r += 2
             }
         }
-    }
-
-    /// ⟨w, x⟩ with four accumulators, so the adds' latency does not serialise the stream.
-    @inline(__always)
-    private static func rowDot(_ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ C: Int) -> Float {
-        var (a0, a1, a2, a3) = (Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0), Vec(repeating: 0))
-        var k = 0
-        while k + 64 <= C {
-            a0 = a0.addingProduct(w.vec(k), x.vec(k))
-            a1 = a1.addingProduct(w.vec(k + 16), x.vec(k + 16))
-            a2 = a2.addingProduct(w.vec(k + 32), x.vec(k + 32))
-            a3 = a3.addingProduct(w.vec(k + 48), x.vec(k + 48))
-            k += 64
-        }
-        while k + 16 <= C {
-            a0 = a0.addingProduct(w.vec(k), x.vec(k))
-            k += 16
-        }
-        var total = ((a0 + a1) + (a2 + a3)).laneSum
-        while k < C { total += w[k] * x[k]; k += 1 }
-        return total
     }
 
     /// ⟨w0, x_g⟩ and ⟨w1, x_g⟩ for input rows g < `inputs` (4 or 8, a constant at each call, so

@@ -87,16 +87,24 @@ func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
     return result
 }
 
-/// ⟨a, b⟩ over `count` floats, 16 lanes at a time (a plain float loop stays scalar).
+/// ⟨a, b⟩ over `count` floats, 16 lanes at a time (a plain float loop stays scalar), with four
+/// accumulators so the multiply-adds' latency does not serialise a long stream (a weight row).
 @inline(__always)
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
-    var lanes = Vec(repeating: 0)
+    var (s0, s1, s2, s3) = (Vec.zero, Vec.zero, Vec.zero, Vec.zero)
     var i = 0
+    while i + 64 <= count {
+        s0 = s0.addingProduct(a.vec(i), b.vec(i))
+        s1 = s1.addingProduct(a.vec(i + 16), b.vec(i + 16))
+        s2 = s2.addingProduct(a.vec(i + 32), b.vec(i + 32))
+        s3 = s3.addingProduct(a.vec(i + 48), b.vec(i + 48))
+        i += 64
+    }
     while i + 16 <= count {
-        lanes += a.vec(i) * b.vec(i)
+        s0 = s0.addingProduct(a.vec(i), b.vec(i))
         i += 16
     }
-    var total = lanes.laneSum
+    var total = ((s0 + s1) + (s2 + s3)).laneSum
     while i < count { total += a[i] * b[i]; i += 1 }
     return total
 }
